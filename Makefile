@@ -1,0 +1,57 @@
+# Two commands do all set-up:  `make lab`  and  `make test`.
+# Both create .venv when it is missing and (re)install when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH  := torch==2.14.1 torchvision==0.29.1
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: lab test test-unit test-notebooks test-browser install install-test chromium bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.stamp-install: pyproject.toml | $(PY)
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.stamp-install
+install-test: $(VENV)/.stamp-test
+
+# Debian's Chromium drives the browser tests (Playwright cannot download browsers offline).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian's chromium"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+	fi
+
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: install-test chromium
+	$(MAKE) --no-print-directory test-unit test-notebooks test-browser
+
+test-unit: install-test
+	$(PY) -m pytest tests --ignore=tests/browser $(PYTEST_ARGS)
+
+test-notebooks: install-test
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks $(PYTEST_ARGS)
+
+test-browser: install-test chromium
+	CNNWIDGETS_REQUIRE_BROWSER=1 $(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
+bench: install
+	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

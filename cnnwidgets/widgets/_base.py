@@ -1,0 +1,204 @@
+"""What every widget shares: a status line, ``result`` and ``code``, latest-value-wins updates,
+image panels and an upload control. No maths here.
+
+Updates
+-------
+Subclasses implement :meth:`Bench._render`, which reads the traits, calls the engine and
+fills the panels. Trait observers call :meth:`Bench.request_update`. Inside a running
+Jupyter kernel the render runs on one worker thread: requests that arrive while it is busy
+collapse into one, so a dragged slider never queues stale work and the kernel keeps reading
+messages. Outside a kernel (plain scripts, pytest) renders run synchronously, so setting a
+trait and then reading ``result`` is deterministic. :meth:`Bench.wait` blocks until the
+latest request is drawn, in both cases.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import traceback
+
+import ipywidgets as W
+import numpy as np
+import traitlets as T
+
+from ..io import load_image, to_png_bytes
+
+__all__ = ["Bench", "ImagePanel", "in_kernel", "figure_png"]
+
+
+def in_kernel() -> bool:
+    """True when running inside an IPython kernel (a notebook), where updates run in the background."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+class ImagePanel(W.VBox):
+    """A titled image shown from a NumPy array, sent to the browser as PNG bytes.
+
+    Parameters
+    ----------
+    title : str
+        Caption above the image.
+    width : int
+        Display width in CSS pixels (the image keeps its aspect ratio).
+    """
+
+    def __init__(self, title: str = "", *, width: int = 256, **kwargs):
+        self.title = W.HTML(f"<b>{html.escape(title)}</b>")
+        self.image = W.Image(format="png", layout=W.Layout(width=f"{width}px", height="auto", object_fit="contain"))
+        self.array = None
+        super().__init__([self.title, self.image], **kwargs)
+        self.add_class("cnnw-panel")
+
+    def show(self, array, *, rescale: bool = False):
+        """Display an H×W or H×W×C array (any dtype :func:`cnnwidgets.io.to_uint8` takes)."""
+        from ..io import to_uint8
+
+        arr = np.asarray(array)
+        if rescale:
+            arr = to_uint8(arr, rescale=True)
+        self.array = arr
+        self.image.value = to_png_bytes(arr)
+
+    def set_title(self, title: str):
+        self.title.value = f"<b>{html.escape(title)}</b>"
+
+
+def figure_png(fig, *, dpi: int = 80) -> bytes:
+    """Render a Matplotlib figure to PNG bytes and close it (Agg backend, no pyplot state)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+class Bench(W.VBox):
+    """Base class of the cnnwidgets widgets.
+
+    Traits
+    ------
+    status : str
+        The status line's text ("" when all is well).
+    code : str
+        The engine call that reproduces what is on screen.
+    result : object
+        The latest computed result (NumPy array, labels, hits, …).
+    """
+
+    status = T.Unicode("")
+    code = T.Unicode("")
+    result = T.Any(None, allow_none=True)
+
+    #: Run renders on a worker thread when inside a kernel; set False to force synchronous renders.
+    background = staticmethod(in_kernel)
+
+    def __init__(self, children=(), **kwargs):
+        self._status_line = W.HTML("", layout=W.Layout(min_height="1.5em"))
+        self._status_kind = "info"
+        self._code_view = W.HTML("", layout=W.Layout(display="none"))
+        self._lock = threading.Lock()
+        self._requested = 0
+        self._drawn = 0
+        self._worker = None
+        self._idle = threading.Event()
+        self._idle.set()
+        super().__init__(list(children) + [self._status_line], **kwargs)
+        self.add_class("cnnw-bench")
+
+    # ----------------------------------------------------------------- status and code
+    def set_status(self, message: str, kind: str = "info"):
+        """Show a message in the status line; ``kind`` is "info", "busy" or "error"."""
+        colour = {"error": "#b00020", "busy": "#555", "info": "#2e7d32"}.get(kind, "#333")
+        self.status = message
+        self._status_kind = kind
+        self._status_line.value = f'<span style="color:{colour}">{html.escape(message)}</span>' if message else ""
+
+    @T.observe("code")
+    def _show_code(self, change):
+        self._code_view.value = f"<pre style='font-size:11px;margin:0'>{html.escape(change['new'])}</pre>"
+
+    # ----------------------------------------------------------------- updates
+    def _render(self):  # pragma: no cover - abstract
+        """Compute from the current traits and fill the panels. Runs under error capture."""
+        raise NotImplementedError
+
+    def request_update(self, change=None):
+        """Ask for a re-render with the current traits; the latest request wins."""
+        with self._lock:
+            self._requested += 1
+            self._idle.clear()
+            use_thread = self.background() if callable(self.background) else bool(self.background)
+            if use_thread:
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._drain, daemon=True)
+                    self._worker.start()
+                return
+        self._drain()
+
+    def _drain(self):
+        while True:
+            with self._lock:
+                target = self._requested
+                if target == self._drawn:
+                    self._idle.set()
+                    self._worker = None if threading.current_thread() is self._worker else self._worker
+                    return
+            self._render_safely()
+            with self._lock:
+                self._drawn = target
+
+    def _render_safely(self):
+        start = time.perf_counter()
+        try:
+            self._render()
+        except Exception as exc:  # shown to the user; the widget keeps working
+            self.set_status(f"{type(exc).__name__}: {exc}", "error")
+            self.last_traceback = traceback.format_exc()
+        else:
+            self.last_render_seconds = time.perf_counter() - start
+            if self._status_kind == "error":
+                self.set_status("")
+
+    def wait(self, timeout: float = 60.0) -> "Bench":
+        """Block until the latest requested update is drawn; returns the widget.
+
+        Raises
+        ------
+        TimeoutError
+            If rendering takes longer than ``timeout`` seconds.
+        """
+        if not self._idle.wait(timeout):
+            raise TimeoutError(f"{type(self).__name__} did not finish updating within {timeout} s")
+        return self
+
+    # ----------------------------------------------------------------- input helpers
+    def _upload_control(self, on_image, description: str = "Upload image") -> W.FileUpload:
+        """A file-upload button that loads the file with :func:`load_image` and calls ``on_image(array)``.
+
+        A bad file shows its name and the reason in the status line.
+        """
+        upload = W.FileUpload(accept="image/*", multiple=False, description=description)
+
+        def changed(change):
+            files = change["new"]
+            if not files:
+                return
+            f = files[0]
+            name = f.get("name", "upload")
+            try:
+                arr = load_image(bytes(f["content"]), mode="keep")
+            except Exception as exc:
+                self.set_status(f"{name}: {getattr(exc, 'reason', exc)}", "error")
+                return
+            self.set_status(f"loaded {name} ({arr.shape[1]}×{arr.shape[0]})")
+            on_image(arr)
+
+        upload.observe(changed, names="value")
+        return upload

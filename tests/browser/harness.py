@@ -1,0 +1,152 @@
+"""Browser-test harness: a JupyterLab server on localhost and Debian's Chromium driven by Playwright.
+
+Usage in a test (fixtures from ``tests/browser/conftest.py``)::
+
+    def test_something(lab, page):
+        lab.write_notebook("t.ipynb", ["from cnnwidgets import FilterDesigner", "w = FilterDesigner(); w"])
+        lab.run_notebook(page, "t.ipynb")
+        page.wait_for_selector(".cnnw-bench img")
+
+The server's root is a temporary folder holding a copy of ``notebooks/``, so a run
+in the browser never rewrites the tutorial notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = os.environ.get("CNNWIDGETS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "browser" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_notebook(cells: list[str]) -> dict:
+    """A minimal nbformat-4 notebook with a python3 kernelspec (so no kernel dialog blocks the run)."""
+    return {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src}
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+class Lab:
+    """A running JupyterLab server on 127.0.0.1 with a random token."""
+
+    def __init__(self, root: Path, *, startup_timeout: float = 120.0):
+        self.root = Path(root)
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        notebooks = REPO / "notebooks"
+        if notebooks.is_dir():
+            for src in notebooks.iterdir():
+                if src.suffix == ".ipynb" or src.is_dir() and not src.name.startswith("."):
+                    dest = self.root / src.name
+                    shutil.copytree(src, dest) if src.is_dir() else shutil.copy2(src, dest)
+        env = dict(os.environ)
+        env.setdefault("CNNWIDGETS_DEVICE", "cpu")
+        env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
+        env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
+        self.log_path = self.root / "jupyterlab.log"
+        self._log = open(self.log_path, "wb")
+        cmd = [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            f"--port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+        self._wait_ready(startup_timeout)
+
+    def _wait_ready(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"JupyterLab did not start within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def write_notebook(self, name: str, cells: list[str]) -> Path:
+        path = self.root / name
+        path.write_text(json.dumps(make_notebook(cells), indent=1))
+        return path
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+    def run_notebook(self, page, name: str, *, timeout: float = 180.0):
+        """Open ``name`` in JupyterLab, wait for its kernel, and run all cells (returns at once)."""
+        page.goto(self.notebook_url(name), timeout=timeout * 1000)
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=timeout * 1000)
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
+        page.wait_for_function(
+            """() => {
+                const w = window.jupyterapp.shell.currentWidget;
+                const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                return k && k.status === 'idle';
+            }""",
+            timeout=timeout * 1000,
+        )
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+    def wait_idle(self, page, *, timeout: float = 180.0):
+        """Wait until every cell has run (no '[*]' prompt left) and the kernel is idle."""
+        page.wait_for_function(
+            """() => {
+                const w = window.jupyterapp.shell.currentWidget;
+                const k = w && w.sessionContext.session && w.sessionContext.session.kernel;
+                const busy = [...document.querySelectorAll('.jp-InputPrompt')].some(e => e.textContent.includes('*'));
+                return k && k.status === 'idle' && !busy;
+            }""",
+            timeout=timeout * 1000,
+        )
+
+    def errors(self, page) -> list[str]:
+        """Texts of error outputs shown in the open notebook."""
+        return page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']", "els => els.map(e => e.textContent)")
+
+    def screenshot(self, page, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / name
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
