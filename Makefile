@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 TORCH  := torch==2.14.1 torchvision==0.29.1
 LAB_ARGS ?=
+# JupyterLab refuses to run as root without --allow-root (containers, CI).
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
 .PHONY: lab test test-unit test-notebooks test-browser install install-test chromium bench clean
@@ -36,7 +38,7 @@ chromium:
 	fi
 
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: install-test chromium
 	$(MAKE) --no-print-directory test-unit test-notebooks test-browser
