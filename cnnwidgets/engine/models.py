@@ -593,8 +593,8 @@ def _split_batch(images):
     """Return (list of single images, whether the input was a batch)."""
     if isinstance(images, (list, tuple)):
         return list(images), True
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        return list(images), True
+    if isinstance(images, np.ndarray) and (images.ndim == 4 or (images.ndim == 3 and images.shape[2] not in (1, 3, 4))):
+        return list(images), True  # N×H×W×C, or N×H×W gray (a last axis of 1, 3 or 4 means one H×W×C image)
     if _is_tensor(images) and images.ndim == 4:
         return list(images), True
     return [images], False
@@ -641,7 +641,7 @@ def _prepare_one(source, cfg) -> np.ndarray:
     else:
         iw, ih = pil.size
         s = short / min(iw, ih)
-        nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
+        nw, nh = (short, max(h, int(ih * s))) if iw <= ih else (max(w, int(iw * s)), short)
         pil = pil.resize((nw, nh), filt, reducing_gap=3.0 if s < 0.5 else None)
         left, top = (nw - w) // 2, (nh - h) // 2
         out = pil.crop((left, top, left + w, top + h))
