@@ -1,0 +1,338 @@
+"""Image descriptors for retrieval: colour histograms, colour moments, bags of local features, CNN embeddings.
+
+Every descriptor returns a float32 vector (or an N×D float32 matrix for a list of images), normalised so
+that FAISS computes its natural distance directly:
+
+========================  =====================  ==================================================  ========
+descriptor                 dimension              natural distance                                    FAISS
+========================  =====================  ==================================================  ========
+:func:`color_histogram`    prod(bins)             Bhattacharyya / Hellinger between histograms        inner product
+:func:`color_moments`      9                      Euclidean between per-channel moments               L2
+:func:`sift_bovw`          vocabulary size        Hellinger between visual-word histograms            inner product
+:func:`orb_bovw`           vocabulary size        Hellinger between visual-word histograms            inner product
+:func:`cnn`                model feature width    cosine between CNN embeddings                       inner product
+========================  =====================  ==================================================  ========
+
+Histograms (colour and visual words) are L1-normalised and then square-rooted, so their inner product is the
+Bhattacharyya coefficient ``sum(sqrt(p * q))`` in [0, 1] and the L2 distance between two vectors is
+``sqrt(2) × Hellinger``. :data:`METRICS` maps descriptor names to the FAISS metric they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io import load_image, resize_to_fit
+
+__all__ = [
+    "METRICS",
+    "color_histogram",
+    "color_moments",
+    "local_features",
+    "Vocabulary",
+    "learn_vocabulary",
+    "bovw",
+    "sift_bovw",
+    "orb_bovw",
+    "cnn",
+]
+
+METRICS = {"color": "ip", "moments": "l2", "sift": "ip", "orb": "ip", "cnn": "ip"}
+"""FAISS metric per descriptor name: ``"ip"`` (inner product, higher is closer) or ``"l2"`` (squared L2)."""
+
+_RANGES = {"rgb": ((0, 256), (0, 256), (0, 256)), "hsv": ((0, 180), (0, 256), (0, 256))}
+_WORK_SIDE = 256  # colour statistics are computed on a copy at most this large: plenty for 8-bin histograms
+
+
+def _rgb(image) -> np.ndarray:
+    arr = load_image(image, mode="rgb")
+    return resize_to_fit(arr, _WORK_SIDE) if max(arr.shape[:2]) > _WORK_SIDE else arr
+
+
+def _convert(rgb: np.ndarray, space: str) -> np.ndarray:
+    import cv2
+
+    if space == "rgb":
+        return rgb
+    if space == "hsv":
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # H in [0, 180), S and V in [0, 255]
+    raise ValueError(f"space={space!r}: expected 'rgb' or 'hsv'")
+
+
+def _many(images) -> bool:
+    return isinstance(images, (list, tuple))
+
+
+def color_histogram(image, *, space: str = "hsv", bins=(8, 4, 4)) -> np.ndarray:
+    """Joint 3-D colour histogram, L1-normalised and square-rooted.
+
+    Parameters
+    ----------
+    image : image or list of images
+        Anything :func:`cnnwidgets.io.load_image` accepts; grey images are treated as RGB with equal channels.
+        Images larger than 256 pixels on a side are reduced first (area interpolation).
+    space : {"hsv", "rgb"}
+        Colour space. HSV uses OpenCV's ranges (H in [0, 180)).
+    bins : int or tuple of 3 ints
+        Bins per channel; the vector has ``prod(bins)`` entries. The default (8, 4, 4) gives 128.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (prod(bins),) for one image or (N, prod(bins)) for a list; entries in [0, 1]
+        with unit L2 norm. The inner product of two vectors is their Bhattacharyya coefficient.
+    """
+    if _many(image):
+        return np.stack([color_histogram(im, space=space, bins=bins) for im in image]) if image else np.zeros((0, int(np.prod(_bins(bins)))), np.float32)
+    import cv2
+
+    b = _bins(bins)
+    arr = _convert(_rgb(image), space)
+    ranges = [v for r in _RANGES[space] for v in r]
+    hist = cv2.calcHist([arr], [0, 1, 2], None, list(b), ranges).ravel().astype(np.float64)
+    hist /= max(hist.sum(), 1.0)
+    return np.sqrt(hist).astype(np.float32)
+
+
+def _bins(bins) -> tuple:
+    b = (bins,) * 3 if isinstance(bins, (int, np.integer)) else tuple(int(x) for x in bins)
+    if len(b) != 3 or min(b) < 1:
+        raise ValueError(f"bins={bins!r}: expected a positive int or three positive ints")
+    return b
+
+
+def color_moments(image, *, space: str = "hsv") -> np.ndarray:
+    """Mean, standard deviation and skewness of each colour channel (Stricker and Orengo's colour moments).
+
+    Channel values are scaled to [0, 1] first. Skewness is the signed cube root of the third central moment,
+    so all nine numbers share the channel's unit and Euclidean distance weighs them alike.
+
+    Parameters
+    ----------
+    image : image or list of images
+    space : {"hsv", "rgb"}
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (9,) ordered ``[mean_0, mean_1, mean_2, std_0, std_1, std_2, skew_0, skew_1, skew_2]``,
+        or (N, 9) for a list. Means and standard deviations lie in [0, 1], skewness in [-1, 1].
+        Natural distance: L2.
+    """
+    if _many(image):
+        return np.stack([color_moments(im, space=space) for im in image]) if image else np.zeros((0, 9), np.float32)
+    arr = _convert(_rgb(image), space).reshape(-1, 3).astype(np.float64)
+    arr /= np.array([r[1] for r in _RANGES[space]], dtype=np.float64)
+    mean = arr.mean(axis=0)
+    centred = arr - mean
+    std = np.sqrt((centred**2).mean(axis=0))
+    skew = np.cbrt((centred**3).mean(axis=0))
+    return np.concatenate([mean, std, skew]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- local features
+
+_LOCAL_SIDE = 512
+
+
+def local_features(image, *, kind: str = "sift", max_features: int = 500) -> np.ndarray:
+    """Detect keypoints and compute their OpenCV descriptors on the grey image.
+
+    Parameters
+    ----------
+    image : image
+        Reduced to at most 512 pixels on a side first.
+    kind : {"sift", "orb"}
+    max_features : int
+        At most this many keypoints (the strongest).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (M, 128) for SIFT (RootSIFT: L1-normalised, square-rooted, values in [0, 1]) or
+        (M, 256) for ORB (the 256 descriptor bits unpacked to 0.0/1.0). M may be 0 for a flat image.
+    """
+    import cv2
+
+    gray = load_image(image, mode="gray")
+    if max(gray.shape) > _LOCAL_SIDE:
+        gray = resize_to_fit(gray, _LOCAL_SIDE)
+    if kind == "sift":
+        det = cv2.SIFT_create(nfeatures=max_features)
+        dim = 128
+    elif kind == "orb":
+        det = cv2.ORB_create(nfeatures=max_features)
+        dim = 256
+    else:
+        raise ValueError(f"kind={kind!r}: expected 'sift' or 'orb'")
+    _, desc = det.detectAndCompute(gray, None)
+    if desc is None or len(desc) == 0:
+        return np.zeros((0, dim), np.float32)
+    if kind == "orb":
+        return np.unpackbits(desc, axis=1).astype(np.float32)
+    desc = desc.astype(np.float32)
+    desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-12)
+    return np.sqrt(desc)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A visual vocabulary: k-means centres of local descriptors.
+
+    Attributes
+    ----------
+    kind : {"sift", "orb"}
+    centers : numpy.ndarray
+        float32, shape (K, 128) or (K, 256).
+    """
+
+    kind: str
+    centers: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.centers.shape[0])
+
+    def save(self, path) -> None:
+        """Write the centres as a ``.npy`` file (no pickling)."""
+        np.save(Path(path), np.ascontiguousarray(self.centers, dtype=np.float32), allow_pickle=False)
+
+    @classmethod
+    def load(cls, path, *, kind: str) -> "Vocabulary":
+        return cls(kind, np.load(Path(path), allow_pickle=False).astype(np.float32))
+
+
+def learn_vocabulary(images, *, kind: str = "sift", size: int = 256, max_features: int = 300,
+                     max_descriptors: int = 100_000, seed: int = 0) -> Vocabulary:  # fmt: skip
+    """Learn a visual vocabulary with k-means (FAISS) over the local descriptors of ``images``.
+
+    Parameters
+    ----------
+    images : list of images, or list of (M_i, D) descriptor arrays from :func:`local_features`
+    kind : {"sift", "orb"}
+    size : int
+        Number of visual words; lowered to the number of descriptors when there are fewer.
+    max_features : int
+        Keypoints per image.
+    max_descriptors : int
+        A random sample of at most this many descriptors is clustered.
+    seed : int
+
+    Returns
+    -------
+    Vocabulary
+
+    Raises
+    ------
+    ValueError
+        If the images have no keypoints at all.
+    """
+    import faiss
+
+    descs = [d if _is_desc(d, kind) else local_features(d, kind=kind, max_features=max_features) for d in images]
+    allx = np.concatenate([d for d in descs if len(d)], axis=0) if any(len(d) for d in descs) else None
+    if allx is None:
+        raise ValueError("learn_vocabulary: the images have no keypoints (flat or tiny images?)")
+    rng = np.random.default_rng(seed)
+    if len(allx) > max_descriptors:
+        allx = allx[rng.choice(len(allx), max_descriptors, replace=False)]
+    k = int(min(size, len(allx)))
+    km = faiss.Kmeans(allx.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1, max_points_per_centroid=10_000)
+    km.train(np.ascontiguousarray(allx, dtype=np.float32))
+    return Vocabulary(kind, km.centroids.astype(np.float32))
+
+
+def _is_desc(x, kind) -> bool:
+    return isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == np.float32 and x.shape[1] == (128 if kind == "sift" else 256)
+
+
+def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
+    """Aggregate local descriptors into a visual-word histogram (hard assignment), L1-normalised, square-rooted.
+
+    Parameters
+    ----------
+    descriptors : numpy.ndarray
+        float32, shape (M, D) from :func:`local_features`.
+    vocabulary : Vocabulary
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (K,), values in [0, 1], unit L2 norm (all zeros when M = 0).
+        Inner product = Bhattacharyya coefficient of the word histograms.
+    """
+    import faiss
+
+    hist = np.zeros(vocabulary.size, np.float64)
+    if len(descriptors):
+        index = faiss.IndexFlatL2(vocabulary.centers.shape[1])
+        index.add(vocabulary.centers)
+        _, words = index.search(np.ascontiguousarray(descriptors, dtype=np.float32), 1)
+        hist = np.bincount(words[:, 0], minlength=vocabulary.size).astype(np.float64)
+        hist /= hist.sum()
+    return np.sqrt(hist).astype(np.float32)
+
+
+def _bovw_images(images, vocabulary: Vocabulary, kind: str, max_features: int) -> np.ndarray:
+    if vocabulary.kind != kind:
+        raise ValueError(f"vocabulary is for {vocabulary.kind!r} descriptors, not {kind!r}")
+    if _many(images):
+        out = [bovw(local_features(im, kind=kind, max_features=max_features), vocabulary=vocabulary) for im in images]
+        return np.stack(out) if out else np.zeros((0, vocabulary.size), np.float32)
+    return bovw(local_features(images, kind=kind, max_features=max_features), vocabulary=vocabulary)
+
+
+def sift_bovw(image, *, vocabulary: Vocabulary, max_features: int = 300) -> np.ndarray:
+    """Bag of visual words over RootSIFT descriptors: robust to rotation, scaling and moderate stretching.
+
+    Parameters
+    ----------
+    image : image or list of images
+    vocabulary : Vocabulary
+        From :func:`learn_vocabulary` with ``kind="sift"``.
+    max_features : int
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (K,) or (N, K); see :func:`bovw`.
+    """
+    return _bovw_images(image, vocabulary, "sift", max_features)
+
+
+def orb_bovw(image, *, vocabulary: Vocabulary, max_features: int = 300) -> np.ndarray:
+    """Bag of visual words over ORB descriptors (bits as 0/1 floats); faster than SIFT, less distinctive.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (K,) or (N, K); see :func:`bovw`.
+    """
+    return _bovw_images(image, vocabulary, "orb", max_features)
+
+
+def cnn(image, *, model, batch_size: int = 32, progress=None) -> np.ndarray:
+    """Global CNN embedding from :func:`cnnwidgets.engine.models.embed`.
+
+    Parameters
+    ----------
+    image : image or list of images
+    model : torch.nn.Module or str
+        A model from :func:`cnnwidgets.engine.models.create_model`, or its registry name.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (D,) or (N, D), unit L2 norm. Natural distance: cosine (inner product).
+    """
+    from . import models
+
+    if isinstance(model, str):
+        model = models.create_model(model)
+    single = not _many(image)
+    out = models.embed(model, [image] if single else list(image), batch_size=batch_size, progress=progress)
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    return out[0] if single else out

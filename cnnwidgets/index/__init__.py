@@ -1,0 +1,13 @@
+"""Image retrieval: a persistent FAISS index with a metadata table, searched by text, content or both.
+
+>>> from cnnwidgets.index import ImageIndex
+>>> index = ImageIndex.build("photos/", path="photos.index")          # doctest: +SKIP
+>>> index.search(text="kitten", k=5)                                   # doctest: +SKIP
+>>> ImageIndex.load("photos.index").search(image="photos/cat.jpg")    # doctest: +SKIP
+"""
+
+from .evaluate import distortion_set, evaluate
+from .image_index import DESCRIPTORS, MODES, Hit, ImageIndex, read_captions
+from .storage import IndexLoadError
+
+__all__ = ["ImageIndex", "Hit", "IndexLoadError", "evaluate", "distortion_set", "read_captions", "DESCRIPTORS", "MODES"]
