@@ -711,8 +711,10 @@ def edges(
 
     Notes
     -----
-    Gradient and second-derivative operators are torch convolutions on :func:`cnnwidgets.device.get_device`
-    with mirror borders (scipy's ``"reflect"``), in float32.
+    Gradient and second-derivative operators are convolutions in float32 with mirror borders (scipy's
+    ``"reflect"``): torch ``conv2d`` on :func:`cnnwidgets.device.get_device` when that is a GPU, OpenCV's
+    ``filter2D`` when it is the CPU (several times faster there than torch's single-channel convolution).
+    Both give the same numbers (tests compare them).
     """
     if method not in EDGE_METHODS:
         raise ValueError(f"method must be one of {EDGE_METHODS}, got {method!r}")
@@ -727,35 +729,65 @@ def edges(
         out = canny(gray, sigma=1.0 if sigma is None else float(sigma), low_threshold=low, high_threshold=high)
         return _like(out, image)
     want_edges = output == "edges" or (output == "auto" and method in ("laplace", "log"))
-    t = _to_torch(gray)
     if method == "log":
-        s = 2.0 if sigma is None else float(sigma)
-        if s <= 0:
+        sigma = 2.0 if sigma is None else float(sigma)
+        if sigma <= 0:
             raise ValueError(f"sigma must be > 0 for the Laplacian of Gaussian, got {sigma}")
-        g0, g2 = _gauss_kernel(s), _gauss_kernel(s, order=2)
-        import torch
-        import torch.nn.functional as F
-
-        p = _pad(t, len(g0) // 2, "symmetric")
-        k0 = torch.as_tensor(g0, dtype=t.dtype, device=t.device)
-        k2 = torch.as_tensor(g2, dtype=t.dtype, device=t.device)
-        d2y = F.conv2d(F.conv2d(p, k2.view(1, 1, -1, 1)), k0.view(1, 1, 1, -1))
-        d2x = F.conv2d(F.conv2d(p, k0.view(1, 1, -1, 1)), k2.view(1, 1, 1, -1))
-        resp = (d2y + d2x)[0, 0]
-    else:
-        t = _smooth_t(t, float(sigma or 0.0))
-        if method == "laplace":
-            lap = np.array([[[0, -1, 0], [-1, 4, -1], [0, -1, 0]]], dtype=np.float64)
-            resp = _conv(t, lap)[0, 0]
-        else:
-            g = _conv(t, _gradient_kernels(method))[0]
-            resp = ((g * g).sum(0) / 2).sqrt()
-    resp = resp.cpu().numpy()
+    resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend())
     if not want_edges:
         return _like(resp, image)
     if method in GRADIENT_METHODS:
         return _like(resp > threshold, image)
-    return zero_crossings(resp, threshold=threshold) if not _is_torch(image) else _like(zero_crossings(resp, threshold=threshold), image)
+    return _like(zero_crossings(resp, threshold=threshold), image)
+
+
+_LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=np.float64)
+
+
+def _edge_response(gray: np.ndarray, method: str, sigma: float, *, backend: str) -> np.ndarray:
+    """Gradient magnitude or second derivative of a float gray image, float32, scipy "reflect" borders.
+
+    ``backend="torch"`` convolves on the configured device; ``"opencv"`` is the faster path on a CPU.
+    """
+    if backend == "opencv":
+        import cv2
+
+        x = np.ascontiguousarray(gray, dtype=np.float32)
+        border = cv2.BORDER_REFLECT
+        if method == "log":
+            g0, g2 = (_gauss_kernel(sigma).astype(np.float32), _gauss_kernel(sigma, order=2).astype(np.float32))
+            return cv2.sepFilter2D(x, cv2.CV_32F, g0, g2, borderType=border) + cv2.sepFilter2D(
+                x, cv2.CV_32F, g2, g0, borderType=border
+            )
+        if sigma > 0:
+            k = _gauss_kernel(sigma).astype(np.float32)
+            x = cv2.sepFilter2D(x, cv2.CV_32F, k, k, borderType=border)
+        if method == "laplace":
+            return cv2.filter2D(x, cv2.CV_32F, _LAPLACE.astype(np.float32), borderType=border)
+        gx, gy = (cv2.filter2D(x, cv2.CV_32F, k.astype(np.float32), borderType=border) for k in _gradient_kernels(method))
+        return cv2.magnitude(gx, gy) * np.float32(1 / math.sqrt(2))
+    import torch.nn.functional as F
+
+    t = _to_torch(gray)
+    if method == "log":
+        g0, g2 = _gauss_kernel(sigma), _gauss_kernel(sigma, order=2)
+        p = _pad(t, len(g0) // 2, "symmetric")
+        k0 = _kernel_t(g0, t).view(1, 1, 1, -1)
+        k2 = _kernel_t(g2, t).view(1, 1, 1, -1)
+        d2y = F.conv2d(F.conv2d(p, k2.transpose(2, 3)), k0)
+        d2x = F.conv2d(F.conv2d(p, k0.transpose(2, 3)), k2)
+        return (d2y + d2x)[0, 0].cpu().numpy()
+    t = _smooth_t(t, sigma)
+    if method == "laplace":
+        return _conv(t, _LAPLACE[None])[0, 0].cpu().numpy()
+    g = _conv(t, _gradient_kernels(method))[0]
+    return ((g * g).sum(0) / 2).sqrt().cpu().numpy()
+
+
+def _kernel_t(k: np.ndarray, like):
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(k), dtype=like.dtype, device=like.device)
 
 
 # ----------------------------------------------------------------------------- regions
