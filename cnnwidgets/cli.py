@@ -1,0 +1,101 @@
+"""Command line: index a folder, search an index.
+
+    cnnwidgets index FOLDER --index DIR [--descriptors cnn,color] [--captions CSV] [--index-type auto]
+    cnnwidgets search --index DIR (--text "..." | --image PATH) [--mode MODE] [-k K] [--json]
+
+Also available as ``python -m cnnwidgets``. Bad input ends with exit status 2 and one line on stderr:
+``cnnwidgets: error: <what is wrong>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the whole usage text
+        raise _CliError(message)
+
+
+class _CliError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .index.image_index import DESCRIPTORS, MODES
+    from .index.vectors import INDEX_TYPES
+
+    p = _Parser(prog="cnnwidgets", description="Index image folders and search them by text, colour or CNN features.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    ix = sub.add_parser("index", help="index a folder of images")
+    ix.add_argument("folder", help="folder of images (searched recursively)")
+    ix.add_argument("--index", required=True, dest="index_dir", help="folder to write the index to")
+    ix.add_argument("--descriptors", default="cnn,color", help=f"comma-separated, from {','.join(DESCRIPTORS)} (default cnn,color)")
+    ix.add_argument("--captions", default=None, help="CSV with columns path,caption (default: FOLDER/captions.csv if present)")
+    ix.add_argument("--index-type", default="auto", choices=INDEX_TYPES, help="FAISS structure (default auto)")
+    ix.add_argument("--model", default="efficientnet_lite0", help="CNN for the cnn descriptor and tags")
+    ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    se = sub.add_parser("search", help="search an index")
+    se.add_argument("--index", required=True, dest="index_dir", help="index folder written by 'cnnwidgets index'")
+    q = se.add_mutually_exclusive_group(required=True)
+    q.add_argument("--text", help="words to search for")
+    q.add_argument("--image", help="example image file")
+    se.add_argument("--mode", default="auto", choices=MODES, help="search mode (default auto)")
+    se.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    se.add_argument("--json", action="store_true", help="print a JSON list of {path, score, scores, tags, caption}")
+    return p
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    from .index import ImageIndex
+
+    if args.command == "index":
+        folder = Path(args.folder)
+        if not folder.is_dir():
+            raise _CliError(f"{folder}: {'not a folder' if folder.exists() else 'folder not found'}")
+        descriptors = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
+        index = ImageIndex.build(folder, path=args.index_dir, descriptors=descriptors, captions=args.captions,
+                                 index_type=args.index_type, model=args.model, progress=not args.quiet)  # fmt: skip
+        print(f"indexed {len(index)} images into {args.index_dir} ({', '.join(index.descriptors)}); skipped {len(index.skipped)}")
+        for path, why in index.skipped:
+            print(f"  skipped {path}: {why}")
+        return 0
+    if args.k < 1:
+        raise _CliError(f"-k {args.k}: expected a positive number")
+    if args.image is not None and not Path(args.image).is_file():
+        raise _CliError(f"{args.image}: image file not found")
+    index = ImageIndex.load(args.index_dir, progress=False)
+    hits = index.search(text=args.text, image=args.image, mode=args.mode, k=args.k)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=1))
+    else:
+        for rank, h in enumerate(hits, 1):
+            tags = ", ".join(t for t, _ in h.tags[:3])
+            print(f"{rank:3d}  {h.score:7.4f}  {h.path}  [{tags}]")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``cnnwidgets`` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except _CliError as exc:
+        print(f"cnnwidgets: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, TypeError, ImportError) as exc:
+        print(f"cnnwidgets: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnwidgets: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""SearchBox: type words, drop an image, or click a result for "more like this"; over :class:`cnnwidgets.index.ImageIndex`."""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+import anywidget
+import ipywidgets as W
+import traitlets as T
+
+from ..index.image_index import MODES
+from ._base import Bench, ImagePanel
+
+__all__ = ["SearchBox", "Gallery"]
+
+_STATIC = Path(__file__).parent / "static"
+
+
+class Gallery(anywidget.AnyWidget):
+    """Clickable thumbnails with a score bar per descriptor and the predicted labels (an anywidget).
+
+    Traits
+    ------
+    items : list of dict
+        ``{path, name, thumb (data URL of a JPEG), score, scores: {name: value}, tags: [label, ...]}``.
+    clicked : dict
+        ``{path, n}`` set by the browser when a thumbnail is clicked (``n`` counts clicks).
+    """
+
+    _esm = _STATIC / "gallery.js"
+    _css = _STATIC / "gallery.css"
+    items = T.List(T.Dict()).tag(sync=True)
+    clicked = T.Dict().tag(sync=True)
+    empty_text = T.Unicode("type words or drop an image").tag(sync=True)
+
+
+def _thumb(path: str, side: int = 160) -> str:
+    from ..io import load_image, resize_to_fit, to_jpeg_bytes
+
+    img = load_image(path, mode="rgb")
+    if max(img.shape[:2]) > side:
+        img = resize_to_fit(img, side)
+    return "data:image/jpeg;base64," + base64.b64encode(to_jpeg_bytes(img, quality=80)).decode("ascii")
+
+
+class SearchBox(Bench):
+    """Search an image index by text, example image, or both, and browse the results.
+
+    Parameters
+    ----------
+    index : cnnwidgets.index.ImageIndex
+    text, mode, k : optional
+        Initial trait values.
+
+    Traits
+    ------
+    text : str
+        Words to search for.
+    mode : str
+        One of :data:`cnnwidgets.index.MODES` ("auto" by default).
+    k : int
+        Number of results (1–100).
+    image_path : str
+        Path of the example image ("" for none or for an uploaded image, held in :attr:`query_image`).
+    results : list of dict
+        The hits as :meth:`cnnwidgets.index.Hit.to_dict` gives them.
+
+    Clicking a result sets ``image_path`` to it, clears ``text`` and searches again ("more like this").
+    """
+
+    text = T.Unicode("")
+    mode = T.Enum(MODES, default_value="auto")
+    k = T.Int(12)
+    image_path = T.Unicode("")
+    results = T.List()
+
+    def __init__(self, index, *, text: str = "", mode: str = "auto", k: int = 12, thumb_side: int = 160):
+        self.index = index
+        self.query_image = None
+        self.thumb_side = thumb_side
+        self._thumbs = {}
+        self._batching = False
+        self._text = W.Text(placeholder="words, e.g. 'kitten' — Enter to search", continuous_update=False,
+                            layout=W.Layout(width="320px"))  # fmt: skip
+        self._text.add_class("cnnw-search-text")
+        self._mode = W.Dropdown(options=list(MODES), description="mode", layout=W.Layout(width="180px"))
+        self._mode.add_class("cnnw-search-mode")
+        self._k = W.BoundedIntText(min=1, max=100, description="k", layout=W.Layout(width="120px"))
+        self._k.add_class("cnnw-search-k")
+        self._button = W.Button(description="Search", button_style="primary", layout=W.Layout(width="90px"))
+        self._button.add_class("cnnw-search-button")
+        self._clear = W.Button(description="Clear image", layout=W.Layout(width="110px"))
+        upload = self._upload_control(self._on_upload, description="Query image")
+        self._query_panel = ImagePanel("query image", width=96)
+        self._query_panel.layout.display = "none"
+        self.gallery = Gallery()
+        self.gallery.add_class("cnnw-search-gallery")
+        super().__init__([
+            W.HBox([self._text, self._button, self._mode, self._k]),
+            W.HBox([upload, self._clear, self._query_panel]),
+            self.gallery,
+        ])  # fmt: skip
+        self.children = [*self.children[:-1], self._code_view, self._status_line]
+        self.add_class("cnnw-searchbox")
+        self._code_view.layout.display = None
+        T.link((self._text, "value"), (self, "text"))
+        T.link((self._mode, "value"), (self, "mode"))
+        T.link((self._k, "value"), (self, "k"))
+        self._button.on_click(lambda _: self.request_update())
+        self._clear.on_click(lambda _: self.clear_image())
+        self.gallery.observe(self._on_click, names="clicked")
+        self.observe(self._changed, names=["text", "mode", "k", "image_path"])
+        self._batching = True
+        self.text, self.mode, self.k = text, mode, int(k)
+        self._batching = False
+        self.request_update()
+
+    @classmethod
+    def from_folder(cls, path, *, descriptors=("cnn", "color"), captions=None, **kwargs) -> "SearchBox":
+        """Index a folder (with a progress bar) and open a SearchBox on it. ``kwargs`` go to :class:`SearchBox`."""
+        from ..index import ImageIndex
+
+        return cls(ImageIndex.build(path, descriptors=descriptors, captions=captions, progress=True), **kwargs)
+
+    # ------------------------------------------------------------------ events
+    def _changed(self, change):
+        if change["name"] == "k" and not 1 <= change["new"] <= 100:
+            self.k = max(1, min(100, int(change["new"])))
+            return
+        if not self._batching:
+            self.request_update()
+
+    def _on_upload(self, array):
+        self.query_image = array
+        self._batching = True
+        self.image_path = ""
+        self._batching = False
+        self.request_update()
+
+    def _on_click(self, change):
+        path = (change["new"] or {}).get("path")
+        if path:
+            self.more_like_this(path)
+
+    def more_like_this(self, path: str):
+        """Search with the image at ``path`` as the example (what a click on a result does)."""
+        self._batching = True
+        try:
+            self.query_image = None
+            self.text = ""
+            if self.mode == "text":
+                self.mode = "auto"
+            self.image_path = str(path)
+        finally:
+            self._batching = False
+        self.request_update()
+
+    def clear_image(self):
+        """Forget the example image (uploaded or clicked)."""
+        self._batching = True
+        self.query_image = None
+        self.image_path = ""
+        self._batching = False
+        self.request_update()
+
+    # ------------------------------------------------------------------ rendering
+    def _query(self):
+        if self.query_image is not None:
+            return self.query_image, "query_image"
+        if self.image_path:
+            return self.image_path, repr(self.image_path)
+        return None, None
+
+    def _render(self):
+        image, image_code = self._query()
+        text = self.text.strip()
+        if image is not None:
+            self._query_panel.layout.display = None
+            from ..io import load_image
+
+            self._query_panel.show(load_image(image if not isinstance(image, str) else image, mode="rgb"))
+        else:
+            self._query_panel.layout.display = "none"
+        if not text and image is None:
+            self.results, self.result, self.code = [], [], ""
+            self.gallery.items = []
+            self.set_status("type words or drop an image")
+            return
+        args = ([f"text={text!r}"] if text else []) + ([f"image={image_code}"] if image is not None else [])
+        self.code = f"index.search({', '.join(args)}, mode={self.mode!r}, k={self.k})"
+        self.set_status("searching…", "busy")
+        start = time.perf_counter()
+        hits = self.index.search(text=text or None, image=image, mode=self.mode, k=self.k)
+        ms = (time.perf_counter() - start) * 1000
+        self.result = hits
+        self.results = [h.to_dict() for h in hits]
+        self.gallery.items = [self._item(h) for h in hits]
+        self.set_status(f"{len(hits)} results in {ms:.0f} ms" + ("" if hits else ": the index is empty"))
+
+    def _item(self, hit) -> dict:
+        if hit.path not in self._thumbs:
+            try:
+                self._thumbs[hit.path] = _thumb(hit.path, self.thumb_side)
+            except (ValueError, OSError):  # moved or deleted since it was indexed: show the entry without a picture
+                self._thumbs[hit.path] = ""
+
+        return {"path": hit.path, "name": Path(hit.path).name, "thumb": self._thumbs[hit.path], "score": float(hit.score),
+                "scores": {k: float(v) for k, v in hit.scores.items() if k != "class_match"},
+                "tags": [html.unescape(t) for t, _ in hit.tags[:3]]}  # fmt: skip
