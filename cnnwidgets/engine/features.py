@@ -125,7 +125,7 @@ def color_moments(image, *, space: str = "hsv") -> np.ndarray:
     if _many(image):
         return np.stack([color_moments(im, space=space) for im in image]) if image else np.zeros((0, 9), np.float32)
     arr = _convert(_rgb(image), space).reshape(-1, 3).astype(np.float64)
-    arr /= np.array([r[1] for r in _RANGES[space]], dtype=np.float64)
+    arr /= np.array((180.0, 255.0, 255.0) if space == "hsv" else (255.0, 255.0, 255.0))
     mean = arr.mean(axis=0)
     centred = arr - mean
     std = np.sqrt((centred**2).mean(axis=0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -228,11 +229,9 @@ class ImageIndex:
     # ------------------------------------------------------------------ model and descriptors
     @property
     def model(self):
-        """The CNN (created on first use)."""
+        """The CNN (created on first use and shared by the indexes of this process that name it)."""
         if self._model is None:
-            from ..engine.models import create_model
-
-            self._model = create_model(self.model_name, pretrained=True)
+            self._model = _shared_model(self.model_name)
         return self._model
 
     def _learn_vocabularies(self, files, *, sample: int = 200, seed: int = 0):
@@ -689,6 +688,13 @@ class ImageIndex:
         total /= max(wsum, 1e-12)
         order = np.argsort(-total, kind="stable")[:k]
         return [self._hit(self._row[int(cand[j])], float(total[j]), {n: float(s[j]) for n, s in comps.items()}) for j in order]
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_model(name: str):
+    from ..engine.models import create_model
+
+    return create_model(name, pretrained=True)
 
 
 def _metric(name: str) -> str:
