@@ -47,11 +47,17 @@ class ImagePanel(W.VBox):
         Caption above the image.
     width : int
         Display width in CSS pixels (the image keeps its aspect ratio).
+    format : {"png", "jpeg"}
+        Encoding sent to the browser. JPEG (quality 90) encodes photographs several times faster than PNG;
+        keep PNG for masks, labels and anything that must stay exact.
     """
 
-    def __init__(self, title: str = "", *, width: int = 256, **kwargs):
+    def __init__(self, title: str = "", *, width: int = 256, format: str = "png", **kwargs):
+        if format not in ("png", "jpeg"):
+            raise ValueError(f"format must be 'png' or 'jpeg', got {format!r}")
+        self.format = format
         self.title = W.HTML(f"<b>{html.escape(title)}</b>")
-        self.image = W.Image(format="png", layout=W.Layout(width=f"{width}px", height="auto", object_fit="contain"))
+        self.image = W.Image(format=format, layout=W.Layout(width=f"{width}px", height="auto", object_fit="contain"))
         self.array = None
         super().__init__([self.title, self.image], **kwargs)
         self.add_class("cnnw-panel")
@@ -64,7 +70,12 @@ class ImagePanel(W.VBox):
         if rescale:
             arr = to_uint8(arr, rescale=True)
         self.array = arr
-        self.image.value = to_png_bytes(arr)
+        if self.format == "jpeg":
+            from ..io import to_jpeg_bytes
+
+            self.image.value = to_jpeg_bytes(arr)
+        else:
+            self.image.value = to_png_bytes(arr)
 
     def set_title(self, title: str):
         self.title.value = f"<b>{html.escape(title)}</b>"
