@@ -973,7 +973,7 @@ _PALETTE = np.array(
         [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
         [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255], [170, 110, 40],
     ],
-    dtype=np.float32,
+    dtype=np.uint8,
 )  # fmt: skip
 
 
@@ -1008,16 +1008,19 @@ def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) 
         raise ValueError(f"mask_or_labels has shape {lab.shape}, the image {base.shape[:2]}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    out = base.astype(np.float32)
+    import cv2
+
+    base = np.ascontiguousarray(base)
     if lab.dtype == bool:
-        paint = np.broadcast_to(np.asarray(color, np.float32), out.shape)
         sel = lab
+        paint = np.empty_like(base)
+        paint[:] = np.asarray(color, np.uint8)
     else:
-        lab = lab.astype(np.int64)
+        lab = lab.astype(np.int64, copy=False)
         sel = lab > 0
         paint = _PALETTE[(lab - 1) % len(_PALETTE)]
-    out[sel] = (1 - alpha) * out[sel] + alpha * paint[sel]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    blended = cv2.addWeighted(base, 1.0 - alpha, paint, alpha, 0.0)  # rounds to nearest, saturates
+    return cv2.copyTo(blended, sel.view(np.uint8), base.copy())
 
 
 def mask_stats(mask, *, connectivity: int = 2) -> dict:

@@ -1,5 +1,5 @@
 // An image that reports clicks (anywidget ES module).
-// Model traits: value (PNG bytes), width (CSS pixels), click (set here: [row_fraction, col_fraction, counter]).
+// Model traits: value (image bytes), format ("png" or "jpeg"), width (CSS pixels), click (set here: [row_fraction, col_fraction, counter]).
 
 function render({ model, el }) {
   const img = document.createElement("img");
@@ -16,7 +16,7 @@ function render({ model, el }) {
     img.style.width = model.get("width") + "px";
     const data = model.get("value");
     if (!data || data.byteLength === 0) return;
-    const next = URL.createObjectURL(new Blob([data], { type: "image/png" }));
+    const next = URL.createObjectURL(new Blob([data], { type: "image/" + (model.get("format") || "png") }));
     img.src = next;
     if (url) URL.revokeObjectURL(url);
     url = next;
