@@ -150,14 +150,16 @@ class ThresholdSegmenter(Bench):
 
     # ----------------------------------------------------------------- layout
     def _build_controls(self):
-        small = W.Layout(width="300px")
+        def small():  # one Layout per control: hiding one must not hide the others
+            return W.Layout(width="300px")
+
         self._upload = self._upload_control(lambda arr: setattr(self, "image", arr))
         # global
         self.hist = HistogramView(width=600, height=150)
         self.hist.observe(self._histogram_picked, names="picked")
-        self._method_w = W.Dropdown(options=GLOBAL_CHOICES, description="method", layout=small)
+        self._method_w = W.Dropdown(options=GLOBAL_CHOICES, description="method", layout=small())
         self._value_w = W.FloatSlider(description="threshold", min=0, max=255, step=1, continuous_update=True, layout=W.Layout(width="420px"))
-        self._classes_w = W.IntSlider(description="classes", min=2, max=5, layout=small)
+        self._classes_w = W.IntSlider(description="classes", min=2, max=5, layout=small())
         self._invert_w = W.Checkbox(description="invert (foreground dark)")
         self._mask_panel = ImagePanel("mask", width=300)
         self._overlay_panel = ImagePanel("overlay", width=300, format="jpeg")
@@ -168,10 +170,10 @@ class ThresholdSegmenter(Bench):
             W.HBox([self._mask_panel, self._overlay_panel]),
         ])  # fmt: skip
         # local
-        self._local_method_w = W.Dropdown(options=segment.LOCAL_METHODS, description="method", layout=small)
-        self._window_w = W.IntSlider(description="window", min=3, max=151, step=2, layout=small)
-        self._k_w = W.FloatSlider(description="k", min=-1.0, max=1.0, step=0.01, layout=small)
-        self._offset_w = W.FloatSlider(description="offset", min=-50, max=50, step=0.5, layout=small)
+        self._local_method_w = W.Dropdown(options=segment.LOCAL_METHODS, description="method", layout=small())
+        self._window_w = W.IntSlider(description="window", min=3, max=151, step=2, layout=small())
+        self._k_w = W.FloatSlider(description="k", min=-1.0, max=1.0, step=0.01, layout=small())
+        self._offset_w = W.FloatSlider(description="offset", min=-50, max=50, step=0.5, layout=small())
         self._surface_panel = ImagePanel("threshold surface", width=300)
         self._local_mask_panel = ImagePanel("mask", width=300)
         self._local_mask_panel.add_class("cnnw-seg-local-mask")
@@ -180,9 +182,9 @@ class ThresholdSegmenter(Bench):
             W.HBox([self._surface_panel, self._local_mask_panel]),
         ])  # fmt: skip
         # edges
-        self._edge_method_w = W.Dropdown(options=segment.EDGE_METHODS, description="operator", layout=small)
-        self._sigma_w = W.FloatSlider(description="σ smoothing", min=0, max=8, step=0.1, layout=small)
-        self._edge_thr_w = W.FloatSlider(description="threshold", min=0, max=1, step=0.005, readout_format=".3f", layout=small)
+        self._edge_method_w = W.Dropdown(options=segment.EDGE_METHODS, description="operator", layout=small())
+        self._sigma_w = W.FloatSlider(description="σ smoothing", min=0, max=8, step=0.1, layout=small())
+        self._edge_thr_w = W.FloatSlider(description="threshold", min=0, max=1, step=0.005, readout_format=".3f", layout=small())
         self._low_w = W.FloatText(description="Canny low", layout=W.Layout(width="180px"))
         self._high_w = W.FloatText(description="Canny high", layout=W.Layout(width="180px"))
         self._response_panel = ImagePanel("response", width=300)
@@ -193,9 +195,9 @@ class ThresholdSegmenter(Bench):
             W.HBox([self._response_panel, self._edges_panel]),
         ])  # fmt: skip
         # regions
-        self._region_method_w = W.Dropdown(options=REGION_METHODS, description="method", layout=small)
-        self._tolerance_w = W.FloatSlider(description="tolerance", min=0, max=128, step=0.5, layout=small)
-        self._clusters_w = W.IntSlider(description="k-means k", min=1, max=12, layout=small)
+        self._region_method_w = W.Dropdown(options=REGION_METHODS, description="method", layout=small())
+        self._tolerance_w = W.FloatSlider(description="tolerance", min=0, max=128, step=0.5, layout=small())
+        self._clusters_w = W.IntSlider(description="k-means k", min=1, max=12, layout=small())
         clear = W.Button(description="Clear seeds", icon="eraser")
         clear.on_click(lambda _: setattr(self, "seeds", []))
         self.click_image = ClickImage(width=360, format="jpeg")
