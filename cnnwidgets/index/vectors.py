@@ -67,8 +67,8 @@ def new_index(kind: str, dim: int, metric: str, train: np.ndarray | None = None)
         inner.train(np.ascontiguousarray(train, dtype=np.float32))
         inner.nprobe = max(1, nlist // 8)
         inner.make_direct_map()
+        quantizer.this.disown()  # the IVF index owns and frees its quantizer
         inner.own_fields = True
-        inner._quantizer = quantizer  # keep the Python object alive with its owner
     else:
         raise ValueError(f"index structure {kind!r}: expected 'flat', 'ivf' or 'hnsw'")
     return faiss.IndexIDMap2(inner)
