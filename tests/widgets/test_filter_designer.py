@@ -1,0 +1,179 @@
+"""FilterDesigner: traits drive the engine, code reproduces result, errors reach the status line."""
+
+import datetime
+import io as _io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data, filters, metrics
+
+from cnnwidgets import FilterDesigner
+from cnnwidgets.engine import enhance
+
+
+def run_code(w):
+    ns = {"image": w.source}
+    exec(w.code, ns)
+    return ns["result"]
+
+
+@pytest.fixture
+def w():
+    return FilterDesigner(data.camera()[:200, :256])
+
+
+def test_default_shows_butterworth_equal_to_skimage():
+    w = FilterDesigner()
+    assert w.source.shape == (512, 512, 3) and w.status == ""
+    ref = filters.butterworth(w.source.astype(np.float32) / 255, cutoff_frequency_ratio=0.1, high_pass=False, order=2.0, channel_axis=-1)
+    np.testing.assert_allclose(w.result, ref, atol=1e-3)
+    np.testing.assert_array_equal(run_code(w), w.result)
+    for panel in (w.p_input, w.p_spectrum, w.p_mask, w.p_result):
+        assert panel.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cutoff_updates_result_png_and_code(w):
+    before_png, before = w.p_result.image.value, w.result
+    w.cutoff = 0.25
+    assert w.p_result.image.value != before_png and not np.array_equal(w.result, before)
+    assert "cutoff=0.25" in w.code
+    np.testing.assert_array_equal(run_code(w), w.result)
+    np.testing.assert_allclose(w.result, enhance.frequency_filter(w.source, cutoff=0.25), atol=1e-6)
+    assert w._controls["cutoff"].value == 0.25
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(shape="ideal", highpass=True),
+        dict(shape="exponential", order=4.0, band=True, width=0.1, cutoff=0.2),
+        dict(shape="gaussian", band=True, highpass=True, width=0.05, cutoff=0.15),
+        dict(method="median", size=5),
+        dict(method="weighted_median", weights=[[1, 2, 1], [2, 5, 2], [1, 2, 1]]),
+        dict(method="adaptive_median", max_size=9),
+    ],
+)
+def test_code_reproduces_result(w, settings):
+    for k, v in settings.items():
+        setattr(w, k, v)
+    assert w.status == ""
+    np.testing.assert_array_equal(run_code(w), w.result)
+
+
+def test_controls_drive_traits(w):
+    w._controls["response"].value = "band-stop"
+    assert w.highpass and w.band and "width=" in w.code
+    w._controls["shape"].value = "gaussian"
+    w._controls["order"].value = 3.5
+    assert (w.shape, w.order) == ("gaussian", 3.5)
+    w.tabs.selected_index = 1
+    assert w.method == "median"
+    w._spatial_method.value = "weighted_median"
+    assert w.method == "weighted_median"
+    w.weight_grid.children[4].value = 7  # the centre cell
+    assert w.weights[1][1] == 7
+    np.testing.assert_array_equal(w.result, enhance.weighted_median(w.source, w.weights))
+    w._kernel_size.value = 5
+    assert np.asarray(w.weights).shape == (5, 5) and len(w.weight_grid.children) == 25
+    w.method = "frequency"
+    assert w.tabs.selected_index == 0
+
+
+def test_noise_metrics_equal_skimage(w):
+    w.noise, w.noise_amount, w.seed = "salt_and_pepper", 0.1, 3
+    w.method, w.size = "median", 3
+    clean = w.source.astype(np.float32) / 255
+    noisy = enhance.add_noise(w.source, kind="salt_and_pepper", amount=0.1, seed=3)
+    np.testing.assert_array_equal(w.result, enhance.median(noisy, size=3))
+    m = w.metrics
+    assert m["psnr_input"] == pytest.approx(metrics.peak_signal_noise_ratio(clean, noisy, data_range=1.0), abs=1e-4)
+    assert m["ssim_result"] == pytest.approx(metrics.structural_similarity(clean, w.result, data_range=1.0), abs=1e-4)
+    assert m["psnr_result"] > m["psnr_input"] + 10
+    assert "PSNR" in w.metrics_view.value
+    np.testing.assert_array_equal(run_code(w), w.result)
+
+
+def test_errors_go_to_status_and_widget_recovers(w):
+    good = w.result
+    w.cutoff = 0.7
+    assert "cutoff" in w.status and w.cutoff == 0.7
+    np.testing.assert_array_equal(w.result, good)
+    w.cutoff = 0.3
+    assert w.status == "" and not np.array_equal(w.result, good)
+    w.image = b"definitely not an image"
+    assert "not an image" in w.status and w.source.shape == (200, 256)
+    w.cutoff = 0.2
+    assert w.status == ""
+    w.method, w.weights = "weighted_median", [[0, 0, 0]]
+    assert "weights" in w.status
+
+
+def test_inputs_path_pil_torch_and_upload(tmp_path):
+    img = data.chelsea()
+    path = tmp_path / "cat.png"
+    Image.fromarray(img).save(path)
+    assert FilterDesigner(str(path)).source.shape == img.shape
+    assert FilterDesigner(Image.fromarray(img)).source.shape == img.shape
+    w = FilterDesigner(torch.from_numpy(img).permute(2, 0, 1))
+    np.testing.assert_array_equal(w.source, img)
+    buf = _io.BytesIO()
+    Image.fromarray(data.coins()).save(buf, format="PNG")
+    w.upload.value = [{"name": "coins.png", "type": "image/png", "size": len(buf.getvalue()), "content": memoryview(buf.getvalue()), "last_modified": datetime.datetime(2024, 1, 1)}]
+    assert w.source.shape == data.coins().shape and w.result.shape == data.coins().shape
+    w.upload.value = [{"name": "broken.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"), "last_modified": datetime.datetime(2024, 1, 1)}]
+    assert "broken.png" in w.status and w.source.shape == data.coins().shape
+
+
+def test_large_image_uses_preview_and_full_on_request():
+    big = np.ascontiguousarray(np.tile(data.astronaut(), (3, 4, 1))[:1500, :2000])
+    w = FilterDesigner(big, preview_side=500)
+    assert w.result.shape == (375, 500, 3)
+    assert "preview 500×375" in w.info.value
+    w.cutoff = 0.2
+    full = w.compute_full()
+    assert full.shape == big.shape and w.result is full
+    np.testing.assert_array_equal(full, run_code(w))
+    w.method = "median"
+    assert w.result.shape == (375, 500, 3)
+
+
+def test_spatial_panel_shows_result_spectrum(w):
+    w.method = "median"
+    assert "spectrum" in w.p_mask.title.value
+    w.method = "frequency"
+    assert "mask" in w.p_mask.title.value and "<svg" in w.profile.value
+
+
+@pytest.mark.slow
+def test_24_megapixel_peak_memory_under_2gb(tmp_path):
+    import cv2
+
+    img = cv2.resize(data.astronaut(), (6000, 4000), interpolation=cv2.INTER_LINEAR)
+    path = tmp_path / "photo.jpg"
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    del img
+    child = textwrap.dedent(
+        """
+        import json, resource, sys
+        from cnnwidgets import FilterDesigner
+        w = FilterDesigner(sys.argv[1])
+        w.cutoff = 0.2
+        preview = w.result.shape
+        full = w.compute_full()
+        print(json.dumps({"preview": preview, "full": full.shape, "status": w.status,
+                          "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        """
+    )
+    env = dict(os.environ, CNNWIDGETS_DEVICE="cpu")
+    out = subprocess.run([sys.executable, "-c", child, str(path)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert row["preview"] == [683, 1024, 3] and row["full"] == [4000, 6000, 3] and row["status"] == ""
+    assert row["peak_mb"] < 2048, row
