@@ -1,0 +1,325 @@
+"""LayerVisualizer: what a trained network sees, layer by layer.
+
+The maths lives in :mod:`cnnwidgets.engine.models` and :mod:`cnnwidgets.engine.layers`;
+this module only wires traits to panels. One forward pass (capturing every layer) and one
+Grad-CAM run per (model, image); switching layers or maps reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import pathlib
+import threading
+from collections import OrderedDict
+
+import anywidget
+import ipywidgets as W
+import numpy as np
+import traitlets as T
+
+from ..datasets import list_samples, sample
+from ..engine import layers as L
+from ..engine import models as M
+from ..io import load_image, to_png_bytes
+from ._base import Bench, ImagePanel, figure_png
+
+__all__ = ["LayerVisualizer", "MosaicImage"]
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+_MOSAIC_SIDE = 480  # feature-map mosaics are upscaled (nearest) to about this many pixels
+_MODELS: OrderedDict = OrderedDict()
+_MODELS_LOCK = threading.Lock()
+
+
+class MosaicImage(anywidget.AnyWidget):
+    """A PNG image that reports clicks as ``click = [row_fraction, col_fraction, counter]``."""
+
+    _esm = _STATIC / "clickimage.js"
+    value = T.Bytes(b"").tag(sync=True)
+    width = T.Int(_MOSAIC_SIDE).tag(sync=True)
+    click = T.List([]).tag(sync=True)
+
+
+def _shared_model(name: str):
+    """Models are built once per process (the two most recent are kept) and only read."""
+    with _MODELS_LOCK:
+        if name in _MODELS:
+            _MODELS.move_to_end(name)
+            return _MODELS[name]
+    model = M.create_model(name)
+    with _MODELS_LOCK:
+        _MODELS[name] = model
+        while len(_MODELS) > 2:
+            _MODELS.popitem(last=False)
+    return model
+
+
+def _upscale(img: np.ndarray, side: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor so the long side reaches about ``side``."""
+    f = max(1, side // max(img.shape[:2]))
+    return np.repeat(np.repeat(img, f, axis=0), f, axis=1) if f > 1 else img
+
+
+def _as_maps(act: np.ndarray) -> np.ndarray:
+    """C×H×W maps for tiling; vectors (linear layers, 1×1 pooled maps) become one square map."""
+    if act.ndim == 3 and act.shape[1] * act.shape[2] > 1:
+        return act
+    v = act.reshape(-1)
+    side = int(np.ceil(np.sqrt(v.size)))
+    sq = np.full(side * side, v.min(), dtype=np.float32)
+    sq[: v.size] = v
+    return sq.reshape(1, side, side)
+
+
+class LayerVisualizer(Bench):
+    """Choose a model and a layer; see its feature maps, kernels, activation histogram,
+    the Grad-CAM overlay of the top class and the top-k prediction.
+
+    Parameters
+    ----------
+    model : str
+        A name from :func:`cnnwidgets.engine.models.list_models` (default ``"efficientnet_lite0"``).
+    image : any source :func:`cnnwidgets.io.load_image` accepts, or a sample name, optional
+        Default: the ``chelsea`` sample.
+    **kwargs
+        Initial values of the traits below.
+
+    Traits
+    ------
+    model : str
+    layer : str
+        Dotted layer name (:func:`cnnwidgets.engine.layers.layer_names`); "" picks the first conv layer.
+    image : object
+        Array, path, bytes, PIL image, or the name of a bundled sample.
+    channel : int
+        The feature map shown enlarged; clicking a map in the mosaic sets it.
+    per_map : bool
+        Normalise each feature map on its own (True) or all together (False).
+    max_maps : int
+        At most this many feature maps in the mosaic.
+    topk : int
+        Classes in the prediction chart.
+
+    ``result`` is a dict: ``layer``, ``shape``, ``activation`` (the layer's output for the image),
+    ``mosaic`` (float32 [0, 1]), ``kernels`` (conv weights or None), ``topk`` ([(label, p), …]),
+    ``cam`` (:class:`cnnwidgets.engine.layers.GradCAM`).
+    """
+
+    model = T.Unicode("efficientnet_lite0")
+    layer = T.Unicode("")
+    image = T.Any(None, allow_none=True)
+    channel = T.Int(0)
+    per_map = T.Bool(True)
+    max_maps = T.Int(64)
+    topk = T.Int(5)
+
+    def __init__(self, model: str = "efficientnet_lite0", image=None, **kwargs):
+        self._cache: dict = {}
+        self._syncing = False
+        self._array = None
+        self._array_key = None
+
+        self._c_model = W.Dropdown(options=M.list_models(), description="model", layout=W.Layout(width="260px"))
+        self._c_layer = W.Dropdown(options=[], description="layer", layout=W.Layout(width="340px"))
+        self._c_layer.add_class("cnnw-layer-select")
+        self._c_sample = W.Dropdown(options=["—"] + list_samples(), value="—", description="sample",
+                                    layout=W.Layout(width="220px"))
+        self._c_permap = W.Checkbox(value=True, description="normalise each map", indent=False)
+        upload = self._upload_control(self._uploaded)
+
+        self.input_panel = ImagePanel("input (as the model sees it)", width=224)
+        self.cam_panel = ImagePanel("Grad-CAM", width=224)
+        self.mosaic = MosaicImage()
+        self.mosaic.add_class("cnnw-mosaic")
+        self._mosaic_title = W.HTML("<b>feature maps</b>")
+        self.map_panel = ImagePanel("map", width=224)
+        self.kernel_panel = ImagePanel("kernels", width=224)
+        self.hist = W.Image(format="png", layout=W.Layout(width="300px"))
+        self.bars = W.Image(format="png", layout=W.Layout(width="300px"))
+        self.hist.add_class("cnnw-histogram")
+        self.bars.add_class("cnnw-topk")
+
+        controls = W.HBox([self._c_model, self._c_layer, self._c_sample, upload, self._c_permap])
+        left = W.VBox([self._mosaic_title, self.mosaic])
+        right = W.VBox([self.map_panel, self.kernel_panel])
+        bottom = W.HBox([self.input_panel, self.cam_panel, W.VBox([self.bars, self.hist])])
+        super().__init__([controls, W.HBox([left, right]), bottom])
+        self.add_class("cnnw-layer-visualizer")
+
+        self._c_model.observe(lambda ch: setattr(self, "model", ch["new"]), names="value")
+        self._c_layer.observe(self._layer_picked, names="value")
+        self._c_sample.observe(self._sample_picked, names="value")
+        self._c_permap.observe(lambda ch: setattr(self, "per_map", ch["new"]), names="value")
+        self.mosaic.observe(self._mosaic_clicked, names="click")
+
+        with self.hold_trait_notifications():
+            for k, v in kwargs.items():
+                setattr(self, k, v)
+            self.model = model
+            self.image = "chelsea" if image is None else image
+
+    # ----------------------------------------------------------------- controls → traits
+    def _uploaded(self, array):
+        self.image = array
+
+    def _sample_picked(self, change):
+        if change["new"] != "—":
+            self.image = change["new"]
+
+    def _layer_picked(self, change):
+        if not self._syncing and change["new"]:
+            self.layer = change["new"]
+
+    def _mosaic_clicked(self, change):
+        click = change["new"]
+        info = self._cache.get("mosaic_geometry")
+        if not click or info is None:
+            return
+        shape, map_shape, count, cols = info
+        i = L.tile_index(shape, map_shape, int(click[0] * shape[0]), int(click[1] * shape[1]),
+                         columns=cols, count=count)
+        if i is not None:
+            self.channel = i
+
+    @T.validate("max_maps", "topk")
+    def _positive(self, proposal):
+        if proposal["value"] < 1:
+            raise T.TraitError(f"{proposal['trait'].name} must be ≥ 1, got {proposal['value']}")
+        return proposal["value"]
+
+    @T.observe("model", "layer", "image", "channel", "per_map", "max_maps", "topk")
+    def _changed(self, change):
+        if change["name"] == "model" and self._c_model.value != change["new"] and change["new"] in self._c_model.options:
+            self._c_model.value = change["new"]
+        if change["name"] == "image":
+            self._array_key = None
+        if change["name"] in ("layer", "model") and self.channel != 0:
+            syncing, self._syncing = self._syncing, True
+            try:
+                self.channel = 0
+            finally:
+                self._syncing = syncing
+        if change["name"] == "per_map":
+            self._c_permap.value = change["new"]
+        if not self._syncing:
+            self.request_update()
+
+    # ----------------------------------------------------------------- computing
+    def _load(self):
+        if self._array_key is None:
+            src = self.image
+            if isinstance(src, str) and src in list_samples() and not pathlib.Path(src).exists():
+                arr = sample(src, mode="rgb")
+            else:
+                arr = load_image(src, mode="rgb")
+            self._array = arr
+            self._array_key = hashlib.sha1(arr.tobytes()).hexdigest()[:16] + str(arr.shape)
+        return self._array, self._array_key
+
+    def _forward(self, model_name, net, arr, key):
+        ck = ("forward", model_name, key)
+        if ck not in self._cache:
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "forward"}  # one image/model at a time
+            self.set_status(f"running {model_name} …", "busy")
+            acts, logits = L.capture(net, arr, output=True)
+            cam = L.grad_cam(net, arr)
+            self._cache[ck] = (acts, logits, cam)
+        return self._cache[ck]
+
+    def _topk(self, net, logits):
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        labels = net.cnnw_config.get("labels")
+        order = np.argsort(-p)[: self.topk]
+        return [(labels[i] if labels else f"class {i}", float(p[i])) for i in order]
+
+    def _render(self):
+        name = self.model
+        if name not in M.list_models():
+            raise ValueError(f"unknown model {name!r}; choose one of {', '.join(M.list_models())}")
+        net = _shared_model(name)
+        names = L.layer_names(net)
+        layer = self.layer if self.layer in names else next((n for n in names if L.layer_kind(net.get_submodule(n)) == "conv"), names[0])
+        self._syncing = True
+        try:
+            if list(self._c_layer.options) != names:
+                self._c_layer.options = names
+            self._c_layer.value = layer
+            self.layer = layer
+        finally:
+            self._syncing = False
+
+        arr, key = self._load()
+        acts, logits, cam = self._forward(name, net, arr, key)
+        act = acts[layer]
+        maps = _as_maps(act)
+        shown = min(len(maps), self.max_maps)
+        cols = int(np.ceil(np.sqrt(shown)))
+        mosaic = L.tile(maps, per_map=self.per_map, max_maps=shown, columns=cols)
+        self._cache["mosaic_geometry"] = (mosaic.shape, maps.shape[1:], shown, cols)
+        self.mosaic.value = to_png_bytes(np.clip(np.rint(_upscale(mosaic, _MOSAIC_SIDE) * 255), 0, 255).astype(np.uint8))
+        self._mosaic_title.value = (f"<b>{html.escape(layer)}</b> — output {' × '.join(map(str, act.shape))}"
+                                    f" ({shown} of {len(maps)} maps shown; click one to enlarge)")
+
+        ch = min(max(self.channel, 0), len(maps) - 1)
+        self.map_panel.set_title(f"map {ch}")
+        self.map_panel.show(_upscale(L.normalize(maps[ch]), 224))
+
+        kern = None
+        if L.layer_kind(net.get_submodule(layer)) == "conv":
+            kern = L.kernels(net, layer)
+            self.kernel_panel.set_title(f"kernels {' × '.join(map(str, kern.shape))}")
+            self.kernel_panel.show(_upscale(L.kernel_mosaic(kern), 224))
+            self.kernel_panel.layout.display = None
+        else:
+            self.kernel_panel.layout.display = "none"
+
+        self.hist.value = self._hist_png(act, layer)
+        top = self._topk(net, logits)
+        bars_key = ("bars", name, key, self.topk)
+        if bars_key not in self._cache:
+            self._cache[bars_key] = self._bars_png(top)
+        self.bars.value = self._cache[bars_key]
+        view = cam.image if cam.image.shape[2] == 3 else np.repeat(cam.image, 3, axis=2)
+        self.input_panel.show(view)
+        self.cam_panel.set_title(f"Grad-CAM: {cam.label} ({cam.probability:.0%}) at {cam.layer}")
+        self.cam_panel.show(L.overlay(view, cam.heatmap, alpha=0.45))
+
+        self.code = (
+            "from cnnwidgets.engine import models, layers\n"
+            f"model = models.create_model({name!r})\n"
+            f"acts = layers.capture(model, image, [{layer!r}])\n"
+            f"mosaic = layers.tile(acts[{layer!r}], per_map={self.per_map}, max_maps={self.max_maps})\n"
+            f"top = models.classify(model, image, topk={self.topk})\n"
+            "cam = layers.grad_cam(model, image)"
+        )
+        self.result = {"layer": layer, "shape": tuple(act.shape), "activation": act, "mosaic": mosaic,
+                       "kernels": kern, "topk": top, "cam": cam, "channel": ch}
+        self.set_status(f"{name}: {len(names)} layers; top-1 {top[0][0]} ({top[0][1]:.0%})")
+
+    @staticmethod
+    def _hist_png(act, layer):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4, 2.2))
+        ax = fig.add_subplot()
+        ax.hist(act.ravel(), bins=60, color="#3b6ea8")
+        ax.set_yscale("log")
+        ax.set_title(f"activations of {layer}", fontsize=9)
+        ax.tick_params(labelsize=8)
+        return figure_png(fig)
+
+    @staticmethod
+    def _bars_png(top):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4, 0.45 * len(top) + 0.6))
+        ax = fig.add_subplot()
+        labels = [t[0] for t in top][::-1]
+        ax.barh(range(len(top)), [t[1] for t in top][::-1], color="#e07b39")
+        ax.set_yticks(range(len(top)), labels, fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_title("top-k prediction", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        return figure_png(fig)

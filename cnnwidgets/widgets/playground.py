@@ -1,0 +1,302 @@
+"""ConvolutionPlayground: convolution, activation and pooling worked out step by step.
+
+The arithmetic lives in :mod:`cnnwidgets.engine.layers` (``conv2d_steps``, ``activate``,
+``activation_grad``, ``pool2d_steps``); this module only shows it.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import numpy as np
+import traitlets as T
+
+from ..engine import layers as L
+from ._base import Bench, figure_png
+
+__all__ = ["ConvolutionPlayground", "parse_grid", "format_grid"]
+
+DEFAULT_IMAGE = [[3, 0, 1, 2], [1, 5, 8, 9], [2, 7, 2, 5], [0, 1, 3, 1]]
+DEFAULT_KERNEL = [[1, 0, -1], [1, 0, -1], [1, 0, -1]]
+DEFAULT_POOL_INPUT = [[1, 3, 2, 1], [0, 4, 6, 2], [3, 1, 0, 0], [5, 2, 1, 7]]
+
+_CELL = "border:1px solid #999;padding:2px 6px;text-align:right;font-family:monospace;min-width:2.5em"
+_HIGHLIGHT = "background:#ffe08a"
+_DONE = "background:#d7ecd9"
+
+
+def parse_grid(text: str, *, name: str = "grid") -> list[list[float]]:
+    """Parse rows separated by ``;`` or newlines, numbers by spaces or commas, into a rectangular list."""
+    rows = [r for r in (row.replace(",", " ").split() for row in text.replace(";", "\n").splitlines()) if r]
+    if not rows:
+        raise ValueError(f"{name}: empty; write rows like '1 0 -1; 2 0 -2'")
+    try:
+        grid = [[float(v) for v in r] for r in rows]
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if len({len(r) for r in grid}) != 1:
+        raise ValueError(f"{name}: rows have different lengths {[len(r) for r in grid]}")
+    return grid
+
+
+def _num(v: float) -> str:
+    return f"{v:g}" if abs(v - round(v)) > 1e-9 or abs(v) >= 1e6 else str(int(round(v)))
+
+
+def format_grid(grid) -> str:
+    """Inverse of :func:`parse_grid`."""
+    return "; ".join(" ".join(_num(float(v)) for v in row) for row in grid)
+
+
+def _table(a, *, highlight=None, done=None, fmt=_num, css_class="") -> str:
+    """HTML table of a 2-D array; ``highlight``/``done`` are boolean masks."""
+    rows = []
+    for i, row in enumerate(np.asarray(a, dtype=float)):
+        cells = []
+        for j, v in enumerate(row):
+            style = _CELL
+            if highlight is not None and highlight[i, j]:
+                style += ";" + _HIGHLIGHT
+            elif done is not None and done[i, j]:
+                style += ";" + _DONE
+            cells.append(f'<td style="{style}">{html.escape(fmt(v))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="{css_class}" style="border-collapse:collapse;margin:4px">' + "".join(rows) + "</table>"
+
+
+def _block(title: str, body: str) -> str:
+    return f'<div style="display:inline-block;vertical-align:top;margin-right:14px"><b>{html.escape(title)}</b>{body}</div>'
+
+
+class ConvolutionPlayground(Bench):
+    """Convolution, activation and pooling on tiny arrays, one step at a time.
+
+    Traits
+    ------
+    image, kernel : list of lists of float
+        The input (default 4×4) and the kernel (default 3×3); edit them in the text boxes
+        as ``"1 0 -1; 1 0 -1; 1 0 -1"``.
+    stride, padding : int
+    step : int
+        Which sliding-window position is explained (0-based, row by row).
+    activation : {"relu", "prelu", "elu", "sigmoid", "tanh"}
+    alpha : float
+        PReLU slope / ELU α.
+    x : float
+        The point where f(x) and f'(x) are read off.
+    pool_input : list of lists of float
+        The map to pool (non-negative for stochastic pooling).
+    pool_mode : {"max", "mean", "stochastic"}
+    pool_size : int
+    seed : int
+        Seed of stochastic pooling.
+    pool_step : int
+
+    ``result`` is a dict with ``conv`` (:class:`cnnwidgets.engine.layers.ConvSteps`),
+    ``activated`` (the activation applied to the convolution output), ``fx``/``dfx`` at ``x``,
+    and ``pool`` (:class:`cnnwidgets.engine.layers.PoolSteps`).
+    """
+
+    image = T.List(T.List(T.Float()), default_value=DEFAULT_IMAGE)
+    kernel = T.List(T.List(T.Float()), default_value=DEFAULT_KERNEL)
+    stride = T.Int(1)
+    padding = T.Int(0)
+    step = T.Int(0)
+    activation = T.Enum(sorted(L.ACTIVATIONS), default_value="relu")
+    alpha = T.Float(0.25)
+    x = T.Float(-1.0)
+    pool_input = T.List(T.List(T.Float()), default_value=DEFAULT_POOL_INPUT)
+    pool_mode = T.Enum(["max", "mean", "stochastic"], default_value="max")
+    pool_size = T.Int(2)
+    seed = T.Int(0)
+    pool_step = T.Int(0)
+
+    def __init__(self, **kwargs):
+        self._syncing = False
+        self._t_image = W.Text(description="image", layout=W.Layout(width="340px"), continuous_update=False)
+        self._t_kernel = W.Text(description="kernel", layout=W.Layout(width="340px"), continuous_update=False)
+        self._s_stride = W.BoundedIntText(value=1, min=1, max=4, description="stride", layout=W.Layout(width="140px"))
+        self._s_padding = W.BoundedIntText(value=0, min=0, max=3, description="padding", layout=W.Layout(width="140px"))
+        self._s_step = W.IntSlider(value=0, min=0, max=3, description="step")
+        self._s_step.add_class("cnnw-conv-step")
+        self.conv_view = W.HTML()
+        self.conv_view.add_class("cnnw-conv-view")
+
+        self._d_act = W.Dropdown(options=sorted(L.ACTIVATIONS), value="relu", description="activation")
+        self._s_alpha = W.FloatSlider(value=0.25, min=0.0, max=2.0, step=0.05, description="alpha")
+        self._s_x = W.FloatSlider(value=-1.0, min=-5, max=5, step=0.1, description="x")
+        self.act_plot = W.Image(format="png", layout=W.Layout(width="360px"))
+        self.act_view = W.HTML()
+
+        self._t_pool = W.Text(description="map", layout=W.Layout(width="340px"), continuous_update=False)
+        self._d_pool = W.Dropdown(options=["max", "mean", "stochastic"], value="max", description="pooling")
+        self._s_psize = W.BoundedIntText(value=2, min=1, max=4, description="size", layout=W.Layout(width="140px"))
+        self._s_seed = W.BoundedIntText(value=0, min=0, max=10**6, description="seed", layout=W.Layout(width="160px"))
+        self._s_pstep = W.IntSlider(value=0, min=0, max=3, description="window")
+        self.pool_view = W.HTML()
+        self.pool_view.add_class("cnnw-pool-view")
+
+        conv_tab = W.VBox([W.HBox([self._t_image, self._t_kernel]),
+                           W.HBox([self._s_stride, self._s_padding, self._s_step]), self.conv_view])
+        act_tab = W.VBox([W.HBox([self._d_act, self._s_alpha, self._s_x]), W.HBox([self.act_plot, self.act_view])])
+        pool_tab = W.VBox([W.HBox([self._t_pool, self._d_pool]), W.HBox([self._s_psize, self._s_seed, self._s_pstep]),
+                           self.pool_view])
+        self.tabs = W.Tab([conv_tab, act_tab, pool_tab])
+        for i, t in enumerate(("convolution", "activation", "pooling")):
+            self.tabs.set_title(i, t)
+        super().__init__([self.tabs])
+        self.children = [*self.children[:-1], self._code_view, self._status_line]
+        self.add_class("cnnw-playground")
+
+        self._link_text(self._t_image, "image")
+        self._link_text(self._t_kernel, "kernel")
+        self._link_text(self._t_pool, "pool_input")
+        for control, trait in ((self._s_stride, "stride"), (self._s_padding, "padding"), (self._s_step, "step"),
+                               (self._d_act, "activation"), (self._s_alpha, "alpha"), (self._s_x, "x"),
+                               (self._d_pool, "pool_mode"), (self._s_psize, "pool_size"), (self._s_seed, "seed"),
+                               (self._s_pstep, "pool_step")):
+            control.observe(lambda ch, t=trait: self._from_control(t, ch["new"]), names="value")
+
+        self._syncing = True
+        try:
+            for k, v in kwargs.items():
+                setattr(self, k, v)
+        finally:
+            self._syncing = False
+        self.request_update()
+
+    # ----------------------------------------------------------------- controls ↔ traits
+    def _link_text(self, box, trait):
+        def changed(change):
+            if self._syncing:
+                return
+            try:
+                setattr(self, trait, parse_grid(change["new"], name=trait))
+            except (ValueError, T.TraitError) as exc:
+                self.set_status(str(exc), "error")
+
+        box.observe(changed, names="value")
+
+    def _from_control(self, trait, value):
+        if not self._syncing:
+            setattr(self, trait, value)
+
+    @T.observe("image", "kernel", "stride", "padding", "step", "activation", "alpha", "x",
+               "pool_input", "pool_mode", "pool_size", "seed", "pool_step")
+    def _changed(self, change):
+        if not self._syncing:
+            self.request_update()
+
+    def _sync_controls(self, n_steps, n_pool):
+        self._syncing = True
+        try:
+            self._t_image.value = format_grid(self.image)
+            self._t_kernel.value = format_grid(self.kernel)
+            self._t_pool.value = format_grid(self.pool_input)
+            self._s_step.max = max(0, n_steps - 1)
+            self._s_pstep.max = max(0, n_pool - 1)
+            for control, trait in ((self._s_stride, "stride"), (self._s_padding, "padding"), (self._s_step, "step"),
+                                   (self._d_act, "activation"), (self._s_alpha, "alpha"), (self._s_x, "x"),
+                                   (self._d_pool, "pool_mode"), (self._s_psize, "pool_size"), (self._s_seed, "seed"),
+                                   (self._s_pstep, "pool_step")):
+                control.value = getattr(self, trait)
+        finally:
+            self._syncing = False
+
+    # ----------------------------------------------------------------- rendering
+    def _render(self):
+        conv = L.conv2d_steps(np.array(self.image), np.array(self.kernel), stride=self.stride, padding=self.padding)
+        pool = L.pool2d_steps(np.array(self.pool_input), size=self.pool_size, mode=self.pool_mode, seed=self.seed)
+        step = min(max(self.step, 0), len(conv.steps) - 1)
+        pstep = min(max(self.pool_step, 0), len(pool.steps) - 1)
+        self._syncing = True
+        try:
+            self.step, self.pool_step = step, pstep
+        finally:
+            self._syncing = False
+        self._sync_controls(len(conv.steps), len(pool.steps))
+
+        self.conv_view.value = self._conv_html(conv, step)
+        activated = L.activate(conv.output, self.activation, alpha=self.alpha)
+        fx = float(L.activate(np.array([self.x]), self.activation, alpha=self.alpha)[0])
+        dfx = float(L.activation_grad(np.array([self.x]), self.activation, alpha=self.alpha)[0])
+        self.act_plot.value = self._act_png(fx, dfx)
+        self.act_view.value = (
+            _block(f"f(x) = {self.activation}", f"<div>f({self.x:g}) = {fx:.4g}<br>f′({self.x:g}) = {dfx:.4g}</div>")
+            + _block("convolution output", _table(conv.output))
+            + _block(f"after {self.activation}", _table(activated, fmt=lambda v: f"{v:.3g}"))
+        )
+        self.pool_view.value = self._pool_html(pool, pstep)
+
+        a = f", alpha={self.alpha:g}" if self.activation in ("prelu", "elu") else ""
+        self.code = (
+            "from cnnwidgets.engine import layers\n"
+            f"conv = layers.conv2d_steps({self.image!r}, {self.kernel!r}, stride={self.stride}, padding={self.padding})\n"
+            f"activated = layers.activate(conv.output, {self.activation!r}{a})\n"
+            f"pool = layers.pool2d_steps({self.pool_input!r}, size={self.pool_size}, mode={self.pool_mode!r}, seed={self.seed})"
+        )
+        self.result = {"conv": conv, "activated": activated, "fx": fx, "dfx": dfx, "pool": pool,
+                       "step": conv.steps[step], "pool_step": pool.steps[pstep]}
+        self.set_status(f"convolution step {step + 1} of {len(conv.steps)}: output[{conv.steps[step].row}, "
+                        f"{conv.steps[step].col}] = {conv.steps[step].value:g}")
+
+    def _conv_html(self, conv, step):
+        s = conv.steps[step]
+        kh, kw = conv.kernel.shape
+        win = np.zeros(conv.padded.shape, bool)
+        win[s.top:s.top + kh, s.left:s.left + kw] = True
+        done = np.zeros(conv.output.shape, bool)
+        for t in conv.steps[:step]:
+            done[t.row, t.col] = True
+        here = np.zeros(conv.output.shape, bool)
+        here[s.row, s.col] = True
+        shown = np.where(done | here, conv.output, np.nan)
+        terms = " + ".join(f"{_num(a)}·{_num(k)}" for a, k in zip(s.window.ravel(), conv.kernel.ravel()))
+        title = "input (zero-padded)" if self.padding else "input"
+        return (
+            _block(title, _table(conv.padded, highlight=win))
+            + _block("kernel", _table(conv.kernel))
+            + _block("window × kernel", _table(s.products))
+            + _block("output", _table(shown, highlight=here, done=done, fmt=lambda v: "" if np.isnan(v) else _num(v)))
+            + f"<div style='font-family:monospace;margin:4px'>output[{s.row}, {s.col}] = {html.escape(terms)}"
+              f" = <b>{_num(s.value)}</b></div>"
+        )
+
+    def _pool_html(self, pool, pstep):
+        s = pool.steps[pstep]
+        a = np.array(self.pool_input, dtype=float)
+        size = self.pool_size
+        win = np.zeros(a.shape, bool)
+        win[s.top:s.top + size, s.left:s.left + size] = True
+        here = np.zeros(pool.output.shape, bool)
+        here[s.row, s.col] = True
+        parts = [_block("input", _table(a, highlight=win)), _block("output", _table(pool.output, highlight=here))]
+        if self.pool_mode == "stochastic" and s.probabilities is not None:
+            parts.append(_block("p = a / Σa", _table(s.probabilities, fmt=lambda v: f"{v:.2f}")))
+        if self.pool_mode == "max":
+            how = f"max of the window = {_num(s.value)}"
+        elif self.pool_mode == "mean":
+            how = f"mean = ({' + '.join(_num(v) for v in s.window.ravel())}) / {s.window.size} = {s.value:.4g}"
+        elif s.chosen is None:
+            how = "all-zero window → 0"
+        else:
+            how = f"sampled position {s.chosen} (p = {s.probabilities[s.chosen]:.2f}) → {_num(s.value)}"
+        return "".join(parts) + f"<div style='font-family:monospace;margin:4px'>window {pstep + 1}: {html.escape(how)}</div>"
+
+    def _act_png(self, fx, dfx):
+        from matplotlib.figure import Figure
+
+        xs = np.linspace(-5, 5, 401)
+        fig = Figure(figsize=(4.2, 2.6))
+        ax = fig.add_subplot()
+        ax.plot(xs, L.activate(xs, self.activation, alpha=self.alpha), label="f(x)")
+        ax.plot(xs, L.activation_grad(xs, self.activation, alpha=self.alpha), "--", label="f′(x)")
+        ax.plot([self.x], [fx], "o", color="C0")
+        ax.plot([self.x], [dfx], "o", color="C1")
+        ax.axhline(0, color="#aaa", lw=0.5)
+        ax.axvline(0, color="#aaa", lw=0.5)
+        ax.legend(fontsize=8)
+        ax.set_title(self.activation, fontsize=9)
+        ax.tick_params(labelsize=8)
+        return figure_png(fig)
