@@ -578,7 +578,8 @@ class ImageIndex:
         image : path, array, PIL image, bytes, optional
             The example image. An indexed path reuses its stored descriptors and tags (no recomputation).
         mode : {"auto", "text", "color", "moments", "sift", "orb", "cnn", "fusion", "semantic"}
-            "auto": text only → "text", image only → "semantic", both → "fusion".
+            "auto": text only → "text", image only → "semantic" (the first descriptor when the index has no
+            "cnn"), both → "fusion".
             "semantic": classify the query, keep images sharing at least one top-5 label with it, rank those by
             CNN similarity; the remaining places are filled by plain CNN search (all of them when no image
             shares a label).
@@ -610,7 +611,7 @@ class ImageIndex:
         if not has_text and not has_image:
             raise ValueError("search needs text=..., image=... or both")
         if mode == "auto":
-            mode = "fusion" if has_text and has_image else "text" if has_text else "semantic"
+            mode = "fusion" if has_text and has_image else "text" if has_text else "semantic" if "cnn" in self.faiss else self.descriptors[0]
         if len(self) == 0:
             return []
         if mode == "text":
