@@ -6,8 +6,8 @@
 >>> ImageIndex.load("photos.index").search(image="photos/cat.jpg")    # doctest: +SKIP
 """
 
-from .evaluate import distortion_set, evaluate
+from .evaluate import DISTORTIONS, distortion_set, evaluate
 from .image_index import DESCRIPTORS, MODES, Hit, ImageIndex, read_captions
 from .storage import IndexLoadError
 
-__all__ = ["ImageIndex", "Hit", "IndexLoadError", "evaluate", "distortion_set", "read_captions", "DESCRIPTORS", "MODES"]
+__all__ = ["ImageIndex", "Hit", "IndexLoadError", "evaluate", "distortion_set", "DISTORTIONS", "read_captions", "DESCRIPTORS", "MODES"]
