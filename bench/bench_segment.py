@@ -4,8 +4,11 @@ Cases (one process, ours and the reference alternately, median of repeats):
 
 - Otsu, Sauvola (window 25) and Sobel on a 2048×2048 gray image (uint8, the camera sample tiled), as
   ratio = our time / scikit-image's time (below 1: we are faster).
-- The widget's control-to-PNG time at 512×512: moving the fixed threshold, switching the global method,
-  and moving the local window, each until the PNGs are set (target: under 40 ms).
+- Further engine cases on the same image: Otsu on float32, Li, multi-Otsu (3 classes), local Gaussian
+  (window 25), Laplacian of Gaussian (sigma 2, against scipy.ndimage.gaussian_laplace).
+- The widget's control-to-PNG time at 512×512 (the camera sample): moving the fixed threshold, switching
+  the global method, moving the local window, moving the edge smoothing sigma, placing a region-growing seed,
+  each until the images are encoded and set (target: under 40 ms).
 
 Prints one line per case and one JSON line per case (prefix ``JSON ``).
 
@@ -48,7 +51,10 @@ def bench_engine(repeat):
 
     from cnnwidgets.engine import segment as S
 
+    from scipy import ndimage as ndi
+
     img = np.tile(data.camera(), (4, 4))  # 2048×2048 uint8
+    imgf = img.astype(np.float32) / 255
     assert img.shape == (2048, 2048)
     cases = {
         "otsu_2048": (lambda: S.threshold_value(img, "otsu"), lambda: skf.threshold_otsu(img)),
@@ -57,6 +63,18 @@ def bench_engine(repeat):
             lambda: skf.threshold_sauvola(img, window_size=25),
         ),
         "sobel_2048": (lambda: S.edges(img, "sobel"), lambda: skf.sobel(img)),
+        # further cases, same image
+        "otsu_float_2048": (lambda: S.threshold_value(imgf, "otsu"), lambda: skf.threshold_otsu(imgf)),
+        "li_2048": (lambda: S.threshold_value(img, "li"), lambda: skf.threshold_li(img)),
+        "multiotsu3_2048": (lambda: S.threshold_values(img, classes=3), lambda: skf.threshold_multiotsu(img, classes=3)),
+        "local_gaussian_w25_2048": (
+            lambda: S.local_threshold(img, "gaussian", window=25),
+            lambda: skf.threshold_local(img, 25, "gaussian"),
+        ),
+        "log_sigma2_2048": (
+            lambda: S.edges(img, "log", sigma=2.0, output="response"),
+            lambda: ndi.gaussian_laplace(img / 255.0, 2.0),
+        ),
     }
     for case, (ours, ref) in cases.items():
         # alternate so that load changes on the shared machine hit both alike
@@ -106,6 +124,26 @@ def bench_widget(repeat):
 
     t = _median_time(move_window, repeat)
     _report("widget_local_window_512", ms=t * 1e3, target="ms<40", ok=t < 0.040)
+    w.mode = "edges"
+    w.edge_method = "sobel"
+    sigmas = iter(np.linspace(0.5, 3.0, 10_000))
+
+    def move_sigma():
+        w.sigma = float(next(sigmas))
+        w.wait()
+
+    t = _median_time(move_sigma, repeat)
+    _report("widget_edges_sigma_512", ms=t * 1e3, target="ms<40", ok=t < 0.040)
+    w.mode = "regions"
+    w.region_method = "grow"
+    rng = np.random.default_rng(0)
+
+    def click_seed():
+        w.seeds = [[int(rng.integers(0, 512)), int(rng.integers(0, 512))]]
+        w.wait()
+
+    t = _median_time(click_seed, repeat)
+    _report("widget_region_seed_512", ms=t * 1e3, target="ms<40", ok=t < 0.040)
 
 
 def main():

@@ -203,7 +203,7 @@ class ThresholdSegmenter(Bench):
         self.click_image = ClickImage(width=360, format="jpeg")
         self.click_image.add_class("cnnw-seg-click")
         self.click_image.observe(self._image_clicked, names="click")
-        self._labels_panel = ImagePanel("labels", width=360)
+        self._labels_panel = ImagePanel("labels", width=360, format="jpeg")
         regions_tab = W.VBox([
             W.HBox([self._region_method_w, self._tolerance_w]), W.HBox([self._clusters_w, clear]),
             W.HTML("<i>click on the left image to place seeds (region growing, watershed)</i>"),
