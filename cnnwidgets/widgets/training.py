@@ -120,8 +120,8 @@ class TrainingDashboard(Bench):
     def __init__(self, model="tiny_cnn", dataset="digits", **kwargs):
         from ..engine.train import as_imageset
 
-        self._model_name = model if isinstance(model, str) else None
-        self._dataset_name = dataset if isinstance(dataset, str) else None
+        self._net_name = model if isinstance(model, str) else None
+        self._set_name = dataset if isinstance(dataset, str) else None
         if isinstance(dataset, str):
             if dataset not in _DATASETS:
                 raise ValueError(f"dataset must be one of {_DATASETS} or a labelled dataset, got {dataset!r}")
@@ -130,8 +130,8 @@ class TrainingDashboard(Bench):
             dataset = getattr(datasets, dataset)()
         self.dataset = as_imageset(dataset)
         self.classes = self.dataset.classes
-        self.model = None if self._model_name is not None else model
-        self._initial_state = None if self._model_name is not None else copy.deepcopy(model.state_dict())
+        self.model = None if self._net_name is not None else model
+        self._initial_state = None if self._net_name is not None else copy.deepcopy(model.state_dict())
         self._stop = threading.Event()
 
         self._epochs_ctl = W.BoundedIntText(min=1, max=500, description="epochs", layout=W.Layout(width="150px"))
@@ -159,7 +159,7 @@ class TrainingDashboard(Bench):
         W.link((self, "lr"), (self._lr_ctl, "value"))
         self.observe(self._update_code, names=["epochs", "lr", "batch_size", "seed", "val", "schedule"])
         self._update_code()
-        if self._model_name is not None:
+        if self._net_name is not None:
             self._fresh_model()  # a bad name fails here, not at the first Start
         self._draw_curves([])
         self.set_status(f"{len(self.dataset.labels)} images, {len(self.classes)} classes — press Start")
@@ -185,15 +185,15 @@ class TrainingDashboard(Bench):
         kw = self._fit_kwargs()
         args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
         lines = ["from cnnwidgets.engine import train"]
-        if self._dataset_name is not None:
+        if self._set_name is not None:
             lines.insert(0, "from cnnwidgets import datasets")
-            lines.append(f"dataset = datasets.{self._dataset_name}()")
+            lines.append(f"dataset = datasets.{self._set_name}()")
         else:
             lines.append("# dataset: the labelled set given to the dashboard")
-        if self._model_name is not None:
+        if self._net_name is not None:
             mk = ", ".join(f"{k}={v!r}" for k, v in self._model_kwargs().items())
             lines[0:0] = ["import torch", "from cnnwidgets.engine import models"]
-            lines += [f"torch.manual_seed({int(self.seed)})", f"model = models.create_model({self._model_name!r}, {mk})"]
+            lines += [f"torch.manual_seed({int(self.seed)})", f"model = models.create_model({self._net_name!r}, {mk})"]
         else:
             lines.append("# model: the dashboard's model, from the weights it had when the dashboard was made")
         lines.append(f"history = train.fit(model, dataset, {args})")
@@ -202,14 +202,14 @@ class TrainingDashboard(Bench):
     def _fresh_model(self):
         import torch
 
-        if self._model_name is None:
+        if self._net_name is None:
             self.model.load_state_dict(self._initial_state)
             return self.model
         from ..engine import models
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
-            self.model = models.create_model(self._model_name, **self._model_kwargs())
+            self.model = models.create_model(self._net_name, **self._model_kwargs())
         return self.model
 
     # ----------------------------------------------------------------- buttons
