@@ -29,6 +29,7 @@ __all__ = [
     "GLOBAL_METHODS",
     "LOCAL_METHODS",
     "EDGE_METHODS",
+    "GRADIENT_METHODS",
     "as_gray",
     "histogram",
     "threshold_value",
@@ -1024,9 +1025,12 @@ def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) 
         paint = np.empty_like(base)
         paint[:] = np.asarray(color, np.uint8)
     else:
-        lab = lab.astype(np.int64, copy=False)
+        if lab.dtype.kind not in "ui":
+            raise ValueError(f"mask_or_labels must be bool or integer, got {lab.dtype}")
         sel = lab > 0
-        paint = _PALETTE[(lab - 1) % len(_PALETTE)]
+        top = max(int(lab.max()), 0)
+        lut = _PALETTE[(np.arange(top + 1) - 1) % len(_PALETTE)]
+        paint = lut.take(np.clip(lab, 0, None), axis=0)
     blended = cv2.addWeighted(base, 1.0 - alpha, paint, alpha, 0.0)  # rounds to nearest, saturates
     return cv2.copyTo(blended, sel.view(np.uint8), base.copy())
 

@@ -366,12 +366,13 @@ class ThresholdSegmenter(Bench):
             return segment.threshold(gray, surface, invert=self.invert), {"surface": surface}
         if mode == "edges":
             sigma = self.sigma * s
-            opts = dict(sigma=sigma, threshold=self.edge_threshold)
             if self.edge_method == "canny":
-                opts = dict(sigma=sigma, low=self.low, high=self.high)
-                return segment.edges(gray, "canny", output="edges", **opts), {"response": None}
+                return segment.edges(gray, "canny", sigma=sigma, low=self.low, high=self.high), {"response": None}
             response = segment.edges(gray, self.edge_method, output="response", sigma=sigma)
-            edge_mask = segment.edges(gray, self.edge_method, output="edges", **opts)
+            if self.edge_method in segment.GRADIENT_METHODS:  # as edges(..., output="edges"), without recomputing
+                edge_mask = response > self.edge_threshold
+            else:
+                edge_mask = segment.zero_crossings(response, threshold=self.edge_threshold)
             return edge_mask, {"response": response}
         if mode == "regions":
             seeds = [(min(src.shape[0] - 1, int(r * s)), min(src.shape[1] - 1, int(c * s))) for r, c in self.seeds]
