@@ -137,7 +137,7 @@ class LayerVisualizer(Bench):
         self.kernel_panel = ImagePanel("kernels", width=224)
         self.hist = W.Image(format="png", layout=W.Layout(width="300px"))
         self.bars = W.Image(format="png", layout=W.Layout(width="300px"))
-        self.hist.add_class("cnnw-histogram")
+        self.hist.add_class("cnnw-lv-histogram")
         self.bars.add_class("cnnw-topk")
 
         controls = W.HBox([self._c_model, self._c_layer, self._c_sample, upload, self._c_permap])
@@ -269,8 +269,14 @@ class LayerVisualizer(Bench):
         kern = None
         if L.layer_kind(net.get_submodule(layer)) == "conv":
             kern = L.kernels(net, layer)
-            self.kernel_panel.set_title(f"kernels {' × '.join(map(str, kern.shape))}")
-            self.kernel_panel.show(_upscale(L.kernel_mosaic(kern), 224))
+            picture = L.kernel_mosaic(kern)
+            title = f"kernels {' × '.join(map(str, kern.shape))}"
+            if kern.shape[2:] == (1, 1):  # 1×1 kernels: the weight matrix, laid out wide
+                title += " (weight matrix, out × in)"
+                if picture.shape[0] > picture.shape[1]:
+                    picture, title = picture.T, title.replace("out × in", "in × out")
+            self.kernel_panel.set_title(title)
+            self.kernel_panel.show(_upscale(picture, 224))
             self.kernel_panel.layout.display = None
         else:
             self.kernel_panel.layout.display = "none"

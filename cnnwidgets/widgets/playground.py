@@ -113,7 +113,6 @@ class ConvolutionPlayground(Bench):
     pool_step = T.Int(0)
 
     def __init__(self, **kwargs):
-        self._syncing = False
         self._t_image = W.Text(description="image", layout=W.Layout(width="340px"), continuous_update=False)
         self._t_kernel = W.Text(description="kernel", layout=W.Layout(width="340px"), continuous_update=False)
         self._s_stride = W.BoundedIntText(value=1, min=1, max=4, description="stride", layout=W.Layout(width="140px"))
@@ -158,51 +157,89 @@ class ConvolutionPlayground(Bench):
                                (self._s_pstep, "pool_step")):
             control.observe(lambda ch, t=trait: self._from_control(t, ch["new"]), names="value")
 
-        self._syncing = True
-        try:
+        for trait in self._controls():
+            self._sync_control(trait)
+        with self.hold_trait_notifications():
             for k, v in kwargs.items():
                 setattr(self, k, v)
-        finally:
-            self._syncing = False
-        self.request_update()
+        if not kwargs:
+            self.request_update()
 
     # ----------------------------------------------------------------- controls ↔ traits
     def _link_text(self, box, trait):
         def changed(change):
-            if self._syncing:
-                return
             try:
-                setattr(self, trait, parse_grid(change["new"], name=trait))
-            except (ValueError, T.TraitError) as exc:
+                grid = parse_grid(change["new"], name=trait)
+            except ValueError as exc:
                 self.set_status(str(exc), "error")
+                return
+            if grid != getattr(self, trait):
+                setattr(self, trait, grid)
 
         box.observe(changed, names="value")
 
     def _from_control(self, trait, value):
-        if not self._syncing:
+        if value != getattr(self, trait):
             setattr(self, trait, value)
+
+    def _controls(self):
+        return {"image": self._t_image, "kernel": self._t_kernel, "pool_input": self._t_pool,
+                "stride": self._s_stride, "padding": self._s_padding, "step": self._s_step,
+                "activation": self._d_act, "alpha": self._s_alpha, "x": self._s_x, "pool_mode": self._d_pool,
+                "pool_size": self._s_psize, "seed": self._s_seed, "pool_step": self._s_pstep}
+
+    def _sync_control(self, trait):
+        """Show a trait's value in its control (runs in the thread that set the trait)."""
+        control = self._controls()[trait]
+        value = getattr(self, trait)
+        if trait in ("image", "kernel", "pool_input"):
+            value = format_grid(value)
+        if trait == "step":
+            control.max = max(control.max, value)
+        if trait == "pool_step":
+            control.max = max(control.max, value)
+        if control.value != value:
+            control.value = value
+
+    def _counts(self, image=None, kernel=None, stride=None, padding=None, pool_input=None, pool_size=None):
+        """Number of convolution windows and of pooling windows for the current (or given) settings."""
+        img = np.array(self.image if image is None else image)
+        k = np.array(self.kernel if kernel is None else kernel)
+        s = self.stride if stride is None else stride
+        p = self.padding if padding is None else padding
+        pin = np.array(self.pool_input if pool_input is None else pool_input)
+        ps = self.pool_size if pool_size is None else pool_size
+        if img.ndim != 2 or k.ndim != 2 or pin.ndim != 2:
+            return 1, 1
+        conv = max(0, (img.shape[0] + 2 * p - k.shape[0]) // s + 1) * max(0, (img.shape[1] + 2 * p - k.shape[1]) // s + 1)
+        pool = max(0, (pin.shape[0] - ps) // ps + 1) * max(0, (pin.shape[1] - ps) // ps + 1)
+        return max(conv, 1), max(pool, 1)
+
+    @T.validate("step", "pool_step")
+    def _clamp_step(self, proposal):
+        n_conv, n_pool = self._counts()
+        n = n_conv if proposal["trait"].name == "step" else n_pool
+        return min(max(int(proposal["value"]), 0), n - 1)
+
+    @T.validate("image", "kernel", "pool_input")
+    def _rectangular(self, proposal):
+        grid = proposal["value"]
+        if not grid or len({len(r) for r in grid}) != 1 or not grid[0]:
+            raise T.TraitError(f"{proposal['trait'].name} must be a non-empty rectangular list of rows")
+        return grid
 
     @T.observe("image", "kernel", "stride", "padding", "step", "activation", "alpha", "x",
                "pool_input", "pool_mode", "pool_size", "seed", "pool_step")
     def _changed(self, change):
-        if not self._syncing:
-            self.request_update()
-
-    def _sync_controls(self, n_steps, n_pool):
-        self._syncing = True
-        try:
-            self._t_image.value = format_grid(self.image)
-            self._t_kernel.value = format_grid(self.kernel)
-            self._t_pool.value = format_grid(self.pool_input)
-            self._s_step.max = max(0, n_steps - 1)
-            self._s_pstep.max = max(0, n_pool - 1)
-            for control, trait in ((self._s_stride, "stride"), (self._s_padding, "padding"), (self._s_step, "step"),
-                                   (self._d_act, "activation"), (self._s_alpha, "alpha"), (self._s_x, "x"),
-                                   (self._d_pool, "pool_mode"), (self._s_psize, "pool_size"), (self._s_seed, "seed"),
-                                   (self._s_pstep, "pool_step")):
-                control.value = getattr(self, trait)
-        finally:
-            self._syncing = False
+        self._sync_control(change["name"])
+        if change["name"] in ("image", "kernel", "stride", "padding", "pool_input", "pool_size"):
+            n_conv, n_pool = self._counts()
+            self._s_step.max, self._s_pstep.max = n_conv - 1, n_pool - 1
+            if self.step > n_conv - 1:
+                self.step = n_conv - 1
+            if self.pool_step > n_pool - 1:
+                self.pool_step = n_pool - 1
+        self.request_update()
 
     # ----------------------------------------------------------------- rendering
     def _render(self):
@@ -210,12 +247,6 @@ class ConvolutionPlayground(Bench):
         pool = L.pool2d_steps(np.array(self.pool_input), size=self.pool_size, mode=self.pool_mode, seed=self.seed)
         step = min(max(self.step, 0), len(conv.steps) - 1)
         pstep = min(max(self.pool_step, 0), len(pool.steps) - 1)
-        self._syncing = True
-        try:
-            self.step, self.pool_step = step, pstep
-        finally:
-            self._syncing = False
-        self._sync_controls(len(conv.steps), len(pool.steps))
 
         self.conv_view.value = self._conv_html(conv, step)
         activated = L.activate(conv.output, self.activation, alpha=self.alpha)
@@ -252,7 +283,8 @@ class ConvolutionPlayground(Bench):
         here = np.zeros(conv.output.shape, bool)
         here[s.row, s.col] = True
         shown = np.where(done | here, conv.output, np.nan)
-        terms = " + ".join(f"{_num(a)}·{_num(k)}" for a, k in zip(s.window.ravel(), conv.kernel.ravel()))
+        paren = lambda v: f"({_num(v)})" if v < 0 else _num(v)  # noqa: E731
+        terms = " + ".join(f"{paren(a)}·{paren(k)}" for a, k in zip(s.window.ravel(), conv.kernel.ravel()))
         title = "input (zero-padded)" if self.padding else "input"
         return (
             _block(title, _table(conv.padded, highlight=win))

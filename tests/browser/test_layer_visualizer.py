@@ -1,0 +1,97 @@
+"""LayerVisualizer and ConvolutionPlayground in JupyterLab: switching the layer changes the mosaic,
+clicking a map enlarges it, moving the step slider moves the convolution window.
+
+Screenshots go to tests/browser/artifacts/; with CNNWIDGETS_DOCS_IMAGES=1 they are also
+copied to docs/images/ (the pictures in docs/cnn.md).
+"""
+
+import os
+import shutil
+
+import pytest
+
+from .harness import ARTIFACTS, REPO
+
+pytestmark = pytest.mark.browser
+
+# A checksum of a rendered <img>'s pixels, read back through a canvas.
+PIXELS_JS = """el => {
+    const c = document.createElement('canvas');
+    c.width = el.naturalWidth; c.height = el.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(el, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let s = 0;
+    for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
+    return [c.width, c.height, s];
+}"""
+
+MOSAIC = ".cnnw-mosaic img"
+
+
+def _pixels(page, selector):
+    el = page.wait_for_selector(selector, state="visible")
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=el)
+    return el.evaluate(PIXELS_JS)
+
+
+def _shot(page, selector, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.set_viewport_size({"width": 1400, "height": 2000})  # room for the whole widget
+    page.add_style_tag(content=".Toastify { display: none !important; }")  # JupyterLab's news prompt
+    el = page.locator(selector).first
+    el.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    el.screenshot(path=str(path))
+    if os.environ.get("CNNWIDGETS_DOCS_IMAGES") == "1":
+        shutil.copyfile(path, REPO / "docs" / "images" / name)
+
+
+def test_switching_layer_changes_the_mosaic(lab, page):
+    lab.write_notebook(
+        "layer_visualizer.ipynb",
+        ["from cnnwidgets import LayerVisualizer\nw = LayerVisualizer()\nw"],
+    )
+    lab.run_notebook(page, "layer_visualizer.ipynb")
+    page.wait_for_selector(".cnnw-layer-visualizer :text('top-1 tiger cat')", timeout=180_000)
+    before = _pixels(page, MOSAIC)
+    assert before[0] > 0 and before[1] > 0
+    assert page.is_visible(".cnnw-layer-visualizer :text('conv_stem — output 32 × 112 × 112')")
+
+    page.select_option(".cnnw-layer-select select", label="blocks.2.0.conv_pw")
+    page.wait_for_selector(".cnnw-layer-visualizer :text('blocks.2.0.conv_pw — output 144 × 56 × 56')")
+    page.wait_for_function(
+        f"([sel, before]) => {{ const el = document.querySelector(sel); if (!el || !el.complete || !el.naturalWidth) return false;"
+        f" const now = ({PIXELS_JS})(el); return now.join() !== before.join(); }}",
+        arg=[MOSAIC, before],
+        timeout=60_000,
+    )
+    after = _pixels(page, MOSAIC)
+    assert after != before
+
+    # 64 of 144 maps in 8 columns of 56 px tiles (+1 px gaps): click the centre of tile 10 (row 1, column 2)
+    mosaic = page.wait_for_selector(MOSAIC)
+    box = mosaic.bounding_box()
+    page.mouse.click(box["x"] + (2 * 57 + 28) / after[0] * box["width"], box["y"] + (57 + 28) / after[1] * box["height"])
+    page.wait_for_selector(".cnnw-layer-visualizer .cnnw-panel :text('map 10')", timeout=60_000)
+    lab.wait_idle(page)
+    assert lab.errors(page) == []
+    _shot(page, ".cnnw-layer-visualizer", "layer_visualizer.png")
+
+
+def test_playground_step_slider_moves_the_window(lab, page):
+    lab.write_notebook(
+        "playground.ipynb",
+        ["from cnnwidgets import ConvolutionPlayground\npg = ConvolutionPlayground()\npg"],
+    )
+    lab.run_notebook(page, "playground.ipynb")
+    page.wait_for_selector(".cnnw-playground :text('output[0, 0] = 3·1')", timeout=120_000)
+    slider = page.wait_for_selector(".cnnw-conv-step .ui-slider-handle, .cnnw-conv-step .noUi-handle", state="visible")
+    slider.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_selector(".cnnw-playground :text('output[1, 1] = 5·1')", timeout=60_000)
+    lab.wait_idle(page)
+    assert lab.errors(page) == []
+    _shot(page, ".cnnw-playground", "convolution_playground.png")
