@@ -315,6 +315,11 @@ class ThresholdSegmenter(Bench):
         col = min(w - 1, int(click[1] * w))
         self.seeds = list(self.seeds) + [[row, col]]
 
+    @T.observe("low", "high")
+    def _canny_thresholds_changed(self, change):
+        box = self._low_w if change["name"] == "low" else self._high_w
+        box.value = change["new"] or 0.0  # 0 in the box stands for None (scikit-image's default)
+
     @T.observe(
         "value", "invert", "classes", "local_method", "window", "k", "offset", "edge_method", "sigma",
         "edge_threshold", "low", "high", "region_method", "seeds", "tolerance", "clusters", "kmeans_seed",
