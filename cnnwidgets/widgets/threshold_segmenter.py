@@ -487,7 +487,8 @@ class ThresholdSegmenter(Bench):
             if self.region_method == "watershed":
                 return head + f"result = segment.watershed(image, {seeds or None}, sigma={self.sigma!r})"
             return head + f"labels, centers = segment.kmeans_colors(image, {self.clusters}, {self.kmeans_seed})\nresult = labels + 1"
-        return head + f"result = {{m: segment.threshold(image, m{inv}) for m in segment.GLOBAL_METHODS}}"
+        working = [m for m in segment.GLOBAL_METHODS if self.thresholds.get(m, 0) is not None]  # skip failing ones
+        return head + f"result = {{m: segment.threshold(image, m{inv}) for m in {working!r}}}"
 
     def compute_full(self):
         """Compute the current view at full resolution; sets and returns ``result`` (as :attr:`code` does)."""

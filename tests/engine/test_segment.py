@@ -95,6 +95,11 @@ def test_bad_input_errors_name_the_problem():
         S.local_threshold(data.page(), "mean", window=24)
     with pytest.raises(ValueError, match="classes must be"):
         S.threshold_values(data.page(), classes=9)
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (20, 1))
+    with pytest.raises(RuntimeError):
+        skf.threshold_minimum(ramp)
+    with pytest.raises(ValueError, match="does not have two peaks"):
+        S.threshold_value(ramp, "minimum")
 
 
 def test_inputs_are_not_modified():

@@ -140,6 +140,16 @@ def test_compare_view_shows_every_method(coins):
         assert w._compare_panels[m].image.value[:4] == b"\x89PNG"
     w.invert = True
     np.testing.assert_array_equal(w.result["otsu"], coins <= w.thresholds["otsu"])
+    reproduced = _run_code(w, coins)
+    assert set(reproduced) == set(segment.GLOBAL_METHODS)
+    for m in reproduced:
+        np.testing.assert_array_equal(reproduced[m], w.result[m])
+    # a method that fails on an image is reported in its panel, and left out of the code
+    flat = np.tile(np.arange(256, dtype=np.uint8), (20, 1))  # a ramp: flat histogram, no two peaks
+    w.image = flat
+    failed = [m for m, t in w.thresholds.items() if t is None]
+    assert failed == ["minimum"] and "fails" in w._compare_panels["minimum"].title.value
+    assert set(_run_code(w, flat)) == set(segment.GLOBAL_METHODS) - {"minimum"}
 
 
 def test_large_image_previews_and_computes_full_resolution_on_request():
