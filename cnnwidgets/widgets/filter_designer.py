@@ -21,7 +21,7 @@ __all__ = ["FilterDesigner"]
 
 METHODS = ("frequency", "median", "weighted_median", "adaptive_median")
 RESPONSES = (("low-pass", False, False), ("high-pass", True, False), ("band-pass", False, True), ("band-stop", True, True))
-_DISPLAY_SIDE = 512  # long side of the PNGs sent to the browser
+_DISPLAY_SIDE = 300  # long side of the PNGs sent to the browser: one image pixel per CSS pixel of a panel
 _PANEL_WIDTH = 300
 _MASK_SIDE = 300  # long side of the displayed mask
 
@@ -102,6 +102,7 @@ class FilterDesigner(Bench):
             for name, value in kwargs.items():
                 setattr(self, name, value)
         self._sync_all_controls()
+        self._update_enabled()
         from ..datasets import sample
 
         self.image = sample("astronaut") if image is None else image
@@ -116,7 +117,7 @@ class FilterDesigner(Bench):
         self.p_spectrum.add_class("cnnw-fd-spectrum")
         self.p_mask.add_class("cnnw-fd-mask")
         self.p_result.add_class("cnnw-fd-result")
-        self.profile = W.HTML("", layout=W.Layout(width=f"{_PANEL_WIDTH}px"))
+        self.profile = W.HTML("", layout=W.Layout(width="100%", max_width=f"{_PANEL_WIDTH}px"))
         self.profile.add_class("cnnw-fd-profile")
         self.info = W.HTML("")
         self.upload = self._upload_control(self._on_upload)
@@ -151,9 +152,11 @@ class FilterDesigner(Bench):
         self._kernel_size = c_ksize
         self._bind("size", c_size)
         self._bind("max_size", c_max)
-        spatial_box = W.VBox([c_method, c_size, W.HTML("<b>weighted-median weights</b>"), c_ksize, self.weight_grid, c_max])
+        self._weights_box = W.VBox([W.HTML("<b>weighted-median weights</b> (edit the grid)"), c_ksize, self.weight_grid])
+        spatial_box = W.VBox([c_method, c_size, self._weights_box, c_max])
 
         c_noise = W.Dropdown(options=["none"] + list(enhance.NOISE_KINDS), description="noise")
+        c_noise.add_class("cnnw-fd-noise")
         c_amount = W.FloatSlider(min=0.0, max=0.5, step=0.01, description="amount", **slider)
         c_seed = W.IntText(description="seed", layout=W.Layout(width="200px"))
         self.metrics_view = W.HTML("")
@@ -163,6 +166,7 @@ class FilterDesigner(Bench):
         noise_box = W.VBox([c_noise, c_amount, c_seed, self.metrics_view])
 
         self.tabs = W.Tab([freq_box, spatial_box, noise_box])
+        self.tabs.add_class("cnnw-fd-tabs")
         for i, title in enumerate(("frequency", "spatial (median)", "noise")):
             self.tabs.set_title(i, title)
         self.tabs.observe(self._tab_changed, names="selected_index")
@@ -288,7 +292,17 @@ class FilterDesigner(Bench):
     @T.observe(*_FILTER_TRAITS, *_NOISE_TRAITS)
     def _controls_changed(self, change):
         self._sync_control(change["name"])
+        self._update_enabled()
         self.request_update()
+
+    def _update_enabled(self):
+        """Grey out the controls the current filter does not use."""
+        self._controls["order"].disabled = self.shape in ("ideal", "gaussian")
+        self._controls["width"].disabled = not self.band
+        self._controls["size"].disabled = self.method != "median"
+        self._controls["max_size"].disabled = self.method != "adaptive_median"
+        self._weights_box.layout.display = None if self.method == "weighted_median" else "none"
+        self._controls["noise_amount"].disabled = self._controls["seed"].disabled = self.noise == "none"
 
     # ------------------------------------------------------------------ computation
     def _noise_kwargs(self):
@@ -333,7 +347,9 @@ class FilterDesigner(Bench):
     def _display(arr):
         if max(arr.shape[:2]) <= _DISPLAY_SIDE:
             return arr
-        return resize_to_fit(np.ascontiguousarray(arr, dtype=np.float32), _DISPLAY_SIDE)
+        if arr.dtype not in (np.uint8, np.uint16, np.float32):
+            arr = arr.astype(np.float32)
+        return resize_to_fit(np.ascontiguousarray(arr), _DISPLAY_SIDE)  # keeps the dtype and its value range
 
     def _cached(self, key, make):
         if key not in self._cache:
@@ -419,7 +435,7 @@ class FilterDesigner(Bench):
         cx = pad + kw["cutoff"] / 0.5 * (wpx - pad - 6)
         base = hpx - pad
         return (
-            f"<svg width='{wpx}' height='{hpx}' style='font:10px sans-serif'>"
+            f"<svg viewBox='0 0 {wpx} {hpx}' width='100%' style='font:10px sans-serif;max-width:{wpx}px'>"
             f"<line x1='{pad}' y1='{base}' x2='{wpx - 6}' y2='{base}' stroke='#444'/>"
             f"<line x1='{pad}' y1='6' x2='{pad}' y2='{base}' stroke='#444'/>"
             f"<line x1='{cx:.1f}' y1='6' x2='{cx:.1f}' y2='{base}' stroke='#aaa' stroke-dasharray='3,3'/>"

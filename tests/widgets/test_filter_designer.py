@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -37,6 +38,13 @@ def test_default_shows_butterworth_equal_to_skimage():
     np.testing.assert_array_equal(run_code(w), w.result)
     for panel in (w.p_input, w.p_spectrum, w.p_mask, w.p_result):
         assert panel.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    # what the browser gets looks like the image, downscaled to the panel
+    shown_input = np.asarray(Image.open(_io.BytesIO(w.p_input.image.value)))
+    small = cv2.resize(w.source, shown_input.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(shown_input.astype(int) - small).mean() < 1
+    shown_result = np.asarray(Image.open(_io.BytesIO(w.p_result.image.value))).astype(np.float32) / 255
+    small = cv2.resize(np.clip(np.ascontiguousarray(w.result), 0, 1), shown_result.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(shown_result - small).mean() < 0.01
 
 
 def test_cutoff_updates_result_png_and_code(w):
