@@ -206,8 +206,7 @@ class ThresholdSegmenter(Bench):
         self._labels_panel = ImagePanel("labels", width=360, format="jpeg")
         regions_tab = W.VBox([
             W.HBox([self._region_method_w, self._tolerance_w]), W.HBox([self._clusters_w, clear]),
-            W.HTML("<i>click on the left image to place seeds (region growing, watershed)</i>"),
-            W.HBox([self.click_image, self._labels_panel]),
+            W.HBox([W.VBox([W.HTML("<b>click to place seeds</b> (region growing, watershed)"), self.click_image]), self._labels_panel]),
         ])  # fmt: skip
         # compare
         self._compare_panels = {m: ImagePanel(m, width=190) for m in segment.GLOBAL_METHODS}
