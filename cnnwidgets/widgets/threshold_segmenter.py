@@ -6,6 +6,7 @@ The maths lives in :mod:`cnnwidgets.engine.segment`; this module only wires trai
 from __future__ import annotations
 
 import pathlib
+from typing import NamedTuple
 
 import anywidget
 import ipywidgets as W
@@ -47,6 +48,17 @@ class ClickImage(anywidget.AnyWidget):
     format = T.Enum(("png", "jpeg"), "png").tag(sync=True)
     width = T.Int(320).tag(sync=True)
     click = T.List([]).tag(sync=True)
+
+
+class _Prepared(NamedTuple):
+    """Everything derived from one image; replaced as a whole, so a background render never mixes two images."""
+
+    source: np.ndarray  # as loaded
+    gray_full: np.ndarray  # its gray version, full resolution
+    preview: np.ndarray  # source at display size
+    gray: np.ndarray  # gray at display size
+    scale: float  # preview / full
+    auto: dict  # cache of automatic thresholds (full-resolution histogram)
 
 
 def _odd(n: float) -> int:
@@ -131,11 +143,7 @@ class ThresholdSegmenter(Bench):
 
     def __init__(self, image=None, **kwargs):
         self.source = None
-        self._gray_full = None
-        self._preview = None
-        self._gray = None
-        self._scale = 1.0
-        self._auto = {}
+        self._data = None
         self._building = True
         self._build_controls()
         self._show_controls()
@@ -261,11 +269,9 @@ class ThresholdSegmenter(Bench):
         except Exception as exc:
             self.set_status(f"{type(exc).__name__}: {exc}", "error")
             return
+        g = segment.as_gray(src)
+        self._data = self._prepare(src, g, {})
         self.source = src
-        self._gray_full = segment.as_gray(src)
-        self._auto = {}
-        self._make_preview()
-        g = self._gray_full
         lo, hi = float(g.min()), float(g.max())
         integer = g.dtype.kind in "ui"
         hi = max(hi, lo + (1 if integer else 1e-6))
@@ -280,26 +286,26 @@ class ThresholdSegmenter(Bench):
 
     @T.observe("preview_side")
     def _preview_changed(self, change):
-        if self.source is not None:
-            self._make_preview()
+        d = self._data
+        if d is not None:
+            self._data = self._prepare(d.source, d.gray_full, d.auto)
             self.request_update()
 
-    def _make_preview(self):
-        self._preview = resize_to_fit(self.source, max(16, int(self.preview_side)))
-        self._gray = segment.as_gray(self._preview)
-        self._scale = self._preview.shape[0] / self.source.shape[0]
-        counts, centers = segment.histogram(self._gray_full)
+    def _prepare(self, source, gray_full, auto) -> _Prepared:
+        preview = resize_to_fit(source, max(16, int(self.preview_side)))
+        counts, centers = segment.histogram(gray_full)
         width = float(centers[1] - centers[0]) if len(centers) > 1 else 1.0
         with self.hist.hold_sync():
             self.hist.counts = counts.tolist()
             self.hist.lo = float(centers[0]) - width / 2
             self.hist.hi = float(centers[-1]) + width / 2
+        return _Prepared(source, gray_full, preview, segment.as_gray(preview), preview.shape[0] / source.shape[0], auto)
 
     def _histogram_picked(self, change):
         v = change["new"]
         if v is None:
             return
-        if self._gray_full is not None and self._gray_full.dtype.kind in "ui":
+        if self._data is not None and self._data.gray_full.dtype.kind in "ui":
             v = float(round(v))
         with self.hold_trait_notifications():
             self.method = "fixed"
@@ -327,43 +333,44 @@ class ThresholdSegmenter(Bench):
         self.request_update()
 
     def request_update(self, change=None):
-        if getattr(self, "_building", True) or self.source is None:
+        if getattr(self, "_building", True) or self._data is None:
             return
         super().request_update(change)
 
     # ----------------------------------------------------------------- computing
-    def _auto_threshold(self, method):
+    @staticmethod
+    def _auto_threshold(d: _Prepared, method):
         """Automatic thresholds come from the full-resolution histogram (cheap) and are cached per image."""
-        if method not in self._auto:
+        if method not in d.auto:
             try:
-                self._auto[method] = segment.threshold_value(self._gray_full, method)
+                d.auto[method] = segment.threshold_value(d.gray_full, method)
             except ValueError as exc:
-                self._auto[method] = exc
-        return self._auto[method]
+                d.auto[method] = exc
+        return d.auto[method]
 
-    def _global_threshold(self):
+    def _global_threshold(self, d: _Prepared):
         if self.method == "fixed":
             return float(self.value)
-        t = self._auto_threshold(self.method)
+        t = self._auto_threshold(d, self.method)
         if isinstance(t, Exception):
             raise t
         return t
 
-    def _compute(self, full: bool):
+    def _compute(self, d: _Prepared, full: bool):
         """Run the current mode on the preview (or the full image); returns (result, panels-to-show)."""
-        src = self.source if full else self._preview
-        gray = self._gray_full if full else self._gray
-        s = 1.0 if full else self._scale
+        src = d.source if full else d.preview
+        gray = d.gray_full if full else d.gray
+        s = 1.0 if full else d.scale
         mode = self.mode
         if mode == "global":
             if self.method == "multiotsu":
                 key = ("multiotsu", self.classes)
-                if key not in self._auto:
-                    self._auto[key] = segment.threshold_values(self._gray_full, "multiotsu", classes=self.classes)
-                ts = self._auto[key]
+                if key not in d.auto:
+                    d.auto[key] = segment.threshold_values(d.gray_full, "multiotsu", classes=self.classes)
+                ts = d.auto[key]
                 labels = np.digitize(gray, ts, right=True).astype(np.int32)
                 return labels, {"thresholds": [float(t) for t in ts]}
-            t = self._global_threshold()
+            t = self._global_threshold(d)
             return segment.threshold(gray, t, invert=self.invert), {"thresholds": [t]}
         if mode == "local":
             surface = segment.local_threshold(gray, self.local_method, window=_odd(self.window * s) if s != 1 else self.window, k=self.k, offset=self.offset)
@@ -391,17 +398,18 @@ class ThresholdSegmenter(Bench):
         # compare
         masks, values = {}, {}
         for m in segment.GLOBAL_METHODS:
-            t = self._auto_threshold(m)
+            t = self._auto_threshold(d, m)
             values[m] = None if isinstance(t, Exception) else t
             masks[m] = None if isinstance(t, Exception) else segment.threshold(gray, t, invert=self.invert)
         return masks, {"values": values}
 
     def _render(self):
-        if self.source is None:
+        d = self._data
+        if d is None:
             return
-        result, extra = self._compute(full=False)
-        gray = self._gray
-        note = "" if self._scale == 1 else f" · preview {gray.shape[1]}×{gray.shape[0]} (“Full resolution” computes the full image)"
+        result, extra = self._compute(d, full=False)
+        gray = d.gray
+        note = "" if d.scale == 1 else f" · preview {gray.shape[1]}×{gray.shape[0]} (“Full resolution” computes the full image)"
         stats = {}
         if self.mode == "global":
             self.hist.lines = extra["thresholds"]
@@ -411,7 +419,7 @@ class ThresholdSegmenter(Bench):
                 self._mask_panel.show(result)
             else:
                 self._mask_panel.show(result, rescale=True)
-            self._overlay_panel.show(segment.overlay(self._preview_rgb(), result))
+            self._overlay_panel.show(segment.overlay(self._preview_rgb(d), result))
             ts = ", ".join(f"{t:.4g}" for t in extra["thresholds"])
             msg = f"{self.method}: threshold {ts}"
         elif self.mode == "local":
@@ -427,9 +435,9 @@ class ThresholdSegmenter(Bench):
             stats = segment.mask_stats(result)
             msg = f"{self.edge_method} edges"
         elif self.mode == "regions":
-            shown = segment.overlay(self._preview_rgb(), result)
+            shown = segment.overlay(self._preview_rgb(d), result)
             for r, c in self.seeds:
-                y, x = int(r * self._scale), int(c * self._scale)
+                y, x = int(r * d.scale), int(c * d.scale)
                 shown[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = (255, 255, 0)
             self.click_image.value = to_jpeg_bytes(shown)
             self._labels_panel.show(segment.overlay(np.zeros(result.shape, np.uint8), result, alpha=1.0))
@@ -453,9 +461,10 @@ class ThresholdSegmenter(Bench):
             msg += f" · {100 * stats['area_fraction']:.1f} % foreground, {stats['components']} components"
         self.set_status(msg + note)
 
-    def _preview_rgb(self):
-        p = self._preview
-        return p[..., :3] if p.ndim == 3 and p.shape[2] >= 3 else self._gray
+    @staticmethod
+    def _preview_rgb(d: _Prepared):
+        p = d.preview
+        return p[..., :3] if p.ndim == 3 and p.shape[2] >= 3 else d.gray
 
     # ----------------------------------------------------------------- code and full resolution
     def _code_string(self) -> str:
@@ -491,9 +500,10 @@ class ThresholdSegmenter(Bench):
 
     def compute_full(self):
         """Compute the current view at full resolution; sets and returns ``result`` (as :attr:`code` does)."""
-        if self.source is None:
+        d = self._data
+        if d is None:
             raise ValueError("no image loaded")
-        result, _ = self._compute(full=True)
+        result, _ = self._compute(d, full=True)
         if self.mode == "compare":
             result = {m: v for m, v in result.items() if v is not None}
         self.code = self._code_string()
@@ -507,5 +517,5 @@ class ThresholdSegmenter(Bench):
         except Exception as exc:
             self.set_status(f"{type(exc).__name__}: {exc}", "error")
         else:
-            shape = self.source.shape[:2]
+            shape = self._data.source.shape[:2]
             self.set_status(f"full-resolution result {shape[1]}×{shape[0]} is in .result")
