@@ -252,12 +252,15 @@ class ImageIndex:
             descs = [features.local_features(im, kind=kind, max_features=300) for im in images]
             self.vocabularies[kind] = features.learn_vocabulary(descs, kind=kind, size=self.options["vocabulary_size"], seed=seed)
 
-    def describe_images(self, images: list, *, with_tags: bool = True) -> tuple[dict, list]:
-        """Descriptor vectors (dict name → float32 N×D) and top-5 tags for a list of loaded images."""
+    def describe_images(self, images: list, *, descriptors=None, with_tags: bool = True) -> tuple[dict, list]:
+        """Descriptor vectors (dict name → float32 N×D) and top-5 tags for a list of loaded images.
+
+        ``descriptors`` defaults to the index's own; tags are ``[]`` per image when ``with_tags`` is False.
+        """
         from ..engine import features, models
 
         out = {}
-        for name in self.descriptors:
+        for name in self.descriptors if descriptors is None else descriptors:
             if name == "cnn":
                 out[name] = features.cnn(images, model=self.model)
             elif name == "color":
@@ -449,6 +452,8 @@ class ImageIndex:
         ids = np.array([r[0] for r in rows], np.int64)
         for name in index.descriptors:
             f = gen / f"{name}.faiss"
+            if not rows and name not in man["counts"]:
+                continue  # an empty index has no FAISS files yet
             if not f.exists():
                 raise storage.IndexLoadError(root, f"{gen.name}/{name}.faiss is missing (descriptor {name!r} is in the manifest)")
             try:
@@ -501,11 +506,7 @@ class ImageIndex:
             r = self._path_row[key]
             iid = int(self.ids[r])
             return {n: self.faiss[n].reconstruct(iid) for n in names}, self.tags[r]
-        img = load_image(image, mode="rgb")
-        sub = ImageIndex.__new__(ImageIndex)
-        sub.__dict__.update(self.__dict__)
-        sub.descriptors = tuple(names)
-        vecs, _ = sub.describe_images([img], with_tags=False)
+        vecs, _ = self.describe_images([load_image(image, mode="rgb")], descriptors=names, with_tags=False)
         return {n: v[0] for n, v in vecs.items()}, None
 
     def _query_tags(self, image) -> list:

@@ -395,3 +395,11 @@ def test_gpu_index_gives_the_same_results_as_cpu(monkeypatch):
     hits = ix.search(image="/v/5.png", mode="cnn", k=10)
     ref = np.argsort(-(x @ x[5]))[:10]
     assert [h.path for h in hits][:5] == [f"/v/{i}.png" for i in ref[:5]]
+
+
+def test_empty_index_saves_loads_and_searches(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    ix = ImageIndex.build(tmp_path, descriptors=("color",), progress=False)
+    assert len(ix) == 0 and [r for _, r in ix.skipped] and ix.search(text="cat") == []
+    again = ImageIndex.load(ix.save(tmp_path / "idx"))
+    assert len(again) == 0 and again.skipped == ix.skipped and again.search(image=tmp_path / "bad.png", mode="color") == []
