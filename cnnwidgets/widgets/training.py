@@ -24,6 +24,7 @@ _DATASETS = ("digits", "shapes")
 def curves_figure(history_epochs: list, *, epochs: int | None = None):
     """Matplotlib figure of training/validation loss and accuracy per epoch (empty axes before the first epoch)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7.2, 2.6))
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -36,6 +37,7 @@ def curves_figure(history_epochs: list, *, epochs: int | None = None):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch", fontsize=9)
         ax.set_xlim(0.5, max(epochs or 1, len(x), 1) + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
         if x:
@@ -55,7 +57,7 @@ def confusion_figure(matrix: np.ndarray, classes, *, title: str = "confusion mat
     ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ticks = range(k)
-    ax.set_xticks(ticks, [str(c) for c in classes], fontsize=8, rotation=45 if k > 6 else 0)
+    ax.set_xticks(ticks, [str(c) for c in classes], fontsize=8, rotation=45 if max(len(str(c)) for c in classes) > 3 else 0)
     ax.set_yticks(ticks, [str(c) for c in classes], fontsize=8)
     ax.set_xlabel("predicted", fontsize=9)
     ax.set_ylabel("true", fontsize=9)
@@ -101,6 +103,9 @@ class TrainingDashboard(Bench):
         the confusion matrix is then computed on the training set).
     schedule : {"cosine", "constant"}
         Learning-rate schedule.
+    threads : int or None
+        CPU threads torch uses while training (see :func:`~cnnwidgets.engine.train.fit`); the small
+        teaching networks train fastest on one. None keeps torch's setting.
     running : bool
         True while training (read it, don't set it).
     result : History
@@ -115,6 +120,7 @@ class TrainingDashboard(Bench):
     seed = T.Int(0)
     val = T.Float(0.2)
     schedule = T.Enum(("cosine", "constant"), "cosine")
+    threads = T.Int(1, allow_none=True)
     running = T.Bool(False)
 
     def __init__(self, model="tiny_cnn", dataset="digits", **kwargs):
@@ -157,7 +163,7 @@ class TrainingDashboard(Bench):
         self.add_class("cnnw-training")
         W.link((self, "epochs"), (self._epochs_ctl, "value"))
         W.link((self, "lr"), (self._lr_ctl, "value"))
-        self.observe(self._update_code, names=["epochs", "lr", "batch_size", "seed", "val", "schedule"])
+        self.observe(self._update_code, names=["epochs", "lr", "batch_size", "seed", "val", "schedule", "threads"])
         self._update_code()
         if self._net_name is not None:
             self._fresh_model()  # a bad name fails here, not at the first Start
@@ -173,6 +179,7 @@ class TrainingDashboard(Bench):
             "seed": int(self.seed),
             "val": float(self.val) if self.val > 0 else None,
             "schedule": "cosine" if self.schedule == "cosine" else None,
+            "threads": None if self.threads is None else int(self.threads),
         }
 
     def _model_kwargs(self) -> dict:

@@ -103,8 +103,11 @@ def test_fit_learns_digits(digits_small):
 
 def test_stop_event_ends_training_early(digits_small):
     stop = threading.Event()
-    h = train.fit(_tiny(), digits_small, epochs=5, lr=1e-3, callback=lambda m: stop.set(), stop=stop, progress=False)
+    threads = torch.get_num_threads()
+    h = train.fit(_tiny(), digits_small, epochs=5, lr=1e-3, callback=lambda m: stop.set(), stop=stop, progress=False,
+                  threads=threads + 1)  # fmt: skip
     assert len(h.epochs) == 1 and h.stopped
+    assert torch.get_num_threads() == threads  # restored
     h = train.fit(_tiny(), digits_small, epochs=3, lr=1e-3, stop=lambda: True, progress=False)
     assert h.epochs == [] and h.stopped
 
