@@ -34,6 +34,8 @@ __all__ = [
     "FILTER_SHAPES",
     "NOISE_KINDS",
     "frequency_filter",
+    "prepare",
+    "Prepared",
     "frequency_mask",
     "radial_profile",
     "spectrum",
@@ -384,6 +386,11 @@ def frequency_filter(image, *, shape="butterworth", highpass=False, cutoff=0.1, 
 
     _check_params(shape, cutoff, order, width)
     params = (shape, bool(highpass), float(cutoff), float(order), None if width is None else float(width))
+    if isinstance(image, Prepared):
+        h, w = image.hw
+        with torch.no_grad():
+            spec = image.spectrum
+            return image.layout.restore(torch.fft.irfft2(spec * _rfft_mask(h, w, params, spec.device), s=(h, w)))
 
     def run(x):
         h, w = x.shape[-2:]
@@ -391,6 +398,45 @@ def frequency_filter(image, *, shape="butterworth", highpass=False, cutoff=0.1, 
         return torch.fft.irfft2(torch.fft.rfft2(x) * mask, s=(h, w))
 
     return _map_planes(image, run)
+
+
+class Prepared:
+    """An image with its Fourier transform computed once, to filter it many times (a widget's slider).
+
+    ``frequency_filter(prepare(image), ...)`` equals ``frequency_filter(image, ...)`` and skips the forward FFT.
+    Meant for display-size images: it keeps the whole half-spectrum (8 bytes per pixel and channel) on the device.
+
+    Attributes
+    ----------
+    spectrum : torch.Tensor
+        complex64 N×C×H×(W//2+1), ``torch.fft.rfft2`` of the float32 planes.
+    hw : tuple of int
+        (H, W).
+    """
+
+    def __init__(self, image):
+        import torch
+
+        self.layout = _Layout(image)
+        self.hw = self.layout.hw
+        with torch.no_grad():
+            self.spectrum = torch.fft.rfft2(_float_planes(self.layout, get_device()))
+        self.layout.image = None  # only the layout is needed to restore results; do not keep the pixels
+
+
+def prepare(image) -> Prepared:
+    """Compute an image's Fourier transform once for repeated :func:`frequency_filter` calls.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL.Image.Image or torch.Tensor
+        Any layout of :func:`frequency_filter`.
+
+    Returns
+    -------
+    Prepared
+    """
+    return Prepared(image)
 
 
 def spectrum(image):

@@ -14,7 +14,7 @@ import numpy as np
 import traitlets as T
 
 from ..engine import enhance
-from ..io import load_image, resize_to_fit, to_float
+from ..io import load_image, resize_to_fit, to_float, to_uint8
 from ._base import Bench, ImagePanel
 
 __all__ = ["FilterDesigner"]
@@ -344,12 +344,10 @@ class FilterDesigner(Bench):
         return "\n".join(lines)
 
     @staticmethod
-    def _display(arr):
-        if max(arr.shape[:2]) <= _DISPLAY_SIDE:
-            return arr
-        if arr.dtype not in (np.uint8, np.uint16, np.float32):
-            arr = arr.astype(np.float32)
-        return resize_to_fit(np.ascontiguousarray(arr), _DISPLAY_SIDE)  # keeps the dtype and its value range
+    def _display(arr, rescale: bool = False):
+        """uint8 copy of ``arr`` for a panel: clipped (or min-max stretched), shrunk to the display size."""
+        u8 = to_uint8(np.asarray(arr), rescale=rescale)
+        return resize_to_fit(np.ascontiguousarray(u8), _DISPLAY_SIDE)
 
     def _cached(self, key, make):
         if key not in self._cache:
@@ -369,7 +367,7 @@ class FilterDesigner(Bench):
             self.p_input.show(self._display(noisy))
             spec = enhance.spectrum(noisy)
             spec = spec.mean(axis=2) if spec.ndim == 3 else spec
-            self.p_spectrum.show(self._display(spec), rescale=True)
+            self.p_spectrum.show(self._display(spec, rescale=True))
             self._cache["shown_input"] = noise_key
             self._cache.pop("shown_mask", None)
 
@@ -388,17 +386,17 @@ class FilterDesigner(Bench):
                 spec = enhance.spectrum(out)
                 spec = spec.mean(axis=2) if spec.ndim == 3 else spec
                 self.p_mask.set_title("result spectrum")
-                self.p_mask.show(self._display(spec), rescale=True)
+                self.p_mask.show(self._display(spec, rescale=True))
                 self.profile.value = self._kernel_note(name, kw)
             self._cache["shown_mask"] = mask_key
 
         shown = out
         if name == "frequency_filter" and self.highpass and not self.band:
             self.p_result.set_title("result (high-pass, rescaled)")
-            self.p_result.show(self._display(shown), rescale=True)
+            self.p_result.show(self._display(shown, rescale=True))
         else:
             self.p_result.set_title("result")
-            self.p_result.show(self._display(shown))  # to_png_bytes clips to [0, 1]
+            self.p_result.show(self._display(shown))
 
         if self.noise != "none":
             m = {
@@ -421,8 +419,17 @@ class FilterDesigner(Bench):
 
     def _run_cached(self, preview, noise_key):
         clean_f = self._cached(("clean_f",), lambda: to_float(preview))
+        if self._cache.get("input_key") != noise_key:  # keep the filter input of the current noise only
+            self._cache.pop("input", None)
+            self._cache.pop("prepared", None)
+            self._cache["input_key"] = noise_key
         # without noise the filters get the stored dtype (OpenCV's median is fastest on uint8)
-        noisy = self._cached(noise_key, lambda: enhance.add_noise(preview, **self._noise_kwargs())) if self.noise != "none" else preview
+        make = (lambda: enhance.add_noise(preview, **self._noise_kwargs())) if self.noise != "none" else (lambda: preview)
+        noisy = self._cached("input", make)
+        if self.method == "frequency":
+            # the input's FFT is computed once; a control change costs one mask product and one inverse FFT
+            prepared = self._cached("prepared", lambda: enhance.prepare(noisy))
+            return clean_f, noisy, self._apply(prepared)
         return clean_f, noisy, self._apply(noisy)
 
     def _profile_svg(self, kw):

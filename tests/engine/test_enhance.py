@@ -80,6 +80,16 @@ def test_large_image_plane_by_plane_equals_batched(monkeypatch):
     np.testing.assert_allclose(E.frequency_filter(t, shape="gaussian", cutoff=0.07).permute(1, 2, 0).numpy(), whole, atol=1e-6)
 
 
+def test_prepared_image_gives_the_same_result():
+    for img in (_gray("camera", 64, 51), _rgb("astronaut", 40, 48), torch.rand(2, 3, 20, 17), data.coins()[:30, :31]):
+        prepared = E.prepare(img)
+        for kw in (dict(cutoff=0.1), dict(shape="ideal", highpass=True, cutoff=0.2), dict(shape="gaussian", width=0.1, cutoff=0.25)):
+            direct = E.frequency_filter(img, **kw)
+            again = E.frequency_filter(prepared, **kw)
+            assert type(again) is type(direct) and again.shape == direct.shape
+            np.testing.assert_allclose(np.asarray(again), np.asarray(direct), atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- masks and other shapes
 
 
