@@ -22,6 +22,7 @@ which is OpenCV's ``BORDER_REPLICATE`` and SciPy's ``mode="nearest"``.
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from collections import OrderedDict
 
@@ -186,14 +187,18 @@ def _map_planes(image, fn, *, name="image"):
 # ============================================================================ masks
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
 def _check_params(shape, cutoff, order, width):
     if shape not in FILTER_SHAPES:
         raise ValueError(f"shape must be one of {FILTER_SHAPES}, got {shape!r}")
-    if not isinstance(cutoff, (int, float)) or not (0 < cutoff <= 0.5):
+    if not _is_number(cutoff) or not (0 < cutoff <= 0.5):
         raise ValueError(f"cutoff must be a number with 0 < cutoff <= 0.5 (a fraction of the sampling frequency), got {cutoff!r}")
-    if not isinstance(order, (int, float)) or not order > 0:
+    if not _is_number(order) or not order > 0:
         raise ValueError(f"order must be a positive number, got {order!r}")
-    if width is not None and (not isinstance(width, (int, float)) or not width > 0):
+    if width is not None and (not _is_number(width) or not width > 0):
         raise ValueError(f"width must be None (low/high-pass) or a positive band width, got {width!r}")
 
 
@@ -539,7 +544,7 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
     """
     import torch
 
-    if not (isinstance(cutoff, (int, float)) and 0 < cutoff <= 0.5):
+    if not (_is_number(cutoff) and 0 < cutoff <= 0.5):
         raise ValueError(f"cutoff must satisfy 0 < cutoff <= 0.5, got {cutoff!r}")
     if not sharpness > 0:
         raise ValueError(f"sharpness must be positive, got {sharpness!r}")
@@ -859,7 +864,7 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
 
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
-    if not isinstance(amount, (int, float)) or amount < 0:
+    if not _is_number(amount) or amount < 0:
         raise ValueError(f"amount must be a number >= 0, got {amount!r}")
     if kind == "salt_and_pepper" and amount > 1:
         raise ValueError(f"amount is a fraction of pixels for salt_and_pepper (0 … 1), got {amount!r}")
