@@ -663,6 +663,12 @@ def median(image, *, size=3):
     src = layout.nchw()
     on_cpu = device.type == "cpu" and (not layout.torch or layout.device.type == "cpu")
     if on_cpu:
+        img = layout.image
+        if not layout.torch and layout.ndim in (2, 3) and img.dtype in (np.uint8, np.uint16, np.float32) and _cv2_median_ok(img, k):
+            import cv2
+
+            out = cv2.medianBlur(np.ascontiguousarray(img), k)  # one call, no layout copies
+            return out.reshape(img.shape)
         arr = src.cpu().numpy() if layout.torch else src
         if arr.dtype == np.uint8 or (arr.dtype in (np.uint16, np.float32) and k <= 5):
             return layout.restore(_median_planes_cv2(arr, k))
