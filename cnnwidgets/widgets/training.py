@@ -189,17 +189,18 @@ class TrainingDashboard(Bench):
         return {"pretrained": False, "num_classes": len(self.classes), "in_chans": chans}
 
     def _update_code(self, change=None):
-        kw = self._fit_kwargs()
-        args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-        lines = ["from cnnwidgets.engine import train"]
+        args = ", ".join(f"{k}={v!r}" for k, v in self._fit_kwargs().items())
+        engine = "models, train" if self._net_name is not None else "train"
+        lines = ["import torch"] if self._net_name is not None else []
         if self._set_name is not None:
-            lines.insert(0, "from cnnwidgets import datasets")
+            lines.append("from cnnwidgets import datasets")
+        lines.append(f"from cnnwidgets.engine import {engine}")
+        if self._set_name is not None:
             lines.append(f"dataset = datasets.{self._set_name}()")
         else:
             lines.append("# dataset: the labelled set given to the dashboard")
         if self._net_name is not None:
             mk = ", ".join(f"{k}={v!r}" for k, v in self._model_kwargs().items())
-            lines[0:0] = ["import torch", "from cnnwidgets.engine import models"]
             lines += [f"torch.manual_seed({int(self.seed)})", f"model = models.create_model({self._net_name!r}, {mk})"]
         else:
             lines.append("# model: the dashboard's model, from the weights it had when the dashboard was made")
@@ -267,7 +268,7 @@ class TrainingDashboard(Bench):
                 matrix, where = history.confusion, "validation set"
             else:
                 matrix, where = train.evaluate(model, self.dataset)["confusion"], "training set"
-            self.confusion.image.value = figure_png(confusion_figure(matrix, self.classes, title=f"confusion ({where})"))
+            self.confusion.image.value = figure_png(confusion_figure(matrix, self.classes, title=""))
             self.confusion.set_title(f"confusion matrix — {where}")
             self.result = history
             last = history.final
