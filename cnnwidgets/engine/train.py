@@ -64,6 +64,13 @@ def _class_names(labels: np.ndarray) -> tuple:
     return tuple(str(i) for i in range(n))
 
 
+def _is_torch_dataset(obj) -> bool:
+    import sys
+
+    data = sys.modules.get("torch.utils.data")  # a torch Dataset exists only once this module is imported
+    return data is not None and isinstance(obj, data.Dataset) and hasattr(obj, "__len__")
+
+
 def as_imageset(dataset, *, name: str = "dataset") -> ImageSet:
     """Read any accepted labelled dataset into an :class:`~cnnwidgets.datasets.ImageSet`.
 
@@ -105,7 +112,7 @@ def as_imageset(dataset, *, name: str = "dataset") -> ImageSet:
         images, labels = dataset
         labels = np.asarray(labels.cpu() if _is_tensor(labels) else labels)
         classes = None
-    elif hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__") and type(dataset).__module__.split(".")[0] != "numpy":
+    elif _is_torch_dataset(dataset):
         items = [dataset[i] for i in range(len(dataset))]
         if items and not (isinstance(items[0], (tuple, list)) and len(items[0]) == 2):
             raise ValueError(f"{name}: items of a torch Dataset must be (image, label) pairs")
