@@ -89,8 +89,7 @@ class FilterDesigner(Bench):
 
     def __init__(self, image=None, **kwargs):
         self.source = None  # the loaded full-resolution image
-        self._preview = None
-        self._cache = {}
+        self._state = (None, {})  # (preview, its cache), swapped as one so a running render never mixes images
         self._syncing = False
         self._controls = {}
         self._build_controls()
@@ -271,21 +270,20 @@ class FilterDesigner(Bench):
             self.set_status(f"{getattr(exc, 'source', 'image')}: {getattr(exc, 'reason', exc)}", "error")
             return
         self.source = arr
-        self._cache.clear()
         self._make_preview()
         self.request_update()
 
     @T.observe("preview_side")
     def _preview_changed(self, change):
         if self.source is not None:
-            self._cache.clear()
             self._make_preview()
             self.request_update()
 
     def _make_preview(self):
-        self._preview = resize_to_fit(self.source, max(16, int(self.preview_side)))
+        preview = resize_to_fit(self.source, max(16, int(self.preview_side)))
+        self._state = (preview, {})
         h, w = self.source.shape[:2]
-        ph, pw = self._preview.shape[:2]
+        ph, pw = preview.shape[:2]
         note = "" if (ph, pw) == (h, w) else f" — preview {pw}×{ph}; “Full resolution” computes the full image"
         self.info.value = f"<span style='font-size:12px'>image {w}×{h}{html.escape(note)}</span>"
 
@@ -349,31 +347,32 @@ class FilterDesigner(Bench):
         u8 = to_uint8(np.asarray(arr), rescale=rescale)
         return resize_to_fit(np.ascontiguousarray(u8), _DISPLAY_SIDE)
 
-    def _cached(self, key, make):
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
+    @staticmethod
+    def _cached(cache, key, make):
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
 
     def _render(self):
-        if self._preview is None:
+        preview, cache = self._state
+        if preview is None:
             return
-        preview = self._preview
         noise_key = ("noisy",) + tuple(self._noise_kwargs().items()) if self.noise != "none" else ("clean",)
-        clean_f, noisy, out = self._run_cached(preview, noise_key)
+        clean_f, noisy, out = self._run_cached(preview, cache, noise_key)
         h, w = preview.shape[:2]
 
         # input and its spectrum change only with the image or the noise
-        if self._cache.get("shown_input") != noise_key:
+        if cache.get("shown_input") != noise_key:
             self.p_input.show(self._display(noisy))
             spec = enhance.spectrum(noisy)
             spec = spec.mean(axis=2) if spec.ndim == 3 else spec
             self.p_spectrum.show(self._display(spec, rescale=True))
-            self._cache["shown_input"] = noise_key
-            self._cache.pop("shown_mask", None)
+            cache["shown_input"] = noise_key
+            cache.pop("shown_mask", None)
 
         name, kw = self._filter_call()
         mask_key = (name, tuple(sorted((k, str(v)) for k, v in kw.items())), h, w)
-        if self._cache.get("shown_mask") != mask_key:
+        if cache.get("shown_mask") != mask_key:
             if name == "frequency_filter":
                 # the mask depends on frequency as a fraction of the sampling rate, so a display-size
                 # grid shows the same picture as the full one at a fraction of the cost
@@ -388,7 +387,7 @@ class FilterDesigner(Bench):
                 self.p_mask.set_title("result spectrum")
                 self.p_mask.show(self._display(spec, rescale=True))
                 self.profile.value = self._kernel_note(name, kw)
-            self._cache["shown_mask"] = mask_key
+            cache["shown_mask"] = mask_key
 
         shown = out
         if name == "frequency_filter" and self.highpass and not self.band:
@@ -417,18 +416,18 @@ class FilterDesigner(Bench):
         self.code = self._code_string()
         self.result = out
 
-    def _run_cached(self, preview, noise_key):
-        clean_f = self._cached(("clean_f",), lambda: to_float(preview))
-        if self._cache.get("input_key") != noise_key:  # keep the filter input of the current noise only
-            self._cache.pop("input", None)
-            self._cache.pop("prepared", None)
-            self._cache["input_key"] = noise_key
+    def _run_cached(self, preview, cache, noise_key):
+        clean_f = self._cached(cache, "clean_f", lambda: to_float(preview))
+        if cache.get("input_key") != noise_key:  # keep the filter input of the current noise only
+            cache.pop("input", None)
+            cache.pop("prepared", None)
+            cache["input_key"] = noise_key
         # without noise the filters get the stored dtype (OpenCV's median is fastest on uint8)
         make = (lambda: enhance.add_noise(preview, **self._noise_kwargs())) if self.noise != "none" else (lambda: preview)
-        noisy = self._cached("input", make)
+        noisy = self._cached(cache, "input", make)
         if self.method == "frequency":
             # the input's FFT is computed once; a control change costs one mask product and one inverse FFT
-            prepared = self._cached("prepared", lambda: enhance.prepare(noisy))
+            prepared = self._cached(cache, "prepared", lambda: enhance.prepare(noisy))
             return clean_f, noisy, self._apply(prepared)
         return clean_f, noisy, self._apply(noisy)
 

@@ -185,3 +185,16 @@ def test_24_megapixel_peak_memory_under_2gb(tmp_path):
     row = json.loads(out.stdout.strip().splitlines()[-1])
     assert row["preview"] == [683, 1024, 3] and row["full"] == [4000, 6000, 3] and row["status"] == ""
     assert row["peak_mb"] < 2048, row
+
+
+def test_background_renders_latest_value_wins():
+    w = FilterDesigner(data.camera()[:128, :128])
+    w.background = True  # as inside a kernel: renders run on a worker thread
+    for c in np.linspace(0.05, 0.4, 15):
+        w.cutoff = float(c)
+    w.image = data.coins()[:100, :120]  # swapped while renders may be running
+    w.cutoff = 0.33
+    w.wait(60)
+    assert w.status == "" and w.result.shape == (100, 120)
+    np.testing.assert_allclose(w.result, enhance.frequency_filter(w.source, cutoff=0.33), atol=1e-6)
+    assert w.last_render_seconds > 0
