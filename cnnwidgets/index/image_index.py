@@ -260,7 +260,13 @@ class ImageIndex:
         from ..engine import features, models
 
         out = {}
-        for name in self.descriptors if descriptors is None else descriptors:
+        names = self.descriptors if descriptors is None else tuple(descriptors)
+        tags = None
+        if with_tags and images and "cnn" in names:
+            out["cnn"], tags = features.cnn_with_tags(images, model=self.model, topk=TOPK_TAGS)
+        for name in names:
+            if name in out:
+                continue
             if name == "cnn":
                 out[name] = features.cnn(images, model=self.model)
             elif name == "color":
@@ -270,7 +276,8 @@ class ImageIndex:
             else:
                 out[name] = features.sift_bovw(images, vocabulary=self.vocabularies[name]) if name == "sift" \
                     else features.orb_bovw(images, vocabulary=self.vocabularies[name])  # fmt: skip
-        tags = models.classify(self.model, images, topk=TOPK_TAGS) if with_tags and images else [[] for _ in images]
+        if tags is None:
+            tags = models.classify(self.model, images, topk=TOPK_TAGS) if with_tags and images else [[] for _ in images]
         return out, [[(str(t), float(p)) for t, p in row] for row in tags]
 
     def _ingest(self, files, caps: dict, *, chunk: int = 32):

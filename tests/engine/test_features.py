@@ -110,3 +110,21 @@ def test_cnn_descriptor_is_models_embed():
     np.testing.assert_allclose(x, models.embed(model, imgs), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(features.cnn(imgs[0], model=model), x[0], atol=1e-5)
+
+
+def test_cnn_with_tags_equals_embed_and_classify():
+    from cnnwidgets.engine import models
+    from cnnwidgets.index.image_index import _shared_model
+
+    model = _shared_model("efficientnet_lite0")
+    imgs = [sample("chelsea"), sample("coffee"), sample("rocket")]
+    vecs, tags = features.cnn_with_tags(imgs, model=model, topk=5, batch_size=2)
+    np.testing.assert_allclose(vecs, models.embed(model, imgs), atol=1e-4)
+    ref = models.classify(model, imgs, topk=5)
+    for got, want in zip(tags, ref):
+        assert [t for t, _ in got] == [t for t, _ in want]
+        np.testing.assert_allclose([p for _, p in got], [p for _, p in want], atol=1e-5)
+    tiny = models.create_model("tiny_cnn", pretrained=False, num_classes=3)  # no timm head: falls back
+    v2, t2 = features.cnn_with_tags(imgs[:2], model=tiny, topk=2)
+    np.testing.assert_allclose(v2, models.embed(tiny, imgs[:2]), atol=1e-5)
+    assert [[t for t, _ in row] for row in t2] == [[t for t, _ in row] for row in models.classify(tiny, imgs[:2], topk=2)]
