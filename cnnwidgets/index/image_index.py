@@ -352,7 +352,13 @@ class ImageIndex:
         if keep_ids is not None:
             mask = np.isin(ids, keep_ids)
             x, ids = x[mask], ids[mask]
-        cpu = vectors.new_index(kind, self.dims[name], _metric(name), train=x if kind == "ivf" else None)
+        if kind == "ivf" and vectors.kind_of(self.faiss[name]) == "ivf":  # keep the trained cells
+            import faiss
+
+            cpu = faiss.clone_index(vectors.to_cpu(self.faiss[name]))
+            cpu.reset()
+        else:
+            cpu = vectors.new_index(kind, self.dims[name], _metric(name), train=x if kind == "ivf" else None)
         if len(ids):
             cpu.add_with_ids(x, ids)
         self.faiss[name] = vectors.to_device(cpu, gpu=self.gpu)
@@ -391,11 +397,11 @@ class ImageIndex:
             return 0
         gone = self.ids[rows]
         keep = np.setdiff1d(self.ids, gone)
-        for name, ix in self.faiss.items():
-            if vectors.kind_of(ix) == "hnsw":  # HNSW graphs cannot delete: rebuild from the kept vectors
-                self._rebuild(name, "hnsw", keep_ids=keep)
-            else:
+        for name, ix in list(self.faiss.items()):
+            if vectors.kind_of(ix) == "flat" and not self.gpu:
                 ix.remove_ids(np.ascontiguousarray(gone, dtype=np.int64))
+            else:  # HNSW cannot delete, IVF and GPU indexes do not compact IDs: rebuild from the kept vectors
+                self._rebuild(name, vectors.kind_of(ix), keep_ids=keep)
         mask = np.ones(len(self.ids), bool)
         mask[rows] = False
         self.ids = self.ids[mask]

@@ -334,7 +334,7 @@ def test_faiss_structures_against_brute_force(kind):
     np.testing.assert_allclose(vx[np.argsort(vid)], x, atol=1e-6)
 
 
-def test_auto_structure_switches_above_threshold(monkeypatch):
+def test_auto_structure_switches_above_threshold(monkeypatch, tmp_path):
     monkeypatch.setattr(vectors, "AUTO_THRESHOLD", 300)
     x = _clustered(400, 16, 2)
     ix = ImageIndex.from_vectors([f"/v/{i}.png" for i in range(250)], {"cnn": x[:250]})
@@ -346,6 +346,12 @@ def test_auto_structure_switches_above_threshold(monkeypatch):
     assert ix.remove(["/v/7.png"]) == 1 and "/v/7.png" not in {h.path for h in ix.search(image="/v/8.png", mode="cnn", k=400)}
     forced = ImageIndex.from_vectors([f"/v/{i}.png" for i in range(400)], {"cnn": x}, index_type="ivf")
     assert forced.index_types == {"cnn": "ivf"}
+    assert forced.remove(["/v/9.png", "/v/10.png"]) == 2 and forced.faiss["cnn"].ntotal == 398
+    found = forced.search(image="/v/11.png", mode="cnn", k=398)
+    assert found[0].path == "/v/11.png" and not {"/v/9.png", "/v/10.png"} & {h.path for h in found}
+    again = ImageIndex.load(forced.save(tmp_path / "ivf"))
+    assert again.index_types == {"cnn": "ivf"}
+    assert [(h.path, round(h.score, 5)) for h in again.search(image="/v/11.png", mode="cnn", k=5)] == [(h.path, round(h.score, 5)) for h in found[:5]]
 
 
 def test_average_precision_matches_scikit_learn():
