@@ -181,7 +181,7 @@ class SearchBox(Bench):
             self._query_panel.layout.display = None
             from ..io import load_image
 
-            self._query_panel.show(load_image(image if not isinstance(image, str) else image, mode="rgb"))
+            self._query_panel.show(load_image(image, mode="rgb"))
         else:
             self._query_panel.layout.display = "none"
         if not text and image is None:
