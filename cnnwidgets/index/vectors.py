@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 __all__ = ["AUTO_THRESHOLD", "INDEX_TYPES", "choose_type", "new_index", "to_device", "to_cpu", "kind_of",
-           "vectors_and_ids", "search", "set_search_params"]  # fmt: skip
+           "vectors_and_ids", "search", "set_search_params", "ivf_nlist", "ivf_nprobe"]  # fmt: skip
 
 AUTO_THRESHOLD = 50_000
 """``index_type="auto"`` uses an exact flat index below this many vectors and an approximate one above it.

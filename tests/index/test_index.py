@@ -83,7 +83,7 @@ def test_content_search_equals_numpy_brute_force(index, folder, mode):
         assert h.scores == {mode: pytest.approx(h.score)}
     # a query image given as pixels (not an indexed path) gives the same ranking
     outside = index.search(image=load_image(query), mode=mode, k=3)
-    assert [h.path for h in outside][0] == hits[0].path or outside[0].score == pytest.approx(hits[0].score, abs=1e-3)
+    np.testing.assert_allclose([h.score for h in outside], [h.score for h in hits[:3]], atol=1e-4)
 
 
 def test_cnn_finds_all_copies_that_colour_misses(index, folder):
