@@ -80,9 +80,9 @@ def naive_embed(model, paths):
     with torch.inference_mode():
         for p in paths:
             img = Image.open(p).convert("RGB")
-            w, h = img.size
-            s = 256 / min(w, h)
-            img = img.resize((max(224, int(w * s)), max(224, int(h * s))), Image.BICUBIC)
+            w, h = img.size  # short side to 256, as torchvision's Resize(256)
+            size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+            img = img.resize(size, Image.BICUBIC)
             w, h = img.size
             left, top = (w - 224) // 2, (h - 224) // 2
             img = img.crop((left, top, left + 224, top + 224))

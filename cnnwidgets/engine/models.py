@@ -602,7 +602,7 @@ def _split_batch(images):
 
 def _open_reduced(source, min_side: int):
     """Decode a path or bytes with Pillow, letting JPEG decode at a reduced scale (``draft``)
-    no smaller than ``min_side`` on its short side. Returns a PIL image or None (use load_image)."""
+    no smaller than ``2 * min_side`` on its short side. Returns a PIL image or None (use load_image)."""
     import io as _io
 
     try:
@@ -613,8 +613,10 @@ def _open_reduced(source, min_side: int):
         else:
             return None
         if img.format == "JPEG" and img.mode in ("RGB", "L"):
+            # decode at 1/2, 1/4 or 1/8 scale, keeping at least twice the needed size so the
+            # resize that follows still low-pass filters properly
             w, h = img.size
-            scale = min(w, h) / max(min_side, 1)
+            scale = min(w, h) / max(2 * min_side, 1)
             if scale >= 2:
                 img.draft(img.mode, (math.ceil(w / scale), math.ceil(h / scale)))
         return img
@@ -639,10 +641,9 @@ def _prepare_one(source, cfg) -> np.ndarray:
     if crop_pct >= 1:
         out = pil.resize((w, h), filt)
     else:
-        iw, ih = pil.size
-        s = short / min(iw, ih)
-        nw, nh = (short, max(h, int(ih * s))) if iw <= ih else (max(w, int(iw * s)), short)
-        pil = pil.resize((nw, nh), filt, reducing_gap=3.0 if s < 0.5 else None)
+        iw, ih = pil.size  # short side to `short`, long side as torchvision's Resize computes it
+        nw, nh = (short, max(h, int(short * ih / iw))) if iw <= ih else (max(w, int(short * iw / ih)), short)
+        pil = pil.resize((nw, nh), filt)
         left, top = (nw - w) // 2, (nh - h) // 2
         out = pil.crop((left, top, left + w, top + h))
     a = np.asarray(out)

@@ -115,7 +115,7 @@ def test_embed_is_pooled_normalised_penultimate(lite0):
 
 
 def test_embed_paths_with_reduced_jpeg_decoding(lite0, tmp_path):
-    big = np.asarray(Image.fromarray(sample("astronaut")).resize((1200, 1200), Image.BICUBIC))
+    big = np.asarray(Image.fromarray(sample("astronaut")).resize((1400, 1400), Image.BICUBIC))
     paths = []
     for name, arr in (("big.jpg", big), ("cat.png", sample("chelsea"))):
         p = tmp_path / name
@@ -124,7 +124,7 @@ def test_embed_paths_with_reduced_jpeg_decoding(lite0, tmp_path):
     from_paths = M.embed(lite0, paths)
     from_arrays = M.embed(lite0, [np.asarray(Image.open(p).convert("RGB")) for p in paths])
     cos = (from_paths * from_arrays).sum(1)
-    assert cos.min() > 0.97, cos
+    assert cos.min() > 0.99, cos
 
 
 def test_embed_bf16_within_tolerance_and_same_neighbours(lite0):
@@ -137,7 +137,11 @@ def test_embed_bf16_within_tolerance_and_same_neighbours(lite0):
     sim32, sim16 = fp32 @ fp32.T, bf16 @ bf16.T
     np.fill_diagonal(sim32, -2)
     np.fill_diagonal(sim16, -2)
-    assert (sim32.argmax(1) == sim16.argmax(1)).all()
+    # nearest neighbours unchanged, up to ties: where bf16 picks another image, fp32 rated both within 0.005
+    rows = np.arange(len(imgs))
+    gap = sim32[rows, sim32.argmax(1)] - sim32[rows, sim16.argmax(1)]
+    assert (gap <= 0.005).all(), gap
+    assert (sim32.argmax(1) == sim16.argmax(1)).mean() >= 0.75
     assert M.embed(lite0, imgs[:1], precision="auto").shape == (1, 1280)
     with pytest.raises(ValueError, match="precision"):
         M.embed(lite0, imgs[:1], precision="fp8")
