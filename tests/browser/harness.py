@@ -28,6 +28,56 @@ CHROMIUM = os.environ.get("CNNWIDGETS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "browser" / "artifacts"
+DOCS_IMAGES = REPO / "docs" / "images"
+
+# A checksum of a rendered <img>'s pixels, read back through a canvas: [width, height, checksum].
+PIXELS_JS = """el => {
+    const c = document.createElement('canvas');
+    c.width = el.naturalWidth; c.height = el.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(el, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let s = 0;
+    for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
+    return [c.width, c.height, s];
+}"""
+
+
+def pixels(page, selector: str) -> list:
+    """``[width, height, checksum]`` of the first visible ``<img>`` matching ``selector``, once it has loaded."""
+    el = page.wait_for_selector(selector, state="visible")
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=el)
+    return el.evaluate(PIXELS_JS)
+
+
+def wait_pixels_change(page, selector: str, before: list, *, timeout: float = 120_000) -> list:
+    """Wait until the ``<img>`` at ``selector`` shows other pixels than ``before``; return the new :func:`pixels`."""
+    page.wait_for_function(
+        f"([sel, before]) => {{ const el = document.querySelector(sel); if (!el || !el.complete || !el.naturalWidth) return false;"
+        f" const now = ({PIXELS_JS})(el); return now.join() !== before.join(); }}",
+        arg=[selector, before],
+        timeout=timeout,
+    )
+    return pixels(page, selector)
+
+
+def widget_screenshot(page, selector: str, name: str, *, height: int = 1400) -> Path:
+    """Screenshot one widget into the artifacts folder; with CNNWIDGETS_DOCS_IMAGES=1 also into docs/images/.
+
+    The docs pictures are refreshed only on request, so a test run never rewrites tracked files.
+    """
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.set_viewport_size({"width": 1400, "height": height})  # room for the whole widget
+    page.add_style_tag(content=".Toastify { display: none !important; }")  # JupyterLab's news prompt
+    el = page.locator(selector).first
+    el.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    el.screenshot(path=str(path))
+    if os.environ.get("CNNWIDGETS_DOCS_IMAGES") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_IMAGES / name)
+    return path
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .harness import ARTIFACTS
+from .harness import widget_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +62,4 @@ def test_cutoff_control_changes_result(lab, page):
     status = page.locator(".cnnw-filter-designer").inner_text()
     assert "Error" not in status
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "filter_designer.png"
-    page.locator(".cnnw-filter-designer").screenshot(path=str(shot))  # docs/images/filter_designer.png is a copy
+    widget_screenshot(page, ".cnnw-filter-designer", "filter_designer.png")

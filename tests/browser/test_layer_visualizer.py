@@ -5,47 +5,13 @@ Screenshots go to tests/browser/artifacts/; with CNNWIDGETS_DOCS_IMAGES=1 they a
 copied to docs/images/ (the pictures in docs/cnn.md).
 """
 
-import os
-import shutil
-
 import pytest
 
-from .harness import ARTIFACTS, REPO
+from .harness import pixels, wait_pixels_change, widget_screenshot
 
 pytestmark = pytest.mark.browser
 
-# A checksum of a rendered <img>'s pixels, read back through a canvas.
-PIXELS_JS = """el => {
-    const c = document.createElement('canvas');
-    c.width = el.naturalWidth; c.height = el.naturalHeight;
-    const ctx = c.getContext('2d');
-    ctx.drawImage(el, 0, 0);
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let s = 0;
-    for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
-    return [c.width, c.height, s];
-}"""
-
 MOSAIC = ".cnnw-mosaic img"
-
-
-def _pixels(page, selector):
-    el = page.wait_for_selector(selector, state="visible")
-    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=el)
-    return el.evaluate(PIXELS_JS)
-
-
-def _shot(page, selector, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.set_viewport_size({"width": 1400, "height": 2000})  # room for the whole widget
-    page.add_style_tag(content=".Toastify { display: none !important; }")  # JupyterLab's news prompt
-    el = page.locator(selector).first
-    el.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
-    el.screenshot(path=str(path))
-    if os.environ.get("CNNWIDGETS_DOCS_IMAGES") == "1":
-        shutil.copyfile(path, REPO / "docs" / "images" / name)
 
 
 def test_switching_layer_changes_the_mosaic(lab, page):
@@ -55,19 +21,13 @@ def test_switching_layer_changes_the_mosaic(lab, page):
     )
     lab.run_notebook(page, "layer_visualizer.ipynb")
     page.wait_for_selector(".cnnw-layer-visualizer :text('top-1 tiger cat')", timeout=180_000)
-    before = _pixels(page, MOSAIC)
+    before = pixels(page, MOSAIC)
     assert before[0] > 0 and before[1] > 0
     assert page.is_visible(".cnnw-layer-visualizer :text('conv_stem — output 32 × 112 × 112')")
 
     page.select_option(".cnnw-layer-select select", label="blocks.2.0.conv_pw")
     page.wait_for_selector(".cnnw-layer-visualizer :text('blocks.2.0.conv_pw — output 144 × 56 × 56')")
-    page.wait_for_function(
-        f"([sel, before]) => {{ const el = document.querySelector(sel); if (!el || !el.complete || !el.naturalWidth) return false;"
-        f" const now = ({PIXELS_JS})(el); return now.join() !== before.join(); }}",
-        arg=[MOSAIC, before],
-        timeout=60_000,
-    )
-    after = _pixels(page, MOSAIC)
+    after = wait_pixels_change(page, MOSAIC, before, timeout=60_000)
     assert after != before
 
     # 64 of 144 maps in 8 columns of 56 px tiles (+1 px gaps): click the centre of tile 10 (row 1, column 2)
@@ -77,7 +37,7 @@ def test_switching_layer_changes_the_mosaic(lab, page):
     page.wait_for_selector(".cnnw-layer-visualizer .cnnw-panel :text('map 10')", timeout=60_000)
     lab.wait_idle(page)
     assert lab.errors(page) == []
-    _shot(page, ".cnnw-layer-visualizer", "layer_visualizer.png")
+    widget_screenshot(page, ".cnnw-layer-visualizer", "layer_visualizer.png", height=2000)
 
 
 def test_playground_step_slider_moves_the_window(lab, page):
@@ -94,4 +54,4 @@ def test_playground_step_slider_moves_the_window(lab, page):
     page.wait_for_selector(".cnnw-playground :text('output[1, 1] = 5·1')", timeout=60_000)
     lab.wait_idle(page)
     assert lab.errors(page) == []
-    _shot(page, ".cnnw-playground", "convolution_playground.png")
+    widget_screenshot(page, ".cnnw-playground", "convolution_playground.png", height=2000)

@@ -1,12 +1,10 @@
 """SearchBox in JupyterLab: type a query, the gallery fills; click a result, the results change."""
 
-from pathlib import Path
-
 import pytest
 
-pytestmark = pytest.mark.browser
+from .harness import widget_screenshot
 
-DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+pytestmark = pytest.mark.browser
 
 CELLS = [
     "import tempfile, pathlib\n"
@@ -37,8 +35,7 @@ def test_type_query_then_click_result(lab, page):
     page.wait_for_function("() => [...document.querySelectorAll('.cnnw-gallery-item img')].every(i => i.complete && i.naturalWidth > 0)")
     assert imgs.count() == 6
     lab.wait_idle(page)
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    box.screenshot(path=str(DOCS_IMAGES / "search_box_text.png"))
+    widget_screenshot(page, ".cnnw-searchbox", "search_box_text.png")
 
     target = page.locator(".cnnw-searchbox .cnnw-gallery-item").nth(4)
     clicked = target.get_attribute("data-path")
@@ -49,6 +46,6 @@ def test_type_query_then_click_result(lab, page):
     assert after != first and after[0] == clicked
     assert page.locator(".cnnw-search-text input").input_value() == ""
     page.wait_for_function("() => [...document.querySelectorAll('.cnnw-gallery-item img')].every(i => i.complete && i.naturalWidth > 0)")
-    box.screenshot(path=str(DOCS_IMAGES / "search_box_more_like_this.png"))
+    widget_screenshot(page, ".cnnw-searchbox", "search_box_more_like_this.png")
     lab.screenshot(page, "search_box.png")
     assert not lab.errors(page)

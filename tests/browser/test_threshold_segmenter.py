@@ -2,7 +2,7 @@
 
 import pytest
 
-from .harness import ARTIFACTS
+from .harness import widget_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -59,8 +59,7 @@ def test_histogram_click_and_drag_change_the_mask(lab, page):
     assert 0 < otsu_mean < 255
     assert page.is_visible(".cnnw-seg-method select") and not page.is_visible(".cnnw-seg-value")
     lab.wait_idle(page)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.locator(".cnnw-threshold-segmenter").screenshot(path=str(ARTIFACTS / "threshold_segmenter.png"))
+    widget_screenshot(page, ".cnnw-threshold-segmenter", "threshold_segmenter.png")
 
     # click at 15 % of the histogram: a low threshold, so more foreground (brighter mask)
     box = canvas.bounding_box()
@@ -99,4 +98,4 @@ def test_histogram_click_and_drag_change_the_mask(lab, page):
     page.mouse.click(ib["x"] + 0.5 * ib["width"], ib["y"] + 0.5 * ib["height"])
     page.wait_for_selector(".cnnw-bench :text('grow: 1 region')")
     assert not lab.errors(page)
-    page.locator(".cnnw-threshold-segmenter").screenshot(path=str(ARTIFACTS / "threshold_segmenter_regions.png"))
+    widget_screenshot(page, ".cnnw-threshold-segmenter", "threshold_segmenter_regions.png")
