@@ -189,6 +189,28 @@ class Bench(W.VBox):
             raise TimeoutError(f"{type(self).__name__} did not finish updating within {timeout} s")
         return self
 
+    # ----------------------------------------------------------------- full resolution
+    def _full_resolution_button(self) -> W.Button:
+        """A "Full resolution" button that runs ``self.compute_full()`` and reports in the status line.
+
+        For widgets that draw a display-size preview while controls move; ``compute_full`` must set and
+        return ``result`` for the whole image.
+        """
+        button = W.Button(description="Full resolution", icon="expand", tooltip="compute the full-resolution result into .result")
+
+        def clicked(_):
+            self.set_status("computing full resolution …", "busy")
+            try:
+                out = self.compute_full()
+            except Exception as exc:
+                self.set_status(f"{type(exc).__name__}: {exc}", "error")
+                return
+            size = f" {out.shape[1]}×{out.shape[0]}" if hasattr(out, "shape") else ""
+            self.set_status(f"full-resolution result{size} is in .result")
+
+        button.on_click(clicked)
+        return button
+
     # ----------------------------------------------------------------- input helpers
     def _upload_control(self, on_image, description: str = "Upload image") -> W.FileUpload:
         """A file-upload button that loads the file with :func:`load_image` and calls ``on_image(array)``.

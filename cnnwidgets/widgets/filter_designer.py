@@ -120,8 +120,7 @@ class FilterDesigner(Bench):
         self.profile.add_class("cnnw-fd-profile")
         self.info = W.HTML("")
         self.upload = self._upload_control(self._on_upload)
-        self.full_button = W.Button(description="Full resolution", tooltip="compute result at full resolution")
-        self.full_button.on_click(lambda _: self._full_clicked())
+        self.full_button = self._full_resolution_button()
 
         slider = dict(continuous_update=True, layout=W.Layout(width="420px"), style={"description_width": "80px"})
         c_shape = W.ToggleButtons(options=list(enhance.FILTER_SHAPES), description="shape")
@@ -479,12 +478,3 @@ class FilterDesigner(Bench):
         self.code = self._code_string()
         self.result = out
         return out
-
-    def _full_clicked(self):
-        self.set_status("computing full resolution …", "busy")
-        try:
-            out = self.compute_full()
-        except Exception as exc:
-            self.set_status(f"{type(exc).__name__}: {exc}", "error")
-        else:
-            self.set_status(f"full-resolution result {out.shape[1]}×{out.shape[0]} is in .result")

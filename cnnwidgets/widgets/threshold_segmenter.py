@@ -226,8 +226,7 @@ class ThresholdSegmenter(Bench):
         for i, title in enumerate(["Global", "Local", "Edges", "Regions", "Compare all"]):
             self._tabs.set_title(i, title)
         self._tabs.observe(self._tab_changed, names="selected_index")
-        self._full_button = W.Button(description="Full resolution", icon="expand", tooltip="compute the full-resolution result into .result")
-        self._full_button.on_click(lambda _: self._full_clicked())
+        self._full_button = self._full_resolution_button()
         for trait, w in [
             ("method", self._method_w), ("value", self._value_w), ("classes", self._classes_w), ("invert", self._invert_w),
             ("local_method", self._local_method_w), ("window", self._window_w), ("k", self._k_w), ("offset", self._offset_w),
@@ -509,13 +508,3 @@ class ThresholdSegmenter(Bench):
         self.code = self._code_string()
         self.result = result
         return result
-
-    def _full_clicked(self):
-        self.set_status("computing full resolution …", "busy")
-        try:
-            out = self.compute_full()
-        except Exception as exc:
-            self.set_status(f"{type(exc).__name__}: {exc}", "error")
-        else:
-            shape = self._data.source.shape[:2]
-            self.set_status(f"full-resolution result {shape[1]}×{shape[0]} is in .result")
