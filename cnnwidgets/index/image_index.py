@@ -293,7 +293,8 @@ class ImageIndex:
                     try:
                         st = p.stat()
                         data = p.read_bytes()
-                        if key in self._path_row and self.fingerprints[self._path_row[key]][2] == hashlib.sha1(data).hexdigest():
+                        digest = hashlib.sha1(data).hexdigest()
+                        if key in self._path_row and self.fingerprints[self._path_row[key]][2] == digest:
                             continue  # already indexed and unchanged
                         images.append(load_image(data, mode="rgb"))
                     except ImageLoadError as exc:
@@ -303,7 +304,7 @@ class ImageIndex:
                         self.skipped.append((key, f"cannot read file: {exc.strerror or exc}"))
                         continue
                     batch_paths.append(key)
-                    prints.append((st.st_size, st.st_mtime_ns, hashlib.sha1(data).hexdigest()))
+                    prints.append((st.st_size, st.st_mtime_ns, digest))
                 if not images:
                     continue
                 changed = [p for p in batch_paths if p in self._path_row]
