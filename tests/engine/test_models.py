@@ -246,3 +246,53 @@ def test_list_models():
     assert M.list_models("*lite*") == ["efficientnet_lite0"]
     ext = M.list_models("resnet18", external=True)
     assert "torchvision/resnet18" in ext and "timm/resnet18" in ext
+
+
+def test_bn_folding_matches_and_leaves_model_alone(lite0):
+    from timm.layers import BatchNormAct2d
+
+    imgs = [sample("chelsea"), sample("coffee"), sample("astronaut")]
+    before = {k: v.clone() for k, v in lite0.state_dict().items()}
+    n_bn = sum(isinstance(m, BatchNormAct2d) for m in lite0.modules())
+    folded = M._fold_bn(lite0)
+    assert folded is not lite0 and M._fold_bn(lite0) is folded  # cached per model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    # the user's model is untouched
+    assert sum(isinstance(m, BatchNormAct2d) for m in lite0.modules()) == n_bn == 49
+    assert all(torch.equal(v, lite0.state_dict()[k]) for k, v in before.items())
+    fused = M.embed(lite0, imgs)
+    plain = M.embed(lite0, imgs, fuse_bn=False)
+    np.testing.assert_allclose(fused, plain, atol=1e-4)
+    with torch.inference_mode():
+        x = M.preprocess(imgs, lite0)
+        np.testing.assert_allclose(folded(x).numpy(), lite0(x).numpy(), atol=1e-4, rtol=0)
+    a, b = M.classify(lite0, imgs, topk=3), M.classify(lite0, imgs, topk=3, fuse_bn=False)
+    for ra, rb in zip(a, b):
+        assert [l for l, _ in ra] == [l for l, _ in rb]
+        np.testing.assert_allclose([p for _, p in ra], [p for _, p in rb], atol=1e-4)
+
+
+def test_bn_folding_follows_weights_mode_and_hooks():
+    model = M.create_model("timm/mobilenetv3_small_050", pretrained=False)
+    with torch.no_grad():
+        for bn in model.modules():
+            if isinstance(bn, torch.nn.BatchNorm2d):
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 224, 224)
+    first = M._fold_bn(model)
+    assert first is not model
+    with torch.no_grad():
+        np.testing.assert_allclose(first(x).numpy(), model(x).numpy(), atol=1e-4, rtol=0)
+        model.conv_stem.weight.mul_(2)  # weights changed: the folded copy is rebuilt
+    second = M._fold_bn(model)
+    assert second is not first
+    with torch.no_grad():
+        np.testing.assert_allclose(second(x).numpy(), model(x).numpy(), atol=1e-4, rtol=0)
+    handle = model.conv_stem.register_forward_hook(lambda *a: None)  # hooks must see the real layers
+    assert M._fold_bn(model) is model
+    handle.remove()
+    model.train()
+    assert M._fold_bn(model) is model
+    tiny = M.create_model("tiny_cnn")  # nothing to fold
+    assert M._fold_bn(tiny) is tiny
