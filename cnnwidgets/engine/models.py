@@ -992,8 +992,9 @@ def embed(model, images, *, batch_size: int = 32, progress=None, precision: str 
     precision : {"fp32", "bf16", "auto"}
         ``"bf16"``: bfloat16 autocast; ``"auto"``: bf16 where :func:`bf16_supported` says the
         device is fast at it, fp32 elsewhere. For efficientnet_lite0 on photographs, bf16
-        embeddings stay within cosine similarity 0.99 of fp32 and nearest neighbours keep their
-        order (tested); flat synthetic patterns can fall to ≈ 0.97, so fp32 is the default.
+        embeddings stay within cosine similarity 0.99 of fp32 for more than 99 % of images (worst
+        seen 0.984 over 1,000 camera-size files) and nearest neighbours keep their order up to
+        near-ties (tested); flat synthetic patterns can fall to ≈ 0.97, so fp32 is the default.
     channels_last : bool
         Feed the batch in channels-last memory format (faster convolutions on CPUs with oneDNN;
         the model itself is not changed).
