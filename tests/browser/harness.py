@@ -30,17 +30,31 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "browser" / "artifacts"
 DOCS_IMAGES = REPO / "docs" / "images"
 
-# A checksum of a rendered <img>'s pixels, read back through a canvas: [width, height, checksum].
-PIXELS_JS = """el => {
+# Read a rendered <img>'s RGBA pixels back through a canvas into `d` (and its size into `c`).
+_READ_PIXELS = """
     const c = document.createElement('canvas');
     c.width = el.naturalWidth; c.height = el.naturalHeight;
     const ctx = c.getContext('2d');
     ctx.drawImage(el, 0, 0);
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;"""
+
+# [width, height, checksum] of a rendered <img>'s pixels.
+PIXELS_JS = (
+    "el => {" + _READ_PIXELS + """
     let s = 0;
     for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
     return [c.width, c.height, s];
 }"""
+)
+
+# Mean of the red channel of a rendered <img> (its gray level for gray images and masks).
+MEAN_GRAY_JS = (
+    "el => {" + _READ_PIXELS + """
+    let s = 0;
+    for (let i = 0; i < d.length; i += 4) s += d[i];
+    return s / (d.length / 4);
+}"""
+)
 
 
 def pixels(page, selector: str) -> list:

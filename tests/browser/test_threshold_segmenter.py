@@ -2,21 +2,9 @@
 
 import pytest
 
-from .harness import widget_screenshot
+from .harness import MEAN_GRAY_JS as MEAN_JS, widget_screenshot
 
 pytestmark = pytest.mark.browser
-
-# Mean gray level of a rendered <img>, read back through a canvas (the mask is white where foreground).
-MEAN_JS = """el => {
-    const c = document.createElement('canvas');
-    c.width = el.naturalWidth; c.height = el.naturalHeight;
-    const ctx = c.getContext('2d');
-    ctx.drawImage(el, 0, 0);
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let s = 0;
-    for (let i = 0; i < d.length; i += 4) s += d[i];
-    return s / (d.length / 4);
-}"""
 
 
 def _mask_mean(page, selector):
