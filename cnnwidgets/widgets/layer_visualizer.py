@@ -7,6 +7,7 @@ Grad-CAM run per (model, image); switching layers or maps reuses them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import pathlib
@@ -116,7 +117,7 @@ class LayerVisualizer(Bench):
 
     def __init__(self, model: str = "efficientnet_lite0", image=None, **kwargs):
         self._cache: dict = {}
-        self._syncing = False
+        self._sync_threads = set()  # threads now setting controls from code, whose echoes are not user input
         self._array = None
         self._array_key = None
 
@@ -167,8 +168,25 @@ class LayerVisualizer(Bench):
         if change["new"] != "—":
             self.image = change["new"]
 
+    @contextlib.contextmanager
+    def _syncing(self):
+        """Within this block, control changes made by the current thread are not taken as user input.
+
+        Tracked per thread: a layer the user picks on the kernel thread while a render thread rebuilds
+        the dropdown still counts.
+        """
+        me = threading.get_ident()
+        self._sync_threads.add(me)
+        try:
+            yield
+        finally:
+            self._sync_threads.discard(me)
+
+    def _is_syncing(self) -> bool:
+        return threading.get_ident() in self._sync_threads
+
     def _layer_picked(self, change):
-        if not self._syncing and change["new"]:
+        if not self._is_syncing() and change["new"]:
             self.layer = change["new"]
 
     def _mosaic_clicked(self, change):
@@ -195,14 +213,11 @@ class LayerVisualizer(Bench):
         if change["name"] == "image":
             self._array_key = None
         if change["name"] in ("layer", "model") and self.channel != 0:
-            syncing, self._syncing = self._syncing, True
-            try:
+            with self._syncing():
                 self.channel = 0
-            finally:
-                self._syncing = syncing
         if change["name"] == "per_map":
             self._c_permap.value = change["new"]
-        if not self._syncing:
+        if not self._is_syncing():
             self.request_update()
 
     # ----------------------------------------------------------------- computing
@@ -241,14 +256,11 @@ class LayerVisualizer(Bench):
         net = _shared_model(name)
         names = L.layer_names(net)
         layer = self.layer if self.layer in names else next((n for n in names if L.layer_kind(net.get_submodule(n)) == "conv"), names[0])
-        self._syncing = True
-        try:
+        with self._syncing():
             if list(self._c_layer.options) != names:
                 self._c_layer.options = names
             self._c_layer.value = layer
             self.layer = layer
-        finally:
-            self._syncing = False
 
         arr, key = self._load()
         acts, logits, cam = self._forward(name, net, arr, key)

@@ -119,3 +119,30 @@ def test_tiny_cnn_lists_its_layers():
     assert w.layer == "conv1" and w.result["shape"] == (16, 32, 32)
     w.layer = "fc"
     assert w.result["mosaic"].shape == (4, 4)  # 10 logits shown as one 4×4 map
+
+
+def test_layer_picked_while_another_thread_syncs_controls(widget):
+    """A layer picked in the dropdown counts even while a render thread is rebuilding the controls."""
+    import threading
+
+    w = widget
+    w.image = "chelsea"
+    w.wait()
+    inside, release = threading.Event(), threading.Event()
+
+    def render_thread_syncing():
+        with w._syncing():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=render_thread_syncing)
+    t.start()
+    try:
+        assert inside.wait(10)
+        target = next(n for n in w._c_layer.options if n not in (w.layer, w._c_layer.value))
+        w._c_layer.value = target  # the user's pick, on this (the kernel's) thread
+    finally:
+        release.set()
+        t.join()
+    assert w.wait().layer == target
+    assert w.result["layer"] == target
