@@ -110,17 +110,17 @@ class Bench(W.VBox):
     #: Run renders on a worker thread when inside a kernel; set False to force synchronous renders.
     background = staticmethod(in_kernel)
 
-    def __init__(self, children=(), **kwargs):
+    def __init__(self, children=(), *, show_code: bool = False, **kwargs):
         self._status_line = W.HTML("", layout=W.Layout(min_height="1.5em"))
         self._status_kind = "info"
-        self._code_view = W.HTML("", layout=W.Layout(display="none"))
+        self._code_view = W.HTML("", layout=W.Layout(display=None if show_code else "none"))
         self._lock = threading.Lock()
         self._requested = 0
         self._drawn = 0
         self._worker = None
         self._idle = threading.Event()
         self._idle.set()
-        super().__init__(list(children) + [self._status_line], **kwargs)
+        super().__init__(list(children) + ([self._code_view] if show_code else []) + [self._status_line], **kwargs)
         self.add_class("cnnw-bench")
 
     # ----------------------------------------------------------------- status and code

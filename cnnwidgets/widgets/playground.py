@@ -145,7 +145,6 @@ class ConvolutionPlayground(Bench):
         for i, t in enumerate(("convolution", "activation", "pooling")):
             self.tabs.set_title(i, t)
         super().__init__([self.tabs])
-        self.children = [*self.children[:-1], self._code_view, self._status_line]
         self.add_class("cnnw-playground")
 
         self._link_text(self._t_image, "image")

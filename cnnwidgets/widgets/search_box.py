@@ -102,10 +102,8 @@ class SearchBox(Bench):
             W.HBox([self._text, self._button, self._mode, self._k]),
             W.HBox([upload, self._clear, self._query_panel]),
             self.gallery,
-        ])  # fmt: skip
-        self.children = [*self.children[:-1], self._code_view, self._status_line]
+        ], show_code=True)  # fmt: skip
         self.add_class("cnnw-searchbox")
-        self._code_view.layout.display = None
         T.link((self._text, "value"), (self, "text"))
         T.link((self._mode, "value"), (self, "mode"))
         T.link((self._k, "value"), (self, "k"))

@@ -157,9 +157,7 @@ class TrainingDashboard(Bench):
         self.confusion = ImagePanel("confusion matrix", width=300)
         self.confusion.add_class("cnnw-train-confusion")
         controls = W.HBox([self._epochs_ctl, self._lr_ctl, self._start_btn, self._stop_btn, self._bar])
-        super().__init__([controls, self._metrics, W.HBox([self.curves, self.confusion])], **kwargs)
-        self.children = [*self.children[:-1], self._code_view, self._status_line]
-        self._code_view.layout.display = None
+        super().__init__([controls, self._metrics, W.HBox([self.curves, self.confusion])], show_code=True, **kwargs)
         self.add_class("cnnw-training")
         W.link((self, "epochs"), (self._epochs_ctl, "value"))
         W.link((self, "lr"), (self._lr_ctl, "value"))
