@@ -292,11 +292,13 @@ def tile_index(mosaic_shape, map_shape, y: int, x: int, *, columns: int | None =
 
     ``map_shape`` is (H, W) of one map; ``count`` the number of maps tiled.
     """
+    if not (0 <= y < mosaic_shape[0] and 0 <= x < mosaic_shape[1]):
+        return None
     h, w = map_shape[:2]
     cols = int(columns) if columns else int(math.ceil(math.sqrt(count or 1)))
     r, ry = divmod(int(y), h + pad)
     q, rx = divmod(int(x), w + pad)
-    if ry >= h or rx >= w or q >= cols or y < 0 or x < 0:
+    if ry >= h or rx >= w or q >= cols:
         return None
     i = r * cols + q
     return i if count is None or i < count else None

@@ -123,6 +123,8 @@ def test_tile_layout_and_index():
         assert L.tile_index(m.shape, (3, 4), r * 4 + 1, c * 5 + 2, count=5) == i
     assert L.tile_index(m.shape, (3, 4), 3, 0, count=5) is None  # padding row
     assert L.tile_index(m.shape, (3, 4), 5, 11, count=5) is None  # empty sixth slot
+    assert L.tile_index(m.shape, (3, 4), m.shape[0] + 1, 0, columns=3) is None  # below the mosaic (a third row)
+    assert L.tile_index(m.shape, (3, 4), 0, -1, columns=3) is None  # left of it
     g = L.tile(maps, per_map=False, pad=0, columns=5)
     assert g.shape == (3, 20) and g.min() == 0 and g.max() == 1
     assert g[0, 0] == 0 and g[0, 19] == 1
