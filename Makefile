@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-unit test-notebooks test-browser install install-test chromium bench clean
+.PHONY: lab test lint test-unit test-notebooks test-browser install install-test chromium bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: install-test chromium
-	$(MAKE) --no-print-directory test-unit test-notebooks test-browser
+	$(MAKE) --no-print-directory lint test-unit test-notebooks test-browser
+
+# ruff (configured in pyproject.toml): lint and formatting, enforced by CI.
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-unit: install-test
 	$(PY) -m pytest tests --ignore=tests/browser $(PYTEST_ARGS)

@@ -57,8 +57,17 @@ def _photos():
     return [s for s in (sample(name) for name in names) if s.ndim == 3 and s.shape[2] == 3]
 
 
-def make_jpegs(folder: str, n: int, seed: int = 0, *, long_side=(400, 640), noise: float = 0.0,
-               fast_upscale: bool = False, prefix: str = "img", workers: int | None = None) -> list[str]:
+def make_jpegs(
+    folder: str,
+    n: int,
+    seed: int = 0,
+    *,
+    long_side=(400, 640),
+    noise: float = 0.0,
+    fast_upscale: bool = False,
+    prefix: str = "img",
+    workers: int | None = None,
+) -> list[str]:
     """Write ``n`` seeded JPEGs (quality 90): random crops (scale 0.3–1) and flips of the sample
     photographs, resized (bicubic; bilinear when ``fast_upscale`` and enlarging) to a long side drawn
     from ``long_side``; ``noise``
@@ -84,12 +93,15 @@ def make_jpegs(folder: str, n: int, seed: int = 0, *, long_side=(400, 640), nois
     tile = None
     if noise > 0:
         side_max = long_side[1] + 64
-        tile = Image.fromarray(np.clip(np.random.default_rng(seed + 1).normal(128, noise, (side_max, side_max, 3)),
-                                       0, 255).astype(np.uint8))
+        tile = Image.fromarray(
+            np.clip(np.random.default_rng(seed + 1).normal(128, noise, (side_max, side_max, 3)), 0, 255).astype(
+                np.uint8
+            )
+        )
 
     def write(job):
         i, src, y, x, ch, cw, flip, side, off = job
-        crop = src[y:y + ch, x:x + cw]
+        crop = src[y : y + ch, x : x + cw]
         if flip:
             crop = crop[:, ::-1]
         img = Image.fromarray(np.ascontiguousarray(crop))
@@ -146,23 +158,33 @@ def run_set(name, model, paths, args, common):
     from cnnwidgets.engine import models as M
 
     tag = {"set": name, **common}
-    M.embed(model, paths[:args.batch_size], batch_size=args.batch_size, progress=False)  # warm-up (and BN folding)
-    sub = paths[:args.naive_images]
+    M.embed(model, paths[: args.batch_size], batch_size=args.batch_size, progress=False)  # warm-up (and BN folding)
+    sub = paths[: args.naive_images]
     naive_embed(model, sub[:2])
     t = time.perf_counter()
     ref_sub = naive_embed(model, sub)
     naive_s = time.perf_counter() - t
     naive_rate = len(sub) / naive_s
-    emit({"case": "naive", **tag, "images": len(sub), "seconds": round(naive_s, 2), "images_per_s": round(naive_rate, 1)})
+    emit(
+        {"case": "naive", **tag, "images": len(sub), "seconds": round(naive_s, 2), "images_per_s": round(naive_rate, 1)}
+    )
 
     t = time.perf_counter()
     e32 = M.embed(model, paths, batch_size=args.batch_size, progress=False, precision="fp32")
     s32 = time.perf_counter() - t
-    cos_naive = (e32[:len(sub)] * ref_sub).sum(1)
-    emit({"case": "embed_fp32", **tag, "images": len(paths), "seconds": round(s32, 2),
-          "images_per_s": round(len(paths) / s32, 1), "speedup_vs_naive": round(len(paths) / s32 / naive_rate, 2),
-          "min_cosine_vs_naive": round(float(cos_naive.min()), 4),
-          "mean_cosine_vs_naive": round(float(cos_naive.mean()), 5)})
+    cos_naive = (e32[: len(sub)] * ref_sub).sum(1)
+    emit(
+        {
+            "case": "embed_fp32",
+            **tag,
+            "images": len(paths),
+            "seconds": round(s32, 2),
+            "images_per_s": round(len(paths) / s32, 1),
+            "speedup_vs_naive": round(len(paths) / s32 / naive_rate, 2),
+            "min_cosine_vs_naive": round(float(cos_naive.min()), 4),
+            "mean_cosine_vs_naive": round(float(cos_naive.mean()), 5),
+        }
+    )
 
     if not common["bf16_supported"]:
         emit({"case": "embed_auto_bf16", **tag, "skipped": "no native bf16 on this device; auto uses fp32"})
@@ -180,16 +202,25 @@ def run_set(name, model, paths, args, common):
     rows = np.nonzero(n32[:, 0] != n16[:, 0])[0]
     gap = float(max((sim32[r, n32[r, 0]] - sim32[r, n16[r, 0]] for r in rows), default=0.0))
     overlap = float(np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(n32, n16)]))
-    emit({"case": "embed_auto_bf16", **tag, "images": len(paths), "seconds": round(s16, 2),
-          "images_per_s": round(len(paths) / s16, 1),
-          "speedup_vs_naive": round(len(paths) / s16 / naive_rate, 2),
-          "min_cosine_vs_fp32": round(float(cos.min()), 4),
-          "p01_cosine_vs_fp32": round(float(np.quantile(cos, 0.01)), 4),
-          "mean_cosine_vs_fp32": round(float(cos.mean()), 5), "tolerance": 0.99,
-          "within_tolerance": bool(cos.min() >= 0.99),
-          "top1_neighbour_same": round(top1, 4), "top1_same_or_tied_0.005": round(tied, 4),
-          "top1_changed_max_fp32_gap": round(gap, 4),
-          "top10_overlap": round(overlap, 4)})
+    emit(
+        {
+            "case": "embed_auto_bf16",
+            **tag,
+            "images": len(paths),
+            "seconds": round(s16, 2),
+            "images_per_s": round(len(paths) / s16, 1),
+            "speedup_vs_naive": round(len(paths) / s16 / naive_rate, 2),
+            "min_cosine_vs_fp32": round(float(cos.min()), 4),
+            "p01_cosine_vs_fp32": round(float(np.quantile(cos, 0.01)), 4),
+            "mean_cosine_vs_fp32": round(float(cos.mean()), 5),
+            "tolerance": 0.99,
+            "within_tolerance": bool(cos.min() >= 0.99),
+            "top1_neighbour_same": round(top1, 4),
+            "top1_same_or_tied_0.005": round(tied, 4),
+            "top1_changed_max_fp32_gap": round(gap, 4),
+            "top10_overlap": round(overlap, 4),
+        }
+    )
 
 
 def main():
@@ -208,17 +239,26 @@ def main():
     device = get_device()
     model = M.create_model("efficientnet_lite0")
     bf16 = M.bf16_supported(device)
-    common = {"model": "efficientnet_lite0", "device": str(device), "torch_threads": torch.get_num_threads(),
-              "cpu_count": os.cpu_count(), "bf16_supported": bf16}
-    specs = {"web": {"long_side": (400, 640)},
-             "camera": {"long_side": (2400, 3200), "noise": 3.0, "fast_upscale": True}}
+    common = {
+        "model": "efficientnet_lite0",
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "bf16_supported": bf16,
+    }
+    specs = {
+        "web": {"long_side": (400, 640)},
+        "camera": {"long_side": (2400, 3200), "noise": 3.0, "fast_upscale": True},
+    }
 
     with tempfile.TemporaryDirectory() as tmp:
         for name in [n.strip() for n in args.sets.split(",") if n.strip()]:
             t = time.perf_counter()
             paths = make_jpegs(tmp, args.images, prefix=name, **specs[name])
             mb = sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6
-            print(f"# {name}: wrote {len(paths)} JPEGs (mean {mb:.2f} MB) in {time.perf_counter() - t:.1f} s", flush=True)
+            print(
+                f"# {name}: wrote {len(paths)} JPEGs (mean {mb:.2f} MB) in {time.perf_counter() - t:.1f} s", flush=True
+            )
             run_set(name, model, paths, args, common)
             for p in paths:
                 os.remove(p)
@@ -230,8 +270,10 @@ def main():
     chunk = M._CPU_FORWARD_CHUNK if device.type == "cpu" else args.batch_size
     for prec in ("fp32", "bf16") if bf16 else ("fp32",):
         # embed folds BatchNorm for fp32 only
-        variants = {f"b{args.batch_size}_plain": (model, args.batch_size),
-                    f"b{chunk}_{'folded' if prec == 'fp32' else 'plain'}": (folded if prec == "fp32" else model, chunk)}
+        variants = {
+            f"b{args.batch_size}_plain": (model, args.batch_size),
+            f"b{chunk}_{'folded' if prec == 'fp32' else 'plain'}": (folded if prec == "fp32" else model, chunk),
+        }
         for label, (net, bs) in variants.items():
             with torch.inference_mode(), M._autocast(device, prec):
                 for xb in x.split(bs):
@@ -241,8 +283,14 @@ def main():
                     for xb in x.split(bs):
                         net(xb)
                 dt = (time.perf_counter() - t) / 3
-            emit({"case": f"forward_only_{label}_{prec}", **common, "batch": bs,
-                  "images_per_s": round(args.batch_size / dt, 1)})
+            emit(
+                {
+                    "case": f"forward_only_{label}_{prec}",
+                    **common,
+                    "batch": bs,
+                    "images_per_s": round(args.batch_size / dt, 1),
+                }
+            )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ def compare(case, ours, ref, repeats, ref_name, target=None):
         "repeats": repeats,
         "target": target,
     }
-    print(f"{case:<28} ours {mo * 1e3:8.2f} ms   {ref_name:<28} {mr * 1e3:8.2f} ms   speed-up {mr / mo:6.2f}×  (target {target})")
+    print(
+        f"{case:<28} ours {mo * 1e3:8.2f} ms   {ref_name:<28} {mr * 1e3:8.2f} ms   speed-up {mr / mo:6.2f}×  (target {target})"
+    )
     print(json.dumps(row))
     return row
 
@@ -80,7 +82,9 @@ def bench_butterworth(repeats):
             compare(
                 f"butterworth 1024x1024 RGB {label}",
                 lambda img=img: enhance.frequency_filter(img, shape="butterworth", cutoff=0.1, order=2.0),
-                lambda img=img: filters.butterworth(img, cutoff_frequency_ratio=0.1, high_pass=False, order=2.0, channel_axis=-1),
+                lambda img=img: filters.butterworth(
+                    img, cutoff_frequency_ratio=0.1, high_pass=False, order=2.0, channel_axis=-1
+                ),
                 repeats,
                 "skimage.filters.butterworth",
                 ">= 4x",
@@ -98,7 +102,16 @@ def bench_median(repeats):
 
     img = cv2.resize(data.astronaut(), (1024, 1024), interpolation=cv2.INTER_LINEAR)
     ours = lambda: enhance.median(img, size=5)  # noqa: E731
-    rows = [compare("median 5x5 1024x1024 RGB u8", ours, lambda: cv2.medianBlur(img, 5), repeats, "cv2.medianBlur", ">= 1/1.2 (0.83x)")]
+    rows = [
+        compare(
+            "median 5x5 1024x1024 RGB u8",
+            ours,
+            lambda: cv2.medianBlur(img, 5),
+            repeats,
+            "cv2.medianBlur",
+            ">= 1/1.2 (0.83x)",
+        )
+    ]
     rows.append(
         compare(
             "median 5x5 1024x1024 RGB u8",

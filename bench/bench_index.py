@@ -45,10 +45,10 @@ def clustered(n, d, seed, *, n_clusters=1000, noise=0.35):
 def numpy_topk(x, q, k, block=250):
     ids = np.empty((len(q), k), np.int64)
     for s in range(0, len(q), block):
-        sims = q[s:s + block] @ x.T
+        sims = q[s : s + block] @ x.T
         part = np.argpartition(-sims, k, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(sims, part, 1), axis=1, kind="stable")
-        ids[s:s + block] = np.take_along_axis(part, order, 1)
+        ids[s : s + block] = np.take_along_axis(part, order, 1)
     return ids
 
 
@@ -88,8 +88,15 @@ def main(argv=None):
     n, d, k = args.n, args.d, args.k
     x = clustered(n, d, 0, n_clusters=args.clusters, noise=args.noise)
     q = clustered(args.queries, d, 1, n_clusters=args.clusters, noise=args.noise)
-    common = {"n": n, "d": d, "clusters": args.clusters, "noise": args.noise, "queries": args.queries, "k": k,
-              "faiss_threads": faiss.omp_get_max_threads()}
+    common = {
+        "n": n,
+        "d": d,
+        "clusters": args.clusters,
+        "noise": args.noise,
+        "queries": args.queries,
+        "k": k,
+        "faiss_threads": faiss.omp_get_max_threads(),
+    }
 
     t_np, truth = median_time(lambda: numpy_topk(x, q, k), args.repeats)
     flat = vectors.new_index("flat", d, "ip")
@@ -97,24 +104,47 @@ def main(argv=None):
     t_flat, (dist, ids) = median_time(lambda: vectors.search(flat, q, k), args.repeats)
     top_ref = np.stack([x[t] @ qq for t, qq in zip(truth, q)])
     same = float(np.mean(ids == truth))
-    emit({"case": "flat_vs_numpy", **common, "numpy_s": round(t_np, 4), "faiss_flat_s": round(t_flat, 4),
-          "speedup": round(t_np / t_flat, 2), "target": ">= 3", "same_ids": round(same, 5),
-          "max_score_diff": float(np.abs(dist - top_ref).max())})  # fmt: skip
+    emit(
+        {
+            "case": "flat_vs_numpy",
+            **common,
+            "numpy_s": round(t_np, 4),
+            "faiss_flat_s": round(t_flat, 4),
+            "speedup": round(t_np / t_flat, 2),
+            "target": ">= 3",
+            "same_ids": round(same, 5),
+            "max_score_diff": float(np.abs(dist - top_ref).max()),
+        }
+    )
 
     t0 = time.perf_counter()
     ivf = vectors.new_index("ivf", d, "ip", train=x)
     ivf.add_with_ids(x, np.arange(n))
     build_ivf = time.perf_counter() - t0
     nlist = faiss.downcast_index(ivf.index).nlist
-    for nprobe in [p for p in (1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128, 256, 512, 1024) if p <= nlist]:
+    for nprobe in [
+        p for p in (1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128, 256, 512, 1024) if p <= nlist
+    ]:
         vectors.set_search_params(ivf, nprobe=nprobe)
         _, got = vectors.search(ivf, q, k)
         r = recall(got, truth)
         if r >= 0.95:
             break
     t_ivf, _ = median_time(lambda: vectors.search(ivf, q, k), args.repeats)
-    emit({"case": "ivf", **common, "nlist": nlist, "nprobe": nprobe, "recall@10": round(r, 4), "build_s": round(build_ivf, 2),
-          "ivf_s": round(t_ivf, 4), "flat_s": round(t_flat, 4), "speedup_vs_flat": round(t_flat / t_ivf, 2), "target": ">= 10"})  # fmt: skip
+    emit(
+        {
+            "case": "ivf",
+            **common,
+            "nlist": nlist,
+            "nprobe": nprobe,
+            "recall@10": round(r, 4),
+            "build_s": round(build_ivf, 2),
+            "ivf_s": round(t_ivf, 4),
+            "flat_s": round(t_flat, 4),
+            "speedup_vs_flat": round(t_flat / t_ivf, 2),
+            "target": ">= 10",
+        }
+    )
 
     if not args.skip_hnsw:
         t0 = time.perf_counter()
@@ -128,19 +158,43 @@ def main(argv=None):
             if r >= 0.95:
                 break
         t_hnsw, _ = median_time(lambda: vectors.search(hnsw, q, k), args.repeats)
-        graph = faiss.serialize_index(faiss.downcast_index(hnsw.index)).nbytes - faiss.serialize_index(faiss.downcast_index(flat.index)).nbytes
-        emit({"case": "hnsw", **common, "M": vectors.HNSW_M, "efConstruction": vectors.HNSW_EF_CONSTRUCTION, "efSearch": ef,
-              "recall@10": round(r, 4), "build_s": round(build_hnsw, 2), "hnsw_s": round(t_hnsw, 4), "flat_s": round(t_flat, 4),
-              "speedup_vs_flat": round(t_flat / t_hnsw, 2), "target": ">= 10", "graph_bytes_per_vector": round(graph / n, 1)})  # fmt: skip
+        graph = (
+            faiss.serialize_index(faiss.downcast_index(hnsw.index)).nbytes
+            - faiss.serialize_index(faiss.downcast_index(flat.index)).nbytes
+        )
+        emit(
+            {
+                "case": "hnsw",
+                **common,
+                "M": vectors.HNSW_M,
+                "efConstruction": vectors.HNSW_EF_CONSTRUCTION,
+                "efSearch": ef,
+                "recall@10": round(r, 4),
+                "build_s": round(build_hnsw, 2),
+                "hnsw_s": round(t_hnsw, 4),
+                "flat_s": round(t_flat, 4),
+                "speedup_vs_flat": round(t_flat / t_hnsw, 2),
+                "target": ">= 10",
+                "graph_bytes_per_vector": round(graph / n, 1),
+            }
+        )
 
     if faiss_gpu_available():
         gpu = vectors.to_device(vectors.new_index("flat", d, "ip"), gpu=True)
         gpu.add_with_ids(x, np.arange(n))
         vectors.search(gpu, q[:10], k)  # warm-up
         t_gpu, (gd, gi) = median_time(lambda: vectors.search(gpu, q, k), args.repeats)
-        emit({"case": "gpu_flat", **common, "gpu_s": round(t_gpu, 4), "cpu_flat_s": round(t_flat, 4),
-              "speedup_vs_cpu_flat": round(t_flat / t_gpu, 2), "same_ids": round(float(np.mean(gi == ids)), 5),
-              "max_score_diff": float(np.abs(gd - dist).max())})  # fmt: skip
+        emit(
+            {
+                "case": "gpu_flat",
+                **common,
+                "gpu_s": round(t_gpu, 4),
+                "cpu_flat_s": round(t_flat, 4),
+                "speedup_vs_cpu_flat": round(t_flat / t_gpu, 2),
+                "same_ids": round(float(np.mean(gi == ids)), 5),
+                "max_score_diff": float(np.abs(gd - dist).max()),
+            }
+        )
 
 
 if __name__ == "__main__":

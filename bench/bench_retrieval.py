@@ -49,12 +49,24 @@ def quality(work: Path):
 
     labels = distortion_set(work / "quality", samples=NOTEBOOK_SAMPLES, size=192)
     t = time.perf_counter()
-    index = ImageIndex.build(work / "quality", descriptors=("cnn", "color", "moments", "sift"), vocabulary_size=128, progress=False)
+    index = ImageIndex.build(
+        work / "quality", descriptors=("cnn", "color", "moments", "sift"), vocabulary_size=128, progress=False
+    )
     build_s = time.perf_counter() - t
     res = evaluate(index, labels, modes=["text", "color", "moments", "sift", "cnn", "fusion", "semantic"], k=10)
     for mode, r in res.items():
-        emit({"case": "quality", "mode": mode, "images": len(index), "precision@10": round(r["precision@10"], 4),
-              "mAP": round(r["mAP"], 4), "queries": r["queries"], "note": "max precision@10 is 0.7 (7 relevant per query)" if mode != "text" else "query = sample name", "build_s": round(build_s, 1)})  # fmt: skip
+        emit(
+            {
+                "case": "quality",
+                "mode": mode,
+                "images": len(index),
+                "precision@10": round(r["precision@10"], 4),
+                "mAP": round(r["mAP"], 4),
+                "queries": r["queries"],
+                "note": "max precision@10 is 0.7 (7 relevant per query)" if mode != "text" else "query = sample name",
+                "build_s": round(build_s, 1),
+            }
+        )
 
 
 def make_folder(folder: Path, n: int, seed: int = 0):
@@ -73,7 +85,7 @@ def make_folder(folder: Path, n: int, seed: int = 0):
         m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-180, 180)), float(rng.uniform(0.6, 1.2)))
         out = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
         y, x = rng.integers(0, h // 5), rng.integers(0, w // 5)
-        out = resize_to_fit(np.ascontiguousarray(out[y:y + int(h * 0.8), x:x + int(w * 0.8)]), 256)
+        out = resize_to_fit(np.ascontiguousarray(out[y : y + int(h * 0.8), x : x + int(w * 0.8)]), 256)
         sub = folder / f"{i // 100:02d}"
         sub.mkdir(exist_ok=True)
         Image.fromarray(out).save(sub / f"img_{i:05d}.jpg", quality=90)
@@ -90,10 +102,19 @@ def throughput(work: Path, n: int):
     secs, cpu = time.perf_counter() - t, time.process_time() - c
     out = index.save(work / "photos.index")
     disk = folder_bytes(out)
-    emit({"case": "throughput", "images": len(index), "descriptors": list(index.descriptors), "seconds": round(secs, 1),
-          "images_per_s": round(len(index) / secs, 2), "cpu_s": round(cpu, 1), "cpu_s_per_image": round(cpu / len(index), 3),
-          "disk_bytes_per_image": round(disk / len(index)),
-          "torch_threads": __import__("torch").get_num_threads()})  # fmt: skip
+    emit(
+        {
+            "case": "throughput",
+            "images": len(index),
+            "descriptors": list(index.descriptors),
+            "seconds": round(secs, 1),
+            "images_per_s": round(len(index) / secs, 2),
+            "cpu_s": round(cpu, 1),
+            "cpu_s_per_image": round(cpu / len(index), 3),
+            "disk_bytes_per_image": round(disk / len(index)),
+            "torch_threads": __import__("torch").get_num_threads(),
+        }
+    )
 
 
 _MEASURE = r"""
@@ -128,9 +149,15 @@ def memory(work: Path, n: int):
     color = rng.random((n, 128), dtype=np.float32)
     color /= np.linalg.norm(color, axis=1, keepdims=True)
     paths = [f"/home/user/photos/{i // 1000:03d}/IMG_{i:06d}.jpg" for i in range(n)]
-    tags = [[(labels[j], float(p)) for j, p in zip(rng.integers(0, 1000, 5), np.sort(rng.random(5))[::-1])] for _ in range(n)]
+    tags = [
+        [(labels[j], float(p)) for j, p in zip(rng.integers(0, 1000, 5), np.sort(rng.random(5))[::-1])]
+        for _ in range(n)
+    ]
     index = ImageIndex.from_vectors(paths, {"cnn": cnn, "color": color}, tags=tags, index_type="flat")
-    index.fingerprints = [(int(rng.integers(50_000, 5_000_000)), 1_700_000_000_000_000_000 + i, f"{rng.integers(0, 2**63):040x}") for i in range(n)]
+    index.fingerprints = [
+        (int(rng.integers(50_000, 5_000_000)), 1_700_000_000_000_000_000 + i, f"{rng.integers(0, 2**63):040x}")
+        for i in range(n)
+    ]
     del cnn, color
     out = index.save(work / "big.index")
     disk = folder_bytes(out)
@@ -138,10 +165,22 @@ def memory(work: Path, n: int):
     r = subprocess.run([sys.executable, "-c", _MEASURE, str(out)], capture_output=True, text=True, check=True)
     m = json.loads(r.stdout.strip().splitlines()[-1])
     added = m["rss_after"] - m["rss_before"]
-    emit({"case": "memory", "images": m["n"], "descriptors": ["cnn", "color"], "dims": [1280, 128], "index_type": "flat",
-          "ram_added_bytes": added, "ram_added_gb": round(added / 1e9, 3), "ram_bytes_per_image": round(added / m["n"]),
-          "target": "< 1 GB", "disk_bytes_per_image": round(disk / m["n"]), "load_s": round(m["load_s"], 2),
-          "vector_bytes_per_image": (1280 + 128) * 4})  # fmt: skip
+    emit(
+        {
+            "case": "memory",
+            "images": m["n"],
+            "descriptors": ["cnn", "color"],
+            "dims": [1280, 128],
+            "index_type": "flat",
+            "ram_added_bytes": added,
+            "ram_added_gb": round(added / 1e9, 3),
+            "ram_bytes_per_image": round(added / m["n"]),
+            "target": "< 1 GB",
+            "disk_bytes_per_image": round(disk / m["n"]),
+            "load_s": round(m["load_s"], 2),
+            "vector_bytes_per_image": (1280 + 128) * 4,
+        }
+    )
 
 
 def main(argv=None):

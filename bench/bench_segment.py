@@ -47,11 +47,10 @@ def _report(case, **fields):
 
 def bench_engine(repeat):
     import skimage.filters as skf
+    from scipy import ndimage as ndi
     from skimage import data
 
     from cnnwidgets.engine import segment as S
-
-    from scipy import ndimage as ndi
 
     img = np.tile(data.camera(), (4, 4))  # 2048×2048 uint8
     imgf = img.astype(np.float32) / 255
@@ -66,7 +65,10 @@ def bench_engine(repeat):
         # further cases, same image
         "otsu_float_2048": (lambda: S.threshold_value(imgf, "otsu"), lambda: skf.threshold_otsu(imgf)),
         "li_2048": (lambda: S.threshold_value(img, "li"), lambda: skf.threshold_li(img)),
-        "multiotsu3_2048": (lambda: S.threshold_values(img, classes=3), lambda: skf.threshold_multiotsu(img, classes=3)),
+        "multiotsu3_2048": (
+            lambda: S.threshold_values(img, classes=3),
+            lambda: skf.threshold_multiotsu(img, classes=3),
+        ),
         "local_gaussian_w25_2048": (
             lambda: S.local_threshold(img, "gaussian", window=25),
             lambda: skf.threshold_local(img, 25, "gaussian"),

@@ -34,8 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="index a folder of images")
     ix.add_argument("folder", help="folder of images (searched recursively)")
     ix.add_argument("--index", required=True, dest="index_dir", help="folder to write the index to")
-    ix.add_argument("--descriptors", default="cnn,color", help=f"comma-separated, from {','.join(DESCRIPTORS)} (default cnn,color)")
-    ix.add_argument("--captions", default=None, help="CSV with columns path,caption (default: FOLDER/captions.csv if present)")
+    ix.add_argument(
+        "--descriptors", default="cnn,color", help=f"comma-separated, from {','.join(DESCRIPTORS)} (default cnn,color)"
+    )
+    ix.add_argument(
+        "--captions", default=None, help="CSV with columns path,caption (default: FOLDER/captions.csv if present)"
+    )
     ix.add_argument("--index-type", default="auto", choices=INDEX_TYPES, help="FAISS structure (default auto)")
     ix.add_argument("--model", default="efficientnet_lite0", help="CNN for the cnn descriptor and tags")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -60,9 +64,18 @@ def _run(args) -> int:
         if not folder.is_dir():
             raise _CliError(f"{folder}: {'not a folder' if folder.exists() else 'folder not found'}")
         descriptors = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
-        index = ImageIndex.build(folder, path=args.index_dir, descriptors=descriptors, captions=args.captions,
-                                 index_type=args.index_type, model=args.model, progress=not args.quiet)  # fmt: skip
-        print(f"indexed {len(index)} images into {args.index_dir} ({', '.join(index.descriptors)}); skipped {len(index.skipped)}")
+        index = ImageIndex.build(
+            folder,
+            path=args.index_dir,
+            descriptors=descriptors,
+            captions=args.captions,
+            index_type=args.index_type,
+            model=args.model,
+            progress=not args.quiet,
+        )
+        print(
+            f"indexed {len(index)} images into {args.index_dir} ({', '.join(index.descriptors)}); skipped {len(index.skipped)}"
+        )
         for path, why in index.skipped:
             print(f"  skipped {path}: {why}")
         return 0

@@ -174,16 +174,37 @@ def shapes(n: int = 500, seed: int = 0, *, size: int = 32, classes=SHAPE_CLASSES
         color = tuple(int(c) for c in fg)
         kind = classes[lab]
         if kind == "circle":
-            cv2.circle(img, (int(round(cx * 16)), int(round(cy * 16))), int(round(r * 16)), color, -1, cv2.LINE_AA, shift=4)
+            cv2.circle(
+                img, (int(round(cx * 16)), int(round(cy * 16))), int(round(r * 16)), color, -1, cv2.LINE_AA, shift=4
+            )
         else:
             if kind == "square":
                 pts = [(np.cos(angle + k * np.pi / 2), np.sin(angle + k * np.pi / 2)) for k in range(4)]
                 pts = np.array(pts) * r * 0.95
             elif kind == "triangle":
-                pts = np.array([(np.cos(angle + k * 2 * np.pi / 3), np.sin(angle + k * 2 * np.pi / 3)) for k in range(3)]) * r * 1.1
+                pts = (
+                    np.array([(np.cos(angle + k * 2 * np.pi / 3), np.sin(angle + k * 2 * np.pi / 3)) for k in range(3)])
+                    * r
+                    * 1.1
+                )
             else:  # cross: a plus sign of two bars
                 a, b = 1.0, 0.33
-                base = np.array([(-b, -a), (b, -a), (b, -b), (a, -b), (a, b), (b, b), (b, a), (-b, a), (-b, b), (-a, b), (-a, -b), (-b, -b)])
+                base = np.array(
+                    [
+                        (-b, -a),
+                        (b, -a),
+                        (b, -b),
+                        (a, -b),
+                        (a, b),
+                        (b, b),
+                        (b, a),
+                        (-b, a),
+                        (-b, b),
+                        (-a, b),
+                        (-a, -b),
+                        (-b, -b),
+                    ]
+                )
                 rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
                 pts = base @ rot.T * r
             poly = np.round((pts + [cx, cy]) * 16).astype(np.int32)
@@ -231,9 +252,13 @@ class ImageFolder:
             raise ValueError(f"{self.root}: not a folder" if self.root.exists() else f"{self.root}: folder not found")
         self.mode = mode
         candidates = sorted(
-            p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(p, self.root)
+            p
+            for p in self.root.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(p, self.root)
         )
-        subdirs = sorted({p.relative_to(self.root).parts[0] for p in candidates if len(p.relative_to(self.root).parts) > 1})
+        subdirs = sorted(
+            {p.relative_to(self.root).parts[0] for p in candidates if len(p.relative_to(self.root).parts) > 1}
+        )
         self.classes = subdirs
         index = {c: i for i, c in enumerate(subdirs)}
         self.paths, self.labels, self.skipped = [], [], []
@@ -281,4 +306,3 @@ def _progress(items, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc, unit="file")
-

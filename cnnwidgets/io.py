@@ -8,6 +8,7 @@ source and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import os
 import struct
@@ -123,7 +124,8 @@ def load_image(source, *, mode: str = "rgb", max_pixels: int | None = DEFAULT_MA
             raise ImageLoadError(source, "file object is in text mode; open it with 'rb'")
     else:
         raise ImageLoadError(
-            source, "unsupported source type; give a path, bytes, a file object, a NumPy array, a PIL image or a torch tensor"
+            source,
+            "unsupported source type; give a path, bytes, a file object, a NumPy array, a PIL image or a torch tensor",
         )
     return _decode_bytes(data, mode, source, max_pixels)
 
@@ -189,7 +191,11 @@ def _decode_bytes(data: bytes, mode: str, source, max_pixels) -> np.ndarray:
 def _is_16bit_color_png(data: bytes) -> bool:
     # PNG IHDR: signature (8) + length (4) + "IHDR" (4) + width (4) + height (4) + bit depth (1) + colour type (1)
     return (
-        data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 6)
+        data[:8] == b"\x89PNG\r\n\x1a\n"
+        and len(data) > 26
+        and data[12:16] == b"IHDR"
+        and data[24] == 16
+        and data[25] in (2, 6)
     )
 
 
@@ -212,10 +218,8 @@ def _decode_with_opencv(data: bytes, source) -> np.ndarray:
 
 
 def _from_pil(img: Image.Image, mode: str, source) -> np.ndarray:
-    try:
+    with contextlib.suppress(Exception):  # malformed EXIF: keep the pixels as stored
         img = ImageOps.exif_transpose(img)
-    except Exception:  # malformed EXIF: keep the pixels as stored
-        pass
     m = img.mode
     if m == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -290,7 +294,9 @@ def _tensor_to_array(t) -> np.ndarray:
         if t.shape[0] in (1, 3, 4) and t.shape[-1] not in (3, 4):
             t = t.permute(1, 2, 0)
         elif t.shape[-1] not in (1, 3, 4):
-            raise ImageLoadError(source, f"unsupported tensor shape {tuple(source.shape)}; expected C×H×W with C in 1, 3, 4")
+            raise ImageLoadError(
+                source, f"unsupported tensor shape {tuple(source.shape)}; expected C×H×W with C in 1, 3, 4"
+            )
     elif t.ndim != 2:
         raise ImageLoadError(source, f"unsupported tensor shape {tuple(source.shape)}; expected H×W, C×H×W or 1×C×H×W")
     if t.is_complex():

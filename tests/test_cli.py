@@ -22,14 +22,39 @@ def indexed(tmp_path_factory):
 
 def test_index_then_search_json(indexed, capsys):
     root, images = indexed
-    rc = main(["index", str(images), "--index", str(root / "idx"), "--descriptors", "cnn,color", "--captions", str(root / "caps.csv"), "--quiet"])
+    rc = main(
+        [
+            "index",
+            str(images),
+            "--index",
+            str(root / "idx"),
+            "--descriptors",
+            "cnn,color",
+            "--captions",
+            str(root / "caps.csv"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "indexed 6 images" in out and "skipped 1" in out and "notes.jpg" in out
     index = ImageIndex.load(root / "idx")
     assert index.descriptors == ("cnn", "color") and len(index) == 6
     assert "espresso on a saucer" in index.captions
 
-    rc = main(["search", "--index", str(root / "idx"), "--image", str(images / "chelsea" / "chelsea_hue.png"), "--mode", "cnn", "-k", "3", "--json"])
+    rc = main(
+        [
+            "search",
+            "--index",
+            str(root / "idx"),
+            "--image",
+            str(images / "chelsea" / "chelsea_hue.png"),
+            "--mode",
+            "cnn",
+            "-k",
+            "3",
+            "--json",
+        ]
+    )
     hits = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(hits) == 3
     assert all({"path", "score"} <= set(h) for h in hits)
@@ -66,8 +91,14 @@ def test_bad_input_gives_one_line_and_nonzero_exit(indexed, capsys, argv, messag
 
 def test_python_dash_m(indexed):
     root, _ = indexed
-    r = subprocess.run([sys.executable, "-m", "cnnwidgets", "search", "--index", str(root / "missing"), "--text", "x"],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "cnnwidgets", "search", "--index", str(root / "missing"), "--text", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and r.stderr.strip().endswith("index folder not found") and r.stderr.count("\n") == 1
-    r = subprocess.run([sys.executable, "-m", "cnnwidgets", "search", "--help"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "cnnwidgets", "search", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and "--json" in r.stdout

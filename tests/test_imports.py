@@ -30,4 +30,4 @@ def test_public_names_resolve():
     for name in ["load_image", "to_png_bytes", "sample", "digits", "shapes", "ImageFolder", "get_device"]:
         assert callable(getattr(cnnwidgets, name))
     with pytest.raises(AttributeError):
-        cnnwidgets.no_such_name
+        _ = cnnwidgets.no_such_name

@@ -34,7 +34,12 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
 def _png_claiming(width: int, height: int) -> bytes:
     """A syntactically valid PNG header that claims a huge size, followed by a tiny IDAT."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,10 @@ def corpus(tmp_path, chelsea):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise on display
     put("exif_rot.jpg", _jpeg_bytes(pil, exif=exif.tobytes()))
-    put("la.png", _png_bytes(Image.fromarray(np.dstack([np.full((8, 8), 100, np.uint8), np.full((8, 8), 0, np.uint8)]), "LA")))
+    put(
+        "la.png",
+        _png_bytes(Image.fromarray(np.dstack([np.full((8, 8), 100, np.uint8), np.full((8, 8), 0, np.uint8)]), "LA")),
+    )
     return files
 
 
@@ -193,7 +201,7 @@ def test_every_source_kind(kind, tmp_path, chelsea):
         "path": p,
         "str": str(p),
         "bytes": p.read_bytes(),
-        "file": open(p, "rb"),
+        "file": open(p, "rb"),  # noqa: SIM115 - load_image reads the open file
         "pil": Image.open(p),
         "numpy": chelsea,
         "tensor": torch.from_numpy(chelsea).permute(2, 0, 1).float() / 255.0,

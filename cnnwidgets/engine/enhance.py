@@ -84,11 +84,17 @@ class _Layout:
                 try:
                     image = np.asarray(image)
                 except Exception:
-                    raise TypeError(f"{name}: expected a NumPy array, PIL image or torch tensor, got {type(image).__name__}") from None
+                    raise TypeError(
+                        f"{name}: expected a NumPy array, PIL image or torch tensor, got {type(image).__name__}"
+                    ) from None
                 if image.dtype == object:
-                    raise TypeError(f"{name}: expected a NumPy array, PIL image or torch tensor, got {type(image).__name__}")
+                    raise TypeError(
+                        f"{name}: expected a NumPy array, PIL image or torch tensor, got {type(image).__name__}"
+                    )
         if image.ndim not in (2, 3, 4):
-            raise ValueError(f"{name}: expected H×W, H×W×C (C×H×W for torch) or N×C×H×W, got shape {tuple(image.shape)}")
+            raise ValueError(
+                f"{name}: expected H×W, H×W×C (C×H×W for torch) or N×C×H×W, got shape {tuple(image.shape)}"
+            )
         if min(image.shape) == 0:
             raise ValueError(f"{name}: image has no pixels (shape {tuple(image.shape)})")
         if self.torch and (image.is_complex()):
@@ -137,9 +143,7 @@ def _float_planes(layout: _Layout, device):
     x = layout.nchw()
     if not layout.torch:
         x = torch.from_numpy(np.ascontiguousarray(x) if x.dtype == bool else x)
-    if x.dtype == torch.bool:
-        x = x.float()
-    elif x.dtype == torch.float64:
+    if x.dtype == torch.bool or x.dtype == torch.float64:
         x = x.float()
     return to_float(x.to(device)).contiguous()
 
@@ -172,7 +176,9 @@ def _map_planes(image, fn, *, name="image"):
             for j in range(c):
                 plane = src[i, j]
                 plane = plane if layout.torch else torch.from_numpy(np.ascontiguousarray(plane))
-                plane = to_float(plane.to(device).float() if plane.dtype in (torch.bool, torch.float64) else plane.to(device))
+                plane = to_float(
+                    plane.to(device).float() if plane.dtype in (torch.bool, torch.float64) else plane.to(device)
+                )
                 res = fn(plane)
                 if layout.torch:
                     dest[i, j] = res.to(layout.device)
@@ -195,7 +201,9 @@ def _check_params(shape, cutoff, order, width):
     if shape not in FILTER_SHAPES:
         raise ValueError(f"shape must be one of {FILTER_SHAPES}, got {shape!r}")
     if not _is_number(cutoff) or not (0 < cutoff <= 0.5):
-        raise ValueError(f"cutoff must be a number with 0 < cutoff <= 0.5 (a fraction of the sampling frequency), got {cutoff!r}")
+        raise ValueError(
+            f"cutoff must be a number with 0 < cutoff <= 0.5 (a fraction of the sampling frequency), got {cutoff!r}"
+        )
     if not _is_number(order) or not order > 0:
         raise ValueError(f"order must be a positive number, got {order!r}")
     if width is not None and (not _is_number(width) or not width > 0):
@@ -315,7 +323,9 @@ def _rfft_mask(h, w, params: tuple, device):
             with np.errstate(divide="ignore"):
                 m = 1.0 / (1.0 + 1.0 / q2) if highpass else 1.0 / (1.0 + q2)
         else:
-            m = radial_profile(_radial_grid(h, w, True), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width)
+            m = radial_profile(
+                _radial_grid(h, w, True), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
+            )
         return torch.from_numpy(m.astype(np.float32)).to(device)
 
     return _MASKS.get(("radial", h, w, params, str(device)), build)
@@ -342,7 +352,9 @@ def frequency_mask(shape_hw, *, shape="butterworth", highpass=False, cutoff=0.1,
     if h < 1 or w < 1:
         raise ValueError(f"shape_hw must be two positive sizes, got {shape_hw!r}")
     _check_params(shape, cutoff, order, width)
-    m = radial_profile(_radial_grid(h, w, False), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width)
+    m = radial_profile(
+        _radial_grid(h, w, False), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
+    )
     m = m.astype(np.float32)
     return np.fft.fftshift(m) if centered else m
 
@@ -591,7 +603,9 @@ def _torch_work_dtype(dtype):
 
     if dtype in (torch.float32, torch.float64):
         return dtype
-    if dtype in (torch.uint8, torch.int8, torch.int16, torch.bool, torch.float16, torch.bfloat16) or dtype == getattr(torch, "uint16", None):
+    if dtype in (torch.uint8, torch.int8, torch.int16, torch.bool, torch.float16, torch.bfloat16) or dtype == getattr(
+        torch, "uint16", None
+    ):
         return torch.float32
     return torch.float64
 
@@ -629,7 +643,7 @@ def _median_planes_cv2(x: np.ndarray, k: int) -> np.ndarray:
         hwc = np.ascontiguousarray(x[i].transpose(1, 2, 0))
         if _cv2_median_ok(hwc, k):
             res = cv2.medianBlur(hwc, k)
-            out[i] = (res[None] if res.ndim == 2 else res.transpose(2, 0, 1))
+            out[i] = res[None] if res.ndim == 2 else res.transpose(2, 0, 1)
         else:
             for j in range(c):
                 out[i, j] = cv2.medianBlur(np.ascontiguousarray(x[i, j]), k)
@@ -664,7 +678,12 @@ def median(image, *, size=3):
     on_cpu = device.type == "cpu" and (not layout.torch or layout.device.type == "cpu")
     if on_cpu:
         img = layout.image
-        if not layout.torch and layout.ndim in (2, 3) and img.dtype in (np.uint8, np.uint16, np.float32) and _cv2_median_ok(img, k):
+        if (
+            not layout.torch
+            and layout.ndim in (2, 3)
+            and img.dtype in (np.uint8, np.uint16, np.float32)
+            and _cv2_median_ok(img, k)
+        ):
             import cv2
 
             out = cv2.medianBlur(np.ascontiguousarray(img), k)  # one call, no layout copies
@@ -797,7 +816,11 @@ def adaptive_median(image, *, max_size=7):
             zmax = F.max_pool2d(zp, s, stride=1)
             zmin = -F.max_pool2d(-zp, s, stride=1)
             med = median(x if layout.torch or device.type != "cpu" else src, size=s)
-            zmed = (med if isinstance(med, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(med))).to(device).to(work)
+            zmed = (
+                (med if isinstance(med, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(med)))
+                .to(device)
+                .to(work)
+            )
             stage_a = (zmin < zmed) & (zmed < zmax) & pending
             keep = (zmin < z) & (z < zmax)
             out = torch.where(stage_a, torch.where(keep, z, zmed), out)
@@ -902,7 +925,9 @@ def _metric_pair(image_true, image_test, data_range):
 
     a, b = _Layout(image_true, "image_true"), _Layout(image_test, "image_test")
     if tuple(a.image.shape) != tuple(b.image.shape):
-        raise ValueError(f"image_true and image_test must have the same shape, got {tuple(a.image.shape)} and {tuple(b.image.shape)}")
+        raise ValueError(
+            f"image_true and image_test must have the same shape, got {tuple(a.image.shape)} and {tuple(b.image.shape)}"
+        )
     device = get_device()
 
     def prep(layout):

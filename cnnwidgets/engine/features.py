@@ -87,7 +87,11 @@ def color_histogram(image, *, space: str = "hsv", bins=(8, 4, 4)) -> np.ndarray:
         with unit L2 norm. The inner product of two vectors is their Bhattacharyya coefficient.
     """
     if _many(image):
-        return np.stack([color_histogram(im, space=space, bins=bins) for im in image]) if image else np.zeros((0, int(np.prod(_bins(bins)))), np.float32)
+        return (
+            np.stack([color_histogram(im, space=space, bins=bins) for im in image])
+            if image
+            else np.zeros((0, int(np.prod(_bins(bins)))), np.float32)
+        )
     import cv2
 
     b = _bins(bins)
@@ -202,12 +206,19 @@ class Vocabulary:
         np.save(Path(path), np.ascontiguousarray(self.centers, dtype=np.float32), allow_pickle=False)
 
     @classmethod
-    def load(cls, path, *, kind: str) -> "Vocabulary":
+    def load(cls, path, *, kind: str) -> Vocabulary:
         return cls(kind, np.load(Path(path), allow_pickle=False).astype(np.float32))
 
 
-def learn_vocabulary(images, *, kind: str = "sift", size: int = 256, max_features: int = 300,
-                     max_descriptors: int = 100_000, seed: int = 0) -> Vocabulary:  # fmt: skip
+def learn_vocabulary(
+    images,
+    *,
+    kind: str = "sift",
+    size: int = 256,
+    max_features: int = 300,
+    max_descriptors: int = 100_000,
+    seed: int = 0,
+) -> Vocabulary:
     """Learn a visual vocabulary with k-means (FAISS) over the local descriptors of ``images``.
 
     Parameters
@@ -241,13 +252,20 @@ def learn_vocabulary(images, *, kind: str = "sift", size: int = 256, max_feature
     if len(allx) > max_descriptors:
         allx = allx[rng.choice(len(allx), max_descriptors, replace=False)]
     k = int(min(size, len(allx)))
-    km = faiss.Kmeans(allx.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1, max_points_per_centroid=10_000)
+    km = faiss.Kmeans(
+        allx.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1, max_points_per_centroid=10_000
+    )
     km.train(np.ascontiguousarray(allx, dtype=np.float32))
     return Vocabulary(kind, km.centroids.astype(np.float32))
 
 
 def _is_desc(x, kind) -> bool:
-    return isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == np.float32 and x.shape[1] == (128 if kind == "sift" else 256)
+    return (
+        isinstance(x, np.ndarray)
+        and x.ndim == 2
+        and x.dtype == np.float32
+        and x.shape[1] == (128 if kind == "sift" else 256)
+    )
 
 
 def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
@@ -371,7 +389,7 @@ def cnn_with_tags(images, *, model, topk: int = 5, batch_size: int = 32) -> tupl
     labels = models.model_config(model).get("labels") or []
     vecs, tags = [], []
     for start in range(0, len(images), batch_size):
-        x = models.preprocess(images[start:start + batch_size], model)
+        x = models.preprocess(images[start : start + batch_size], model)
         with torch.inference_mode():
             fmap = model.forward_features(x)
             pooled = model.forward_head(fmap, pre_logits=True).flatten(1).float()

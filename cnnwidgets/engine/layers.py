@@ -50,8 +50,24 @@ __all__ = [
 
 KINDS = ("conv", "act", "pool", "linear", "norm")
 
-_ACT_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-              nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus)
+_ACT_TYPES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Softplus,
+)
 _POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d)
 _NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
 
@@ -200,8 +216,12 @@ def capture(model: nn.Module, image, layers=None, *, output: bool = False):
 
 def _input_tensor(model, image):
     cfg = model_config(model)
-    if isinstance(image, torch.Tensor) and image.ndim == 4 and image.is_floating_point() \
-            and tuple(image.shape[1:]) == tuple(cfg["input_size"]):
+    if (
+        isinstance(image, torch.Tensor)
+        and image.ndim == 4
+        and image.is_floating_point()
+        and tuple(image.shape[1:]) == tuple(cfg["input_size"])
+    ):
         dev = next(model.parameters()).device
         return image.to(dev), False
     single = not (isinstance(image, (list, tuple)) or (getattr(image, "ndim", 0) == 4))
@@ -241,8 +261,15 @@ def normalize(x, *, axis=None, eps: float = 1e-8) -> np.ndarray:
     return ((a - lo) / np.maximum(hi - lo, eps)).astype(np.float32)
 
 
-def tile(maps, *, columns: int | None = None, pad: int = 1, per_map: bool = True, max_maps: int | None = None,
-         pad_value: float = 1.0) -> np.ndarray:
+def tile(
+    maps,
+    *,
+    columns: int | None = None,
+    pad: int = 1,
+    per_map: bool = True,
+    max_maps: int | None = None,
+    pad_value: float = 1.0,
+) -> np.ndarray:
     """Arrange C maps (C×H×W, or C×H×W×3 colour) into one mosaic image.
 
     Parameters
@@ -282,12 +309,13 @@ def tile(maps, *, columns: int | None = None, pad: int = 1, per_map: bool = True
     out = np.full(shape, pad_value, dtype=np.float32)
     for i in range(c):
         r, q = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = a[i]
+        out[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = a[i]
     return out
 
 
-def tile_index(mosaic_shape, map_shape, y: int, x: int, *, columns: int | None = None, count: int | None = None,
-               pad: int = 1) -> int | None:
+def tile_index(
+    mosaic_shape, map_shape, y: int, x: int, *, columns: int | None = None, count: int | None = None, pad: int = 1
+) -> int | None:
     """Which tile of a :func:`tile` mosaic the pixel (y, x) falls in, or None (padding or outside).
 
     ``map_shape`` is (H, W) of one map; ``count`` the number of maps tiled.
@@ -302,7 +330,6 @@ def tile_index(mosaic_shape, map_shape, y: int, x: int, *, columns: int | None =
         return None
     i = r * cols + q
     return i if count is None or i < count else None
-
 
 
 def kernel_mosaic(weights, *, max_maps: int | None = 64, pad: int = 1) -> np.ndarray:
@@ -440,7 +467,9 @@ def overlay(image, heatmap, *, alpha: float = 0.5, colormap: str = "jet") -> np.
     heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1)
     if heat.shape != img.shape[:2]:
         t = torch.from_numpy(np.ascontiguousarray(heat))[None, None]
-        heat = torch.nn.functional.interpolate(t, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
+        heat = torch.nn.functional.interpolate(t, size=img.shape[:2], mode="bilinear", align_corners=False)[
+            0, 0
+        ].numpy()
     colour = matplotlib.colormaps[colormap](heat)[:, :, :3].astype(np.float32)
     out = (1 - alpha) * img + alpha * colour
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
@@ -477,8 +506,9 @@ class ConvSteps(NamedTuple):
     kernel: np.ndarray  #: the kernel as applied (flipped when ``flip=True``)
 
 
-def conv2d_steps(image, kernel, *, stride: int = 1, padding: int = 0, bias: float = 0.0,
-                 flip: bool = False) -> ConvSteps:
+def conv2d_steps(
+    image, kernel, *, stride: int = 1, padding: int = 0, bias: float = 0.0, flip: bool = False
+) -> ConvSteps:
     """A small 2-D convolution computed one window at a time, keeping every step.
 
     ``output[i, j] = sum(padded[i·s : i·s+kH, j·s : j·s+kW] * kernel) + bias`` — the
@@ -521,7 +551,7 @@ def conv2d_steps(image, kernel, *, stride: int = 1, padding: int = 0, bias: floa
     for i in range(oh):
         for j in range(ow):
             top, left = i * stride, j * stride
-            window = padded[top:top + kh, left:left + kw].copy()
+            window = padded[top : top + kh, left : left + kw].copy()
             prod = window * k
             value = float(prod.sum() + bias)
             out[i, j] = value
@@ -539,8 +569,10 @@ def _sigmoid(x):
 ACTIVATIONS = {
     "relu": (lambda x, a: np.maximum(x, 0.0), lambda x, a: (x > 0).astype(np.float64)),
     "prelu": (lambda x, a: np.where(x > 0, x, a * x), lambda x, a: np.where(x > 0, 1.0, a)),
-    "elu": (lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
-            lambda x, a: np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0)))),
+    "elu": (
+        lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
+        lambda x, a: np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0))),
+    ),
     "sigmoid": (lambda x, a: _sigmoid(x), lambda x, a: _sigmoid(x) * (1 - _sigmoid(x))),
     "tanh": (lambda x, a: np.tanh(x), lambda x, a: 1 - np.tanh(x) ** 2),
 }
@@ -655,7 +687,7 @@ def pool2d_steps(x, *, size: int = 2, stride: int | None = None, mode: str = "ma
     for i in range(oh):
         for j in range(ow):
             top, left = i * stride, j * stride
-            win = a[top:top + size, left:left + size].copy()
+            win = a[top : top + size, left : left + size].copy()
             chosen, probs = None, None
             if mode == "max":
                 chosen = np.unravel_index(int(win.argmax()), win.shape)

@@ -159,8 +159,12 @@ def efficientnet_lite0_weights_path() -> Path:
 
 def _lite0_key_map(stage_lengths) -> dict[str, str]:
     """Map EfficientNet-PyTorch (``_blocks.N._expand_conv``) names to timm (``blocks.S.I.conv_pw``) names."""
-    mapping = {"_conv_stem.weight": "conv_stem.weight", "_conv_head.weight": "conv_head.weight",
-               "_fc.weight": "classifier.weight", "_fc.bias": "classifier.bias"}
+    mapping = {
+        "_conv_stem.weight": "conv_stem.weight",
+        "_conv_head.weight": "conv_head.weight",
+        "_fc.weight": "classifier.weight",
+        "_fc.bias": "classifier.bias",
+    }
     bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     for p in bn:
         mapping[f"_bn0.{p}"] = f"bn1.{p}"
@@ -276,7 +280,11 @@ def list_models(pattern: str = "*", *, external: bool = False) -> list[str]:
     names = [n for n in _REGISTRY if fnmatch.fnmatch(n, pattern)]
     if external:
         for prefix, pool in (("torchvision", _torchvision_names()), ("timm", _timm_names())):
-            names += [f"{prefix}/{n}" for n in pool if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(f"{prefix}/{n}", pattern)]
+            names += [
+                f"{prefix}/{n}"
+                for n in pool
+                if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(f"{prefix}/{n}", pattern)
+            ]
     return names
 
 
@@ -296,7 +304,7 @@ def _resolve(name: str) -> tuple[str, str]:
         return "torchvision", name
     if name in _timm_names():
         return "timm", name
-    close = [n for n in list_models(f"*{name[:4]}*", external=True)][:5]
+    close = list(list_models(f"*{name[:4]}*", external=True))[:5]
     hint = f"; similar names: {', '.join(close)}" if close else ""
     raise ValueError(f"unknown model {name!r}: not registered, not a torchvision or timm architecture{hint}")
 
@@ -320,7 +328,7 @@ def _read_state_dict(path) -> dict:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"weights file {str(path)!r} does not hold a state dict (name → tensor)")
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
@@ -482,8 +490,9 @@ def _adapt_in_chans(model: nn.Module, in_chans: int) -> None:
 # ----------------------------------------------------------------------------- public: creation
 
 
-def create_model(name: str, *, pretrained=True, num_classes: int | None = None, in_chans: int | None = None,
-                 device=None) -> nn.Module:
+def create_model(
+    name: str, *, pretrained=True, num_classes: int | None = None, in_chans: int | None = None, device=None
+) -> nn.Module:
     """Build a model by name, in eval mode, on the chosen device.
 
     Parameters
@@ -584,8 +593,13 @@ def imagenet_labels() -> list[str]:
 
 # ----------------------------------------------------------------------------- preprocessing
 
-_PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
-                "lanczos": Image.LANCZOS, "box": Image.BOX}
+_PIL_FILTERS = {
+    "bilinear": Image.BILINEAR,
+    "bicubic": Image.BICUBIC,
+    "nearest": Image.NEAREST,
+    "lanczos": Image.LANCZOS,
+    "box": Image.BOX,
+}
 
 
 def _is_tensor(x) -> bool:
@@ -776,7 +790,7 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
 
 # ----------------------------------------------------------------------------- conv + BN folding
 
-_FUSED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_FUSED: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
 _FUSED_LOCK = threading.Lock()
 
 
@@ -809,8 +823,9 @@ class _LeafTracer(torch.fx.Tracer):
     BatchNormAct2d included: their insides are not traceable, and need not be)."""
 
     def is_leaf_module(self, m, qualname):
-        return isinstance(m, (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)) or \
-            super().is_leaf_module(m, qualname)
+        return isinstance(m, (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)) or super().is_leaf_module(
+            m, qualname
+        )
 
 
 def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
@@ -966,8 +981,17 @@ def _features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return captured["x"].flatten(1)
 
 
-def embed(model, images, *, batch_size: int = 32, progress=None, precision: str = "fp32",
-          channels_last: bool = True, workers: int | None = None, fuse_bn: bool = True) -> np.ndarray:
+def embed(
+    model,
+    images,
+    *,
+    batch_size: int = 32,
+    progress=None,
+    precision: str = "fp32",
+    channels_last: bool = True,
+    workers: int | None = None,
+    fuse_bn: bool = True,
+) -> np.ndarray:
     """L2-normalised pooled features (the penultimate layer) for many images.
 
     Each batch is decoded on a thread pool. Where decoding has cores of its own (a GPU model, or
@@ -1021,7 +1045,7 @@ def embed(model, images, *, batch_size: int = 32, progress=None, precision: str 
         raise ValueError("embed: no images given")
     device = _model_device(model)
     prec = _resolve_precision(precision, device)
-    batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     show = len(batches) > 4 if progress is None else bool(progress)
     from tqdm.auto import tqdm
 
@@ -1048,8 +1072,10 @@ def embed(model, images, *, batch_size: int = 32, progress=None, precision: str 
 
     outs = []
     try:
-        with concurrent.futures.ThreadPoolExecutor(n_workers) as pool, \
-                concurrent.futures.ThreadPoolExecutor(1) as loader:
+        with (
+            concurrent.futures.ThreadPoolExecutor(n_workers) as pool,
+            concurrent.futures.ThreadPoolExecutor(1) as loader,
+        ):
             decode = lambda b: np.stack(_decode_many(b, cfg, pool=pool))  # noqa: E731
             pending = loader.submit(decode, batches[0]) if overlap else None
             for bi in range(len(batches)):
@@ -1068,4 +1094,3 @@ def embed(model, images, *, batch_size: int = 32, progress=None, precision: str 
     finally:
         bar.close()
     return np.concatenate(outs).astype(np.float32, copy=False)
-

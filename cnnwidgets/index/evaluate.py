@@ -12,7 +12,16 @@ DISTORTIONS = ("original", "rot90", "rot25", "crop", "scale", "stretch", "noise"
 """Copies made by :func:`distortion_set`: the original, rotations by 90° and 25°, a 65 % centre crop, a half-size
 copy, a 1.6× horizontal stretch, Gaussian noise (σ = 25 grey levels) and a 90° hue rotation."""
 
-DISTORTION_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field", "camera", "coins")
+DISTORTION_SAMPLES = (
+    "chelsea",
+    "coffee",
+    "astronaut",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "camera",
+    "coins",
+)
 
 
 def average_precision(relevant: np.ndarray) -> float:
@@ -64,7 +73,7 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
         lab = [norm[p] for p in paths]
     lab = np.array(lab, dtype=object)
     if modes is None:
-        modes = [d for d in index.descriptors] + ["fusion"] + (["semantic"] if "cnn" in index.descriptors else [])
+        modes = list(index.descriptors) + ["fusion"] + (["semantic"] if "cnn" in index.descriptors else [])
     out = {}
     for mode in modes:
         precisions, aps, per = [], [], {}
@@ -84,8 +93,11 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
                 precisions.append(rel[:k].mean())
                 aps.append(average_precision(rel))
                 per[p] = aps[-1]
-        out[mode] = {f"precision@{k}": float(np.mean(precisions)) if precisions else 0.0,
-                     "mAP": float(np.mean(aps)) if aps else 0.0, "queries": len(aps)}  # fmt: skip
+        out[mode] = {
+            f"precision@{k}": float(np.mean(precisions)) if precisions else 0.0,
+            "mAP": float(np.mean(aps)) if aps else 0.0,
+            "queries": len(aps),
+        }
         if details:
             out[mode]["per_query"] = per
     return out
@@ -105,7 +117,7 @@ def _distort(img: np.ndarray, kind: str, rng) -> np.ndarray:
     if kind == "crop":
         ch, cw = int(h * 0.65), int(w * 0.65)
         y, x = (h - ch) // 2, (w - cw) // 2
-        return np.ascontiguousarray(img[y:y + ch, x:x + cw])
+        return np.ascontiguousarray(img[y : y + ch, x : x + cw])
     if kind == "scale":
         return cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     if kind == "stretch":
@@ -120,7 +132,9 @@ def _distort(img: np.ndarray, kind: str, rng) -> np.ndarray:
     raise ValueError(f"unknown distortion {kind!r}; expected one of {DISTORTIONS}")
 
 
-def distortion_set(folder, *, samples=DISTORTION_SAMPLES, distortions=DISTORTIONS, size: int = 256, seed: int = 0) -> dict:
+def distortion_set(
+    folder, *, samples=DISTORTION_SAMPLES, distortions=DISTORTIONS, size: int = 256, seed: int = 0
+) -> dict:
     """Write each sample image and distorted copies of it to ``folder/<sample>/<sample>_<distortion>.png``.
 
     Every original has known copies, so retrieval can be scored: the label of each file is its sample name.
@@ -142,9 +156,10 @@ def distortion_set(folder, *, samples=DISTORTION_SAMPLES, distortions=DISTORTION
     dict
         ``{absolute path: sample name}`` for every file written.
     """
+    from PIL import Image
+
     from ..datasets import sample
     from ..io import load_image, resize_to_fit, to_uint8
-    from PIL import Image
 
     rng = np.random.default_rng(seed)
     folder = Path(folder).expanduser()

@@ -52,8 +52,13 @@ class Hit:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict: path, score, scores, tags (as [label, probability] pairs), caption."""
-        return {"path": self.path, "score": float(self.score), "scores": {k: float(v) for k, v in self.scores.items()},
-                "tags": [[t, float(p)] for t, p in self.tags], "caption": self.caption}  # fmt: skip
+        return {
+            "path": self.path,
+            "score": float(self.score),
+            "scores": {k: float(v) for k, v in self.scores.items()},
+            "tags": [[t, float(p)] for t, p in self.tags],
+            "caption": self.caption,
+        }
 
 
 def _file_list(source) -> tuple[list[Path], Path | None]:
@@ -63,9 +68,13 @@ def _file_list(source) -> tuple[list[Path], Path | None]:
             raise ValueError(f"{root}: folder not found")
         if root.is_file():
             return [root.resolve()], None
-        files = sorted(p.resolve() for p in root.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                       and not any(part.startswith(".") for part in p.relative_to(root).parts))  # fmt: skip
+        files = sorted(
+            p.resolve()
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
         return files, root.resolve()
     try:
         items = list(source)
@@ -108,7 +117,10 @@ def _normalise_captions(captions, root: Path | None) -> dict[str, str]:
         return read_captions(captions)
     if isinstance(captions, dict):
         base = root or Path.cwd()
-        return {str((base / Path(k)).resolve() if not Path(k).is_absolute() else Path(k).resolve()): str(v) for k, v in captions.items()}
+        return {
+            str((base / Path(k)).resolve() if not Path(k).is_absolute() else Path(k).resolve()): str(v)
+            for k, v in captions.items()
+        }
     raise TypeError(f"captions must be a dict, a CSV path or None, not {type(captions).__name__}")
 
 
@@ -136,8 +148,16 @@ class ImageIndex:
         The FAISS structure per descriptor ("flat", "ivf" or "hnsw").
     """
 
-    def __init__(self, *, descriptors=("cnn", "color"), model: str = "efficientnet_lite0", index_type: str = "auto",
-                 color_bins=(8, 4, 4), vocabulary_size: int = 256, progress: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        descriptors=("cnn", "color"),
+        model: str = "efficientnet_lite0",
+        index_type: str = "auto",
+        color_bins=(8, 4, 4),
+        vocabulary_size: int = 256,
+        progress: bool = True,
+    ):
         bad = [d for d in descriptors if d not in DESCRIPTORS]
         if bad or not descriptors:
             raise ValueError(f"descriptors={tuple(descriptors)!r}: choose from {DESCRIPTORS}")
@@ -148,8 +168,10 @@ class ImageIndex:
         self.descriptors = tuple(dict.fromkeys(descriptors))
         self.model_name = str(model)
         self.index_type = index_type
-        self.options = {"color_bins": [int(b) for b in (color_bins if not isinstance(color_bins, int) else (color_bins,) * 3)],
-                        "vocabulary_size": int(vocabulary_size)}  # fmt: skip
+        self.options = {
+            "color_bins": [int(b) for b in (color_bins if not isinstance(color_bins, int) else (color_bins,) * 3)],
+            "vocabulary_size": int(vocabulary_size),
+        }
         self.progress = progress
         self.gpu = faiss_gpu_available()
         self.vocabularies = {}
@@ -170,8 +192,19 @@ class ImageIndex:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def build(cls, source, *, path=None, descriptors=("cnn", "color"), model: str = "efficientnet_lite0", captions=None,
-              index_type: str = "auto", color_bins=(8, 4, 4), vocabulary_size: int = 256, progress: bool = True) -> "ImageIndex":  # fmt: skip
+    def build(
+        cls,
+        source,
+        *,
+        path=None,
+        descriptors=("cnn", "color"),
+        model: str = "efficientnet_lite0",
+        captions=None,
+        index_type: str = "auto",
+        color_bins=(8, 4, 4),
+        vocabulary_size: int = 256,
+        progress: bool = True,
+    ) -> ImageIndex:
         """Index the images in a folder (recursively) or a list of paths.
 
         Parameters
@@ -201,8 +234,14 @@ class ImageIndex:
         ImageIndex
             Unreadable files are not indexed; they are listed in :attr:`skipped` with the reason.
         """
-        index = cls(descriptors=descriptors, model=model, index_type=index_type, color_bins=color_bins,
-                    vocabulary_size=vocabulary_size, progress=progress)  # fmt: skip
+        index = cls(
+            descriptors=descriptors,
+            model=model,
+            index_type=index_type,
+            color_bins=color_bins,
+            vocabulary_size=vocabulary_size,
+            progress=progress,
+        )
         files, root = _file_list(source)
         caps = _normalise_captions(captions, root)
         index._learn_vocabularies(files)
@@ -212,8 +251,16 @@ class ImageIndex:
         return index
 
     @classmethod
-    def from_vectors(cls, paths, vectors_by_descriptor: dict, *, tags=None, captions=None, model: str = "efficientnet_lite0",
-                     index_type: str = "auto") -> "ImageIndex":  # fmt: skip
+    def from_vectors(
+        cls,
+        paths,
+        vectors_by_descriptor: dict,
+        *,
+        tags=None,
+        captions=None,
+        model: str = "efficientnet_lite0",
+        index_type: str = "auto",
+    ) -> ImageIndex:
         """An index from precomputed descriptor vectors (float32 N×D per descriptor, normalised as in
         :mod:`cnnwidgets.engine.features`). ``tags``: per image a list of (label, probability)."""
         index = cls(descriptors=tuple(vectors_by_descriptor), model=model, index_type=index_type, progress=False)
@@ -221,9 +268,13 @@ class ImageIndex:
         for name, x in vectors_by_descriptor.items():
             if len(x) != n:
                 raise ValueError(f"vectors for {name!r} have {len(x)} rows but there are {n} paths")
-        index._append([str(p) for p in paths], [c or "" for c in (captions or [""] * n)],
-                      [list(t) for t in (tags or [[] for _ in range(n)])], [(None, None, None)] * n,
-                      {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors_by_descriptor.items()})  # fmt: skip
+        index._append(
+            [str(p) for p in paths],
+            [c or "" for c in (captions or [""] * n)],
+            [list(t) for t in (tags or [[] for _ in range(n)])],
+            [(None, None, None)] * n,
+            {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors_by_descriptor.items()},
+        )
         return index
 
     # ------------------------------------------------------------------ model and descriptors
@@ -241,7 +292,9 @@ class ImageIndex:
         if not kinds:
             return
         rng = np.random.default_rng(seed)
-        chosen = [files[i] for i in sorted(rng.choice(len(files), min(sample, len(files)), replace=False))] if files else []
+        chosen = (
+            [files[i] for i in sorted(rng.choice(len(files), min(sample, len(files)), replace=False))] if files else []
+        )
         images = []
         for p in chosen:
             try:
@@ -250,7 +303,9 @@ class ImageIndex:
                 continue
         for kind in kinds:
             descs = [features.local_features(im, kind=kind, max_features=300) for im in images]
-            self.vocabularies[kind] = features.learn_vocabulary(descs, kind=kind, size=self.options["vocabulary_size"], seed=seed)
+            self.vocabularies[kind] = features.learn_vocabulary(
+                descs, kind=kind, size=self.options["vocabulary_size"], seed=seed
+            )
 
     def describe_images(self, images: list, *, descriptors=None, with_tags: bool = True) -> tuple[dict, list]:
         """Descriptor vectors (dict name → float32 N×D) and top-5 tags for a list of loaded images.
@@ -274,8 +329,11 @@ class ImageIndex:
             elif name == "moments":
                 out[name] = features.color_moments(images)
             else:
-                out[name] = features.sift_bovw(images, vocabulary=self.vocabularies[name]) if name == "sift" \
-                    else features.orb_bovw(images, vocabulary=self.vocabularies[name])  # fmt: skip
+                out[name] = (
+                    features.sift_bovw(images, vocabulary=self.vocabularies[name])
+                    if name == "sift"
+                    else features.orb_bovw(images, vocabulary=self.vocabularies[name])
+                )
         if tags is None:
             tags = models.classify(self.model, images, topk=TOPK_TAGS) if with_tags and images else [[] for _ in images]
         return out, [[(str(t), float(p)) for t, p in row] for row in tags]
@@ -287,7 +345,7 @@ class ImageIndex:
         try:
             for start in range(0, len(files), chunk):
                 batch_paths, images, prints = [], [], []
-                for p in files[start:start + chunk]:
+                for p in files[start : start + chunk]:
                     bar.update(1)
                     key = str(p)
                     try:
@@ -329,7 +387,9 @@ class ImageIndex:
             if name not in self.faiss:
                 self.dims[name] = int(x.shape[1])
                 kind = vectors.choose_type(self.index_type, n, gpu=self.gpu)
-                self.faiss[name] = vectors.to_device(vectors.new_index(kind, x.shape[1], _metric(name), train=x), gpu=self.gpu)
+                self.faiss[name] = vectors.to_device(
+                    vectors.new_index(kind, x.shape[1], _metric(name), train=x), gpu=self.gpu
+                )
             elif x.shape[1] != self.dims[name]:
                 raise ValueError(f"{name} vectors have {x.shape[1]} dimensions, the index has {self.dims[name]}")
             self.faiss[name].add_with_ids(x, new_ids)
@@ -372,8 +432,10 @@ class ImageIndex:
         return len(self.paths)
 
     def __repr__(self) -> str:
-        return (f"ImageIndex({len(self)} images, descriptors={self.descriptors}, model={self.model_name!r}, "
-                f"index_types={self.index_types}, skipped={len(self.skipped)})")  # fmt: skip
+        return (
+            f"ImageIndex({len(self)} images, descriptors={self.descriptors}, model={self.model_name!r}, "
+            f"index_types={self.index_types}, skipped={len(self.skipped)})"
+        )
 
     def add(self, source, *, captions=None) -> int:
         """Index more images (a folder or a list of paths); changed files are re-indexed, unchanged ones skipped.
@@ -392,8 +454,13 @@ class ImageIndex:
 
     def remove(self, paths) -> int:
         """Remove images by path; paths not in the index are ignored. Returns how many were removed."""
-        rows = sorted({self._path_row[str(Path(p).expanduser().resolve())] for p in paths
-                       if str(Path(p).expanduser().resolve()) in self._path_row})  # fmt: skip
+        rows = sorted(
+            {
+                self._path_row[str(Path(p).expanduser().resolve())]
+                for p in paths
+                if str(Path(p).expanduser().resolve()) in self._path_row
+            }
+        )
         if not rows:
             return 0
         gone = self.ids[rows]
@@ -423,22 +490,30 @@ class ImageIndex:
             faiss.write_index(vectors.to_cpu(ix), str(gen / f"{name}.faiss"))
         for kind, vocab in self.vocabularies.items():
             vocab.save(gen / f"vocab_{kind}.npy")
-        rows = [(int(i), p, c, json.dumps([[t, round(float(pr), 6)] for t, pr in tg]), *fp)
-                for i, p, c, tg, fp in zip(self.ids, self.paths, self.captions, self.tags, self.fingerprints)]  # fmt: skip
+        rows = [
+            (int(i), p, c, json.dumps([[t, round(float(pr), 6)] for t, pr in tg]), *fp)
+            for i, p, c, tg, fp in zip(self.ids, self.paths, self.captions, self.tags, self.fingerprints)
+        ]
         storage.write_table(gen / storage.TABLE, rows)
         manifest = {
-            "model": self.model_name, "descriptors": list(self.descriptors), "count": len(self),
-            "counts": {n: int(ix.ntotal) for n, ix in self.faiss.items()}, "dims": self.dims,
-            "metrics": {n: _metric(n) for n in self.descriptors}, "index_type": self.index_type,
-            "index_types": self.index_types, "options": self.options, "next_id": int(self.next_id),
+            "model": self.model_name,
+            "descriptors": list(self.descriptors),
+            "count": len(self),
+            "counts": {n: int(ix.ntotal) for n, ix in self.faiss.items()},
+            "dims": self.dims,
+            "metrics": {n: _metric(n) for n in self.descriptors},
+            "index_type": self.index_type,
+            "index_types": self.index_types,
+            "options": self.options,
+            "next_id": int(self.next_id),
             "skipped": [list(s) for s in self.skipped],
-        }  # fmt: skip
+        }
         storage.finish_save(root, gen, manifest)
         self.root = root
         return root
 
     @classmethod
-    def load(cls, path, *, progress: bool = True) -> "ImageIndex":
+    def load(cls, path, *, progress: bool = True) -> ImageIndex:
         """Load an index folder written by :meth:`save`, checking that manifest, FAISS files and table agree.
 
         Raises
@@ -454,30 +529,45 @@ class ImageIndex:
         man = storage.read_manifest(root)
         gen = storage.check_files(root, man)
         try:
-            index = cls(descriptors=tuple(man["descriptors"]), model=man.get("model", "efficientnet_lite0"),
-                        index_type=man.get("index_type", "auto"), progress=progress,
-                        color_bins=tuple(man.get("options", {}).get("color_bins", (8, 4, 4))),
-                        vocabulary_size=man.get("options", {}).get("vocabulary_size", 256))  # fmt: skip
+            index = cls(
+                descriptors=tuple(man["descriptors"]),
+                model=man.get("model", "efficientnet_lite0"),
+                index_type=man.get("index_type", "auto"),
+                progress=progress,
+                color_bins=tuple(man.get("options", {}).get("color_bins", (8, 4, 4))),
+                vocabulary_size=man.get("options", {}).get("vocabulary_size", 256),
+            )
         except (ValueError, TypeError) as exc:
             raise storage.IndexLoadError(root, f"manifest.json: {exc}") from None
         rows = storage.read_table(root, gen / storage.TABLE)
         if len(rows) != man["count"]:
-            raise storage.IndexLoadError(root, f"{storage.TABLE} has {len(rows)} images but the manifest says {man['count']}")
+            raise storage.IndexLoadError(
+                root, f"{storage.TABLE} has {len(rows)} images but the manifest says {man['count']}"
+            )
         ids = np.array([r[0] for r in rows], np.int64)
         for name in index.descriptors:
             f = gen / f"{name}.faiss"
             if not rows and name not in man["counts"]:
                 continue  # an empty index has no FAISS files yet
             if not f.exists():
-                raise storage.IndexLoadError(root, f"{gen.name}/{name}.faiss is missing (descriptor {name!r} is in the manifest)")
+                raise storage.IndexLoadError(
+                    root, f"{gen.name}/{name}.faiss is missing (descriptor {name!r} is in the manifest)"
+                )
             try:
                 ix = faiss.read_index(str(f))
             except RuntimeError as exc:
-                raise storage.IndexLoadError(root, f"{gen.name}/{name}.faiss cannot be read by FAISS ({str(exc).splitlines()[0]})") from None
+                raise storage.IndexLoadError(
+                    root, f"{gen.name}/{name}.faiss cannot be read by FAISS ({str(exc).splitlines()[0]})"
+                ) from None
             if ix.ntotal != man["counts"].get(name) or ix.ntotal != len(rows):
-                raise storage.IndexLoadError(root, f"{name}.faiss holds {ix.ntotal} vectors, the manifest says {man['counts'].get(name)} and {storage.TABLE} has {len(rows)} rows")
+                raise storage.IndexLoadError(
+                    root,
+                    f"{name}.faiss holds {ix.ntotal} vectors, the manifest says {man['counts'].get(name)} and {storage.TABLE} has {len(rows)} rows",
+                )
             if ix.d != man["dims"].get(name):
-                raise storage.IndexLoadError(root, f"{name}.faiss has dimension {ix.d}, the manifest says {man['dims'].get(name)}")
+                raise storage.IndexLoadError(
+                    root, f"{name}.faiss has dimension {ix.d}, the manifest says {man['dims'].get(name)}"
+                )
             if not hasattr(ix, "id_map"):
                 ix = faiss.downcast_index(ix)
             if not hasattr(ix, "id_map"):
@@ -499,7 +589,9 @@ class ImageIndex:
         try:
             index.tags = [[(intern.setdefault(t, t), float(p)) for t, p in json.loads(r[3])] for r in rows]
         except (ValueError, TypeError) as exc:
-            raise storage.IndexLoadError(root, f"{storage.TABLE}: a tags entry is not a JSON list of [label, probability] ({exc})") from None
+            raise storage.IndexLoadError(
+                root, f"{storage.TABLE}: a tags entry is not a JSON list of [label, probability] ({exc})"
+            ) from None
         index.ids = ids
         index.paths = [r[1] for r in rows]
         index.captions = [r[2] or "" for r in rows]
@@ -564,9 +656,12 @@ class ImageIndex:
             labels = sorted({t for tg in self.tags for t, _ in tg})
             cap_rows = [r for r, c in enumerate(self.captions) if c]
             self._text_cache = {
-                "bm25": BM25(docs), "labels": {l: i for i, l in enumerate(labels)}, "label_vecs": embed_text(labels),
-                "cap_rows": np.array(cap_rows, np.int64), "cap_vecs": embed_text([self.captions[r] for r in cap_rows]),
-            }  # fmt: skip
+                "bm25": BM25(docs),
+                "labels": {l: i for i, l in enumerate(labels)},
+                "label_vecs": embed_text(labels),
+                "cap_rows": np.array(cap_rows, np.int64),
+                "cap_vecs": embed_text([self.captions[r] for r in cap_rows]),
+            }
         tc = self._text_cache
         kw = tc["bm25"].scores(text)
         kw = kw / kw.max() if len(kw) and kw.max() > 0 else np.zeros(len(self), np.float64)
@@ -582,8 +677,9 @@ class ImageIndex:
         sem = np.clip(sem, 0.0, 1.0)
         return (w["keyword"] * kw + w["semantic"] * sem).astype(np.float32)
 
-    def search(self, *, text: str | None = None, image=None, mode: str = "auto", k: int = 10,
-               weights: dict | None = None) -> list[Hit]:  # fmt: skip
+    def search(
+        self, *, text: str | None = None, image=None, mode: str = "auto", k: int = 10, weights: dict | None = None
+    ) -> list[Hit]:
         """Find images by text, by an example image, or both.
 
         Parameters
@@ -626,7 +722,15 @@ class ImageIndex:
         if not has_text and not has_image:
             raise ValueError("search needs text=..., image=... or both")
         if mode == "auto":
-            mode = "fusion" if has_text and has_image else "text" if has_text else "semantic" if "cnn" in self.faiss else self.descriptors[0]
+            mode = (
+                "fusion"
+                if has_text and has_image
+                else "text"
+                if has_text
+                else "semantic"
+                if "cnn" in self.faiss
+                else self.descriptors[0]
+            )
         if len(self) == 0:
             return []
         if mode == "text":
@@ -651,7 +755,9 @@ class ImageIndex:
 
     def _need(self, name):
         if name not in self.faiss:
-            raise ValueError(f"this index has no {name!r} descriptor (it has {self.descriptors}); build it with descriptors=(..., {name!r})")
+            raise ValueError(
+                f"this index has no {name!r} descriptor (it has {self.descriptors}); build it with descriptors=(..., {name!r})"
+            )
 
     def _hit(self, row, score, scores) -> Hit:
         return Hit(self.paths[row], float(score), scores, list(self.tags[row]), self.captions[row])
@@ -663,7 +769,9 @@ class ImageIndex:
         hits = []
         if len(allowed):
             sc, ids = self._content("cnn", q["cnn"], k, allowed=allowed)
-            hits = [self._hit(self._row[int(i)], float(s), {"cnn": float(s), "class_match": 1.0}) for s, i in zip(sc, ids)]
+            hits = [
+                self._hit(self._row[int(i)], float(s), {"cnn": float(s), "class_match": 1.0}) for s, i in zip(sc, ids)
+            ]
         if len(hits) < k:  # too few images share a class: fill with plain CNN search
             seen = {h.path for h in hits}
             sc, ids = self._content("cnn", q["cnn"], k + len(hits))
@@ -679,7 +787,9 @@ class ImageIndex:
         pool = max(5 * k, 50)
         tscores = None
         if text is not None:
-            tscores = self.text_scores(str(text), weights={n: v for n, v in (weights or {}).items() if n in TEXT_WEIGHTS})
+            tscores = self.text_scores(
+                str(text), weights={n: v for n, v in (weights or {}).items() if n in TEXT_WEIGHTS}
+            )
             cand.update(int(self.ids[r]) for r in np.argsort(-tscores, kind="stable")[:pool])
         qv = {}
         if image is not None:
@@ -703,7 +813,10 @@ class ImageIndex:
             wsum += wt
         total /= max(wsum, 1e-12)
         order = np.argsort(-total, kind="stable")[:k]
-        return [self._hit(self._row[int(cand[j])], float(total[j]), {n: float(s[j]) for n, s in comps.items()}) for j in order]
+        return [
+            self._hit(self._row[int(cand[j])], float(total[j]), {n: float(s[j]) for n, s in comps.items()})
+            for j in order
+        ]
 
 
 @functools.lru_cache(maxsize=2)

@@ -24,8 +24,19 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "IndexLoadError", "write_manifest", "read_manifest", "new_generation",
-           "finish_save", "check_files", "write_table", "read_table", "sha256"]  # fmt: skip
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "IndexLoadError",
+    "write_manifest",
+    "read_manifest",
+    "new_generation",
+    "finish_save",
+    "check_files",
+    "write_table",
+    "read_table",
+    "sha256",
+]
 
 FORMAT = "cnnwidgets-image-index"
 FORMAT_VERSION = 1
@@ -63,9 +74,9 @@ def new_generation(root: Path) -> Path:
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"{root}: exists and is not a folder")
-    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).exists():
-        if not all(p.name.startswith(("data-", ".manifest")) for p in root.iterdir()):
-            raise ValueError(f"{root}: folder is not empty and is not an image index; choose an empty or new folder")
+    foreign = [p for p in root.iterdir() if not p.name.startswith(("data-", ".manifest"))] if root.is_dir() else []
+    if foreign and not (root / MANIFEST).exists():
+        raise ValueError(f"{root}: folder is not empty and is not an image index; choose an empty or new folder")
     root.mkdir(parents=True, exist_ok=True)
     gen = root / f"data-{uuid.uuid4().hex[:12]}"
     gen.mkdir()
@@ -137,7 +148,9 @@ def read_manifest(root: Path) -> dict:
         raise IndexLoadError(root, f"{MANIFEST} does not describe a {FORMAT}")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise IndexLoadError(root, f"format version {version!r} is not supported (this cnnwidgets reads up to {FORMAT_VERSION})")
+        raise IndexLoadError(
+            root, f"format version {version!r} is not supported (this cnnwidgets reads up to {FORMAT_VERSION})"
+        )
     for key in ("generation", "descriptors", "count", "counts", "dims", "files"):
         if key not in manifest:
             raise IndexLoadError(root, f"{MANIFEST} lacks the {key!r} entry")
@@ -156,7 +169,10 @@ def check_files(root: Path, manifest: dict) -> Path:
             raise IndexLoadError(root, f"{gen.name}/{name} is missing")
         size = p.stat().st_size
         if size != info.get("bytes"):
-            raise IndexLoadError(root, f"{gen.name}/{name} has {size} bytes but the manifest records {info.get('bytes')}: the file is truncated or was replaced")
+            raise IndexLoadError(
+                root,
+                f"{gen.name}/{name} has {size} bytes but the manifest records {info.get('bytes')}: the file is truncated or was replaced",
+            )
         if sha256(p) != info.get("sha256"):
             raise IndexLoadError(root, f"{gen.name}/{name} is corrupted: its SHA-256 does not match the manifest")
     return gen

@@ -11,8 +11,20 @@ import math
 
 import numpy as np
 
-__all__ = ["AUTO_THRESHOLD", "INDEX_TYPES", "choose_type", "new_index", "to_device", "to_cpu", "kind_of",
-           "vectors_and_ids", "search", "set_search_params", "ivf_nlist", "ivf_nprobe"]  # fmt: skip
+__all__ = [
+    "AUTO_THRESHOLD",
+    "INDEX_TYPES",
+    "choose_type",
+    "new_index",
+    "to_device",
+    "to_cpu",
+    "kind_of",
+    "vectors_and_ids",
+    "search",
+    "set_search_params",
+    "ivf_nlist",
+    "ivf_nprobe",
+]
 
 AUTO_THRESHOLD = 50_000
 """``index_type="auto"`` uses an exact flat index below this many vectors and an approximate one above it.
@@ -84,7 +96,7 @@ def new_index(kind: str, dim: int, metric: str, train: np.ndarray | None = None)
 
 
 def kind_of(index) -> str:
-    """"flat", "ivf" or "hnsw" for an ID-mapped index (CPU or GPU)."""
+    """ "flat", "ivf" or "hnsw" for an ID-mapped index (CPU or GPU)."""
     import faiss
 
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
@@ -170,9 +182,13 @@ def search(index, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = N
     try:
         sel = faiss.IDSelectorBatch(allowed)
         kind = kind_of(index)
-        params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(HNSW_EF_SEARCH, k)) if kind == "hnsw"
-                  else faiss.SearchParametersIVF(sel=sel, nprobe=faiss.downcast_index(index.index).nprobe) if kind == "ivf"
-                  else faiss.SearchParameters(sel=sel))  # fmt: skip
+        params = (
+            faiss.SearchParametersHNSW(sel=sel, efSearch=max(HNSW_EF_SEARCH, k))
+            if kind == "hnsw"
+            else faiss.SearchParametersIVF(sel=sel, nprobe=faiss.downcast_index(index.index).nprobe)
+            if kind == "ivf"
+            else faiss.SearchParameters(sel=sel)
+        )
         d, i = index.search(q, k, params=params)
     except RuntimeError:  # structures without selector support (some GPU indexes): search all, then filter
         d, i = index.search(q, index.ntotal)

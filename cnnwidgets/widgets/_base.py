@@ -177,7 +177,7 @@ class Bench(W.VBox):
             if self._status_kind == "error":
                 self.set_status("")
 
-    def wait(self, timeout: float = 60.0) -> "Bench":
+    def wait(self, timeout: float = 60.0) -> Bench:
         """Block until the latest requested update is drawn; returns the widget.
 
         Raises
@@ -196,7 +196,9 @@ class Bench(W.VBox):
         For widgets that draw a display-size preview while controls move; ``compute_full`` must set and
         return ``result`` for the whole image.
         """
-        button = W.Button(description="Full resolution", icon="expand", tooltip="compute the full-resolution result into .result")
+        button = W.Button(
+            description="Full resolution", icon="expand", tooltip="compute the full-resolution result into .result"
+        )
 
         def clicked(_):
             self.set_status("computing full resolution …", "busy")

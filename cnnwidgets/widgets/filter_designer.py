@@ -20,7 +20,12 @@ from ._base import Bench, ImagePanel
 __all__ = ["FilterDesigner"]
 
 METHODS = ("frequency", "median", "weighted_median", "adaptive_median")
-RESPONSES = (("low-pass", False, False), ("high-pass", True, False), ("band-pass", False, True), ("band-stop", True, True))
+RESPONSES = (
+    ("low-pass", False, False),
+    ("high-pass", True, False),
+    ("band-pass", False, True),
+    ("band-stop", True, True),
+)
 _DISPLAY_SIDE = 300  # long side of the PNGs sent to the browser: one image pixel per CSS pixel of a panel
 _PANEL_WIDTH = 300
 _MASK_SIDE = 300  # long side of the displayed mask
@@ -127,7 +132,9 @@ class FilterDesigner(Bench):
         c_response = W.ToggleButtons(options=[r[0] for r in RESPONSES], description="response")
         c_cutoff = W.FloatSlider(min=0.005, max=0.5, step=0.005, readout_format=".3f", description="cutoff", **slider)
         c_order = W.FloatSlider(min=0.5, max=10.0, step=0.5, description="order", **slider)
-        c_width = W.FloatSlider(min=0.005, max=0.5, step=0.005, readout_format=".3f", description="band width", **slider)
+        c_width = W.FloatSlider(
+            min=0.005, max=0.5, step=0.005, readout_format=".3f", description="band width", **slider
+        )
         c_cutoff.add_class("cnnw-fd-cutoff")
         self._bind("shape", c_shape)
         self._bind_response(c_response)
@@ -137,7 +144,11 @@ class FilterDesigner(Bench):
         freq_box = W.VBox([c_shape, c_response, c_cutoff, c_order, c_width])
 
         c_method = W.Dropdown(
-            options=[("median", "median"), ("weighted median", "weighted_median"), ("adaptive median", "adaptive_median")],
+            options=[
+                ("median", "median"),
+                ("weighted median", "weighted_median"),
+                ("adaptive median", "adaptive_median"),
+            ],
             description="filter",
         )
         c_size = W.IntSlider(min=1, max=15, step=2, description="window", **slider)
@@ -150,7 +161,9 @@ class FilterDesigner(Bench):
         self._kernel_size = c_ksize
         self._bind("size", c_size)
         self._bind("max_size", c_max)
-        self._weights_box = W.VBox([W.HTML("<b>weighted-median weights</b> (edit the grid)"), c_ksize, self.weight_grid])
+        self._weights_box = W.VBox(
+            [W.HTML("<b>weighted-median weights</b> (edit the grid)"), c_ksize, self.weight_grid]
+        )
         spatial_box = W.VBox([c_method, c_size, self._weights_box, c_max])
 
         c_noise = W.Dropdown(options=["none"] + list(enhance.NOISE_KINDS), description="noise")
@@ -422,7 +435,9 @@ class FilterDesigner(Bench):
             cache.pop("prepared", None)
             cache["input_key"] = noise_key
         # without noise the filters get the stored dtype (OpenCV's median is fastest on uint8)
-        make = (lambda: enhance.add_noise(preview, **self._noise_kwargs())) if self.noise != "none" else (lambda: preview)
+        make = (
+            (lambda: enhance.add_noise(preview, **self._noise_kwargs())) if self.noise != "none" else (lambda: preview)
+        )
         noisy = self._cached(cache, "input", make)
         if self.method == "frequency":
             # the input's FFT is computed once; a control change costs one mask product and one inverse FFT
@@ -456,7 +471,9 @@ class FilterDesigner(Bench):
             w = np.asarray(kw["weights"])
             return f"<span style='font-size:12px'>weighted median, {w.shape[0]}×{w.shape[1]} kernel, total weight {int(w.sum())}</span>"
         if name == "median":
-            return f"<span style='font-size:12px'>median over {kw['size']}×{kw['size']} windows (replicate border)</span>"
+            return (
+                f"<span style='font-size:12px'>median over {kw['size']}×{kw['size']} windows (replicate border)</span>"
+            )
         return f"<span style='font-size:12px'>adaptive median, windows 3×3 … {kw['max_size']}×{kw['max_size']}</span>"
 
     # ------------------------------------------------------------------ full resolution

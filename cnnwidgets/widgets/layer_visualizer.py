@@ -124,8 +124,9 @@ class LayerVisualizer(Bench):
         self._c_model = W.Dropdown(options=M.list_models(), description="model", layout=W.Layout(width="260px"))
         self._c_layer = W.Dropdown(options=[], description="layer", layout=W.Layout(width="340px"))
         self._c_layer.add_class("cnnw-layer-select")
-        self._c_sample = W.Dropdown(options=["—"] + list_samples(), value="—", description="sample",
-                                    layout=W.Layout(width="220px"))
+        self._c_sample = W.Dropdown(
+            options=["—"] + list_samples(), value="—", description="sample", layout=W.Layout(width="220px")
+        )
         self._c_permap = W.Checkbox(value=True, description="normalise each map", indent=False)
         upload = self._upload_control(self._uploaded)
 
@@ -195,8 +196,9 @@ class LayerVisualizer(Bench):
         if not click or info is None:
             return
         shape, map_shape, count, cols = info
-        i = L.tile_index(shape, map_shape, int(click[0] * shape[0]), int(click[1] * shape[1]),
-                         columns=cols, count=count)
+        i = L.tile_index(
+            shape, map_shape, int(click[0] * shape[0]), int(click[1] * shape[1]), columns=cols, count=count
+        )
         if i is not None:
             self.channel = i
 
@@ -208,7 +210,11 @@ class LayerVisualizer(Bench):
 
     @T.observe("model", "layer", "image", "channel", "per_map", "max_maps", "topk")
     def _changed(self, change):
-        if change["name"] == "model" and self._c_model.value != change["new"] and change["new"] in self._c_model.options:
+        if (
+            change["name"] == "model"
+            and self._c_model.value != change["new"]
+            and change["new"] in self._c_model.options
+        ):
             self._c_model.value = change["new"]
         if change["name"] == "image":
             self._array_key = None
@@ -255,7 +261,11 @@ class LayerVisualizer(Bench):
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(M.list_models())}")
         net = _shared_model(name)
         names = L.layer_names(net)
-        layer = self.layer if self.layer in names else next((n for n in names if L.layer_kind(net.get_submodule(n)) == "conv"), names[0])
+        layer = (
+            self.layer
+            if self.layer in names
+            else next((n for n in names if L.layer_kind(net.get_submodule(n)) == "conv"), names[0])
+        )
         with self._syncing():
             if list(self._c_layer.options) != names:
                 self._c_layer.options = names
@@ -270,9 +280,13 @@ class LayerVisualizer(Bench):
         cols = int(np.ceil(np.sqrt(shown)))
         mosaic = L.tile(maps, per_map=self.per_map, max_maps=shown, columns=cols)
         self._cache["mosaic_geometry"] = (mosaic.shape, maps.shape[1:], shown, cols)
-        self.mosaic.value = to_png_bytes(np.clip(np.rint(_upscale(mosaic, _MOSAIC_SIDE) * 255), 0, 255).astype(np.uint8))
-        self._mosaic_title.value = (f"<b>{html.escape(layer)}</b> — output {' × '.join(map(str, act.shape))}"
-                                    f" ({shown} of {len(maps)} maps shown; click one to enlarge)")
+        self.mosaic.value = to_png_bytes(
+            np.clip(np.rint(_upscale(mosaic, _MOSAIC_SIDE) * 255), 0, 255).astype(np.uint8)
+        )
+        self._mosaic_title.value = (
+            f"<b>{html.escape(layer)}</b> — output {' × '.join(map(str, act.shape))}"
+            f" ({shown} of {len(maps)} maps shown; click one to enlarge)"
+        )
 
         ch = min(max(self.channel, 0), len(maps) - 1)
         self.map_panel.set_title(f"map {ch}")
@@ -312,8 +326,16 @@ class LayerVisualizer(Bench):
             f"top = models.classify(model, image, topk={self.topk})\n"
             "cam = layers.grad_cam(model, image)"
         )
-        self.result = {"layer": layer, "shape": tuple(act.shape), "activation": act, "mosaic": mosaic,
-                       "kernels": kern, "topk": top, "cam": cam, "channel": ch}
+        self.result = {
+            "layer": layer,
+            "shape": tuple(act.shape),
+            "activation": act,
+            "mosaic": mosaic,
+            "kernels": kern,
+            "topk": top,
+            "cam": cam,
+            "channel": ch,
+        }
         self.set_status(f"{name}: {len(names)} layers; top-1 {top[0][0]} ({top[0][1]:.0%})")
 
     @staticmethod

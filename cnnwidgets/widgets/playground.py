@@ -136,11 +136,17 @@ class ConvolutionPlayground(Bench):
         self.pool_view = W.HTML()
         self.pool_view.add_class("cnnw-pool-view")
 
-        conv_tab = W.VBox([W.HBox([self._t_image, self._t_kernel]),
-                           W.HBox([self._s_stride, self._s_padding, self._s_step]), self.conv_view])
+        conv_tab = W.VBox(
+            [
+                W.HBox([self._t_image, self._t_kernel]),
+                W.HBox([self._s_stride, self._s_padding, self._s_step]),
+                self.conv_view,
+            ]
+        )
         act_tab = W.VBox([W.HBox([self._d_act, self._s_alpha, self._s_x]), W.HBox([self.act_plot, self.act_view])])
-        pool_tab = W.VBox([W.HBox([self._t_pool, self._d_pool]), W.HBox([self._s_psize, self._s_seed, self._s_pstep]),
-                           self.pool_view])
+        pool_tab = W.VBox(
+            [W.HBox([self._t_pool, self._d_pool]), W.HBox([self._s_psize, self._s_seed, self._s_pstep]), self.pool_view]
+        )
         self.tabs = W.Tab([conv_tab, act_tab, pool_tab])
         for i, t in enumerate(("convolution", "activation", "pooling")):
             self.tabs.set_title(i, t)
@@ -150,10 +156,18 @@ class ConvolutionPlayground(Bench):
         self._link_text(self._t_image, "image")
         self._link_text(self._t_kernel, "kernel")
         self._link_text(self._t_pool, "pool_input")
-        for control, trait in ((self._s_stride, "stride"), (self._s_padding, "padding"), (self._s_step, "step"),
-                               (self._d_act, "activation"), (self._s_alpha, "alpha"), (self._s_x, "x"),
-                               (self._d_pool, "pool_mode"), (self._s_psize, "pool_size"), (self._s_seed, "seed"),
-                               (self._s_pstep, "pool_step")):
+        for control, trait in (
+            (self._s_stride, "stride"),
+            (self._s_padding, "padding"),
+            (self._s_step, "step"),
+            (self._d_act, "activation"),
+            (self._s_alpha, "alpha"),
+            (self._s_x, "x"),
+            (self._d_pool, "pool_mode"),
+            (self._s_psize, "pool_size"),
+            (self._s_seed, "seed"),
+            (self._s_pstep, "pool_step"),
+        ):
             control.observe(lambda ch, t=trait: self._from_control(t, ch["new"]), names="value")
 
         for trait in self._controls():
@@ -182,10 +196,21 @@ class ConvolutionPlayground(Bench):
             setattr(self, trait, value)
 
     def _controls(self):
-        return {"image": self._t_image, "kernel": self._t_kernel, "pool_input": self._t_pool,
-                "stride": self._s_stride, "padding": self._s_padding, "step": self._s_step,
-                "activation": self._d_act, "alpha": self._s_alpha, "x": self._s_x, "pool_mode": self._d_pool,
-                "pool_size": self._s_psize, "seed": self._s_seed, "pool_step": self._s_pstep}
+        return {
+            "image": self._t_image,
+            "kernel": self._t_kernel,
+            "pool_input": self._t_pool,
+            "stride": self._s_stride,
+            "padding": self._s_padding,
+            "step": self._s_step,
+            "activation": self._d_act,
+            "alpha": self._s_alpha,
+            "x": self._s_x,
+            "pool_mode": self._d_pool,
+            "pool_size": self._s_psize,
+            "seed": self._s_seed,
+            "pool_step": self._s_pstep,
+        }
 
     def _sync_control(self, trait):
         """Show a trait's value in its control (runs in the thread that set the trait)."""
@@ -210,7 +235,9 @@ class ConvolutionPlayground(Bench):
         ps = self.pool_size if pool_size is None else pool_size
         if img.ndim != 2 or k.ndim != 2 or pin.ndim != 2:
             return 1, 1
-        conv = max(0, (img.shape[0] + 2 * p - k.shape[0]) // s + 1) * max(0, (img.shape[1] + 2 * p - k.shape[1]) // s + 1)
+        conv = max(0, (img.shape[0] + 2 * p - k.shape[0]) // s + 1) * max(
+            0, (img.shape[1] + 2 * p - k.shape[1]) // s + 1
+        )
         pool = max(0, (pin.shape[0] - ps) // ps + 1) * max(0, (pin.shape[1] - ps) // ps + 1)
         return max(conv, 1), max(pool, 1)
 
@@ -227,8 +254,21 @@ class ConvolutionPlayground(Bench):
             raise T.TraitError(f"{proposal['trait'].name} must be a non-empty rectangular list of rows")
         return grid
 
-    @T.observe("image", "kernel", "stride", "padding", "step", "activation", "alpha", "x",
-               "pool_input", "pool_mode", "pool_size", "seed", "pool_step")
+    @T.observe(
+        "image",
+        "kernel",
+        "stride",
+        "padding",
+        "step",
+        "activation",
+        "alpha",
+        "x",
+        "pool_input",
+        "pool_mode",
+        "pool_size",
+        "seed",
+        "pool_step",
+    )
     def _changed(self, change):
         self._sync_control(change["name"])
         if change["name"] in ("image", "kernel", "stride", "padding", "pool_input", "pool_size"):
@@ -266,16 +306,25 @@ class ConvolutionPlayground(Bench):
             f"activated = layers.activate(conv.output, {self.activation!r}{a})\n"
             f"pool = layers.pool2d_steps({self.pool_input!r}, size={self.pool_size}, mode={self.pool_mode!r}, seed={self.seed})"
         )
-        self.result = {"conv": conv, "activated": activated, "fx": fx, "dfx": dfx, "pool": pool,
-                       "step": conv.steps[step], "pool_step": pool.steps[pstep]}
-        self.set_status(f"convolution step {step + 1} of {len(conv.steps)}: output[{conv.steps[step].row}, "
-                        f"{conv.steps[step].col}] = {conv.steps[step].value:g}")
+        self.result = {
+            "conv": conv,
+            "activated": activated,
+            "fx": fx,
+            "dfx": dfx,
+            "pool": pool,
+            "step": conv.steps[step],
+            "pool_step": pool.steps[pstep],
+        }
+        self.set_status(
+            f"convolution step {step + 1} of {len(conv.steps)}: output[{conv.steps[step].row}, "
+            f"{conv.steps[step].col}] = {conv.steps[step].value:g}"
+        )
 
     def _conv_html(self, conv, step):
         s = conv.steps[step]
         kh, kw = conv.kernel.shape
         win = np.zeros(conv.padded.shape, bool)
-        win[s.top:s.top + kh, s.left:s.left + kw] = True
+        win[s.top : s.top + kh, s.left : s.left + kw] = True
         done = np.zeros(conv.output.shape, bool)
         for t in conv.steps[:step]:
             done[t.row, t.col] = True
@@ -291,7 +340,7 @@ class ConvolutionPlayground(Bench):
             + _block("window × kernel", _table(s.products))
             + _block("output", _table(shown, highlight=here, done=done, fmt=lambda v: "" if np.isnan(v) else _num(v)))
             + f"<div style='font-family:monospace;margin:4px'>output[{s.row}, {s.col}] = {html.escape(terms)}"
-              f" = <b>{_num(s.value)}</b></div>"
+            f" = <b>{_num(s.value)}</b></div>"
         )
 
     def _pool_html(self, pool, pstep):
@@ -299,7 +348,7 @@ class ConvolutionPlayground(Bench):
         a = np.array(self.pool_input, dtype=float)
         size = self.pool_size
         win = np.zeros(a.shape, bool)
-        win[s.top:s.top + size, s.left:s.left + size] = True
+        win[s.top : s.top + size, s.left : s.left + size] = True
         here = np.zeros(pool.output.shape, bool)
         here[s.row, s.col] = True
         parts = [_block("input", _table(a, highlight=win)), _block("output", _table(pool.output, highlight=here))]
@@ -313,7 +362,10 @@ class ConvolutionPlayground(Bench):
             how = "all-zero window → 0"
         else:
             how = f"sampled position {s.chosen} (p = {s.probabilities[s.chosen]:.2f}) → {_num(s.value)}"
-        return "".join(parts) + f"<div style='font-family:monospace;margin:4px'>window {pstep + 1}: {html.escape(how)}</div>"
+        return (
+            "".join(parts)
+            + f"<div style='font-family:monospace;margin:4px'>window {pstep + 1}: {html.escape(how)}</div>"
+        )
 
     def _act_png(self, fx, dfx):
         from matplotlib.figure import Figure

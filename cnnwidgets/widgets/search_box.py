@@ -83,8 +83,11 @@ class SearchBox(Bench):
         self.thumb_side = thumb_side
         self._thumbs = {}
         self._batching = False
-        self._text = W.Text(placeholder="words, e.g. 'kitten' — Enter to search", continuous_update=False,
-                            layout=W.Layout(width="320px"))  # fmt: skip
+        self._text = W.Text(
+            placeholder="words, e.g. 'kitten' — Enter to search",
+            continuous_update=False,
+            layout=W.Layout(width="320px"),
+        )
         self._text.add_class("cnnw-search-text")
         self._mode = W.Dropdown(options=list(MODES), description="mode", layout=W.Layout(width="180px"))
         self._mode.add_class("cnnw-search-mode")
@@ -98,11 +101,14 @@ class SearchBox(Bench):
         self._query_panel.layout.display = "none"
         self.gallery = Gallery()
         self.gallery.add_class("cnnw-search-gallery")
-        super().__init__([
-            W.HBox([self._text, self._button, self._mode, self._k]),
-            W.HBox([upload, self._clear, self._query_panel]),
-            self.gallery,
-        ], show_code=True)  # fmt: skip
+        super().__init__(
+            [
+                W.HBox([self._text, self._button, self._mode, self._k]),
+                W.HBox([upload, self._clear, self._query_panel]),
+                self.gallery,
+            ],
+            show_code=True,
+        )
         self.add_class("cnnw-searchbox")
         T.link((self._text, "value"), (self, "text"))
         T.link((self._mode, "value"), (self, "mode"))
@@ -117,7 +123,7 @@ class SearchBox(Bench):
         self.request_update()
 
     @classmethod
-    def from_folder(cls, path, *, descriptors=("cnn", "color"), captions=None, **kwargs) -> "SearchBox":
+    def from_folder(cls, path, *, descriptors=("cnn", "color"), captions=None, **kwargs) -> SearchBox:
         """Index a folder (with a progress bar) and open a SearchBox on it. ``kwargs`` go to :class:`SearchBox`."""
         from ..index import ImageIndex
 
@@ -205,6 +211,11 @@ class SearchBox(Bench):
             except (ValueError, OSError):  # moved or deleted since it was indexed: show the entry without a picture
                 self._thumbs[hit.path] = ""
 
-        return {"path": hit.path, "name": Path(hit.path).name, "thumb": self._thumbs[hit.path], "score": float(hit.score),
-                "scores": {k: float(v) for k, v in hit.scores.items() if k != "class_match"},
-                "tags": [html.unescape(t) for t, _ in hit.tags[:3]]}  # fmt: skip
+        return {
+            "path": hit.path,
+            "name": Path(hit.path).name,
+            "thumb": self._thumbs[hit.path],
+            "score": float(hit.score),
+            "scores": {k: float(v) for k, v in hit.scores.items() if k != "class_match"},
+            "tags": [html.unescape(t) for t, _ in hit.tags[:3]],
+        }

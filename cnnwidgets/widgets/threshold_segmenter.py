@@ -166,17 +166,24 @@ class ThresholdSegmenter(Bench):
         self.hist = HistogramView(width=600, height=150)
         self.hist.observe(self._histogram_picked, names="picked")
         self._method_w = W.Dropdown(options=GLOBAL_CHOICES, description="method", layout=small())
-        self._value_w = W.FloatSlider(description="threshold", min=0, max=255, step=1, continuous_update=True, layout=W.Layout(width="420px"))
+        self._value_w = W.FloatSlider(
+            description="threshold", min=0, max=255, step=1, continuous_update=True, layout=W.Layout(width="420px")
+        )
         self._classes_w = W.IntSlider(description="classes", min=2, max=5, layout=small())
         self._invert_w = W.Checkbox(description="invert (foreground dark)")
         self._mask_panel = ImagePanel("mask", width=300)
         self._overlay_panel = ImagePanel("overlay", width=300, format="jpeg")
         self._mask_panel.add_class("cnnw-seg-mask")
         self._overlay_panel.add_class("cnnw-seg-overlay")
-        global_tab = W.VBox([
-            W.HBox([self._method_w, self._invert_w]), self._value_w, self._classes_w, self.hist,
-            W.HBox([self._mask_panel, self._overlay_panel]),
-        ])  # fmt: skip
+        global_tab = W.VBox(
+            [
+                W.HBox([self._method_w, self._invert_w]),
+                self._value_w,
+                self._classes_w,
+                self.hist,
+                W.HBox([self._mask_panel, self._overlay_panel]),
+            ]
+        )
         # local
         self._local_method_w = W.Dropdown(options=segment.LOCAL_METHODS, description="method", layout=small())
         self._window_w = W.IntSlider(description="window", min=3, max=151, step=2, layout=small())
@@ -185,23 +192,31 @@ class ThresholdSegmenter(Bench):
         self._surface_panel = ImagePanel("threshold surface", width=300)
         self._local_mask_panel = ImagePanel("mask", width=300)
         self._local_mask_panel.add_class("cnnw-seg-local-mask")
-        local_tab = W.VBox([
-            W.HBox([self._local_method_w, self._window_w]), W.HBox([self._k_w, self._offset_w]),
-            W.HBox([self._surface_panel, self._local_mask_panel]),
-        ])  # fmt: skip
+        local_tab = W.VBox(
+            [
+                W.HBox([self._local_method_w, self._window_w]),
+                W.HBox([self._k_w, self._offset_w]),
+                W.HBox([self._surface_panel, self._local_mask_panel]),
+            ]
+        )
         # edges
         self._edge_method_w = W.Dropdown(options=segment.EDGE_METHODS, description="operator", layout=small())
         self._sigma_w = W.FloatSlider(description="σ smoothing", min=0, max=8, step=0.1, layout=small())
-        self._edge_thr_w = W.FloatSlider(description="threshold", min=0, max=1, step=0.005, readout_format=".3f", layout=small())
+        self._edge_thr_w = W.FloatSlider(
+            description="threshold", min=0, max=1, step=0.005, readout_format=".3f", layout=small()
+        )
         self._low_w = W.FloatText(description="Canny low", layout=W.Layout(width="180px"))
         self._high_w = W.FloatText(description="Canny high", layout=W.Layout(width="180px"))
         self._response_panel = ImagePanel("response", width=300)
         self._edges_panel = ImagePanel("edges", width=300)
         self._edges_panel.add_class("cnnw-seg-edges")
-        edges_tab = W.VBox([
-            W.HBox([self._edge_method_w, self._sigma_w]), W.HBox([self._edge_thr_w, self._low_w, self._high_w]),
-            W.HBox([self._response_panel, self._edges_panel]),
-        ])  # fmt: skip
+        edges_tab = W.VBox(
+            [
+                W.HBox([self._edge_method_w, self._sigma_w]),
+                W.HBox([self._edge_thr_w, self._low_w, self._high_w]),
+                W.HBox([self._response_panel, self._edges_panel]),
+            ]
+        )
         # regions
         self._region_method_w = W.Dropdown(options=REGION_METHODS, description="method", layout=small())
         self._tolerance_w = W.FloatSlider(description="tolerance", min=0, max=128, step=0.5, layout=small())
@@ -212,15 +227,25 @@ class ThresholdSegmenter(Bench):
         self.click_image.add_class("cnnw-seg-click")
         self.click_image.observe(self._image_clicked, names="click")
         self._labels_panel = ImagePanel("labels", width=360, format="jpeg")
-        regions_tab = W.VBox([
-            W.HBox([self._region_method_w, self._tolerance_w]), W.HBox([self._clusters_w, clear]),
-            W.HBox([W.VBox([W.HTML("<b>click to place seeds</b> (region growing, watershed)"), self.click_image]), self._labels_panel]),
-        ])  # fmt: skip
+        regions_tab = W.VBox(
+            [
+                W.HBox([self._region_method_w, self._tolerance_w]),
+                W.HBox([self._clusters_w, clear]),
+                W.HBox(
+                    [
+                        W.VBox([W.HTML("<b>click to place seeds</b> (region growing, watershed)"), self.click_image]),
+                        self._labels_panel,
+                    ]
+                ),
+            ]
+        )
         # compare
         self._compare_panels = {m: ImagePanel(m, width=190) for m in segment.GLOBAL_METHODS}
         for p in self._compare_panels.values():
             p.add_class("cnnw-seg-compare")
-        compare_tab = W.GridBox(list(self._compare_panels.values()), layout=W.Layout(grid_template_columns="repeat(4, 200px)"))
+        compare_tab = W.GridBox(
+            list(self._compare_panels.values()), layout=W.Layout(grid_template_columns="repeat(4, 200px)")
+        )
 
         self._tabs = W.Tab([global_tab, local_tab, edges_tab, regions_tab, compare_tab])
         for i, title in enumerate(["Global", "Local", "Edges", "Regions", "Compare all"]):
@@ -228,11 +253,21 @@ class ThresholdSegmenter(Bench):
         self._tabs.observe(self._tab_changed, names="selected_index")
         self._full_button = self._full_resolution_button()
         for trait, w in [
-            ("method", self._method_w), ("value", self._value_w), ("classes", self._classes_w), ("invert", self._invert_w),
-            ("local_method", self._local_method_w), ("window", self._window_w), ("k", self._k_w), ("offset", self._offset_w),
-            ("edge_method", self._edge_method_w), ("sigma", self._sigma_w), ("edge_threshold", self._edge_thr_w),
-            ("region_method", self._region_method_w), ("tolerance", self._tolerance_w), ("clusters", self._clusters_w),
-        ]:  # fmt: skip
+            ("method", self._method_w),
+            ("value", self._value_w),
+            ("classes", self._classes_w),
+            ("invert", self._invert_w),
+            ("local_method", self._local_method_w),
+            ("window", self._window_w),
+            ("k", self._k_w),
+            ("offset", self._offset_w),
+            ("edge_method", self._edge_method_w),
+            ("sigma", self._sigma_w),
+            ("edge_threshold", self._edge_thr_w),
+            ("region_method", self._region_method_w),
+            ("tolerance", self._tolerance_w),
+            ("clusters", self._clusters_w),
+        ]:
             W.link((self, trait), (w, "value"))
         self._value_w.add_class("cnnw-seg-value")
         self._method_w.add_class("cnnw-seg-method")
@@ -325,9 +360,24 @@ class ThresholdSegmenter(Bench):
         box.value = change["new"] or 0.0  # 0 in the box stands for None (scikit-image's default)
 
     @T.observe(
-        "value", "invert", "classes", "local_method", "window", "k", "offset", "edge_method", "sigma",
-        "edge_threshold", "low", "high", "region_method", "seeds", "tolerance", "clusters", "kmeans_seed",
-    )  # fmt: skip
+        "value",
+        "invert",
+        "classes",
+        "local_method",
+        "window",
+        "k",
+        "offset",
+        "edge_method",
+        "sigma",
+        "edge_threshold",
+        "low",
+        "high",
+        "region_method",
+        "seeds",
+        "tolerance",
+        "clusters",
+        "kmeans_seed",
+    )
     def _params_changed(self, change):
         self.request_update()
 
@@ -372,7 +422,13 @@ class ThresholdSegmenter(Bench):
             t = self._global_threshold(d)
             return segment.threshold(gray, t, invert=self.invert), {"thresholds": [t]}
         if mode == "local":
-            surface = segment.local_threshold(gray, self.local_method, window=_odd(self.window * s) if s != 1 else self.window, k=self.k, offset=self.offset)
+            surface = segment.local_threshold(
+                gray,
+                self.local_method,
+                window=_odd(self.window * s) if s != 1 else self.window,
+                k=self.k,
+                offset=self.offset,
+            )
             return segment.threshold(gray, surface, invert=self.invert), {"surface": surface}
         if mode == "edges":
             sigma = self.sigma * s
@@ -408,7 +464,11 @@ class ThresholdSegmenter(Bench):
             return
         result, extra = self._compute(d, full=False)
         gray = d.gray
-        note = "" if d.scale == 1 else f" · preview {gray.shape[1]}×{gray.shape[0]} (“Full resolution” computes the full image)"
+        note = (
+            ""
+            if d.scale == 1
+            else f" · preview {gray.shape[1]}×{gray.shape[0]} (“Full resolution” computes the full image)"
+        )
         stats = {}
         if self.mode == "global":
             self.hist.lines = extra["thresholds"]
@@ -429,7 +489,11 @@ class ThresholdSegmenter(Bench):
         elif self.mode == "edges":
             resp = extra["response"]
             self._response_panel.show(gray if resp is None else np.abs(resp), rescale=resp is not None)
-            self._response_panel.set_title("image" if resp is None else ("|second derivative|" if self.edge_method in ("laplace", "log") else "gradient magnitude"))
+            self._response_panel.set_title(
+                "image"
+                if resp is None
+                else ("|second derivative|" if self.edge_method in ("laplace", "log") else "gradient magnitude")
+            )
             self._edges_panel.show(result)
             stats = segment.mask_stats(result)
             msg = f"{self.edge_method} edges"
@@ -472,10 +536,11 @@ class ThresholdSegmenter(Bench):
         if self.mode == "global":
             if self.method == "multiotsu":
                 return (
-                    "import numpy as np\n" + head
+                    "import numpy as np\n"
+                    + head
                     + f"thresholds = segment.threshold_values(image, 'multiotsu', classes={self.classes})\n"
                     "result = np.digitize(segment.as_gray(image), thresholds, right=True).astype('int32')"
-                )  # fmt: skip
+                )
             what = repr(float(self.value)) if self.method == "fixed" else repr(self.method)
             return head + f"result = segment.threshold(image, {what}{inv})"
         if self.mode == "local":
@@ -485,15 +550,24 @@ class ThresholdSegmenter(Bench):
             )
         if self.mode == "edges":
             if self.edge_method == "canny":
-                return head + f"result = segment.edges(image, 'canny', sigma={self.sigma!r}, low={self.low!r}, high={self.high!r})"
-            return head + f"result = segment.edges(image, {self.edge_method!r}, sigma={self.sigma!r}, output='edges', threshold={self.edge_threshold!r})"
+                return (
+                    head
+                    + f"result = segment.edges(image, 'canny', sigma={self.sigma!r}, low={self.low!r}, high={self.high!r})"
+                )
+            return (
+                head
+                + f"result = segment.edges(image, {self.edge_method!r}, sigma={self.sigma!r}, output='edges', threshold={self.edge_threshold!r})"
+            )
         if self.mode == "regions":
             seeds = [(int(r), int(c)) for r, c in self.seeds]
             if self.region_method == "grow":
                 return head + f"result = segment.region_grow(image, {seeds}, tolerance={self.tolerance!r})"
             if self.region_method == "watershed":
                 return head + f"result = segment.watershed(image, {seeds or None}, sigma={self.sigma!r})"
-            return head + f"labels, centers = segment.kmeans_colors(image, {self.clusters}, {self.kmeans_seed})\nresult = labels + 1"
+            return (
+                head
+                + f"labels, centers = segment.kmeans_colors(image, {self.clusters}, {self.kmeans_seed})\nresult = labels + 1"
+            )
         working = [m for m in segment.GLOBAL_METHODS if self.thresholds.get(m, 0) is not None]  # skip failing ones
         return head + f"result = {{m: segment.threshold(image, m{inv}) for m in {working!r}}}"
 

@@ -57,7 +57,9 @@ def confusion_figure(matrix: np.ndarray, classes, *, title: str = "confusion mat
     ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ticks = range(k)
-    ax.set_xticks(ticks, [str(c) for c in classes], fontsize=8, rotation=45 if max(len(str(c)) for c in classes) > 3 else 0)
+    ax.set_xticks(
+        ticks, [str(c) for c in classes], fontsize=8, rotation=45 if max(len(str(c)) for c in classes) > 3 else 0
+    )
     ax.set_yticks(ticks, [str(c) for c in classes], fontsize=8)
     ax.set_xlabel("predicted", fontsize=9)
     ax.set_ylabel("true", fontsize=9)
@@ -65,8 +67,15 @@ def confusion_figure(matrix: np.ndarray, classes, *, title: str = "confusion mat
     top = matrix.max() if matrix.size else 0
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7 if k > 8 else 8,
-                    color="white" if matrix[i, j] > top / 2 else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                str(int(matrix[i, j])),
+                ha="center",
+                va="center",
+                fontsize=7 if k > 8 else 8,
+                color="white" if matrix[i, j] > top / 2 else "black",
+            )
     fig.tight_layout()
     return fig
 
@@ -141,8 +150,15 @@ class TrainingDashboard(Bench):
         self._stop = threading.Event()
 
         self._epochs_ctl = W.BoundedIntText(min=1, max=500, description="epochs", layout=W.Layout(width="150px"))
-        self._lr_ctl = W.FloatLogSlider(min=-4, max=-0.5, step=0.1, description="lr", readout_format=".1e",
-                                        continuous_update=False, layout=W.Layout(width="300px"))  # fmt: skip
+        self._lr_ctl = W.FloatLogSlider(
+            min=-4,
+            max=-0.5,
+            step=0.1,
+            description="lr",
+            readout_format=".1e",
+            continuous_update=False,
+            layout=W.Layout(width="300px"),
+        )
         self._start_btn = W.Button(description="Start", button_style="success", icon="play")
         self._stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self._start_btn.add_class("cnnw-train-start")
@@ -219,7 +235,7 @@ class TrainingDashboard(Bench):
         return self.model
 
     # ----------------------------------------------------------------- buttons
-    def start(self) -> "TrainingDashboard":
+    def start(self) -> TrainingDashboard:
         """Train from the initial weights with the current traits (ignored while a run is going)."""
         if self.running:
             return self

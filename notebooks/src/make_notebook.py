@@ -26,7 +26,12 @@ def write(path, cells):
     }
     for i, (kind, src, *expected) in enumerate(cells):
         src = src.strip("\n")
-        cell = {"cell_type": "markdown" if kind == "md" else "code", "id": f"cell-{i:02d}", "metadata": {}, "source": src}
+        cell = {
+            "cell_type": "markdown" if kind == "md" else "code",
+            "id": f"cell-{i:02d}",
+            "metadata": {},
+            "source": src,
+        }
         if kind != "md":
             cell.update(execution_count=None, outputs=[])
             if expected:  # the stdout a "# NBVAL_CHECK_OUTPUT" cell must print

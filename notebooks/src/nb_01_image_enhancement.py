@@ -1,9 +1,15 @@
-import sys, pathlib
+import pathlib
+import sys
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from make_notebook import write
 
-write("notebooks/01_image_enhancement.ipynb", [
-("md", """
+write(
+    "notebooks/01_image_enhancement.ipynb",
+    [
+        (
+            "md",
+            """
 # Image enhancement: Fourier filters and median filters
 
 This notebook covers two families of enhancement filters:
@@ -15,8 +21,11 @@ This notebook covers two families of enhancement filters:
 
 Everything runs offline on the bundled sample images. The engine is `cnnwidgets.engine.enhance`; the widget is
 `cnnwidgets.FilterDesigner`.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 import numpy as np
 import matplotlib.pyplot as plt
 from skimage import filters
@@ -25,8 +34,11 @@ from cnnwidgets.engine import enhance
 
 camera = datasets.sample("camera")
 print(camera.shape, camera.dtype)
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## The 2-D Fourier transform in short
 
 The discrete Fourier transform writes an H×W image as a sum of 2-D sinusoids
@@ -35,8 +47,11 @@ wave with frequency $(u/H, v/W)$ cycles per pixel the image contains. Frequencie
 pixel (the Nyquist limit). We show $\\log(1 + |F|)$ with zero frequency moved to the centre:
 the bright middle is the slow variation (overall brightness, large shapes), the outer parts are edges and noise.
 A line through the centre of the spectrum comes from edges perpendicular to it.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 spec = enhance.spectrum(camera)
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
 axes[0].imshow(camera, cmap="gray"); axes[0].set_title("camera")
@@ -44,8 +59,11 @@ axes[1].imshow(spec, cmap="magma"); axes[1].set_title("centred log-magnitude spe
 for ax in axes: ax.axis("off")
 plt.show()
 assert np.unravel_index(spec.argmax(), spec.shape) == (256, 256)  # the DC term is the largest, at the centre
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Ideal, Butterworth, exponential and Gaussian masks
 
 All masks depend only on the radial frequency $f = \\sqrt{f_y^2 + f_x^2}$ and the cutoff $c$ (a fraction of the
@@ -60,8 +78,11 @@ sampling frequency, as scikit-image's `cutoff_frequency_ratio`). With $D = f / c
 
 A high-pass filter is $1 - H$. With a band width $w$ the same profiles give band-pass and band-stop filters
 around the ring $f = c$. Higher Butterworth orders approach the ideal step.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 f = np.linspace(0, 0.5, 400)
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for shape in enhance.FILTER_SHAPES:
@@ -69,15 +90,21 @@ for shape in enhance.FILTER_SHAPES:
 ax.plot(f, enhance.radial_profile(f, shape="butterworth", cutoff=0.1, order=8), "--", label="butterworth, order 8")
 ax.axvline(0.1, color="gray", lw=0.5); ax.set_xlabel("radial frequency (cycles/pixel)"); ax.set_ylabel("gain"); ax.legend()
 plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Ringing of the ideal filter
 
 The ideal mask is a hard step in frequency. Its spatial kernel is a 2-D sinc whose side lobes reappear next to
 every edge as ripples (the Gibbs phenomenon). Smooth masks (Butterworth of low order, exponential, Gaussian)
 have kernels with small or no side lobes, so they blur without ringing.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 edge = np.zeros((128, 128), np.float32); edge[:, 40:88] = 1.0
 row = {s: enhance.frequency_filter(edge, shape=s, cutoff=0.05, order=2)[64] for s in ("ideal", "butterworth", "gaussian")}
 fig, ax = plt.subplots(figsize=(7, 3))
@@ -87,14 +114,20 @@ ax.legend(); ax.set_title("one row of a low-passed bar"); plt.show()
 overshoot = {s: float(r.max() - 1) for s, r in row.items()}
 print({s: round(v, 3) for s, v in overshoot.items()})
 assert overshoot["ideal"] > 0.05 and overshoot["gaussian"] < 0.001
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Low-pass against noise, high-pass for edges
 
 `frequency_filter` equals `skimage.filters.butterworth` for the Butterworth shape (checked below), but computes
 with `torch.fft` and caches the mask, so moving a slider costs little more than two FFTs.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 noisy = enhance.add_noise(camera, kind="gaussian", amount=0.1, seed=0)
 smooth = enhance.frequency_filter(noisy, shape="butterworth", cutoff=0.12, order=2)
 edges = enhance.frequency_filter(camera, shape="butterworth", highpass=True, cutoff=0.05, order=2)
@@ -107,8 +140,11 @@ axes[1].imshow(np.clip(smooth, 0, 1), cmap="gray"); axes[1].set_title(f"low-pass
 axes[2].imshow(edges, cmap="gray"); axes[2].set_title("high-pass of the clean image")
 for ax in axes: ax.axis("off")
 plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## The FilterDesigner
 
 Drag the cutoff and order, switch between low-, high-, band-pass and band-stop, pick a shape. The
@@ -116,33 +152,52 @@ Drag the cutoff and order, switch between low-, high-, band-pass and band-stop, 
 noise to the clean image and reports PSNR/SSIM against it. `w.code` is the engine call that reproduces
 `w.result`. Large photos are filtered on a preview (long side ≤ 1024) while you move the controls;
 the **Full resolution** button (or `w.compute_full()`) filters the full image. Upload your own image with the button.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 w = FilterDesigner(datasets.sample("astronaut"))
 w
-"""),
-("md", "Every control is a trait, so code can set it. After setting a trait call `w.wait()` before reading `result`."),
-("code", """
+""",
+        ),
+        (
+            "md",
+            "Every control is a trait, so code can set it. After setting a trait call `w.wait()` before reading `result`.",
+        ),
+        (
+            "code",
+            """
 w.shape, w.cutoff, w.order = "butterworth", 0.08, 3.0
 w.wait()
 print(w.code)
 ns = {"image": w.source}
 exec(w.code, ns)
 assert np.array_equal(ns["result"], w.result)
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 # NBVAL_CHECK_OUTPUT
 print(w.source.shape, w.result.shape, w.result.dtype)
-""", "(512, 512, 3) (512, 512, 3) float32\n"),
-("md", """
+""",
+            "(512, 512, 3) (512, 512, 3) float32\n",
+        ),
+        (
+            "md",
+            """
 ## Why the median beats linear filters on impulse noise
 
 Salt-and-pepper noise sets a few pixels to pure black or white. A linear filter (any frequency mask, any
 convolution) *averages* those outliers into their neighbours, leaving grey smudges. The median ignores them as
 long as fewer than half of the window is corrupted, and it keeps edges sharp.
 The adaptive median grows its window where the noise is dense and leaves clean pixels untouched.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 sp = enhance.add_noise(camera, kind="salt_and_pepper", amount=0.2, seed=1)
 results = {
     "Gaussian low-pass": enhance.frequency_filter(sp, shape="gaussian", cutoff=0.1),
@@ -161,14 +216,20 @@ for ax in axes: ax.axis("off")
 plt.show()
 assert scores["median 3×3"] > scores["Gaussian low-pass"] + 5
 assert scores["adaptive median (≤ 7)"] > scores["median 3×3"]
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Periodic noise and the notch filter
 
 A sinusoidal interference is a pair of bright dots in the spectrum. A notch filter removes just those two
 frequencies and leaves the rest of the image alone.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 periodic = enhance.add_noise(camera, kind="periodic", amount=0.15, frequency=(0.1, 0.15))
 cleaned = enhance.notch_filter(periodic, centers=[(0.1, 0.15)], radius=0.02)
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
@@ -178,15 +239,21 @@ axes[2].imshow(np.clip(cleaned, 0, 1), cmap="gray"); axes[2].set_title(f"notch f
 for ax in axes: ax.axis("off")
 plt.show()
 assert enhance.psnr(camera, cleaned) > enhance.psnr(camera, periodic) + 5
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Homomorphic filtering: uneven lighting
 
 An image is roughly illumination × reflectance. Taking the logarithm turns the product into a sum; illumination
 varies slowly (low frequencies), reflectance quickly. The homomorphic filter damps the low frequencies of
 $\\log(1 + \\text{image})$ (`gamma_low < 1`) and boosts the high ones (`gamma_high > 1`).
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 page = datasets.sample("page")
 flat = enhance.homomorphic_filter(page, cutoff=0.02, gamma_low=0.4, gamma_high=1.5)
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
@@ -194,39 +261,59 @@ axes[0].imshow(page, cmap="gray"); axes[0].set_title("page: dark on the left")
 axes[1].imshow(flat, cmap="gray"); axes[1].set_title("homomorphic filter")
 for ax in axes: ax.axis("off")
 plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Exercises
 
 **1.** With the widget or the engine, find a Butterworth low-pass cutoff (order 2) that gives the `noisy`
 camera image above at least 25 dB PSNR. Put your cutoff in `my_cutoff`.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 my_cutoff = 0.12  # try values between 0.02 and 0.5
 score = enhance.psnr(camera, enhance.frequency_filter(noisy, cutoff=my_cutoff, order=2))
 print(f"{score:.2f} dB")
 assert score >= 25
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 **2.** Set the widget to remove 10 % salt-and-pepper noise with a 3×3 median, then check with `w.metrics` that
 the result is at least 10 dB better than the noisy input.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 w.noise, w.noise_amount, w.seed = "salt_and_pepper", 0.1, 0
 w.method, w.size = "median", 3
 w.wait()
 print(w.code)
 print({k: round(v, 3) for k, v in w.metrics.items()})
 assert w.metrics["psnr_result"] > w.metrics["psnr_input"] + 10
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 **3.** A high-pass filter removes the mean: its result averages to zero. Check it for the Butterworth and the
 ideal high-pass on `camera`.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 for shape in ("butterworth", "ideal"):
     hp = enhance.frequency_filter(camera, shape=shape, highpass=True, cutoff=0.05)
     assert abs(float(hp.mean())) < 1e-4, shape
 print("both high-pass results have zero mean")
-"""),
-])
+""",
+        ),
+    ],
+)

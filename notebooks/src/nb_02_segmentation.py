@@ -1,9 +1,15 @@
-import sys, pathlib
+import pathlib
+import sys
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from make_notebook import write
 
-write("notebooks/02_segmentation.ipynb", [
-("md", """
+write(
+    "notebooks/02_segmentation.ipynb",
+    [
+        (
+            "md",
+            """
 # Image segmentation: thresholds, edges and regions
 
 Segmentation separates the pixels of interest (foreground) from the rest (background), or splits an image
@@ -18,8 +24,11 @@ into regions. This notebook covers three families of methods and lets you try ea
 
 All computations live in `cnnwidgets.engine.segment` and follow scikit-image's definitions; the widget only wires
 controls to them and shows, in `w.code`, the one call that reproduces what is on screen.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 import numpy as np
 import matplotlib.pyplot as plt
 from scipy import ndimage as ndi
@@ -30,8 +39,11 @@ from cnnwidgets.engine import segment
 coins = datasets.sample("coins")
 page = datasets.sample("page")
 camera = datasets.sample("camera")
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## The widget
 
 * **Global**: the histogram with the threshold line. Pick a method, or click / drag on the histogram to set a
@@ -42,26 +54,42 @@ camera = datasets.sample("camera")
 * **Compare all**: every global method on the same image, live.
 
 Large images are processed at display size while you move controls; **Full resolution** computes the full image.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 w = ThresholdSegmenter(coins)
 w
-"""),
-("md", "Every control is a trait, so code can drive the widget. After setting a trait call `w.wait()` (updates run in the background)."),
-("code", """
+""",
+        ),
+        (
+            "md",
+            "Every control is a trait, so code can drive the widget. After setting a trait call `w.wait()` (updates run in the background).",
+        ),
+        (
+            "code",
+            """
 w.method = "li"
 w.wait()
 print(w.status)
 print(w.code)
 assert abs(w.threshold - skimage.filters.threshold_li(coins)) <= 1
 assert np.array_equal(w.result, coins > w.threshold)
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 # NBVAL_CHECK_OUTPUT
 for method in segment.GLOBAL_METHODS:
     print(f"{method:9s} {segment.threshold_value(coins, method):6.1f}")
-""", "otsu       107.0\nli          94.6\nyen        110.0\ntriangle    80.0\nisodata    107.0\nmean        96.9\nminimum    143.0\n"),
-("md", """
+""",
+            "otsu       107.0\nli          94.6\nyen        110.0\ntriangle    80.0\nisodata    107.0\nmean        96.9\nminimum    143.0\n",
+        ),
+        (
+            "md",
+            """
 ## Exercise 1 — count the coins
 
 A global threshold on `coins` is fooled by the bright background at the top (look at the Otsu mask in the widget).
@@ -69,8 +97,11 @@ Watershed from two sure markers works: pixels darker than 30 are background, bri
 The flooding runs on the gradient magnitude, so region borders fall on the edges.
 
 *Task*: fill the holes of the coin region, label it, and count the objects larger than 300 pixels.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 markers = np.zeros(coins.shape, np.int32)
 markers[coins < 30] = 1   # sure background
 markers[coins > 150] = 2  # sure coin
@@ -83,8 +114,11 @@ print("coins found:", n_coins)
 assert n_coins == 24
 
 plt.figure(figsize=(6, 4)); plt.imshow(segment.overlay(coins, labels)); plt.axis("off"); plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Exercise 2 — binarise a page with uneven lighting
 
 `page` is a scanned text page with a shadow on the lower left. Compare Otsu (global) and Sauvola (local, window 25).
@@ -92,8 +126,11 @@ Text is dark, so the foreground is *below* the threshold (`invert=True`).
 
 *Task*: measure how much of the shadowed corner each method calls "ink". A good binarisation keeps it low
 (text is a small part of any area), as it is on the clean top right.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 ink_otsu = segment.threshold(page, "otsu", invert=True)
 ink_sauvola = segment.threshold(page, segment.local_threshold(page, "sauvola", window=25), invert=True)
 shadow, clean = np.s_[100:, :150], np.s_[:60, 200:]
@@ -107,20 +144,29 @@ fig, ax = plt.subplots(1, 3, figsize=(14, 3))
 for a, im, t in zip(ax, [page, ink_otsu, ink_sauvola], ["page", "Otsu", "Sauvola"]):
     a.imshow(im, cmap="gray"); a.set_title(t); a.axis("off")
 plt.show()
-"""),
-("md", "Try it in the widget: the **Local** tab, Sauvola, then move the window and *k*."),
-("code", """
+""",
+        ),
+        ("md", "Try it in the widget: the **Local** tab, Sauvola, then move the window and *k*."),
+        (
+            "code",
+            """
 wp = ThresholdSegmenter(page, mode="local", local_method="sauvola", window=25, invert=True)
 wp
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Edges: first and second derivative
 
 The gradient operators (Sobel, Prewitt, Scharr, Roberts) give the gradient magnitude; the Laplacian and the
 Laplacian of Gaussian give a second derivative whose **zero crossings** mark edges; Canny smooths, takes the
 gradient, thins it to one pixel (non-maximum suppression) and links edges by hysteresis between two thresholds.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 sob = segment.edges(camera, "sobel")
 zc = segment.edges(camera, "log", sigma=2.0, threshold=0.02)
 can = segment.edges(camera, "canny", sigma=2.0)
@@ -133,15 +179,21 @@ fig, ax = plt.subplots(1, 3, figsize=(14, 4.5))
 for a, im, t in zip(ax, [sob, zc, can], ["Sobel magnitude", "LoG zero crossings", "Canny"]):
     a.imshow(im, cmap="gray"); a.set_title(t); a.axis("off")
 plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Regions: growing from a seed, and colour clustering
 
 Region growing starts at a seed and adds connected pixels whose value is within a tolerance of the seed's.
 In the widget, click on the image in the **Regions** tab; here we place a seed in a coin of the second row
 and compare the grown region with that coin as found by the watershed of exercise 1.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 seed = (119, 271)
 grown = segment.region_grow(coins, [seed], tolerance=60) == 1
 same_coin = labels == labels[seed]
@@ -157,15 +209,24 @@ assert clusters.shape == chelsea.shape[:2] and set(np.unique(clusters)) == {0, 1
 d = ((chelsea.reshape(-1, 1, 3).astype(np.float32) - centers[None]) ** 2).sum(-1)
 assert (d.argmin(1) == clusters.ravel()).mean() > 0.999
 plt.figure(figsize=(6, 4)); plt.imshow(centers[clusters].astype(np.uint8)); plt.axis("off"); plt.show()
-"""),
-("md", "The **Compare all** tab shows what `skimage.filters.try_all_threshold` draws as a static figure, but live:"),
-("code", """
+""",
+        ),
+        (
+            "md",
+            "The **Compare all** tab shows what `skimage.filters.try_all_threshold` draws as a static figure, but live:",
+        ),
+        (
+            "code",
+            """
 wc = ThresholdSegmenter(camera, mode="compare")
 wc.wait()
 assert set(wc.thresholds) == set(segment.GLOBAL_METHODS)
 wc
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Further exercises
 
 1. In the **Global** tab on `camera`, drag the threshold until the coat is foreground and the sky is not. Which automatic
@@ -173,5 +234,7 @@ wc
 2. Multi-Otsu with 3 classes on `coins`: what do the classes correspond to?
 3. In the **Edges** tab, raise σ for the Laplacian of Gaussian: what happens to the number of zero crossings, and why?
 4. Upload a photo of your own and try k-means with 2–6 clusters.
-"""),
-])
+""",
+        ),
+    ],
+)

@@ -1,9 +1,15 @@
-import sys, pathlib
+import pathlib
+import sys
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from make_notebook import write
 
-write("notebooks/04_cnn_classification.ipynb", [
-("md", """
+write(
+    "notebooks/04_cnn_classification.ipynb",
+    [
+        (
+            "md",
+            """
 # Classification with convolutional networks
 
 This notebook goes from a network someone else trained to networks you train yourself, all offline on the CPU:
@@ -13,8 +19,11 @@ This notebook goes from a network someone else trained to networks you train you
 3. **train** a tiny CNN on handwritten digits in well under a minute, watching its loss and accuracy,
 4. learn new classes from **five examples each** (few-shot, nearest class prototype),
 5. compare with the classical **bag of visual words** + SVM pipeline that CNNs replaced.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 import time
 import numpy as np
 import matplotlib.pyplot as plt
@@ -25,14 +34,20 @@ from cnnwidgets import datasets, device
 from cnnwidgets.engine import models, train
 
 print(device.describe())
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## 1. A pretrained network
 `create_model("efficientnet_lite0")` builds the network and loads its ImageNet weights from disk; nothing downloads.
 `classify` resizes and normalises the image the way the network was trained (`preprocess`) and returns the top classes
 with their softmax probabilities.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 lite0 = models.create_model("efficientnet_lite0")
 print(lite0.cnnw_config["name"], lite0.cnnw_config["input_size"], len(lite0.cnnw_config["labels"]), "classes")
 
@@ -46,21 +61,30 @@ for ax, img, preds in zip(axes, images, top):
 plt.show()
 assert top[0][0][0] in {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}, top[0]
 assert top[1][0][0] in {"espresso", "cup"}, top[1]
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## 2. Inside the network
 Pick a layer by its dotted name: the mosaic shows its feature maps for the image (click one to enlarge it), conv layers
 also show their kernels, and Grad-CAM highlights the pixels that drove the top class. Early layers respond to edges and
 colours, late layers to parts of objects.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 from cnnwidgets import LayerVisualizer
 
 viz = LayerVisualizer(model="efficientnet_lite0", image="chelsea")
 viz.wait()
 viz
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## 3. Training a small CNN
 `tiny_cnn` is conv–ReLU–pool twice and one fully connected layer: about 25,000 weights. `train.fit` runs the classic
 loop — shuffle, forward, cross-entropy loss, backward, Adam step — shows a progress bar, and hands the metrics of every
@@ -69,8 +93,11 @@ Batches of 32 small images are too little work to share between CPU cores, so `t
 (and much faster when the machine is busy with something else).
 
 The 1,797 scikit-learn digits are split 75 % / 25 % (stratified); the test images are never trained on.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 digits = datasets.digits()
 train_set, test_set = train.split(digits, test=0.25, seed=0)
 print(len(train_set.labels), "training images,", len(test_set.labels), "test images")
@@ -79,8 +106,11 @@ torch.manual_seed(0)
 net = models.create_model("tiny_cnn", pretrained=False)       # 1×32×32 input, 10 classes
 print(net)
 print(sum(p.numel() for p in net.parameters()), "weights")
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 log = []
 start = time.perf_counter()
 history = train.fit(net, train_set, epochs=4, lr=5e-3, batch_size=32, seed=0, schedule="cosine",
@@ -91,8 +121,11 @@ print(f"trained in {seconds:.1f} s; test accuracy {test['accuracy']:.3f}")
 assert test["accuracy"] > 0.95, test["accuracy"]
 assert seconds < 60, seconds
 assert len(log) == 4 and log[-1]["val_accuracy"] == history.final["val_accuracy"]
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 from cnnwidgets.widgets.training import curves_figure, confusion_figure
 
 display(curves_figure(history.epochs))
@@ -106,27 +139,39 @@ if len(wrong):
         ax.set_title(f"{test_set.labels[i]} → {labels[i]}", fontsize=9)
     fig.suptitle("some test digits it gets wrong (true → predicted)", fontsize=10)
     plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ### The training dashboard
 The same loop behind buttons: press **Start** and the curves grow epoch by epoch while the notebook stays usable;
 **Stop** ends the run after the current batch; the confusion matrix of the held-out 20 % appears at the end.
 `dash.code` is the `train.fit` call that reproduces the run, `dash.result` its `History`.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 from cnnwidgets import TrainingDashboard
 
 dash = TrainingDashboard("tiny_cnn", "digits", epochs=4, lr=5e-3)
 print(dash.code)
 dash
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## 4. Few-shot: five examples per class
 A pretrained network already knows edges, corners and curves. Its pooled features (`models.embed`, one unit vector
 per image) of five labelled examples per class are averaged into a **prototype**; a new image gets the class of the
 nearest prototype. No training at all — and the classes (circle, square, triangle, cross) are not ImageNet classes.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 shapes = datasets.shapes(80, seed=0)
 support = np.concatenate([np.flatnonzero(shapes.labels == c)[:5] for c in range(len(shapes.classes))])
 query = np.setdiff1d(np.arange(len(shapes.labels)), support)
@@ -144,23 +189,32 @@ for ax, i, p in zip(axes.flat, query[:20], pred[:20]):
     ok = p == shapes.labels[i]
     ax.set_title(shapes.classes[p], fontsize=9, color="green" if ok else "red")
 plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## 5. Bag of visual words vs CNN features
 Before CNNs, the standard pipeline was: detect local features (SIFT or ORB), cluster their descriptors with k-means
 into a **vocabulary** of visual words, describe each image by its histogram of words, and train a linear SVM.
 `compare_bovw_cnn` runs it and the CNN alternative (frozen EfficientNet features + a trained linear layer) on the same
 train/test split.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 shapes_train, shapes_test = train.split(datasets.shapes(120, seed=1), test=0.5, seed=0)
 rows = train.compare_bovw_cnn(shapes_train, shapes_test, model=lite0, detector="sift", vocabulary=50, seed=0)
 display(Markdown(train.format_table(rows)))
 bovw, cnn = rows
 assert cnn["accuracy"] > bovw["accuracy"], rows
 assert cnn["accuracy"] > 0.85, rows
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Your own pictures
 Put them in one folder per class and fit a linear head on a frozen pretrained backbone (transfer learning):
 
@@ -172,5 +226,7 @@ classifier.classify("new_photo.jpg", topk=2)
 ```
 
 With only a handful of images per class, `train.PrototypeClassifier("efficientnet_lite0").fit(photos)` needs no training at all.
-"""),
-])
+""",
+        ),
+    ],
+)

@@ -1,9 +1,15 @@
-import sys, pathlib
+import pathlib
+import sys
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from make_notebook import write
 
-write("notebooks/05_image_retrieval.ipynb", [
-("md", """
+write(
+    "notebooks/05_image_retrieval.ipynb",
+    [
+        (
+            "md",
+            """
 # Image retrieval: text, colour, local features, CNN features and their fusion
 
 This notebook builds a small searchable collection and compares ways of finding images:
@@ -21,8 +27,11 @@ This notebook builds a small searchable collection and compares ways of finding 
 To know the right answers, we make them: every sample image gets distorted copies
 (rotations, a crop, a half-size copy, a stretch, noise, a hue rotation). A good search finds all copies of an original.
 Everything runs offline.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 import tempfile, pathlib, collections
 import numpy as np
 import matplotlib.pyplot as plt
@@ -33,30 +42,42 @@ work = pathlib.Path(tempfile.mkdtemp())
 samples = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "coins")
 labels = distortion_set(work / "images", samples=samples, size=192)
 print(len(labels), "images:", len(samples), "originals ×", len(DISTORTIONS), "versions")
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 fig, axes = plt.subplots(1, len(DISTORTIONS), figsize=(16, 2.4))
 for ax, kind in zip(axes, DISTORTIONS):
     ax.imshow(load_image(work / "images" / "coffee" / f"coffee_{kind}.png"))
     ax.set_title(kind)
     ax.axis("off")
 plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Build the index
 `ImageIndex.build` walks the folder, computes each descriptor, predicts every image's top-5 ImageNet labels
 (stored as tags) and keeps one FAISS index per descriptor. Captions can come from a `captions.csv` next to the images
 or a dict; here only one image has one. Unreadable files are skipped and listed, never fatal.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 (work / "images" / "broken.jpg").write_bytes(b"not a picture")
 captions = {"rocket/rocket_original.png": "a spaceship on the launch pad"}
 index = ImageIndex.build(work / "images", descriptors=("cnn", "color", "moments", "sift"), captions=captions, vocabulary_size=128)
 print(index)
 print("skipped:", index.skipped)
 assert len(index) == len(labels) and [pathlib.Path(p).name for p, _ in index.skipped] == ["broken.jpg"]
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 def show(hits, title=""):
     fig, axes = plt.subplots(1, len(hits), figsize=(2.2 * len(hits), 2.6))
     for ax, h in zip(np.atleast_1d(axes), hits):
@@ -65,46 +86,70 @@ def show(hits, title=""):
         ax.axis("off")
     fig.suptitle(title)
     plt.show()
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Text search
 No caption mentions a cat, yet "kitten" finds the cat: the query's MiniLM embedding is close to the predicted labels
 *tabby*, *tiger cat*, *Egyptian cat*. Keyword matches (BM25 over captions, file names and labels) add to that.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 hits = index.search(text="kitten", k=6)
 show(hits, "text: 'kitten'")
 assert all("/chelsea/" in h.path for h in hits)
 top = index.search(text="spaceship launch", k=1)[0]
 print(top.path, "|", top.caption)
 assert top.caption == "a spaceship on the launch pad"
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Content search with one descriptor
 The query is the hue-rotated coffee cup. Colour histograms look for the wrong colours; SIFT and the CNN do not care.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 query = str(work / "images" / "coffee" / "coffee_hue.png")
 for mode in ("color", "sift", "cnn"):
     show(index.search(image=query, mode=mode, k=8), f"mode={mode!r}")
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Measuring it: precision@10 and mAP, leave-one-out
 `evaluate` uses every image as a query (by its stored descriptors), drops it from its own ranking and counts
 the other versions of the same original as relevant.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 result = evaluate(index, labels, modes=["color", "moments", "sift", "cnn", "fusion", "semantic"], k=10, details=True)
 print(f"{'mode':10s} {'P@10':>6s} {'mAP':>6s}")
 for mode, r in result.items():
     print(f"{mode:10s} {r['precision@10']:6.3f} {r['mAP']:6.3f}")
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 Per kind of copy: the average precision of queries that are that kind of copy. A colour histogram ignores *where*
 colours are, so it handles rotations, crops and scaling, but it misses the colour-shifted and noisy copies;
 SIFT and the CNN find those too. (Precision@10 is at most 7/10 here: each original has 7 other versions.)
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 by_kind = {}
 for mode in ("color", "moments", "sift", "cnn"):
     groups = collections.defaultdict(list)
@@ -114,34 +159,52 @@ for mode in ("color", "moments", "sift", "cnn"):
 print(f"{'copy':10s}" + "".join(f"{m:>9s}" for m in by_kind))
 for kind in DISTORTIONS:
     print(f"{kind:10s}" + "".join(f"{by_kind[m][kind]:9.3f}" for m in by_kind))
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 assert result["cnn"]["mAP"] > result["color"]["mAP"] and result["sift"]["mAP"] > result["color"]["mAP"]
 for kind in ("rot90", "rot25", "scale", "stretch"):   # CNN and SIFT find rotated, scaled and stretched copies
     assert by_kind["cnn"][kind] > 0.9 and by_kind["sift"][kind] > 0.75, kind
 for kind in ("hue", "noise"):                          # that colour histograms miss once colours change
     assert by_kind["color"][kind] < 0.6 < by_kind["cnn"][kind] and by_kind["sift"][kind] > by_kind["color"][kind], kind
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Semantic search: classify first, then rank by content
 The query's top-5 predicted classes select the images that share one of them (a FAISS ID selector), and those are
 ranked by CNN similarity. When too few images share a class, the rest of the list is plain CNN search
 (`scores["class_match"]` tells which is which).
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 query = str(work / "images" / "chelsea" / "chelsea_stretch.png")
 hits = index.search(image=query, mode="semantic", k=8)
 for h in hits:
     print(f"{pathlib.Path(h.path).name:28s} cnn={h.scores['cnn']:.3f} class_match={h.scores['class_match']:.0f}  {[t for t, _ in h.tags[:3]]}")
 assert all("/chelsea/" in h.path for h in hits if h.scores["class_match"])
-"""),
-("md", "## Fusion: text and content together\nScores are min–max normalised per component and averaged with weights you can set."),
-("code", """
+""",
+        ),
+        (
+            "md",
+            "## Fusion: text and content together\nScores are min–max normalised per component and averaged with weights you can set.",
+        ),
+        (
+            "code",
+            """
 hits = index.search(text="cup", image=str(work / "images" / "coins" / "coins_original.png"), mode="fusion", k=5, weights={"text": 2.0})
 for h in hits:
     print(pathlib.Path(h.path).name, round(h.score, 3), {k: round(v, 3) for k, v in h.scores.items()})
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## Saving and loading
 `save` writes the FAISS files, a SQLite table (paths, captions, tags, fingerprints) and a JSON manifest;
 the manifest is replaced last and atomically, so a crash never leaves a half-written index. `load` checks that
@@ -151,29 +214,43 @@ manifest, FAISS files and table agree. The same from a shell:
 cnnwidgets index photos/ --index photos.index --descriptors cnn,color
 cnnwidgets search --index photos.index --text "kitten" -k 5 --json
 ```
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 index.save(work / "index")
 print(sorted(p.name for p in (work / "index").iterdir() if not p.name.startswith("data-")), sorted(p.name for p in next((work / "index").glob("data-*")).iterdir()))
 again = ImageIndex.load(work / "index")
 q = str(work / "images" / "astronaut" / "astronaut_rot25.png")
 assert [h.path for h in again.search(image=q, mode="cnn", k=5)] == [h.path for h in index.search(image=q, mode="cnn", k=5)]
-"""),
-("md", """
+""",
+        ),
+        (
+            "md",
+            """
 ## The SearchBox
 Type words (Enter), drop an image, or click a result for "more like this". Each result shows a score bar per
 descriptor and its predicted labels; the line under the gallery is the `index.search(...)` call that reproduces it.
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 from cnnwidgets import SearchBox
 
 box = SearchBox(index, k=8)
 box.text = "coffee"
 box
-"""),
-("code", """
+""",
+        ),
+        (
+            "code",
+            """
 box.wait()
 assert box.results and "/coffee/" in box.results[0]["path"]
 print(box.code)
-"""),
-])
+""",
+        ),
+    ],
+)

@@ -40,7 +40,9 @@ _READ_PIXELS = """
 
 # [width, height, checksum] of a rendered <img>'s pixels.
 PIXELS_JS = (
-    "el => {" + _READ_PIXELS + """
+    "el => {"
+    + _READ_PIXELS
+    + """
     let s = 0;
     for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
     return [c.width, c.height, s];
@@ -49,7 +51,9 @@ PIXELS_JS = (
 
 # Mean of the red channel of a rendered <img> (its gray level for gray images and masks).
 MEAN_GRAY_JS = (
-    "el => {" + _READ_PIXELS + """
+    "el => {"
+    + _READ_PIXELS
+    + """
     let s = 0;
     for (let i = 0; i < d.length; i += 4) s += d[i];
     return s / (d.length / 4);
@@ -135,13 +139,22 @@ class Lab:
         env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
         env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
         self.log_path = self.root / "jupyterlab.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
         cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-            f"--port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={self.port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.port_retries=0",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
         self._wait_ready(startup_timeout)
 
@@ -199,7 +212,10 @@ class Lab:
 
     def errors(self, page) -> list[str]:
         """Texts of error outputs shown in the open notebook."""
-        return page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']", "els => els.map(e => e.textContent)")
+        return page.eval_on_selector_all(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']",
+            "els => els.map(e => e.textContent)",
+        )
 
     def screenshot(self, page, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,9 @@ def test_switching_layer_changes_the_mosaic(lab, page):
     # 64 of 144 maps in 8 columns of 56 px tiles (+1 px gaps): click the centre of tile 10 (row 1, column 2)
     mosaic = page.wait_for_selector(MOSAIC)
     box = mosaic.bounding_box()
-    page.mouse.click(box["x"] + (2 * 57 + 28) / after[0] * box["width"], box["y"] + (57 + 28) / after[1] * box["height"])
+    page.mouse.click(
+        box["x"] + (2 * 57 + 28) / after[0] * box["width"], box["y"] + (57 + 28) / after[1] * box["height"]
+    )
     page.wait_for_selector(".cnnw-layer-visualizer .cnnw-panel :text('map 10')", timeout=60_000)
     lab.wait_idle(page)
     assert lab.errors(page) == []

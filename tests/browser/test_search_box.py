@@ -22,7 +22,7 @@ PATHS = "() => [...document.querySelectorAll('.cnnw-searchbox .cnnw-gallery-item
 def test_type_query_then_click_result(lab, page):
     lab.write_notebook("search_box.ipynb", CELLS)
     lab.run_notebook(page, "search_box.ipynb")
-    box = page.wait_for_selector(".cnnw-searchbox", state="visible", timeout=150_000)
+    page.wait_for_selector(".cnnw-searchbox", state="visible", timeout=150_000)
     page.wait_for_selector(".cnnw-searchbox .cnnw-gallery-empty")
     text = page.wait_for_selector(".cnnw-search-text input")
     text.fill("kitten")
@@ -32,7 +32,9 @@ def test_type_query_then_click_result(lab, page):
     assert all("/chelsea/" in p for p in first[:3]), first
     assert page.locator(".cnnw-searchbox .cnnw-gallery-bar").count() >= 6
     imgs = page.locator(".cnnw-searchbox .cnnw-gallery-item img")
-    page.wait_for_function("() => [...document.querySelectorAll('.cnnw-gallery-item img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.cnnw-gallery-item img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     assert imgs.count() == 6
     lab.wait_idle(page)
     widget_screenshot(page, ".cnnw-searchbox", "search_box_text.png")
@@ -40,12 +42,16 @@ def test_type_query_then_click_result(lab, page):
     target = page.locator(".cnnw-searchbox .cnnw-gallery-item").nth(4)
     clicked = target.get_attribute("data-path")
     target.click()
-    page.wait_for_function(f"() => JSON.stringify(({PATHS})()) !== JSON.stringify({first!r})".replace("'", '"'), timeout=60_000)
+    page.wait_for_function(
+        f"() => JSON.stringify(({PATHS})()) !== JSON.stringify({first!r})".replace("'", '"'), timeout=60_000
+    )
     page.wait_for_function(f"() => ({PATHS})()[0] === {clicked!r}".replace("'", '"'), timeout=60_000)
     after = page.evaluate(PATHS)
     assert after != first and after[0] == clicked
     assert page.locator(".cnnw-search-text input").input_value() == ""
-    page.wait_for_function("() => [...document.querySelectorAll('.cnnw-gallery-item img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.cnnw-gallery-item img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     widget_screenshot(page, ".cnnw-searchbox", "search_box_more_like_this.png")
     lab.screenshot(page, "search_box.png")
     assert not lab.errors(page)

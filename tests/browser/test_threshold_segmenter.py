@@ -2,7 +2,8 @@
 
 import pytest
 
-from .harness import MEAN_GRAY_JS as MEAN_JS, widget_screenshot
+from .harness import MEAN_GRAY_JS as MEAN_JS
+from .harness import widget_screenshot
 
 pytestmark = pytest.mark.browser
 

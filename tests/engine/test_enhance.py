@@ -15,11 +15,15 @@ from cnnwidgets.engine import enhance as E
 def _gray(name, h=None, w=None):
     img = getattr(data, name)()
     img = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    return (img[:h, :w].astype(np.float32) / 255.0)
+    return img[:h, :w].astype(np.float32) / 255.0
 
 
 def _rgb(name, h=None, w=None):
-    return data.astronaut()[:h, :w].astype(np.float32) / 255.0 if name == "astronaut" else getattr(data, name)()[:h, :w].astype(np.float32) / 255.0
+    return (
+        data.astronaut()[:h, :w].astype(np.float32) / 255.0
+        if name == "astronaut"
+        else getattr(data, name)()[:h, :w].astype(np.float32) / 255.0
+    )
 
 
 # ----------------------------------------------------------------------------- Butterworth vs scikit-image
@@ -49,7 +53,9 @@ def test_butterworth_equals_skimage(name, size, colour, order, highpass):
 
 
 def test_butterworth_batch_and_torch_equal_skimage():
-    batch = np.stack([data.astronaut()[:64, :80], data.chelsea()[:64, :80]]).transpose(0, 3, 1, 2).astype(np.float64) / 255
+    batch = (
+        np.stack([data.astronaut()[:64, :80], data.chelsea()[:64, :80]]).transpose(0, 3, 1, 2).astype(np.float64) / 255
+    )
     ours = E.frequency_filter(batch, cutoff=0.08, order=3.0)
     for i in range(2):
         ref = filters.butterworth(batch[i], cutoff_frequency_ratio=0.08, high_pass=False, order=3.0, channel_axis=0)
@@ -77,13 +83,19 @@ def test_large_image_plane_by_plane_equals_batched(monkeypatch):
     planes = E.frequency_filter(img, shape="gaussian", cutoff=0.07)
     np.testing.assert_allclose(planes, whole, atol=1e-6)
     t = torch.from_numpy(img).permute(2, 0, 1)
-    np.testing.assert_allclose(E.frequency_filter(t, shape="gaussian", cutoff=0.07).permute(1, 2, 0).numpy(), whole, atol=1e-6)
+    np.testing.assert_allclose(
+        E.frequency_filter(t, shape="gaussian", cutoff=0.07).permute(1, 2, 0).numpy(), whole, atol=1e-6
+    )
 
 
 def test_prepared_image_gives_the_same_result():
     for img in (_gray("camera", 64, 51), _rgb("astronaut", 40, 48), torch.rand(2, 3, 20, 17), data.coins()[:30, :31]):
         prepared = E.prepare(img)
-        for kw in (dict(cutoff=0.1), dict(shape="ideal", highpass=True, cutoff=0.2), dict(shape="gaussian", width=0.1, cutoff=0.25)):
+        for kw in (
+            dict(cutoff=0.1),
+            dict(shape="ideal", highpass=True, cutoff=0.2),
+            dict(shape="gaussian", width=0.1, cutoff=0.25),
+        ):
             direct = E.frequency_filter(img, **kw)
             again = E.frequency_filter(prepared, **kw)
             assert type(again) is type(direct) and again.shape == direct.shape
@@ -236,7 +248,9 @@ def test_median_uint8_equals_scipy_and_opencv(size):
         np.testing.assert_array_equal(img, before)
 
 
-@pytest.mark.parametrize("dtype,size", [(np.float32, 3), (np.float32, 5), (np.float32, 7), (np.float64, 3), (np.uint16, 5), (np.uint16, 7)])
+@pytest.mark.parametrize(
+    "dtype,size", [(np.float32, 3), (np.float32, 5), (np.float32, 7), (np.float64, 3), (np.uint16, 5), (np.uint16, 7)]
+)
 def test_median_other_dtypes_equal_scipy(dtype, size):
     rng = np.random.default_rng(size)
     img = rng.random((45, 38, 3))
@@ -254,7 +268,9 @@ def test_median_batch_two_channels_and_torch():
     t = torch.from_numpy(batch[0].astype(np.float32))
     out = E.median(t, size=5)
     assert isinstance(out, torch.Tensor)
-    np.testing.assert_array_equal(out.numpy(), ndimage.median_filter(batch[0].astype(np.float32), size=(1, 5, 5), mode="nearest"))
+    np.testing.assert_array_equal(
+        out.numpy(), ndimage.median_filter(batch[0].astype(np.float32), size=(1, 5, 5), mode="nearest")
+    )
 
 
 def test_median_torch_path_equals_scipy():
@@ -297,7 +313,11 @@ def _weighted_median_brute(img, weights):
 def test_weighted_median_equals_brute_force():
     rng = np.random.default_rng(5)
     img = (rng.random((23, 17)) * 255).astype(np.uint8)
-    for weights in (E.center_weighted_kernel(3, 3), rng.integers(0, 4, (5, 3)), np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]])):
+    for weights in (
+        E.center_weighted_kernel(3, 3),
+        rng.integers(0, 4, (5, 3)),
+        np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]),
+    ):
         np.testing.assert_array_equal(E.weighted_median(img, weights), _weighted_median_brute(img, weights))
     np.testing.assert_array_equal(E.weighted_median(img, np.ones((5, 5), int)), E.median(img, size=5))
     rgb = (rng.random((15, 12, 3))).astype(np.float32)
@@ -341,7 +361,10 @@ def test_adaptive_median_equals_brute_force_and_beats_median():
 def test_median_combination_equals_sum_of_scipy_medians():
     img = data.camera()[:50, :60]
     out = E.median_combination(img, sizes=(3, 7), coefficients=(0.25, 0.75))
-    ref = sum(c * ndimage.median_filter(img, size=s, mode="nearest").astype(np.float32) / 255 for s, c in ((3, 0.25), (7, 0.75)))
+    ref = sum(
+        c * ndimage.median_filter(img, size=s, mode="nearest").astype(np.float32) / 255
+        for s, c in ((3, 0.25), (7, 0.75))
+    )
     np.testing.assert_allclose(out, ref, atol=1e-6)
     with pytest.raises(ValueError, match="coefficients"):
         E.median_combination(img, sizes=(3, 5), coefficients=(1.0,))
@@ -350,7 +373,10 @@ def test_median_combination_equals_sum_of_scipy_medians():
 def test_median_beats_linear_filter_on_impulse_noise():
     clean = data.camera()[100:300, 100:300]
     noisy = E.add_noise(clean, kind="salt_and_pepper", amount=0.1, seed=0)
-    assert E.psnr(clean, E.median(noisy, size=3)) > E.psnr(clean, E.frequency_filter(noisy, shape="gaussian", cutoff=0.15)) + 5
+    assert (
+        E.psnr(clean, E.median(noisy, size=3))
+        > E.psnr(clean, E.frequency_filter(noisy, shape="gaussian", cutoff=0.15)) + 5
+    )
 
 
 # ----------------------------------------------------------------------------- noise and metrics
@@ -387,8 +413,12 @@ def test_psnr_and_ssim_equal_skimage():
     assert E.ssim(clean, noisy) == pytest.approx(metrics.structural_similarity(clean, noisy, channel_axis=-1), abs=1e-6)
     cf = clean.astype(np.float32) / 255
     g, gn = cf[..., 1], noisy_f[..., 1]
-    assert E.psnr(g, gn, data_range=1.0) == pytest.approx(metrics.peak_signal_noise_ratio(g, gn, data_range=1.0), abs=1e-5)
-    assert E.ssim(g, gn, data_range=1.0) == pytest.approx(metrics.structural_similarity(g, gn, data_range=1.0), abs=1e-5)
+    assert E.psnr(g, gn, data_range=1.0) == pytest.approx(
+        metrics.peak_signal_noise_ratio(g, gn, data_range=1.0), abs=1e-5
+    )
+    assert E.ssim(g, gn, data_range=1.0) == pytest.approx(
+        metrics.structural_similarity(g, gn, data_range=1.0), abs=1e-5
+    )
     assert E.psnr(clean, clean) == math.inf and E.ssim(clean, clean) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same shape"):
         E.psnr(clean, clean[:10])

@@ -30,7 +30,10 @@ def test_color_histogram_matches_numpy_histogramdd(small):
 
 def test_color_histogram_inner_product_is_opencv_bhattacharyya(small):
     a, b = small["chelsea"], small["coffee"]
-    ha, hb = (cv2.calcHist([cv2.cvtColor(x, cv2.COLOR_RGB2HSV)], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256]) for x in (a, b))
+    ha, hb = (
+        cv2.calcHist([cv2.cvtColor(x, cv2.COLOR_RGB2HSV)], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256])
+        for x in (a, b)
+    )
     d = cv2.compareHist(ha, hb, cv2.HISTCMP_BHATTACHARYYA)  # sqrt(1 - BC)
     ip = float(features.color_histogram(a) @ features.color_histogram(b))
     assert ip == pytest.approx(1 - d**2, abs=1e-5)
@@ -91,7 +94,12 @@ def test_sift_bovw_is_robust_to_rotation_and_scale(small, tmp_path):
     again = features.Vocabulary.load(tmp_path / "v.npy", kind="sift")
     np.testing.assert_array_equal(again.centers, vocab.centers)
     a = small["chelsea"]
-    rotated = cv2.warpAffine(a, cv2.getRotationMatrix2D((a.shape[1] / 2, a.shape[0] / 2), 30, 0.7), a.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    rotated = cv2.warpAffine(
+        a,
+        cv2.getRotationMatrix2D((a.shape[1] / 2, a.shape[0] / 2), 30, 0.7),
+        a.shape[1::-1],
+        borderMode=cv2.BORDER_REFLECT,
+    )
     x = features.sift_bovw([a, rotated, small["coffee"], small["astronaut"]], vocabulary=vocab)
     assert x.shape == (4, 64)
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
@@ -127,4 +135,6 @@ def test_cnn_with_tags_equals_embed_and_classify():
     tiny = models.create_model("tiny_cnn", pretrained=False, num_classes=3)  # no timm head: falls back
     v2, t2 = features.cnn_with_tags(imgs[:2], model=tiny, topk=2)
     np.testing.assert_allclose(v2, models.embed(tiny, imgs[:2]), atol=1e-5)
-    assert [[t for t, _ in row] for row in t2] == [[t for t, _ in row] for row in models.classify(tiny, imgs[:2], topk=2)]
+    assert [[t for t, _ in row] for row in t2] == [
+        [t for t, _ in row] for row in models.classify(tiny, imgs[:2], topk=2)
+    ]

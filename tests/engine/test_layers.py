@@ -76,10 +76,9 @@ def test_no_hook_left_behind(tiny):
     assert _hook_count(tiny) == 0
     L.capture(tiny, np.zeros((32, 32), np.uint8), ["conv1", "fc"])
     assert _hook_count(tiny) == 0
-    with pytest.raises(RuntimeError, match="boom"):
-        with L.hooks(tiny, ["conv1", "relu2"]):
-            assert _hook_count(tiny) == 2
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), L.hooks(tiny, ["conv1", "relu2"]):
+        assert _hook_count(tiny) == 2
+        raise RuntimeError("boom")
     assert _hook_count(tiny) == 0
     broken = M.create_model("tiny_cnn", device="cpu")
     broken.fc = torch.nn.Linear(7, 10)  # wrong input size: the forward pass fails after conv1 ran
@@ -104,7 +103,7 @@ def test_kernels(tiny, lite0):
     k[:] = 0
     assert tiny.conv1.weight.abs().sum() > 0  # a copy
     stem = L.kernel_mosaic(L.kernels(lite0, "conv_stem"))
-    assert stem.ndim == 3 and stem.shape[2] == 3 and 0 <= stem.min() and stem.max() <= 1
+    assert stem.ndim == 3 and stem.shape[2] == 3 and stem.min() >= 0 and stem.max() <= 1
     pw = L.kernel_mosaic(L.kernels(lite0, "blocks.1.0.conv_pw"))
     assert pw.shape == (96, 16)
     with pytest.raises(ValueError, match="not a convolution"):
@@ -118,7 +117,7 @@ def test_tile_layout_and_index():
     # each tile normalised on its own: every tile spans 0..1 across its columns
     for i in range(5):
         r, c = divmod(i, 3)
-        t = m[r * 4:r * 4 + 3, c * 5:c * 5 + 4]
+        t = m[r * 4 : r * 4 + 3, c * 5 : c * 5 + 4]
         np.testing.assert_allclose(t[0], [0, 1 / 3, 2 / 3, 1], atol=1e-6)
         assert L.tile_index(m.shape, (3, 4), r * 4 + 1, c * 5 + 2, count=5) == i
     assert L.tile_index(m.shape, (3, 4), 3, 0, count=5) is None  # padding row
@@ -143,7 +142,7 @@ def test_grad_cam_peaks_on_the_object(lite0):
     # the cat's box in the model frame: resize 448 → 256, centre crop 224 (offset 16)
     s = 256 / 448
     box = np.zeros((224, 224), bool)
-    box[int(220 * s) - 16:int(420 * s) - 16, int(120 * s) - 16:int(420 * s) - 16] = True
+    box[int(220 * s) - 16 : int(420 * s) - 16, int(120 * s) - 16 : int(420 * s) - 16] = True
     peak = np.unravel_index(res.heatmap.argmax(), res.heatmap.shape)
     assert box[peak]
     assert res.heatmap[box].mean() > 3 * res.heatmap[~box].mean()
@@ -187,12 +186,21 @@ def test_conv2d_steps_against_torch(stride, padding):
     rng = np.random.default_rng(stride * 10 + padding)
     image, kernel = rng.normal(size=(6, 7)), rng.normal(size=(3, 3))
     res = L.conv2d_steps(image, kernel, stride=stride, padding=padding, bias=0.5)
-    ref = F.conv2d(torch.tensor(image)[None, None], torch.tensor(kernel)[None, None], torch.tensor([0.5], dtype=torch.float64),
-                   stride=stride, padding=padding)[0, 0].numpy()
+    ref = F.conv2d(
+        torch.tensor(image)[None, None],
+        torch.tensor(kernel)[None, None],
+        torch.tensor([0.5], dtype=torch.float64),
+        stride=stride,
+        padding=padding,
+    )[0, 0].numpy()
     np.testing.assert_allclose(res.output, ref, atol=1e-12)
     flipped = L.conv2d_steps(image, kernel, flip=True, padding=padding, stride=stride)
-    ref_flip = F.conv2d(torch.tensor(image)[None, None], torch.tensor(kernel[::-1, ::-1].copy())[None, None],
-                        stride=stride, padding=padding)[0, 0].numpy()
+    ref_flip = F.conv2d(
+        torch.tensor(image)[None, None],
+        torch.tensor(kernel[::-1, ::-1].copy())[None, None],
+        stride=stride,
+        padding=padding,
+    )[0, 0].numpy()
     np.testing.assert_allclose(flipped.output, ref_flip, atol=1e-12)
     with pytest.raises(ValueError, match="larger"):
         L.conv2d_steps(np.zeros((2, 2)), kernel)

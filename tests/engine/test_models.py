@@ -267,8 +267,9 @@ def test_bn_folding_matches_and_leaves_model_alone(lite0):
         x = M.preprocess(imgs, lite0)
         np.testing.assert_allclose(folded(x).numpy(), lite0(x).numpy(), atol=1e-4, rtol=0)
     # bf16 runs unfolded (folded weights round worse under autocast)
-    np.testing.assert_array_equal(M.embed(lite0, imgs, precision="bf16"),
-                                  M.embed(lite0, imgs, precision="bf16", fuse_bn=False))
+    np.testing.assert_array_equal(
+        M.embed(lite0, imgs, precision="bf16"), M.embed(lite0, imgs, precision="bf16", fuse_bn=False)
+    )
     a, b = M.classify(lite0, imgs, topk=3), M.classify(lite0, imgs, topk=3, fuse_bn=False)
     for ra, rb in zip(a, b):
         assert [l for l, _ in ra] == [l for l, _ in rb]

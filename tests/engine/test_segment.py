@@ -17,9 +17,9 @@ def _gray_samples():
         imgs[name + "_float"] = imgs[name] / 255.0
     rng = np.random.default_rng(0)
     imgs["chelsea_luma_float"] = data.chelsea().astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
-    imgs["bimodal_float32"] = np.concatenate(
-        [rng.normal(0.3, 0.05, 5000), rng.normal(0.7, 0.08, 3000)]
-    ).astype(np.float32).reshape(80, 100)
+    imgs["bimodal_float32"] = (
+        np.concatenate([rng.normal(0.3, 0.05, 5000), rng.normal(0.7, 0.08, 3000)]).astype(np.float32).reshape(80, 100)
+    )
     return imgs
 
 
@@ -140,7 +140,9 @@ def test_torch_backend_of_window_filters_matches_opencv_backend():
     np.testing.assert_allclose(m1, m2, atol=1e-9)
     np.testing.assert_allclose(s1, s2, atol=1e-6)
     k = S._gauss_kernel(4.0)
-    np.testing.assert_allclose(S._separable(x, k, k, backend="opencv"), S._separable(x, k, k, backend="torch"), atol=1e-9)
+    np.testing.assert_allclose(
+        S._separable(x, k, k, backend="opencv"), S._separable(x, k, k, backend="torch"), atol=1e-9
+    )
 
 
 # ----------------------------------------------------------------------------- edges
@@ -168,8 +170,12 @@ def test_laplace_and_log_match_skimage_and_scipy():
     img = data.camera()
     g = img / 255.0
     np.testing.assert_allclose(S.edges(img, "laplace", output="response"), skf.laplace(img), atol=1e-6)
-    np.testing.assert_allclose(S.edges(img, "log", sigma=2.0, output="response"), ndi.gaussian_laplace(g, 2.0), atol=1e-6)
-    np.testing.assert_allclose(S.edges(img, "log", sigma=3.5, output="response"), ndi.gaussian_laplace(g, 3.5), atol=1e-6)
+    np.testing.assert_allclose(
+        S.edges(img, "log", sigma=2.0, output="response"), ndi.gaussian_laplace(g, 2.0), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        S.edges(img, "log", sigma=3.5, output="response"), ndi.gaussian_laplace(g, 3.5), atol=1e-6
+    )
 
 
 def test_zero_crossings_match_brute_force():
@@ -316,7 +322,10 @@ def test_mask_stats_matches_skimage_label():
     assert S.mask_stats(np.zeros((5, 5), bool)) == {"area_fraction": 0.0, "components": 0, "pixels": 0}
 
 
-@pytest.mark.parametrize("method,sigma", [("sobel", 0.0), ("prewitt", 1.2), ("scharr", 0.0), ("roberts", 0.0), ("laplace", 1.0), ("log", 2.5)])
+@pytest.mark.parametrize(
+    "method,sigma",
+    [("sobel", 0.0), ("prewitt", 1.2), ("scharr", 0.0), ("roberts", 0.0), ("laplace", 1.0), ("log", 2.5)],
+)
 def test_torch_and_opencv_edge_backends_agree(method, sigma):
     g = data.coins() / 255.0
     a = S._edge_response(g, method, sigma, backend="torch")

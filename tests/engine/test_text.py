@@ -35,7 +35,9 @@ def test_bm25_matches_formula():
         np.testing.assert_allclose(bm.scores(q), _bm25_reference(docs, q), atol=1e-12)
     assert bm.scores("cat").argmax() == 1  # two occurrences beat one
     assert not bm.scores("zebra").any()
-    np.testing.assert_allclose(text.BM25(docs, k1=2.0, b=0.3).scores("cat mat"), _bm25_reference(docs, "cat mat", 2.0, 0.3))
+    np.testing.assert_allclose(
+        text.BM25(docs, k1=2.0, b=0.3).scores("cat mat"), _bm25_reference(docs, "cat mat", 2.0, 0.3)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from cnnwidgets import datasets
-from cnnwidgets.io import load_image
 from cnnwidgets.engine import models, train
+from cnnwidgets.io import load_image
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,18 @@ def test_fit_is_deterministic_with_a_seed_and_streams_metrics(digits_small):
     seen = []
     m1, m2, m3 = _tiny(0), _tiny(0), _tiny(0)
     state = torch.random.get_rng_state()
-    h1 = train.fit(m1, digits_small, epochs=2, lr=3e-3, batch_size=32, seed=7, val=0.2, device="cpu",
-                   callback=seen.append, progress=False)  # fmt: skip
+    h1 = train.fit(
+        m1,
+        digits_small,
+        epochs=2,
+        lr=3e-3,
+        batch_size=32,
+        seed=7,
+        val=0.2,
+        device="cpu",
+        callback=seen.append,
+        progress=False,
+    )
     train.fit(m2, digits_small, epochs=2, lr=3e-3, batch_size=32, seed=7, val=0.2, device="cpu", progress=False)
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert torch.equal(a, b), k
@@ -105,8 +115,16 @@ def test_fit_learns_digits(digits_small):
 def test_stop_event_ends_training_early(digits_small):
     stop = threading.Event()
     threads = torch.get_num_threads()
-    h = train.fit(_tiny(), digits_small, epochs=5, lr=1e-3, callback=lambda m: stop.set(), stop=stop, progress=False,
-                  threads=threads + 1)  # fmt: skip
+    h = train.fit(
+        _tiny(),
+        digits_small,
+        epochs=5,
+        lr=1e-3,
+        callback=lambda m: stop.set(),
+        stop=stop,
+        progress=False,
+        threads=threads + 1,
+    )
     assert len(h.epochs) == 1 and h.stopped
     assert torch.get_num_threads() == threads  # restored
     h = train.fit(_tiny(), digits_small, epochs=3, lr=1e-3, stop=lambda: True, progress=False)
@@ -119,7 +137,9 @@ def test_fit_accepts_folder_torch_dataset_and_pairs(tmp_path):
         (tmp_path / s.classes[lab]).mkdir(exist_ok=True)
         Image.fromarray(im).save(tmp_path / s.classes[lab] / f"{i}.png")
     folder = datasets.ImageFolder(tmp_path)
-    tensor_set = torch.utils.data.TensorDataset(train.prepare(s.images, _tiny(in_chans=3, num_classes=2)), torch.from_numpy(s.labels))
+    tensor_set = torch.utils.data.TensorDataset(
+        train.prepare(s.images, _tiny(in_chans=3, num_classes=2)), torch.from_numpy(s.labels)
+    )
     weights = []
     for data in (folder, tensor_set, (s.images, s.labels), s):
         m = _tiny(0, in_chans=3, num_classes=2)

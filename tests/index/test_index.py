@@ -46,7 +46,7 @@ def test_build_indexes_readable_files_and_lists_the_rest(index, folder):
     skipped = dict(index.skipped)
     assert set(skipped) == {str(root / "broken.jpg"), str(root / "empty.png")}
     assert all(reason for reason in skipped.values())
-    assert index.index_types == {d: "flat" for d in ("cnn", "color", "moments", "sift")}
+    assert index.index_types == dict.fromkeys(("cnn", "color", "moments", "sift"), "flat")
     p = str(root / "rocket" / "rocket_original.png")
     assert index.captions[index.paths.index(p)] == "a spaceship on the launch pad"
 
@@ -121,7 +121,7 @@ def test_semantic_mode_narrows_by_predicted_class(index, folder):
     assert matched and all(qtags & {t for t, _ in h.tags} for h in matched)
     assert hits[: len(matched)] == matched  # class matches first, ranked by CNN similarity
     assert [h.score for h in matched] == sorted((h.score for h in matched), reverse=True)
-    assert all(not qtags & {t for t, _ in h.tags} for h in hits[len(matched):])
+    assert all(not qtags & {t for t, _ in h.tags} for h in hits[len(matched) :])
     assert index.search(image=q, k=3) == hits[:3]  # auto → semantic for an image
 
 
@@ -189,7 +189,14 @@ def test_save_load_roundtrip_without_pickle(index, tmp_path):
     man = json.loads((out / "manifest.json").read_text())
     assert man["format_version"] == 1 and man["count"] == len(index) and man["model"] == "efficientnet_lite0"
     assert set(man["descriptors"]) == {"cnn", "color", "moments", "sift"}
-    assert set(man["files"]) == {"cnn.faiss", "color.faiss", "moments.faiss", "sift.faiss", "vocab_sift.npy", "metadata.sqlite"}
+    assert set(man["files"]) == {
+        "cnn.faiss",
+        "color.faiss",
+        "moments.faiss",
+        "sift.faiss",
+        "vocab_sift.npy",
+        "metadata.sqlite",
+    }
     again = ImageIndex.load(out)
     for mode in ("cnn", "color", "sift", "semantic"):
         a = index.search(image=index.paths[3], mode=mode, k=5)
@@ -221,7 +228,9 @@ def test_save_is_atomic(index, tmp_path, monkeypatch):
     monkeypatch.undo()
     bigger.save(out)
     assert len(ImageIndex.load(out)) == 5
-    assert not (out / first).exists() and [p.name for p in out.iterdir() if p.name.startswith("data-")] == [json.loads((out / "manifest.json").read_text())["generation"]]
+    assert not (out / first).exists() and [p.name for p in out.iterdir() if p.name.startswith("data-")] == [
+        json.loads((out / "manifest.json").read_text())["generation"]
+    ]
     (tmp_path / "user").mkdir()
     (tmp_path / "user" / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(ValueError, match="not empty"):
@@ -232,7 +241,9 @@ def test_save_is_atomic(index, tmp_path, monkeypatch):
 def saved(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.random((10, 8), dtype=np.float32)
-    ix = ImageIndex.from_vectors([f"/v/{i}.png" for i in range(10)], {"color": x, "moments": x[:, :3]}, tags=[[("cat", 0.5)]] * 10)
+    ix = ImageIndex.from_vectors(
+        [f"/v/{i}.png" for i in range(10)], {"color": x, "moments": x[:, :3]}, tags=[[("cat", 0.5)]] * 10
+    )
     return ix.save(tmp_path / "idx")
 
 
@@ -343,7 +354,9 @@ def test_auto_structure_switches_above_threshold(monkeypatch, tmp_path):
     assert ix.index_types == {"cnn": "hnsw"}
     hits = ix.search(image="/v/7.png", mode="cnn", k=5)
     assert hits[0].path == "/v/7.png" and hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert ix.remove(["/v/7.png"]) == 1 and "/v/7.png" not in {h.path for h in ix.search(image="/v/8.png", mode="cnn", k=400)}
+    assert ix.remove(["/v/7.png"]) == 1 and "/v/7.png" not in {
+        h.path for h in ix.search(image="/v/8.png", mode="cnn", k=400)
+    }
     forced = ImageIndex.from_vectors([f"/v/{i}.png" for i in range(400)], {"cnn": x}, index_type="ivf")
     assert forced.index_types == {"cnn": "ivf"}
     assert forced.remove(["/v/9.png", "/v/10.png"]) == 2 and forced.faiss["cnn"].ntotal == 398
@@ -351,7 +364,9 @@ def test_auto_structure_switches_above_threshold(monkeypatch, tmp_path):
     assert found[0].path == "/v/11.png" and not {"/v/9.png", "/v/10.png"} & {h.path for h in found}
     again = ImageIndex.load(forced.save(tmp_path / "ivf"))
     assert again.index_types == {"cnn": "ivf"}
-    assert [(h.path, round(h.score, 5)) for h in again.search(image="/v/11.png", mode="cnn", k=5)] == [(h.path, round(h.score, 5)) for h in found[:5]]
+    assert [(h.path, round(h.score, 5)) for h in again.search(image="/v/11.png", mode="cnn", k=5)] == [
+        (h.path, round(h.score, 5)) for h in found[:5]
+    ]
 
 
 def test_average_precision_matches_scikit_learn():
@@ -408,4 +423,6 @@ def test_empty_index_saves_loads_and_searches(tmp_path):
     ix = ImageIndex.build(tmp_path, descriptors=("color",), progress=False)
     assert len(ix) == 0 and [r for _, r in ix.skipped] and ix.search(text="cat") == []
     again = ImageIndex.load(ix.save(tmp_path / "idx"))
-    assert len(again) == 0 and again.skipped == ix.skipped and again.search(image=tmp_path / "bad.png", mode="color") == []
+    assert (
+        len(again) == 0 and again.skipped == ix.skipped and again.search(image=tmp_path / "bad.png", mode="color") == []
+    )

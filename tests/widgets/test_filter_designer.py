@@ -33,7 +33,9 @@ def w():
 def test_default_shows_butterworth_equal_to_skimage():
     w = FilterDesigner()
     assert w.source.shape == (512, 512, 3) and w.status == ""
-    ref = filters.butterworth(w.source.astype(np.float32) / 255, cutoff_frequency_ratio=0.1, high_pass=False, order=2.0, channel_axis=-1)
+    ref = filters.butterworth(
+        w.source.astype(np.float32) / 255, cutoff_frequency_ratio=0.1, high_pass=False, order=2.0, channel_axis=-1
+    )
     np.testing.assert_allclose(w.result, ref, atol=1e-3)
     np.testing.assert_array_equal(run_code(w), w.result)
     for panel in (w.p_input, w.p_spectrum, w.p_mask, w.p_result):
@@ -43,7 +45,9 @@ def test_default_shows_butterworth_equal_to_skimage():
     small = cv2.resize(w.source, shown_input.shape[1::-1], interpolation=cv2.INTER_AREA)
     assert np.abs(shown_input.astype(int) - small).mean() < 1
     shown_result = np.asarray(Image.open(_io.BytesIO(w.p_result.image.value))).astype(np.float32) / 255
-    small = cv2.resize(np.clip(np.ascontiguousarray(w.result), 0, 1), shown_result.shape[1::-1], interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        np.clip(np.ascontiguousarray(w.result), 0, 1), shown_result.shape[1::-1], interpolation=cv2.INTER_AREA
+    )
     assert np.abs(shown_result - small).mean() < 0.01
 
 
@@ -133,9 +137,25 @@ def test_inputs_path_pil_torch_and_upload(tmp_path):
     np.testing.assert_array_equal(w.source, img)
     buf = _io.BytesIO()
     Image.fromarray(data.coins()).save(buf, format="PNG")
-    w.upload.value = [{"name": "coins.png", "type": "image/png", "size": len(buf.getvalue()), "content": memoryview(buf.getvalue()), "last_modified": datetime.datetime(2024, 1, 1)}]
+    w.upload.value = [
+        {
+            "name": "coins.png",
+            "type": "image/png",
+            "size": len(buf.getvalue()),
+            "content": memoryview(buf.getvalue()),
+            "last_modified": datetime.datetime(2024, 1, 1),
+        }
+    ]
     assert w.source.shape == data.coins().shape and w.result.shape == data.coins().shape
-    w.upload.value = [{"name": "broken.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"), "last_modified": datetime.datetime(2024, 1, 1)}]
+    w.upload.value = [
+        {
+            "name": "broken.png",
+            "type": "image/png",
+            "size": 3,
+            "content": memoryview(b"abc"),
+            "last_modified": datetime.datetime(2024, 1, 1),
+        }
+    ]
     assert "broken.png" in w.status and w.source.shape == data.coins().shape
 
 

@@ -17,8 +17,10 @@ def pg():
 
 def test_default_convolution_matches_torch(pg):
     res = pg.result["conv"]
-    ref = F.conv2d(torch.tensor(pg.image, dtype=torch.float64)[None, None],
-                   torch.tensor(pg.kernel, dtype=torch.float64)[None, None])[0, 0].numpy()
+    ref = F.conv2d(
+        torch.tensor(pg.image, dtype=torch.float64)[None, None],
+        torch.tensor(pg.kernel, dtype=torch.float64)[None, None],
+    )[0, 0].numpy()
     np.testing.assert_allclose(res.output, ref)
     assert len(res.steps) == 4 and pg._s_step.max == 3
     assert "output[0, 0] = " in pg.status
@@ -32,8 +34,11 @@ def test_steps_and_text_editing(pg):
     assert pg.kernel == [[0.0, 1.0], [1.0, 0.0]]
     assert pg.result["conv"].output.shape == (3, 3) and pg._s_step.max == 8
     pg.padding = 1
-    ref = F.conv2d(torch.tensor(pg.image, dtype=torch.float64)[None, None],
-                   torch.tensor(pg.kernel, dtype=torch.float64)[None, None], padding=1)[0, 0].numpy()
+    ref = F.conv2d(
+        torch.tensor(pg.image, dtype=torch.float64)[None, None],
+        torch.tensor(pg.kernel, dtype=torch.float64)[None, None],
+        padding=1,
+    )[0, 0].numpy()
     np.testing.assert_allclose(pg.result["conv"].output, ref)
     pg.step = 99
     assert pg.step == 24 and pg._s_step.value == 24
@@ -48,8 +53,13 @@ def test_activation_view(pg, kind):
     pg.alpha = 0.5
     pg.x = -1.5
     x = torch.tensor([-1.5], dtype=torch.float64, requires_grad=True)
-    f = {"relu": F.relu, "prelu": lambda t: F.prelu(t, torch.tensor([0.5], dtype=t.dtype)),
-         "elu": lambda t: F.elu(t, alpha=0.5), "sigmoid": torch.sigmoid, "tanh": torch.tanh}[kind]
+    f = {
+        "relu": F.relu,
+        "prelu": lambda t: F.prelu(t, torch.tensor([0.5], dtype=t.dtype)),
+        "elu": lambda t: F.elu(t, alpha=0.5),
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+    }[kind]
     y = f(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
     assert pg.result["fx"] == pytest.approx(float(y.detach()))

@@ -2,23 +2,29 @@
 
 import base64
 
-import numpy as np
 import pytest
 
 from cnnwidgets.engine import features
 from cnnwidgets.index import ImageIndex, distortion_set
 from cnnwidgets.widgets.search_box import SearchBox
 
-TAGS = {"chelsea": [("tabby", 0.6), ("tiger cat", 0.3)], "coffee": [("espresso", 0.7), ("cup", 0.2)],
-        "rocket": [("space shuttle", 0.8), ("missile", 0.1)]}  # fmt: skip
+TAGS = {
+    "chelsea": [("tabby", 0.6), ("tiger cat", 0.3)],
+    "coffee": [("espresso", 0.7), ("cup", 0.2)],
+    "rocket": [("space shuttle", 0.8), ("missile", 0.1)],
+}
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    labels = distortion_set(tmp_path_factory.mktemp("sb"), samples=tuple(TAGS), distortions=("original", "rot90", "hue"), size=96)
+    labels = distortion_set(
+        tmp_path_factory.mktemp("sb"), samples=tuple(TAGS), distortions=("original", "rot90", "hue"), size=96
+    )
     paths = sorted(labels)
     x = features.color_histogram(paths)
-    return ImageIndex.from_vectors(paths, {"color": x, "moments": features.color_moments(paths)}, tags=[TAGS[labels[p]] for p in paths])
+    return ImageIndex.from_vectors(
+        paths, {"color": x, "moments": features.color_moments(paths)}, tags=[TAGS[labels[p]] for p in paths]
+    )
 
 
 def test_starts_empty_and_waits_for_a_query(index):
@@ -79,7 +85,9 @@ def test_uploaded_image_is_the_query(index):
     w = SearchBox(index, mode="color", k=3)
     w._on_upload(load_image(index.paths[0]))
     assert w.code == "index.search(image=query_image, mode='color', k=3)"
-    assert [r["path"] for r in w.results] == [h.path for h in index.search(image=load_image(index.paths[0]), mode="color", k=3)]
+    assert [r["path"] for r in w.results] == [
+        h.path for h in index.search(image=load_image(index.paths[0]), mode="color", k=3)
+    ]
     assert w._query_panel.layout.display is None and w._query_panel.array is not None
 
 

@@ -102,7 +102,9 @@ def test_edges_tab(coins):
     np.testing.assert_array_equal(_run_code(w, coins), w.result)
     w.low, w.high = 0.05, 0.2
     assert (w._low_w.value, w._high_w.value) == (0.05, 0.2)
-    np.testing.assert_array_equal(w.result, feature.canny(coins / 255.0, sigma=2.0, low_threshold=0.05, high_threshold=0.2))
+    np.testing.assert_array_equal(
+        w.result, feature.canny(coins / 255.0, sigma=2.0, low_threshold=0.05, high_threshold=0.2)
+    )
     w._high_w.value = 0.3  # typing in the box sets the trait
     assert w.high == 0.3
     np.testing.assert_array_equal(_run_code(w, coins), w.result)
