@@ -35,8 +35,8 @@ __all__ = [
     "FILTER_SHAPES",
     "NOISE_KINDS",
     "frequency_filter",
-    "prepare",
-    "Prepared",
+    "fourier",
+    "Fourier",
     "frequency_mask",
     "radial_profile",
     "spectrum",
@@ -403,7 +403,7 @@ def frequency_filter(image, *, shape="butterworth", highpass=False, cutoff=0.1, 
 
     _check_params(shape, cutoff, order, width)
     params = (shape, bool(highpass), float(cutoff), float(order), None if width is None else float(width))
-    if isinstance(image, Prepared):
+    if isinstance(image, Fourier):
         h, w = image.hw
         with torch.no_grad():
             spec = image.spectrum
@@ -417,10 +417,10 @@ def frequency_filter(image, *, shape="butterworth", highpass=False, cutoff=0.1, 
     return _map_planes(image, run)
 
 
-class Prepared:
+class Fourier:
     """An image with its Fourier transform computed once, to filter it many times (a widget's slider).
 
-    ``frequency_filter(prepare(image), ...)`` equals ``frequency_filter(image, ...)`` and skips the forward FFT.
+    ``frequency_filter(fourier(image), ...)`` equals ``frequency_filter(image, ...)`` and skips the forward FFT.
     Meant for display-size images: it keeps the whole half-spectrum (8 bytes per pixel and channel) on the device.
 
     Attributes
@@ -441,7 +441,7 @@ class Prepared:
         self.layout.image = None  # only the layout is needed to restore results; do not keep the pixels
 
 
-def prepare(image) -> Prepared:
+def fourier(image) -> Fourier:
     """Compute an image's Fourier transform once for repeated :func:`frequency_filter` calls.
 
     Parameters
@@ -451,18 +451,20 @@ def prepare(image) -> Prepared:
 
     Returns
     -------
-    Prepared
+    Fourier
     """
-    return Prepared(image)
+    return Fourier(image)
 
 
-def spectrum(image):
+def spectrum(image, *, mean_over_channels: bool = False):
     """Centred log-magnitude spectrum ``log(1 + |FFT|)`` of each plane, for display.
 
     Parameters
     ----------
     image : numpy.ndarray, PIL.Image.Image or torch.Tensor
         Any layout of :func:`frequency_filter`; integers are scaled to [0, 1] first.
+    mean_over_channels : bool
+        Average the spectra of a colour image's channels into one H×W picture.
 
     Returns
     -------
@@ -474,7 +476,10 @@ def spectrum(image):
     def run(x):
         return torch.log1p(torch.fft.fftshift(torch.fft.fft2(x).abs(), dim=(-2, -1)))
 
-    return _map_planes(image, run)
+    out = _map_planes(image, run)
+    if mean_over_channels and out.ndim == 3:
+        return out.mean(axis=2) if isinstance(out, np.ndarray) else out.mean(dim=0)
+    return out
 
 
 def notch_filter(image, *, centers, radius=0.02, order=2.0):

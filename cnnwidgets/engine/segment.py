@@ -35,12 +35,17 @@ __all__ = [
     "threshold_value",
     "threshold_values",
     "threshold",
+    "threshold_classes",
+    "auto_thresholds",
+    "threshold_each",
     "local_threshold",
     "edges",
+    "edge_mask",
     "zero_crossings",
     "region_grow",
     "watershed",
     "kmeans_colors",
+    "kmeans_regions",
     "overlay",
     "mask_stats",
 ]
@@ -431,6 +436,73 @@ def threshold(image, method_or_value="otsu", *, invert: bool = False, **options)
     return _like(mask, image)
 
 
+def threshold_classes(image, thresholds):
+    """Class labels from several thresholds (multi-Otsu): 0 up to the first threshold, 1 up to the second, ….
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        Gray or colour (see :func:`as_gray`).
+    thresholds : sequence of float
+        Increasing thresholds in the image's units, e.g. from :func:`threshold_values`.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor of int32, H×W
+        ``numpy.digitize(gray, thresholds, right=True)``: a pixel equal to a threshold joins the lower class.
+    """
+    gray = as_gray(image)
+    return _like(np.digitize(gray, np.asarray(thresholds, dtype=np.float64), right=True).astype(np.int32), image)
+
+
+def auto_thresholds(image, methods=GLOBAL_METHODS, *, nbins: int = 256) -> dict:
+    """Every automatic global threshold of one image, for comparing them.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        Gray or colour (see :func:`as_gray`).
+    methods : sequence of str
+        Names from :data:`GLOBAL_METHODS`.
+
+    Returns
+    -------
+    dict
+        ``{method: threshold}``, with ``None`` for a method that fails on this image (``"minimum"`` on a
+        histogram without two peaks).
+    """
+    gray = as_gray(image)
+    out = {}
+    for m in methods:
+        try:
+            out[m] = threshold_value(gray, m, nbins=nbins)
+        except ValueError:
+            out[m] = None
+    return out
+
+
+def threshold_each(image, thresholds: dict, *, invert: bool = False) -> dict:
+    """One mask per named threshold.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        Gray or colour (see :func:`as_gray`).
+    thresholds : dict
+        ``{name: threshold}`` as :func:`auto_thresholds` gives; names whose threshold is ``None`` are left out.
+    invert : bool
+        As in :func:`threshold`.
+
+    Returns
+    -------
+    dict
+        ``{name: H×W bool mask}``.
+    """
+    gray = as_gray(image)
+    masks = {m: threshold(gray, float(t), invert=invert) for m, t in thresholds.items() if t is not None}
+    return {m: _like(v, image) for m, v in masks.items()}
+
+
 # ----------------------------------------------------------------------------- local thresholds
 
 
@@ -758,9 +830,31 @@ def edges(
     resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend())
     if not want_edges:
         return _like(resp, image)
-    if method in GRADIENT_METHODS:
-        return _like(resp > threshold, image)
-    return _like(zero_crossings(resp, threshold=threshold), image)
+    return _like(edge_mask(resp, method, threshold=threshold), image)
+
+
+def edge_mask(response, method: str = "sobel", *, threshold: float = 0.0):
+    """Edges from a response of :func:`edges` (``output="response"``), as ``output="edges"`` gives them.
+
+    Parameters
+    ----------
+    response : numpy.ndarray or torch.Tensor
+        H×W float gradient magnitude or second derivative.
+    method : str
+        The operator that made ``response``: gradient operators are thresholded (``response > threshold``),
+        ``"laplace"`` and ``"log"`` give their zero crossings (:func:`zero_crossings`).
+    threshold : float
+        See ``method``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor of bool, H×W
+    """
+    if method not in EDGE_METHODS or method == "canny":
+        raise ValueError(f"method must be one of {tuple(m for m in EDGE_METHODS if m != 'canny')}, got {method!r}")
+    resp = _numpy(response, "response")
+    out = resp > threshold if method in GRADIENT_METHODS else zero_crossings(resp, threshold=threshold)
+    return _like(out, response)
 
 
 _LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=np.float64)
@@ -920,6 +1014,25 @@ def watershed(image, markers=None, *, sigma: float = 1.0, compactness: float = 0
                     m[y, x] = i + 1
     labels = sk_watershed(grad, m, compactness=compactness).astype(np.int32)
     return _like(labels, image)
+
+
+def kmeans_regions(image, clusters: int = 3, seed: int = 0):
+    """Regions of similar colour: :func:`kmeans_colors` labels counted from 1, as region labels are.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        Gray or colour.
+    clusters, seed : int
+        ``k`` and ``seed`` of :func:`kmeans_colors`.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor of int32, H×W
+        Labels 1..clusters, ordered by increasing centre brightness.
+    """
+    labels, _ = kmeans_colors(image, clusters, seed)
+    return labels + 1
 
 
 def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sample: int = 200_000):

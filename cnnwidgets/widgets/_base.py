@@ -1,6 +1,19 @@
 """What every widget shares: a status line, ``result`` and ``code``, latest-value-wins updates,
 image panels and an upload control. No maths here.
 
+Controls
+--------
+Every control is bound to its trait with :meth:`Bench.bind`, the one binding mechanism: the trait is the
+truth, the control shows it, a user's change to the control sets the trait. Changes that code makes to
+controls run inside :meth:`Bench.quiet` (tracked per thread), so they are not taken for user input; a value a
+control cannot take, or a trait rejects, shows in the status line.
+
+Engine calls
+------------
+A widget describes what it computes as a :class:`cnnwidgets.engine.calls.Recipe` (:meth:`Bench.recipe`): the
+same object is applied to the preview, applied to the full image (:meth:`Bench.compute_full`) and rendered as
+``code``, so the three cannot disagree.
+
 Updates
 -------
 Subclasses implement :meth:`Bench._render`, which reads the traits, calls the engine and
@@ -14,6 +27,7 @@ latest request is drawn, in both cases.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 import time
@@ -111,8 +125,7 @@ class Bench(W.VBox):
     background = staticmethod(in_kernel)
 
     def __init__(self, children=(), *, show_code: bool = False, **kwargs):
-        self._status_line = W.HTML("", layout=W.Layout(min_height="1.5em"))
-        self._status_kind = "info"
+        self._base_state()
         self._code_view = W.HTML("", layout=W.Layout(display=None if show_code else "none"))
         self._lock = threading.Lock()
         self._requested = 0
@@ -123,13 +136,118 @@ class Bench(W.VBox):
         super().__init__(list(children) + ([self._code_view] if show_code else []) + [self._status_line], **kwargs)
         self.add_class("cnnw-bench")
 
+    def _base_state(self):
+        """Create the status line, the control registry and the quiet guard (once; before or in __init__)."""
+        if "_status_line" in self.__dict__:
+            return
+        self._status_line = W.HTML("", layout=W.Layout(min_height="1.5em"))
+        self._status_kind = "info"
+        self._quiet_depth = threading.local()
+        #: trait name (or binding name) → the control bound to it with :meth:`bind`
+        self.controls = {}
+
     # ----------------------------------------------------------------- status and code
+    @property
+    def status_kind(self) -> str:
+        """Kind of the status line's message: "info", "busy" or "error"."""
+        self._base_state()
+        return self._status_kind
+
     def set_status(self, message: str, kind: str = "info"):
         """Show a message in the status line; ``kind`` is "info", "busy" or "error"."""
+        self._base_state()
         colour = {"error": "#b00020", "busy": "#555", "info": "#2e7d32"}.get(kind, "#333")
         self.status = message
         self._status_kind = kind
         self._status_line.value = f'<span style="color:{colour}">{html.escape(message)}</span>' if message else ""
+
+    # ----------------------------------------------------------------- controls ↔ traits
+    @contextlib.contextmanager
+    def quiet(self):
+        """Within this block, control changes made by the current thread are not taken as user input.
+
+        Tracked per thread: a value the user picks on the kernel thread while a render thread rebuilds a
+        control still counts.
+        """
+        self._base_state()
+        depth = getattr(self._quiet_depth, "n", 0)
+        self._quiet_depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._quiet_depth.n = depth
+
+    def is_quiet(self) -> bool:
+        """True inside :meth:`quiet` on the current thread."""
+        self._base_state()
+        return getattr(self._quiet_depth, "n", 0) > 0
+
+    def bind(self, control, trait, *, to_control=None, from_control=None, name: str | None = None, attr="value"):
+        """Bind ``control.<attr>`` to one trait (or several): the one way controls and traits meet.
+
+        Parameters
+        ----------
+        control : ipywidgets.Widget
+        trait : str or tuple of str
+            The trait(s) the control shows.
+        to_control : callable, optional
+            ``f(widget) -> value`` for the control (default: the trait's value).
+        from_control : callable, optional
+            ``f(control value) -> {trait: value}`` (default: ``{trait: value}``).
+        name : str, optional
+            Key in :attr:`controls` (default: the first trait's name).
+        attr : str
+            The control's attribute (default ``"value"``).
+
+        Notes
+        -----
+        The trait is the truth. A trait value the control cannot take is kept, and the status line says so;
+        a control value the trait rejects is reported the same way. Nothing is dropped silently.
+        """
+        traits = (trait,) if isinstance(trait, str) else tuple(trait)
+        key = name or traits[0]
+        self._base_state()
+        self.controls[key] = control
+
+        def push(change=None):
+            value = to_control(self) if to_control is not None else getattr(self, traits[0])
+            with self.quiet():
+                try:
+                    if getattr(control, attr) != value:
+                        setattr(control, attr, value)
+                except (T.TraitError, ValueError, TypeError) as exc:
+                    self.set_status(f"{key}: the control cannot show {value!r} ({exc}); the value is kept", "error")
+
+        def pull(change):
+            if self.is_quiet():
+                return
+            new = change["new"]
+            try:
+                updates = from_control(new) if from_control is not None else {traits[0]: new}
+                with self.hold_trait_notifications():
+                    for t, v in updates.items():
+                        if getattr(self, t) != v:
+                            setattr(self, t, v)
+            except (T.TraitError, ValueError, TypeError) as exc:
+                self.set_status(f"{key}: {exc}", "error")
+                push()
+
+        control.observe(pull, names=attr)
+        self.observe(push, names=list(traits))
+        push()
+        return control
+
+    # ----------------------------------------------------------------- engine calls
+    def recipe(self):
+        """The :class:`cnnwidgets.engine.calls.Recipe` of the current state, at full resolution."""
+        raise NotImplementedError
+
+    def run_full(self, recipe, image):
+        """Run ``recipe`` on the full-resolution ``image``; sets ``code`` and ``result`` from it, returns the result."""
+        out = recipe(image)
+        self.code = recipe.code()
+        self.result = out
+        return out
 
     @T.observe("code")
     def _show_code(self, change):

@@ -14,8 +14,10 @@ import numpy as np
 import traitlets as T
 
 from ..engine import enhance
+from ..engine.calls import IMAGE, Call, Recipe, RecipeCache, Step
 from ..io import load_image, resize_to_fit, to_float, to_uint8
 from ._base import Bench, ImagePanel
+from ._plots import html_table, line_plot_svg
 
 __all__ = ["FilterDesigner"]
 
@@ -31,8 +33,9 @@ _PANEL_WIDTH = 300
 _MASK_SIDE = 300  # long side of the displayed mask
 
 
-def _pretty(value) -> str:
-    return repr(round(value, 6)) if isinstance(value, float) else repr(value)
+def _clean(value: float) -> float:
+    """A slider's float with 12 significant digits, so ``0.15000000000000002`` runs and reads as ``0.15``."""
+    return float(f"{float(value):.12g}")
 
 
 class FilterDesigner(Bench):
@@ -94,9 +97,8 @@ class FilterDesigner(Bench):
 
     def __init__(self, image=None, **kwargs):
         self.source = None  # the loaded full-resolution image
-        self._state = (None, {})  # (preview, its cache), swapped as one so a running render never mixes images
-        self._syncing = False
-        self._controls = {}
+        # (preview, step cache, display cache), swapped as one so a running render never mixes images
+        self._state = (None, RecipeCache(), {})
         self._build_controls()
         panels = W.HBox([self.p_input, self.p_spectrum, W.VBox([self.p_mask, self.profile]), self.p_result])
         top = W.HBox([self.upload, self.full_button, self.info])
@@ -105,7 +107,6 @@ class FilterDesigner(Bench):
         with self.hold_trait_notifications():
             for name, value in kwargs.items():
                 setattr(self, name, value)
-        self._sync_all_controls()
         self._update_enabled()
         from ..datasets import sample
 
@@ -136,11 +137,17 @@ class FilterDesigner(Bench):
             min=0.005, max=0.5, step=0.005, readout_format=".3f", description="band width", **slider
         )
         c_cutoff.add_class("cnnw-fd-cutoff")
-        self._bind("shape", c_shape)
-        self._bind_response(c_response)
-        self._bind("cutoff", c_cutoff)
-        self._bind("order", c_order)
-        self._bind("width", c_width)
+        self.bind(c_shape, "shape")
+        self.bind(
+            c_response,
+            ("highpass", "band"),
+            name="response",
+            to_control=lambda w: next(r[0] for r in RESPONSES if r[1:] == (w.highpass, w.band)),
+            from_control=lambda v: next({"highpass": hp, "band": band} for n, hp, band in RESPONSES if n == v),
+        )
+        self.bind(c_cutoff, "cutoff")
+        self.bind(c_order, "order")
+        self.bind(c_width, "width")
         freq_box = W.VBox([c_shape, c_response, c_cutoff, c_order, c_width])
 
         c_method = W.Dropdown(
@@ -155,12 +162,24 @@ class FilterDesigner(Bench):
         c_max = W.IntSlider(min=3, max=15, step=2, description="max window", **slider)
         c_ksize = W.Dropdown(options=[3, 5, 7], description="kernel")
         self.weight_grid = W.GridBox(layout=W.Layout(grid_gap="2px"))
-        self._spatial_method = c_method
-        c_method.observe(lambda ch: self._set_trait("method", ch["new"]), names="value")
-        c_ksize.observe(self._kernel_size_changed, names="value")
-        self._kernel_size = c_ksize
-        self._bind("size", c_size)
-        self._bind("max_size", c_max)
+        self.bind(
+            c_method,
+            "method",
+            name="spatial_method",
+            to_control=lambda w: w.method if w.method != "frequency" else c_method.value,
+            from_control=lambda v: {"method": v},
+        )
+        self.bind(
+            c_ksize,
+            "weights",
+            name="kernel_size",
+            to_control=lambda w: len(w.weights) if len(w.weights) in (3, 5, 7) else c_ksize.value,
+            from_control=lambda k: (
+                {} if len(self.weights) == k else {"weights": enhance.center_weighted_kernel(k, 3).tolist()}
+            ),
+        )
+        self.bind(c_size, "size")
+        self.bind(c_max, "max_size")
         self._weights_box = W.VBox(
             [W.HTML("<b>weighted-median weights</b> (edit the grid)"), c_ksize, self.weight_grid]
         )
@@ -171,102 +190,49 @@ class FilterDesigner(Bench):
         c_amount = W.FloatSlider(min=0.0, max=0.5, step=0.01, description="amount", **slider)
         c_seed = W.IntText(description="seed", layout=W.Layout(width="200px"))
         self.metrics_view = W.HTML("")
-        self._bind("noise", c_noise)
-        self._bind("noise_amount", c_amount)
-        self._bind("seed", c_seed)
+        self.bind(c_noise, "noise")
+        self.bind(c_amount, "noise_amount")
+        self.bind(c_seed, "seed")
         noise_box = W.VBox([c_noise, c_amount, c_seed, self.metrics_view])
 
         self.tabs = W.Tab([freq_box, spatial_box, noise_box])
         self.tabs.add_class("cnnw-fd-tabs")
         for i, title in enumerate(("frequency", "spatial (median)", "noise")):
             self.tabs.set_title(i, title)
-        self.tabs.observe(self._tab_changed, names="selected_index")
+        self.bind(
+            self.tabs,
+            "method",
+            name="tab",
+            attr="selected_index",
+            to_control=lambda w: 0 if w.method == "frequency" else 1,
+            from_control=lambda i: {0: {"method": "frequency"}, 1: {"method": c_method.value}}.get(i, {}),
+        )
+        self.bind(self.weight_grid, "weights", name="weights", attr="children", to_control=self._weight_cells)
 
-    def _bind(self, trait, control):
-        """Two-way link between a trait and a control; the trait keeps values the control cannot show."""
-        self._controls[trait] = control
-        control.observe(lambda ch: self._set_trait(trait, ch["new"]), names="value")
-
-    def _bind_response(self, control):
-        self._controls["response"] = control
-
-        def changed(ch):
-            for name, hp, band in RESPONSES:
-                if name == ch["new"]:
-                    with self.hold_trait_notifications():
-                        self._set_trait("highpass", hp)
-                        self._set_trait("band", band)
-
-        control.observe(changed, names="value")
-
-    def _set_trait(self, name, value):
-        if not self._syncing and getattr(self, name) != value:
-            setattr(self, name, value)
-
-    def _sync_control(self, name):
-        self._syncing = True
-        try:
-            if name in ("highpass", "band"):
-                resp = next(r[0] for r in RESPONSES if r[1] == self.highpass and r[2] == self.band)
-                self._controls["response"].value = resp
-            elif name == "method":
-                if self.method != "frequency":
-                    self._spatial_method.value = self.method
-                    if self.tabs.selected_index != 1:
-                        self.tabs.selected_index = 1
-                elif self.tabs.selected_index != 0:
-                    self.tabs.selected_index = 0
-            elif name == "weights":
-                self._rebuild_weight_grid()
-            elif name in self._controls:
-                self._controls[name].value = getattr(self, name)
-        except (T.TraitError, ValueError, TypeError):
-            pass  # the control cannot show this value; the trait keeps it and the status line reports errors
-        finally:
-            self._syncing = False
-
-    def _sync_all_controls(self):
-        for name in self._FILTER_TRAITS + self._NOISE_TRAITS:
-            self._sync_control(name)
-
-    def _rebuild_weight_grid(self):
+    def _weight_cells(self, _=None):
+        """One integer box per weight (the grid the weighted-median kernel is edited in)."""
         try:
             w = np.asarray(self.weights, dtype=np.int64)
-            assert w.ndim == 2
-        except Exception:
-            return
+        except (TypeError, ValueError):
+            return self.weight_grid.children
+        if w.ndim != 2:
+            return self.weight_grid.children
         cells = []
         for i in range(w.shape[0]):
             for j in range(w.shape[1]):
                 box = W.BoundedIntText(value=int(w[i, j]), min=0, max=99, layout=W.Layout(width="52px"))
+                # the grid is rebuilt from the trait whenever it changes, so each cell only reports edits
                 box.observe(lambda ch, i=i, j=j: self._weight_edited(i, j, ch["new"]), names="value")
                 cells.append(box)
-        self.weight_grid.children = cells
         self.weight_grid.layout.grid_template_columns = f"repeat({w.shape[1]}, 56px)"
-        if w.shape[0] == w.shape[1] and w.shape[0] in (3, 5, 7):
-            self._kernel_size.value = w.shape[0]
+        return tuple(cells)
 
     def _weight_edited(self, i, j, value):
-        if self._syncing:
+        if self.is_quiet():
             return
         w = [list(row) for row in self.weights]
         w[i][j] = int(value)
         self.weights = w
-
-    def _kernel_size_changed(self, change):
-        if self._syncing:
-            return
-        k = change["new"]
-        if len(self.weights) != k:
-            self.weights = enhance.center_weighted_kernel(k, 3).tolist()
-
-    def _tab_changed(self, change):
-        if self._syncing:
-            return
-        if change["new"] == 0:
-            self.method = "frequency"
-        elif change["new"] == 1:
-            self.method = self._spatial_method.value
 
     # ------------------------------------------------------------------ inputs
     def _on_upload(self, array):
@@ -293,7 +259,7 @@ class FilterDesigner(Bench):
 
     def _make_preview(self):
         preview = resize_to_fit(self.source, max(16, int(self.preview_side)))
-        self._state = (preview, {})
+        self._state = (preview, RecipeCache(), {})
         h, w = self.source.shape[:2]
         ph, pw = preview.shape[:2]
         note = "" if (ph, pw) == (h, w) else f" — preview {pw}×{ph}; “Full resolution” computes the full image"
@@ -301,57 +267,38 @@ class FilterDesigner(Bench):
 
     @T.observe(*_FILTER_TRAITS, *_NOISE_TRAITS)
     def _controls_changed(self, change):
-        self._sync_control(change["name"])
         self._update_enabled()
         self.request_update()
 
     def _update_enabled(self):
         """Grey out the controls the current filter does not use."""
-        self._controls["order"].disabled = self.shape in ("ideal", "gaussian")
-        self._controls["width"].disabled = not self.band
-        self._controls["size"].disabled = self.method != "median"
-        self._controls["max_size"].disabled = self.method != "adaptive_median"
+        self.controls["order"].disabled = self.shape in ("ideal", "gaussian")
+        self.controls["width"].disabled = not self.band
+        self.controls["size"].disabled = self.method != "median"
+        self.controls["max_size"].disabled = self.method != "adaptive_median"
         self._weights_box.layout.display = None if self.method == "weighted_median" else "none"
-        self._controls["noise_amount"].disabled = self._controls["seed"].disabled = self.noise == "none"
+        self.controls["noise_amount"].disabled = self.controls["seed"].disabled = self.noise == "none"
 
     # ------------------------------------------------------------------ computation
-    def _noise_kwargs(self):
-        return dict(kind=self.noise, amount=float(self.noise_amount), seed=int(self.seed))
-
-    def _filter_call(self):
-        """(engine function name, keyword arguments) of the active filter."""
+    def filter_call(self, data: str = IMAGE) -> Call:
+        """The engine call of the active filter, on the variable ``data``."""
         if self.method == "frequency":
-            kw = dict(shape=self.shape, highpass=self.highpass, cutoff=float(self.cutoff), order=float(self.order))
+            kw = dict(shape=self.shape, highpass=self.highpass, cutoff=_clean(self.cutoff), order=_clean(self.order))
             if self.band:
-                kw["width"] = float(self.width)
-            return "frequency_filter", kw
+                kw["width"] = _clean(self.width)
+            return Call(enhance.frequency_filter, data=data, **kw)
         if self.method == "median":
-            return "median", dict(size=int(self.size))
+            return Call(enhance.median, data=data, size=int(self.size))
         if self.method == "weighted_median":
-            return "weighted_median", dict(weights=[list(map(int, r)) for r in self.weights])
-        return "adaptive_median", dict(max_size=int(self.max_size))
+            return Call(enhance.weighted_median, [list(map(int, r)) for r in self.weights], data=data)
+        return Call(enhance.adaptive_median, data=data, max_size=int(self.max_size))
 
-    def _apply(self, image):
-        """The active filter on ``image``, exactly as the engine returns it."""
-        name, kw = self._filter_call()
-        if name == "weighted_median":
-            return enhance.weighted_median(image, kw["weights"])
-        return getattr(enhance, name)(image, **kw)
-
-    def _code_string(self):
-        name, kw = self._filter_call()
-        lines = ["from cnnwidgets.engine import enhance"]
-        src = "image"
-        if self.noise != "none":
-            args = ", ".join(f"{k}={_pretty(v)}" for k, v in self._noise_kwargs().items())
-            lines.append(f"noisy = enhance.add_noise(image, {args})")
-            src = "noisy"
-        if name == "weighted_median":
-            lines.append(f"result = enhance.weighted_median({src}, {kw['weights']!r})")
-        else:
-            args = ", ".join(f"{k}={_pretty(v)}" for k, v in kw.items())
-            lines.append(f"result = enhance.{name}({src}, {args})")
-        return "\n".join(lines)
+    def recipe(self) -> Recipe:
+        """Noise (when chosen), then the active filter: what ``result``, ``code`` and :meth:`compute_full` run."""
+        if self.noise == "none":
+            return Recipe((Step("result", self.filter_call()),))
+        noise = Call(enhance.add_noise, kind=self.noise, amount=_clean(self.noise_amount), seed=int(self.seed))
+        return Recipe((Step("noisy", noise), Step("result", self.filter_call("noisy"))))
 
     @staticmethod
     def _display(arr, rescale: bool = False):
@@ -359,122 +306,91 @@ class FilterDesigner(Bench):
         u8 = to_uint8(np.asarray(arr), rescale=rescale)
         return resize_to_fit(np.ascontiguousarray(u8), _DISPLAY_SIDE)
 
-    @staticmethod
-    def _cached(cache, key, make):
-        if key not in cache:
-            cache[key] = make()
-        return cache[key]
-
     def _render(self):
-        preview, cache = self._state
+        preview, cache, shown = self._state
         if preview is None:
             return
-        noise_key = ("noisy",) + tuple(self._noise_kwargs().items()) if self.noise != "none" else ("clean",)
-        clean_f, noisy, out = self._run_cached(preview, cache, noise_key)
+        recipe = self.recipe()
+        # the filter input's FFT is computed once per input: a cutoff change costs one mask product and one
+        # inverse FFT; without noise the filters get the stored dtype (OpenCV's median is fastest on uint8)
+        env = recipe.run(preview, cache=cache, reuse={enhance.frequency_filter: enhance.fourier})
+        noisy, out = env.get("noisy", preview), env["result"]
         h, w = preview.shape[:2]
 
-        # input and its spectrum change only with the image or the noise
-        if cache.get("shown_input") != noise_key:
+        noise_key = recipe.steps[0].call.expression() if self.noise != "none" else "clean"
+        if shown.get("input") != noise_key:  # input and its spectrum change only with the image or the noise
             self.p_input.show(self._display(noisy))
-            spec = enhance.spectrum(noisy)
-            spec = spec.mean(axis=2) if spec.ndim == 3 else spec
-            self.p_spectrum.show(self._display(spec, rescale=True))
-            cache["shown_input"] = noise_key
-            cache.pop("shown_mask", None)
+            self.p_spectrum.show(self._display(enhance.spectrum(noisy, mean_over_channels=True), rescale=True))
+            shown["input"] = noise_key
+            shown.pop("mask", None)
 
-        name, kw = self._filter_call()
-        mask_key = (name, tuple(sorted((k, str(v)) for k, v in kw.items())), h, w)
-        if cache.get("shown_mask") != mask_key:
-            if name == "frequency_filter":
+        call = recipe.steps[-1].call
+        mask_key = (call.expression(), h, w)
+        if shown.get("mask") != mask_key:
+            kw = call.keywords()
+            if call.fn is enhance.frequency_filter:
                 # the mask depends on frequency as a fraction of the sampling rate, so a display-size
                 # grid shows the same picture as the full one at a fraction of the cost
                 scale = min(1.0, _MASK_SIDE / max(h, w))
                 mask = enhance.frequency_mask((max(1, round(h * scale)), max(1, round(w * scale))), **kw)
                 self.p_mask.set_title("filter mask (centred)")
                 self.p_mask.show(self._display(mask))
-                self.profile.value = self._profile_svg(kw)
+                f = np.linspace(0.0, 0.5, 201)
+                self.profile.value = line_plot_svg(
+                    f,
+                    enhance.radial_profile(f, **kw),
+                    marker=kw["cutoff"],
+                    width=_PANEL_WIDTH - 10,
+                    x_label="radial frequency (cycles/pixel)",
+                )
             else:
-                spec = enhance.spectrum(out)
-                spec = spec.mean(axis=2) if spec.ndim == 3 else spec
                 self.p_mask.set_title("result spectrum")
-                self.p_mask.show(self._display(spec, rescale=True))
-                self.profile.value = self._kernel_note(name, kw)
-            cache["shown_mask"] = mask_key
+                self.p_mask.show(self._display(enhance.spectrum(out, mean_over_channels=True), rescale=True))
+                self.profile.value = self._kernel_note(call)
+            shown["mask"] = mask_key
 
-        shown = out
-        if name == "frequency_filter" and self.highpass and not self.band:
+        if call.fn is enhance.frequency_filter and self.highpass and not self.band:
             self.p_result.set_title("result (high-pass, rescaled)")
-            self.p_result.show(self._display(shown, rescale=True))
+            self.p_result.show(self._display(out, rescale=True))
         else:
             self.p_result.set_title("result")
-            self.p_result.show(self._display(shown))
+            self.p_result.show(self._display(out))
 
         if self.noise != "none":
+            if "clean_f" not in shown:
+                shown["clean_f"] = to_float(preview)
+            clean_f = shown["clean_f"]
             m = {
                 "psnr_input": enhance.psnr(clean_f, noisy),
                 "psnr_result": enhance.psnr(clean_f, out),
                 "ssim_input": enhance.ssim(clean_f, noisy),
                 "ssim_result": enhance.ssim(clean_f, out),
             }
-            self.metrics_view.value = (
-                "<table style='font-size:13px'><tr><th></th><th>PSNR (dB)</th><th>SSIM</th></tr>"
-                f"<tr><td>noisy input</td><td>{m['psnr_input']:.2f}</td><td>{m['ssim_input']:.4f}</td></tr>"
-                f"<tr><td>result</td><td>{m['psnr_result']:.2f}</td><td>{m['ssim_result']:.4f}</td></tr></table>"
+            self.metrics_view.value = html_table(
+                ["", "PSNR (dB)", "SSIM"],
+                [
+                    ["noisy input", f"{m['psnr_input']:.2f}", f"{m['ssim_input']:.4f}"],
+                    ["result", f"{m['psnr_result']:.2f}", f"{m['ssim_result']:.4f}"],
+                ],
             )
         else:
             m = {}
             self.metrics_view.value = "<i>choose a noise kind to compare against the clean image</i>"
         self.metrics = m
-        self.code = self._code_string()
+        self.code = recipe.code()
         self.result = out
 
-    def _run_cached(self, preview, cache, noise_key):
-        clean_f = self._cached(cache, "clean_f", lambda: to_float(preview))
-        if cache.get("input_key") != noise_key:  # keep the filter input of the current noise only
-            cache.pop("input", None)
-            cache.pop("prepared", None)
-            cache["input_key"] = noise_key
-        # without noise the filters get the stored dtype (OpenCV's median is fastest on uint8)
-        make = (
-            (lambda: enhance.add_noise(preview, **self._noise_kwargs())) if self.noise != "none" else (lambda: preview)
-        )
-        noisy = self._cached(cache, "input", make)
-        if self.method == "frequency":
-            # the input's FFT is computed once; a control change costs one mask product and one inverse FFT
-            prepared = self._cached(cache, "prepared", lambda: enhance.prepare(noisy))
-            return clean_f, noisy, self._apply(prepared)
-        return clean_f, noisy, self._apply(noisy)
-
-    def _profile_svg(self, kw):
-        f = np.linspace(0.0, 0.5, 201)
-        g = enhance.radial_profile(f, **kw)
-        wpx, hpx, pad = _PANEL_WIDTH - 10, 90, 22
-        xs = pad + f / 0.5 * (wpx - pad - 6)
-        ys = 6 + (1.0 - g) * (hpx - pad - 6)
-        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
-        cx = pad + kw["cutoff"] / 0.5 * (wpx - pad - 6)
-        base = hpx - pad
-        return (
-            f"<svg viewBox='0 0 {wpx} {hpx}' width='100%' style='font:10px sans-serif;max-width:{wpx}px'>"
-            f"<line x1='{pad}' y1='{base}' x2='{wpx - 6}' y2='{base}' stroke='#444'/>"
-            f"<line x1='{pad}' y1='6' x2='{pad}' y2='{base}' stroke='#444'/>"
-            f"<line x1='{cx:.1f}' y1='6' x2='{cx:.1f}' y2='{base}' stroke='#aaa' stroke-dasharray='3,3'/>"
-            f"<polyline points='{pts}' fill='none' stroke='#1565c0' stroke-width='2'/>"
-            f"<text x='{pad}' y='{base + 12}'>0</text><text x='{wpx - 30}' y='{base + 12}'>0.5</text>"
-            f"<text x='2' y='12'>1</text><text x='2' y='{base}'>0</text>"
-            f"<text x='{pad + 40}' y='{hpx - 2}'>radial frequency (cycles/pixel)</text></svg>"
-        )
-
     @staticmethod
-    def _kernel_note(name, kw):
-        if name == "weighted_median":
-            w = np.asarray(kw["weights"])
-            return f"<span style='font-size:12px'>weighted median, {w.shape[0]}×{w.shape[1]} kernel, total weight {int(w.sum())}</span>"
-        if name == "median":
-            return (
-                f"<span style='font-size:12px'>median over {kw['size']}×{kw['size']} windows (replicate border)</span>"
-            )
-        return f"<span style='font-size:12px'>adaptive median, windows 3×3 … {kw['max_size']}×{kw['max_size']}</span>"
+    def _kernel_note(call: Call) -> str:
+        kw = call.keywords()
+        if call.fn is enhance.weighted_median:
+            w = np.asarray(call.args[0])
+            text = f"weighted median, {w.shape[0]}×{w.shape[1]} kernel, total weight {int(w.sum())}"
+        elif call.fn is enhance.median:
+            text = f"median over {kw['size']}×{kw['size']} windows (replicate border)"
+        else:
+            text = f"adaptive median, windows 3×3 … {kw['max_size']}×{kw['max_size']}"
+        return f"<span style='font-size:12px'>{html.escape(text)}</span>"
 
     # ------------------------------------------------------------------ full resolution
     def compute_full(self):
@@ -489,9 +405,4 @@ class FilterDesigner(Bench):
             raise ValueError("no image loaded")
         self.wait()  # a preview render in flight must not overwrite the full result
         # the filters take the stored dtype directly, so no full-size float copy of the input is made
-        src = enhance.add_noise(self.source, **self._noise_kwargs()) if self.noise != "none" else self.source
-        out = self._apply(src)
-        del src
-        self.code = self._code_string()
-        self.result = out
-        return out
+        return self.run_full(self.recipe(), self.source)

@@ -88,9 +88,9 @@ def test_large_image_plane_by_plane_equals_batched(monkeypatch):
     )
 
 
-def test_prepared_image_gives_the_same_result():
+def test_fourier_image_gives_the_same_result():
     for img in (_gray("camera", 64, 51), _rgb("astronaut", 40, 48), torch.rand(2, 3, 20, 17), data.coins()[:30, :31]):
-        prepared = E.prepare(img)
+        prepared = E.fourier(img)
         for kw in (
             dict(cutoff=0.1),
             dict(shape="ideal", highpass=True, cutoff=0.2),

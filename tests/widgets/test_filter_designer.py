@@ -58,7 +58,7 @@ def test_cutoff_updates_result_png_and_code(w):
     assert "cutoff=0.25" in w.code
     np.testing.assert_array_equal(run_code(w), w.result)
     np.testing.assert_allclose(w.result, enhance.frequency_filter(w.source, cutoff=0.25), atol=1e-6)
-    assert w._controls["cutoff"].value == 0.25
+    assert w.controls["cutoff"].value == 0.25
 
 
 @pytest.mark.parametrize(
@@ -80,19 +80,19 @@ def test_code_reproduces_result(w, settings):
 
 
 def test_controls_drive_traits(w):
-    w._controls["response"].value = "band-stop"
+    w.controls["response"].value = "band-stop"
     assert w.highpass and w.band and "width=" in w.code
-    w._controls["shape"].value = "gaussian"
-    w._controls["order"].value = 3.5
+    w.controls["shape"].value = "gaussian"
+    w.controls["order"].value = 3.5
     assert (w.shape, w.order) == ("gaussian", 3.5)
     w.tabs.selected_index = 1
     assert w.method == "median"
-    w._spatial_method.value = "weighted_median"
+    w.controls["spatial_method"].value = "weighted_median"
     assert w.method == "weighted_median"
     w.weight_grid.children[4].value = 7  # the centre cell
     assert w.weights[1][1] == 7
     np.testing.assert_array_equal(w.result, enhance.weighted_median(w.source, w.weights))
-    w._kernel_size.value = 5
+    w.controls["kernel_size"].value = 5
     assert np.asarray(w.weights).shape == (5, 5) and len(w.weight_grid.children) == 25
     w.method = "frequency"
     assert w.tabs.selected_index == 0

@@ -1,0 +1,316 @@
+"""Engine calls as data: what a widget computes, applied to any image and rendered as the code that does it.
+
+A :class:`Call` is a frozen record of one engine function and its arguments. A :class:`Recipe` is a short
+program of named steps, each a call whose arguments may name earlier steps (:class:`Ref`), so noise → filter
+or response → edge mask is one object. The same recipe is
+
+- applied to a display-size preview (:meth:`Recipe.rescaled` turns pixel lengths into preview pixels),
+- applied to the full-resolution image,
+- rendered as Python source (:meth:`Recipe.code`),
+
+so what runs and what is shown as code cannot disagree. A :class:`Computed` argument is a value that was
+computed once from the full image (a histogram threshold, say): applying the recipe reuses the value,
+the code shows the call that computes it.
+
+Examples
+--------
+>>> from cnnwidgets.engine import enhance
+>>> recipe = Recipe.of(Call(enhance.median, size=5))
+>>> print(recipe.code())
+from cnnwidgets.engine import enhance
+result = enhance.median(image, size=5)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+__all__ = ["Ref", "Computed", "Call", "Step", "Recipe", "RecipeCache", "IMAGE"]
+
+#: Name of the recipe's input.
+IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An argument that is the output of an earlier step (or the input, ``Ref("image")``)."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Computed:
+    """A value computed once by ``call`` from the full image; applying reuses ``value``, code shows ``call``."""
+
+    value: Any
+    call: Call
+
+
+def _odd_length(value, factor, shape):
+    n = max(3, int(round(value * factor)))
+    return n if n % 2 else n + 1
+
+
+def _length(value, factor, shape):
+    return value * factor
+
+
+def _points(value, factor, shape):
+    """(row, col) points of the full image → pixels of the scaled image of ``shape`` (H, W, ...)."""
+    if value is None:
+        return None
+    return [(min(shape[0] - 1, int(r * factor)), min(shape[1] - 1, int(c * factor))) for r, c in value]
+
+
+#: How a pixel-length keyword argument changes when a recipe runs on an image scaled by ``factor``:
+#: ``rule(value, factor, scaled_shape)``.
+PIXEL_LENGTHS: dict[str, Callable[[Any, float, tuple], Any]] = {
+    "window": _odd_length,
+    "sigma": _length,
+    "seeds": _points,
+}
+
+
+def _literal(value) -> str:
+    """Source text of an argument value; floats keep every digit so the code reproduces the result."""
+    if isinstance(value, Ref):
+        return value.name
+    if isinstance(value, Computed):
+        return value.call.expression()
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _resolve(value, env: Mapping[str, Any]):
+    if isinstance(value, Ref):
+        return env[value.name]
+    if isinstance(value, Computed):
+        return value.value
+    return value
+
+
+@dataclass(frozen=True)
+class Call:
+    """One engine function with its arguments; the first argument is the data (``image`` by default).
+
+    Parameters
+    ----------
+    fn : callable
+        A public function of a ``cnnwidgets.engine`` module.
+    *args
+        Positional arguments after the data: values, :class:`Ref` or :class:`Computed`.
+    data : Ref, optional
+        The data argument (default ``Ref("image")``).
+    **kwargs
+        Keyword arguments (values, :class:`Ref` or :class:`Computed`).
+    """
+
+    fn: Callable
+    args: tuple = ()
+    kwargs: tuple = ()  # (name, value) pairs, in the order given
+    data: Ref = Ref(IMAGE)
+
+    def __init__(self, fn: Callable, *args, data: Ref | str = IMAGE, **kwargs):
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "args", tuple(args))
+        object.__setattr__(self, "kwargs", tuple(kwargs.items()))
+        object.__setattr__(self, "data", data if isinstance(data, Ref) else Ref(data))
+
+    @property
+    def module(self) -> str:
+        """The short module name the code imports, e.g. ``"enhance"``."""
+        return self.fn.__module__.rsplit(".", 1)[-1]
+
+    @property
+    def package(self) -> str:
+        return self.fn.__module__.rsplit(".", 1)[0]
+
+    def keywords(self) -> dict:
+        return dict(self.kwargs)
+
+    def with_kwargs(self, **changes) -> Call:
+        """A copy with some keyword arguments replaced."""
+        kw = self.keywords()
+        kw.update(changes)
+        return Call(self.fn, *self.args, data=self.data, **kw)
+
+    def rescaled(self, factor: float, shape: tuple) -> Call:
+        """A copy for an image scaled by ``factor`` to ``shape``: pixel-length keywords (:data:`PIXEL_LENGTHS`)
+        follow the scale."""
+        if factor == 1:
+            return self
+        kw = {k: (PIXEL_LENGTHS[k](v, factor, shape) if k in PIXEL_LENGTHS else v) for k, v in self.kwargs}
+        return Call(self.fn, *self.args, data=self.data, **kw)
+
+    def __call__(self, env: Mapping[str, Any]):
+        """Run the call, taking its data and references from ``env`` (a name → value mapping)."""
+        args = [_resolve(a, env) for a in self.args]
+        kwargs = {k: _resolve(v, env) for k, v in self.kwargs}
+        return self.fn(env[self.data.name], *args, **kwargs)
+
+    def apply(self, image):
+        """Run the call on ``image`` (a call without references to other steps)."""
+        return self({IMAGE: image, self.data.name: image})
+
+    def expression(self) -> str:
+        """The call as a Python expression, e.g. ``enhance.median(image, size=5)``."""
+        parts = [self.data.name] + [_literal(a) for a in self.args]
+        parts += [f"{k}={_literal(v)}" for k, v in self.kwargs]
+        return f"{self.module}.{self.fn.__name__}({', '.join(parts)})"
+
+    def modules(self) -> set[tuple[str, str]]:
+        """(package, module) pairs the expression needs, nested :class:`Computed` calls included."""
+        out = {(self.package, self.module)}
+        for v in list(self.args) + [v for _, v in self.kwargs]:
+            if isinstance(v, Computed):
+                out |= v.call.modules()
+        return out
+
+
+@dataclass(frozen=True)
+class Step:
+    """``name = call``: one line of a :class:`Recipe`."""
+
+    name: str
+    call: Call
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Named steps run in order; the last step's output is the result.
+
+    Parameters
+    ----------
+    steps : tuple of Step
+        Each step's call may refer to the input (``image``) and to earlier steps by name.
+    """
+
+    steps: tuple[Step, ...]
+
+    @classmethod
+    def of(cls, *calls: Call | Step) -> Recipe:
+        """A recipe of the given calls; unnamed calls are chained (each takes the previous output),
+        and the last is named ``result``."""
+        steps = []
+        prev = IMAGE
+        for i, c in enumerate(calls):
+            last = i == len(calls) - 1
+            if isinstance(c, Step):
+                steps.append(c)
+                prev = c.name
+                continue
+            name = "result" if last else f"step{i + 1}"
+            if c.data == Ref(IMAGE) and prev != IMAGE:
+                c = replace(c, data=Ref(prev))
+            steps.append(Step(name, c))
+            prev = name
+        return cls(tuple(steps))
+
+    @property
+    def output(self) -> str:
+        return self.steps[-1].name
+
+    def rescaled(self, factor: float, shape: tuple) -> Recipe:
+        """The recipe for an image scaled by ``factor`` to ``shape`` (see :meth:`Call.rescaled`)."""
+        if factor == 1:
+            return self
+        return Recipe(tuple(Step(s.name, s.call.rescaled(factor, shape)) for s in self.steps))
+
+    def run(self, image, *, cache: dict | None = None, reuse: Mapping | None = None) -> dict:
+        """Run every step on ``image``; returns ``{name: output}`` with ``image`` and every step.
+
+        Parameters
+        ----------
+        image : object
+            The recipe's input.
+        cache : dict or RecipeCache, optional
+            Outputs of earlier runs on the same image, keyed by the source of a step and of the steps it
+            depends on; a step whose key is present is not recomputed (a widget keeps one per image).
+        reuse : dict, optional
+            ``{function: prepare}`` for functions that also accept a precomputed form of their data and give
+            the same result (``enhance.frequency_filter`` takes ``enhance.fourier(image)``): the form is made
+            once per input and kept in ``cache``, so repeated calls skip that work.
+        """
+        env = {IMAGE: image}
+        keys = {IMAGE: IMAGE}
+        for step in self.steps:
+            call = step.call
+            deps = [call.data.name] + [
+                v.name for v in list(call.args) + [v for _, v in call.kwargs] if isinstance(v, Ref)
+            ]
+            key = (call.expression(), step.name, tuple(keys[d] for d in deps))
+            if cache is not None and key in cache:
+                out = cache[key]
+            else:
+                local = env
+                prepare = (reuse or {}).get(call.fn)
+                if prepare is not None and cache is not None:
+                    form_key = ("reuse", prepare.__name__, keys[call.data.name])
+                    if form_key not in cache:
+                        cache[form_key] = prepare(env[call.data.name])
+                    local = {**env, call.data.name: cache[form_key]}
+                out = call(local)
+                if cache is not None:
+                    cache[key] = out
+            env[step.name] = out
+            keys[step.name] = key
+        return env
+
+    def __call__(self, image, *, cache: dict | None = None, reuse: Mapping | None = None):
+        """The result of the recipe on ``image``."""
+        return self.run(image, cache=cache, reuse=reuse)[self.output]
+
+    def code(self) -> str:
+        """Python source that computes ``result`` from a variable ``image``, with its imports."""
+        mods = set()
+        for s in self.steps:
+            mods |= s.call.modules()
+        by_package: dict[str, list[str]] = {}
+        for pkg, mod in sorted(mods):
+            by_package.setdefault(pkg, []).append(mod)
+        lines = [f"from {pkg} import {', '.join(ms)}" for pkg, ms in by_package.items()]
+        for s in self.steps:
+            lines.append(f"{s.name} = {s.call.expression()}")
+        if self.output != "result":
+            lines.append(f"result = {self.output}")
+        return "\n".join(lines)
+
+
+class RecipeCache:
+    """Step outputs of recent :meth:`Recipe.run` calls on one image, the ``maxsize`` most recently used.
+
+    A widget keeps one per image: moving a slider back and forth recomputes nothing it has just shown, and
+    the steps before the one that changed (the noise before a filter) are computed once.
+    """
+
+    def __init__(self, maxsize: int = 8):
+        self.maxsize = maxsize
+        self._items: OrderedDict = OrderedDict()
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+    def __getitem__(self, key):
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def __setitem__(self, key, value):
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
