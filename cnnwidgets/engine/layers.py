@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnwidgets.engine.models import _prepare_one, model_config, preprocess
+from cnnwidgets.engine.models import model_config, preprocess
+from cnnwidgets.engine.models.preprocessing import load_at_input_size
 
 __all__ = [
     "KINDS",
@@ -385,7 +386,7 @@ def _last_spatial_layer(model, x) -> str:
 def model_view(image, model) -> np.ndarray:
     """The image as the model sees it: resized and cropped to its input size, H×W×C uint8
     (C = 1 kept as H×W×1 for gray models), not normalised."""
-    return _prepare_one(image, model_config(model))
+    return load_at_input_size(image, model_config(model))
 
 
 def grad_cam(model: nn.Module, image, *, layer: str | None = None, target: int | None = None) -> GradCAM:

