@@ -6,8 +6,10 @@
 >>> ImageIndex.load("photos.index").search(image="photos/cat.jpg")    # doctest: +SKIP
 """
 
-from .evaluate import DISTORTIONS, distortion_set, evaluate
-from .image_index import DESCRIPTORS, MODES, Hit, ImageIndex, read_captions
+from .build import DESCRIPTORS, read_captions
+from .evaluation import DISTORTIONS, distortion_set, evaluate
+from .image_index import ImageIndex
+from .search import MODES, Hit
 from .storage import IndexLoadError
 
 __all__ = [

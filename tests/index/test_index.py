@@ -12,7 +12,7 @@ import pytest
 from cnnwidgets.engine import features
 from cnnwidgets.engine.models import classify
 from cnnwidgets.index import ImageIndex, IndexLoadError, distortion_set, evaluate, vectors
-from cnnwidgets.index.evaluate import average_precision
+from cnnwidgets.index.evaluation import average_precision
 from cnnwidgets.index.image_index import _shared_model
 from cnnwidgets.io import load_image
 
@@ -350,7 +350,7 @@ def test_auto_structure_switches_above_threshold(monkeypatch, tmp_path):
     x = _clustered(400, 16, 2)
     ix = ImageIndex.from_vectors([f"/v/{i}.png" for i in range(250)], {"cnn": x[:250]})
     assert ix.index_types == {"cnn": "flat"}
-    ix._append([f"/v/{i}.png" for i in range(250, 400)], [""] * 150, [[]] * 150, [(None,) * 3] * 150, {"cnn": x[250:]})
+    ix.add_vectors([f"/v/{i}.png" for i in range(250, 400)], {"cnn": x[250:]})
     assert ix.index_types == {"cnn": "hnsw"}
     hits = ix.search(image="/v/7.png", mode="cnn", k=5)
     assert hits[0].path == "/v/7.png" and hits[0].score == pytest.approx(1.0, abs=1e-5)

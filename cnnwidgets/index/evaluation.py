@@ -72,6 +72,7 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
             raise ValueError(f"labels has no entry for {len(missing)} indexed images, e.g. {missing[0]}")
         lab = [norm[p] for p in paths]
     lab = np.array(lab, dtype=object)
+    label_of = dict(zip(paths, lab))
     if modes is None:
         modes = list(index.descriptors) + ["fusion"] + (["semantic"] if "cnn" in index.descriptors else [])
     out = {}
@@ -80,7 +81,7 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
         if mode == "text":
             for label in sorted(set(lab)):
                 hits = index.search(text=str(label), mode="text", k=n)
-                rel = np.array([lab[index._path_row[h.path]] == label for h in hits])
+                rel = np.array([label_of[h.path] == label for h in hits])
                 precisions.append(rel[:k].mean())
                 aps.append(average_precision(rel))
                 per[str(label)] = aps[-1]
@@ -89,7 +90,7 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
                 if (lab == lab[r]).sum() < 2:
                     continue
                 hits = [h for h in index.search(image=p, mode=mode, k=n) if h.path != p]
-                rel = np.array([lab[index._path_row[h.path]] == lab[r] for h in hits])
+                rel = np.array([label_of[h.path] == lab[r] for h in hits])
                 precisions.append(rel[:k].mean())
                 aps.append(average_precision(rel))
                 per[p] = aps[-1]

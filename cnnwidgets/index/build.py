@@ -1,0 +1,273 @@
+"""From files to index rows: which files to read, their captions, decoding with reasons for failures, descriptors.
+
+Nothing here keeps state except the shared CNN cache: :func:`describe_images` computes descriptor vectors and
+tags for decoded images, :func:`decode_batches` turns files into decoded images, fingerprints and a list of
+skipped files with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets import IMAGE_EXTENSIONS
+from ..io import ImageLoadError, load_image
+from .rows import Fingerprint
+
+__all__ = [
+    "DESCRIPTORS",
+    "TOPK_TAGS",
+    "DecodedBatch",
+    "list_image_files",
+    "read_captions",
+    "resolve_captions",
+    "learn_vocabularies",
+    "describe_images",
+    "decode_batches",
+]
+
+DESCRIPTORS = ("cnn", "color", "moments", "sift", "orb")
+TOPK_TAGS = 5
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_model(name: str):
+    """The pretrained CNN ``name``, created once per process and shared by every index that names it."""
+    from ..engine.models import create_model
+
+    return create_model(name, pretrained=True)
+
+
+def list_image_files(source) -> tuple[list[Path], Path | None]:
+    """The image files of a folder (recursively, hidden entries left out, sorted) or of a list of paths.
+
+    Returns
+    -------
+    (files, root) : list of pathlib.Path, pathlib.Path or None
+        Absolute paths (each once, in the given order for a list); ``root`` is the folder, or None for a list
+        or a single file.
+
+    Raises
+    ------
+    ValueError
+        If a folder does not exist.
+    TypeError
+        If ``source`` is neither a path nor an iterable of paths.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        root = Path(source).expanduser()
+        if not root.exists():
+            raise ValueError(f"{root}: folder not found")
+        if root.is_file():
+            return [root.resolve()], None
+        files = sorted(
+            p.resolve()
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+        return files, root.resolve()
+    try:
+        items = list(source)
+    except TypeError:
+        raise TypeError(f"source must be a folder or a list of image paths, not {type(source).__name__}") from None
+    return list(dict.fromkeys(Path(p).expanduser().resolve() for p in items)), None
+
+
+def read_captions(csv_path) -> dict[str, str]:
+    """Read a captions CSV with columns ``path, caption`` (header optional); relative paths are taken from the CSV's folder.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read or a row does not have two columns.
+    """
+    csv_path = Path(csv_path)
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{csv_path}: cannot read captions ({exc})") from None
+    out = {}
+    for n, row in enumerate(rows, 1):
+        if not row or (n == 1 and [c.strip().lower() for c in row[:2]] == ["path", "caption"]):
+            continue
+        if len(row) < 2:
+            raise ValueError(f"{csv_path}, line {n}: expected 'path,caption', got {row!r}")
+        p = Path(row[0].strip())
+        out[str((csv_path.parent / p).resolve() if not p.is_absolute() else p.resolve())] = row[1].strip()
+    return out
+
+
+def resolve_captions(captions, root: Path | None) -> dict[str, str]:
+    """``{absolute path: caption}`` from a dict, a CSV path, or (None) the folder's ``captions.csv`` when present.
+
+    Relative keys of a dict are taken from ``root`` (the current folder when ``root`` is None).
+    """
+    if captions is None:
+        if root is not None and (root / "captions.csv").exists():
+            return read_captions(root / "captions.csv")
+        return {}
+    if isinstance(captions, (str, os.PathLike)):
+        return read_captions(captions)
+    if isinstance(captions, dict):
+        base = root or Path.cwd()
+        return {
+            str((base / Path(k)).resolve() if not Path(k).is_absolute() else Path(k).resolve()): str(v)
+            for k, v in captions.items()
+        }
+    raise TypeError(f"captions must be a dict, a CSV path or None, not {type(captions).__name__}")
+
+
+def learn_vocabularies(files, kinds, *, size: int, sample: int = 200, seed: int = 0) -> dict:
+    """Visual vocabularies (``{kind: Vocabulary}``) for "sift" / "orb", learnt from a random sample of ``files``.
+
+    Files that cannot be decoded are left out of the sample.
+    """
+    from ..engine import features
+
+    kinds = list(kinds)
+    if not kinds:
+        return {}
+    rng = np.random.default_rng(seed)
+    chosen = [files[i] for i in sorted(rng.choice(len(files), min(sample, len(files)), replace=False))] if files else []
+    images = []
+    for p in chosen:
+        try:
+            images.append(load_image(p))
+        except (ImageLoadError, OSError):
+            continue
+    out = {}
+    for kind in kinds:
+        descs = [features.local_features(im, kind=kind, max_features=300) for im in images]
+        out[kind] = features.learn_vocabulary(descs, kind=kind, size=size, seed=seed)
+    return out
+
+
+def describe_images(
+    images: list, names, *, model, color_bins, vocabularies: dict, with_tags: bool = True
+) -> tuple[dict, list]:
+    """Descriptor vectors and top-5 tags of decoded images.
+
+    Parameters
+    ----------
+    images : list of numpy.ndarray
+        RGB uint8 images, H×W×3.
+    names : sequence of str
+        Descriptors to compute, from :data:`DESCRIPTORS`.
+    model : torch.nn.Module
+        The CNN for "cnn" and for the tags.
+    color_bins : sequence of 3 ints
+        HSV histogram bins for "color".
+    vocabularies : dict
+        ``{"sift" / "orb": Vocabulary}`` for the bag-of-visual-words descriptors.
+    with_tags : bool
+        Classify the images; otherwise every image's tags are ``[]``.
+
+    Returns
+    -------
+    (vectors, tags) : dict, list
+        ``{name: float32 array (N, D)}``, and per image a list of ``(label, probability)``.
+    """
+    from ..engine import features, models
+
+    out = {}
+    tags = None
+    if with_tags and images and "cnn" in names:
+        out["cnn"], tags = features.cnn_with_tags(images, model=model, topk=TOPK_TAGS)
+    for name in names:
+        if name in out:
+            continue
+        if name == "cnn":
+            out[name] = features.cnn(images, model=model)
+        elif name == "color":
+            out[name] = features.color_histogram(images, bins=color_bins)
+        elif name == "moments":
+            out[name] = features.color_moments(images)
+        elif name == "sift":
+            out[name] = features.sift_bovw(images, vocabulary=vocabularies[name])
+        else:
+            out[name] = features.orb_bovw(images, vocabulary=vocabularies[name])
+    if tags is None:
+        tags = models.classify(model, images, topk=TOPK_TAGS) if with_tags and images else [[] for _ in images]
+    return out, [[(str(t), float(p)) for t, p in row] for row in tags]
+
+
+@dataclass
+class DecodedBatch:
+    """Files of one batch that were read and decoded, and those that were not.
+
+    Attributes
+    ----------
+    paths : list of str
+        Absolute paths of the decoded images.
+    images : list of numpy.ndarray
+        RGB uint8 images, H×W×3, one per path.
+    fingerprints : list of Fingerprint
+        One per path.
+    skipped : list of (str, str)
+        Files that could not be read or decoded, with the reason.
+    """
+
+    paths: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+    fingerprints: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+
+def decode_batches(
+    files, *, stored_sha1: Callable[[str], str | None], chunk: int = 32, progress: bool = True
+) -> Iterator[DecodedBatch]:
+    """Read and decode ``files`` in batches of ``chunk``, leaving out files that are indexed and unchanged.
+
+    Parameters
+    ----------
+    files : list of pathlib.Path
+    stored_sha1 : callable
+        ``f(path) -> sha1 or None``: the digest recorded for an indexed path. A file whose bytes have that digest
+        is left out. It is called while a batch is decoded, so it sees the rows added for earlier batches.
+    chunk : int
+        Files per batch.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Yields
+    ------
+    DecodedBatch
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(files), desc="indexing", unit="img", disable=not progress)
+    try:
+        for start in range(0, len(files), chunk):
+            batch = DecodedBatch()
+            for p in files[start : start + chunk]:
+                bar.update(1)
+                key = str(p)
+                try:
+                    st = p.stat()
+                    data = p.read_bytes()
+                    digest = hashlib.sha1(data).hexdigest()
+                    if stored_sha1(key) == digest:
+                        continue
+                    image = load_image(data, mode="rgb")
+                except ImageLoadError as exc:
+                    batch.skipped.append((key, exc.reason))
+                    continue
+                except OSError as exc:
+                    batch.skipped.append((key, f"cannot read file: {exc.strerror or exc}"))
+                    continue
+                batch.paths.append(key)
+                batch.images.append(image)
+                batch.fingerprints.append(Fingerprint(st.st_size, st.st_mtime_ns, digest))
+            yield batch
+    finally:
+        bar.close()

@@ -1,0 +1,271 @@
+"""Ranking the images of an :class:`~cnnwidgets.index.ImageIndex` for a query: text, one descriptor, semantic, fusion.
+
+The functions here read an index through its public attributes (``rows``, ``faiss``, ``descriptors``, ``model``,
+``describe_images``, ``text_scores``) and never change it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..io import load_image
+from . import vectors
+from .build import DESCRIPTORS, TOPK_TAGS
+from .rows import ImageRow, RowTable
+
+__all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextScorer", "search", "metric", "similarity"]
+
+MODES = ("auto", "text", "color", "moments", "sift", "orb", "cnn", "fusion", "semantic")
+DEFAULT_WEIGHTS = {"text": 1.0, "cnn": 1.0, "color": 0.5, "moments": 0.25, "sift": 0.5, "orb": 0.25}
+TEXT_WEIGHTS = {"keyword": 0.5, "semantic": 0.5}
+
+
+@dataclass
+class Hit:
+    """One search result.
+
+    Attributes
+    ----------
+    path : str
+        Absolute path of the image.
+    score : float
+        The ranking score (higher is better); for fusion the weighted mean of normalised component scores in [0, 1].
+    scores : dict
+        Raw score per component: inner product for "cnn" (cosine) and "color"/"sift"/"orb" (Bhattacharyya
+        coefficient), ``1 / (1 + L2)`` for "moments", the text score for "text"; "class_match" (1 or 0) in
+        semantic mode.
+    tags : list of (str, float)
+        The image's predicted top-5 ImageNet labels with probabilities.
+    caption : str
+    """
+
+    path: str
+    score: float
+    scores: dict = field(default_factory=dict)
+    tags: list = field(default_factory=list)
+    caption: str = ""
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict: path, score, scores, tags (as [label, probability] pairs), caption."""
+        return {
+            "path": self.path,
+            "score": float(self.score),
+            "scores": {k: float(v) for k, v in self.scores.items()},
+            "tags": [[t, float(p)] for t, p in self.tags],
+            "caption": self.caption,
+        }
+
+
+def _hit(row: ImageRow, score, scores) -> Hit:
+    return Hit(row.path, float(score), scores, list(row.tags), row.caption)
+
+
+def metric(name: str) -> str:
+    """The FAISS metric of descriptor ``name``: "ip" (inner product) or "l2"."""
+    from ..engine.features import METRICS
+
+    return METRICS[name]
+
+
+def similarity(name: str, raw: np.ndarray) -> np.ndarray:
+    """Similarity from FAISS's raw value: inner products as they are, squared L2 → 1 / (1 + L2); float32."""
+    raw = np.asarray(raw, np.float64)
+    if metric(name) == "ip":
+        return raw.astype(np.float32)
+    return (1.0 / (1.0 + np.sqrt(np.maximum(raw, 0.0)))).astype(np.float32)
+
+
+class TextScorer:
+    """Text score of every row: BM25 over captions, file names and tags, fused with MiniLM similarity.
+
+    Parameters
+    ----------
+    rows : RowTable
+        The rows to score; the scorer keeps what it needs, so it describes the table as it was when built.
+    """
+
+    def __init__(self, rows: RowTable):
+        from ..engine.text import BM25, embed_text
+
+        docs = [" ".join([r.caption or "", Path(r.path).stem, *[t for t, _ in r.tags]]) for r in rows]
+        labels = sorted({t for r in rows for t, _ in r.tags})
+        cap_rows = [n for n, r in enumerate(rows) if r.caption]
+        self.tags = [r.tags for r in rows]
+        self.bm25 = BM25(docs)
+        self.labels = {l: i for i, l in enumerate(labels)}
+        self.label_vecs = embed_text(labels)
+        self.cap_rows = np.array(cap_rows, np.int64)
+        self.cap_vecs = embed_text([rows[n].caption for n in cap_rows])
+
+    def scores(self, text: str, *, weights: dict | None = None) -> np.ndarray:
+        """``w_keyword * keyword + w_semantic * semantic`` per row (see :meth:`ImageIndex.text_scores`); float32 (N,)."""
+        from ..engine.text import embed_text
+
+        w = dict(TEXT_WEIGHTS, **(weights or {}))
+        n = len(self.tags)
+        kw = self.bm25.scores(text)
+        kw = kw / kw.max() if len(kw) and kw.max() > 0 else np.zeros(n, np.float64)
+        q = embed_text(text)
+        sem = np.full(n, -1.0)
+        if len(self.labels):
+            lsim = self.label_vecs @ q
+            for r, tg in enumerate(self.tags):
+                if tg:
+                    sem[r] = max(lsim[self.labels[t]] for t, _ in tg)
+        if len(self.cap_rows):
+            sem[self.cap_rows] = np.maximum(sem[self.cap_rows], self.cap_vecs @ q)
+        sem = np.clip(sem, 0.0, 1.0)
+        return (w["keyword"] * kw + w["semantic"] * sem).astype(np.float32)
+
+
+def _indexed_row(index, image) -> ImageRow | None:
+    if not isinstance(image, (str, os.PathLike)):
+        return None
+    return index.rows.get(str(Path(image).expanduser().resolve()))
+
+
+def query_vectors(index, image, names) -> dict:
+    """Query vector per descriptor (float32, D); an indexed path reuses its stored vectors."""
+    row = _indexed_row(index, image)
+    if row is not None:
+        return {n: index.faiss[n].reconstruct(row.id) for n in names}
+    vecs, _ = index.describe_images([load_image(image, mode="rgb")], descriptors=names, with_tags=False)
+    return {n: v[0] for n, v in vecs.items()}
+
+
+def query_tags(index, image) -> list:
+    """The query's top-5 labels as (label, probability); an indexed path reuses its stored tags."""
+    row = _indexed_row(index, image)
+    if row is not None:
+        return list(row.tags)
+    from ..engine.models import classify
+
+    return [(str(t), float(p)) for t, p in classify(index.model, load_image(image, mode="rgb"), topk=TOPK_TAGS)]
+
+
+def _content(index, name, q, k, allowed=None) -> tuple[np.ndarray, np.ndarray]:
+    d, i = vectors.search(index.faiss[name], q, k, allowed=allowed)
+    d, i = d[0], i[0]
+    keep = i >= 0
+    return similarity(name, d[keep]), i[keep]
+
+
+def _exact(index, name, q, ids) -> np.ndarray:
+    if len(ids) == 0:
+        return np.zeros(0, np.float32)
+    x = np.vstack([index.faiss[name].reconstruct(int(i)) for i in ids])
+    raw = x @ q if metric(name) == "ip" else ((x - q) ** 2).sum(axis=1)
+    return similarity(name, raw)
+
+
+def _need(index, name):
+    if name not in index.faiss:
+        raise ValueError(
+            f"this index has no {name!r} descriptor (it has {index.descriptors}); build it with descriptors=(..., {name!r})"
+        )
+
+
+def search(
+    index, *, text: str | None = None, image=None, mode: str = "auto", k: int = 10, weights: dict | None = None
+) -> list[Hit]:
+    """Find images of ``index`` by text, by an example image, or both (see :meth:`ImageIndex.search`)."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: expected one of {MODES}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k={k}: expected a positive number of results")
+    has_text = text is not None and str(text).strip() != ""
+    has_image = image is not None
+    if not has_text and not has_image:
+        raise ValueError("search needs text=..., image=... or both")
+    if mode == "auto":
+        mode = (
+            "fusion"
+            if has_text and has_image
+            else "text"
+            if has_text
+            else "semantic"
+            if "cnn" in index.faiss
+            else index.descriptors[0]
+        )
+    if len(index.rows) == 0:
+        return []
+    if mode == "text":
+        if not has_text:
+            raise ValueError("mode='text' needs text=...")
+        s = index.text_scores(str(text), weights=weights)
+        order = np.argsort(-s, kind="stable")[:k]
+        return [_hit(index.rows[r], float(s[r]), {"text": float(s[r])}) for r in order]
+    if mode in DESCRIPTORS:
+        _need(index, mode)
+        if not has_image:
+            raise ValueError(f"mode={mode!r} needs image=...")
+        q = query_vectors(index, image, [mode])
+        sc, ids = _content(index, mode, q[mode], k)
+        return [_hit(index.rows.by_id(i), float(s), {mode: float(s)}) for s, i in zip(sc, ids)]
+    if mode == "semantic":
+        _need(index, "cnn")
+        if not has_image:
+            raise ValueError("mode='semantic' needs image=...")
+        return _semantic(index, image, k)
+    return _fusion(index, text if has_text else None, image if has_image else None, k, weights)
+
+
+def _semantic(index, image, k) -> list[Hit]:
+    """Images sharing a top-5 label with the query, by CNN similarity; filled up by plain CNN search."""
+    q = query_vectors(index, image, ["cnn"])
+    qtags = {t for t, _ in query_tags(index, image)}
+    allowed = np.array([r.id for r in index.rows if qtags & {t for t, _ in r.tags}], np.int64)
+    hits = []
+    if len(allowed):
+        sc, ids = _content(index, "cnn", q["cnn"], k, allowed=allowed)
+        hits = [_hit(index.rows.by_id(i), float(s), {"cnn": float(s), "class_match": 1.0}) for s, i in zip(sc, ids)]
+    if len(hits) < k:  # too few images share a class: fill with plain CNN search
+        seen = {h.path for h in hits}
+        sc, ids = _content(index, "cnn", q["cnn"], k + len(hits))
+        for s, i in zip(sc, ids):
+            row = index.rows.by_id(i)
+            if row.path not in seen and len(hits) < k:
+                hits.append(_hit(row, float(s), {"cnn": float(s), "class_match": 0.0}))
+    return hits
+
+
+def _fusion(index, text, image, k, weights) -> list[Hit]:
+    """Min–max normalised component scores over the union of each component's candidates, weighted and averaged."""
+    w = dict(DEFAULT_WEIGHTS, **{n: v for n, v in (weights or {}).items() if n in DEFAULT_WEIGHTS})
+    comps, cand = {}, set()
+    pool = max(5 * k, 50)
+    tscores = None
+    if text is not None:
+        tscores = index.text_scores(str(text), weights={n: v for n, v in (weights or {}).items() if n in TEXT_WEIGHTS})
+        cand.update(int(index.rows.ids[r]) for r in np.argsort(-tscores, kind="stable")[:pool])
+    qv = {}
+    if image is not None:
+        qv = query_vectors(index, image, list(index.descriptors))
+        for name in index.descriptors:
+            _, ids = _content(index, name, qv[name], pool)
+            cand.update(int(i) for i in ids)
+    cand = np.array(sorted(cand), np.int64)
+    positions = index.rows.positions_of(cand)
+    if tscores is not None:
+        comps["text"] = tscores[positions]
+    for name in qv:
+        comps[name] = _exact(index, name, qv[name], cand)
+    total = np.zeros(len(cand))
+    wsum = 0.0
+    for name, s in comps.items():
+        wt = float(w.get(name, 0.0))
+        if wt <= 0:
+            continue
+        lo, hi = float(np.min(s)), float(np.max(s))
+        total += wt * ((s - lo) / (hi - lo) if hi > lo else np.ones_like(s, dtype=np.float64))
+        wsum += wt
+    total /= max(wsum, 1e-12)
+    order = np.argsort(-total, kind="stable")[:k]
+    return [
+        _hit(index.rows[int(positions[j])], float(total[j]), {n: float(s[j]) for n, s in comps.items()}) for j in order
+    ]

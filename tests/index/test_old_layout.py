@@ -1,0 +1,80 @@
+"""An index folder written in format version 1 by cnnwidgets 5618273 loads, searches and saves back unchanged.
+
+``data/old_layout`` holds 7 images (chelsea and coffee, four versions each, one removed so the IDs have a gap)
+with descriptors cnn, color and orb, a caption and a skipped file; ``data/old_layout_expected.json`` holds
+what that index reported: its rows, its skipped files and search results. The image files themselves are not
+needed: a query by an indexed path uses the stored vectors and tags.
+"""
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cnnwidgets.index import ImageIndex
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def old(tmp_path):
+    shutil.copytree(DATA / "old_layout", tmp_path / "old")
+    return tmp_path / "old"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return json.loads((DATA / "old_layout_expected.json").read_text())
+
+
+def _same_hits(got, want):
+    assert [h.path for h in got] == [h["path"] for h in want]
+    for h, w in zip(got, want):
+        assert h.score == pytest.approx(w["score"], abs=1e-5)
+        assert h.scores == {k: pytest.approx(v, abs=1e-5) for k, v in w["scores"].items()}
+        assert [t for t, _ in h.tags] == [t for t, _ in w["tags"]] and h.caption == w["caption"]
+
+
+def test_rows_of_an_old_index(old, expected):
+    index = ImageIndex.load(old, progress=False)
+    assert len(index) == 7 and index.descriptors == ("cnn", "color", "orb")
+    assert index.paths == expected["paths"] and index.ids.tolist() == expected["ids"]
+    assert index.captions == expected["captions"] and index.next_id == expected["next_id"]
+    assert index.tags == [[(t, pytest.approx(p, abs=1e-6)) for t, p in tg] for tg in expected["tags"]]
+    assert [list(f) for f in index.fingerprints] == expected["fingerprints"]
+    assert [f.sha1 for f in index.fingerprints] == [f[2] for f in expected["fingerprints"]]
+    assert [list(s) for s in index.skipped] == expected["skipped"]
+
+
+def test_searches_of_an_old_index(old, expected):
+    q = expected["query"]
+    if str(Path(q).resolve()) != q:
+        pytest.skip("the fixture's paths resolve elsewhere on this system")
+    index = ImageIndex.load(old, progress=False)
+    for mode, want in expected["hits"].items():
+        _same_hits(index.search(image=q, mode=mode, k=5), want)
+    _same_hits(index.search(text="coffee", k=3), expected["text_hits"])
+
+
+def test_an_old_index_saves_back_the_same_files(old, tmp_path):
+    index = ImageIndex.load(old, progress=False)
+    new = index.save(tmp_path / "new")
+    man_old, man_new = (json.loads((p / "manifest.json").read_text()) for p in (old, new))
+    assert set(man_new["files"]) == set(man_old["files"])
+    for name in man_old["files"]:
+        if name != "metadata.sqlite":
+            assert man_new["files"][name] == man_old["files"][name], name
+    skip = {"generation", "files"}
+    assert {k: v for k, v in man_new.items() if k not in skip} == {k: v for k, v in man_old.items() if k not in skip}
+
+    def table(folder, man):
+        con = sqlite3.connect(folder / man["generation"] / "metadata.sqlite")
+        try:
+            schema = con.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+            return schema, con.execute("SELECT * FROM images ORDER BY id").fetchall()
+        finally:
+            con.close()
+
+    assert table(new, man_new) == table(old, man_old)
