@@ -61,8 +61,8 @@ def _length(value, factor, shape):
 
 def _points(value, factor, shape):
     """(row, col) points of the full image → pixels of the scaled image of ``shape`` (H, W, ...)."""
-    if value is None:
-        return None
+    if not isinstance(value, (list, tuple)):
+        return value  # None, or a label image
     return [(min(shape[0] - 1, int(r * factor)), min(shape[1] - 1, int(c * factor))) for r, c in value]
 
 
@@ -72,6 +72,7 @@ PIXEL_LENGTHS: dict[str, Callable[[Any, float, tuple], Any]] = {
     "window": _odd_length,
     "sigma": _length,
     "seeds": _points,
+    "markers": _points,
 }
 
 

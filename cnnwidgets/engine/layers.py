@@ -36,7 +36,8 @@ __all__ = [
     "kernel_mosaic",
     "GradCAM",
     "grad_cam",
-    "overlay",
+    "heatmap_overlay",
+    "top_classes",
     "model_view",
     "ConvStep",
     "ConvSteps",
@@ -436,7 +437,33 @@ def grad_cam(model: nn.Module, image, *, layer: str | None = None, target: int |
     return GradCAM(heat, model_view(image, model), cls, label, float(probs[cls]), layer)
 
 
-def overlay(image, heatmap, *, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
+def top_classes(model: nn.Module, logits, *, k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes of one image from the model's output logits.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model of :func:`cnnwidgets.engine.models.create_model` (its class names are read from
+        ``model.cnnw_config["labels"]``; "class i" without them).
+    logits : array_like, shape (num_classes,)
+        The model's output for one image (:func:`capture` with ``output=True``).
+    k : int
+        Number of classes.
+
+    Returns
+    -------
+    list of (str, float)
+        (label, softmax probability), most probable first.
+    """
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    labels = getattr(model, "cnnw_config", {}).get("labels")
+    order = np.argsort(-p, kind="stable")[: int(k)]
+    return [(labels[i] if labels else f"class {i}", float(p[i])) for i in order]
+
+
+def heatmap_overlay(image, heatmap, *, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
     """Blend a [0, 1] heatmap (coloured with a Matplotlib colormap) over an image.
 
     Parameters

@@ -202,7 +202,8 @@ class Bench(W.VBox):
         Notes
         -----
         The trait is the truth. A trait value the control cannot take is kept, and the status line says so;
-        a control value the trait rejects is reported the same way. Nothing is dropped silently.
+        a control value the trait rejects is reported the same way and left in the control for the user to
+        correct. Nothing is dropped silently.
         """
         traits = (trait,) if isinstance(trait, str) else tuple(trait)
         key = name or traits[0]
@@ -228,9 +229,8 @@ class Bench(W.VBox):
                     for t, v in updates.items():
                         if getattr(self, t) != v:
                             setattr(self, t, v)
-            except (T.TraitError, ValueError, TypeError) as exc:
-                self.set_status(f"{key}: {exc}", "error")
-                push()
+            except (T.TraitError, ValueError, TypeError) as exc:  # the control keeps what the user typed
+                self.set_status(str(exc) if str(exc).startswith(f"{key}:") else f"{key}: {exc}", "error")
 
         control.observe(pull, names=attr)
         self.observe(push, names=list(traits))

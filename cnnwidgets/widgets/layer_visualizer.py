@@ -7,14 +7,12 @@ Grad-CAM run per (model, image); switching layers or maps reuses them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import html
 import pathlib
 import threading
 from collections import OrderedDict
 
-import anywidget
 import ipywidgets as W
 import numpy as np
 import traitlets as T
@@ -24,22 +22,13 @@ from ..engine import layers as L
 from ..engine import models as M
 from ..io import load_image, to_png_bytes
 from ._base import Bench, ImagePanel, figure_png
+from .browser_widgets import ClickImage
 
-__all__ = ["LayerVisualizer", "MosaicImage"]
+__all__ = ["LayerVisualizer"]
 
-_STATIC = pathlib.Path(__file__).parent / "static"
 _MOSAIC_SIDE = 480  # feature-map mosaics are upscaled (nearest) to about this many pixels
 _MODELS: OrderedDict = OrderedDict()
 _MODELS_LOCK = threading.Lock()
-
-
-class MosaicImage(anywidget.AnyWidget):
-    """A PNG image that reports clicks as ``click = [row_fraction, col_fraction, counter]``."""
-
-    _esm = _STATIC / "clickimage.js"
-    value = T.Bytes(b"").tag(sync=True)
-    width = T.Int(_MOSAIC_SIDE).tag(sync=True)
-    click = T.List([]).tag(sync=True)
 
 
 def _shared_model(name: str):
@@ -117,7 +106,6 @@ class LayerVisualizer(Bench):
 
     def __init__(self, model: str = "efficientnet_lite0", image=None, **kwargs):
         self._cache: dict = {}
-        self._sync_threads = set()  # threads now setting controls from code, whose echoes are not user input
         self._array = None
         self._array_key = None
 
@@ -132,7 +120,7 @@ class LayerVisualizer(Bench):
 
         self.input_panel = ImagePanel("input (as the model sees it)", width=224)
         self.cam_panel = ImagePanel("Grad-CAM", width=224)
-        self.mosaic = MosaicImage()
+        self.mosaic = ClickImage(width=_MOSAIC_SIDE)
         self.mosaic.add_class("cnnw-mosaic")
         self._mosaic_title = W.HTML("<b>feature maps</b>")
         self.map_panel = ImagePanel("map", width=224)
@@ -149,10 +137,17 @@ class LayerVisualizer(Bench):
         super().__init__([controls, W.HBox([left, right]), bottom])
         self.add_class("cnnw-layer-visualizer")
 
-        self._c_model.observe(lambda ch: setattr(self, "model", ch["new"]), names="value")
-        self._c_layer.observe(self._layer_picked, names="value")
+        c_model, c_layer = self._c_model, self._c_layer
+        self.bind(c_model, "model", to_control=lambda w: w.model if w.model in c_model.options else c_model.value)
+        # the layer list is filled by the render, which also sets the value (inside quiet())
+        self.bind(
+            c_layer,
+            "layer",
+            to_control=lambda w: w.layer if w.layer in c_layer.options else c_layer.value,
+            from_control=lambda v: {"layer": v} if v else {},
+        )
+        self.bind(self._c_permap, "per_map")
         self._c_sample.observe(self._sample_picked, names="value")
-        self._c_permap.observe(lambda ch: setattr(self, "per_map", ch["new"]), names="value")
         self.mosaic.observe(self._mosaic_clicked, names="click")
 
         with self.hold_trait_notifications():
@@ -168,27 +163,6 @@ class LayerVisualizer(Bench):
     def _sample_picked(self, change):
         if change["new"] != "—":
             self.image = change["new"]
-
-    @contextlib.contextmanager
-    def _syncing(self):
-        """Within this block, control changes made by the current thread are not taken as user input.
-
-        Tracked per thread: a layer the user picks on the kernel thread while a render thread rebuilds
-        the dropdown still counts.
-        """
-        me = threading.get_ident()
-        self._sync_threads.add(me)
-        try:
-            yield
-        finally:
-            self._sync_threads.discard(me)
-
-    def _is_syncing(self) -> bool:
-        return threading.get_ident() in self._sync_threads
-
-    def _layer_picked(self, change):
-        if not self._is_syncing() and change["new"]:
-            self.layer = change["new"]
 
     def _mosaic_clicked(self, change):
         click = change["new"]
@@ -210,20 +184,12 @@ class LayerVisualizer(Bench):
 
     @T.observe("model", "layer", "image", "channel", "per_map", "max_maps", "topk")
     def _changed(self, change):
-        if (
-            change["name"] == "model"
-            and self._c_model.value != change["new"]
-            and change["new"] in self._c_model.options
-        ):
-            self._c_model.value = change["new"]
         if change["name"] == "image":
             self._array_key = None
         if change["name"] in ("layer", "model") and self.channel != 0:
-            with self._syncing():
+            with self.quiet():
                 self.channel = 0
-        if change["name"] == "per_map":
-            self._c_permap.value = change["new"]
-        if not self._is_syncing():
+        if not self.is_quiet():
             self.request_update()
 
     # ----------------------------------------------------------------- computing
@@ -248,13 +214,6 @@ class LayerVisualizer(Bench):
             self._cache[ck] = (acts, logits, cam)
         return self._cache[ck]
 
-    def _topk(self, net, logits):
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
-        labels = net.cnnw_config.get("labels")
-        order = np.argsort(-p)[: self.topk]
-        return [(labels[i] if labels else f"class {i}", float(p[i])) for i in order]
-
     def _render(self):
         name = self.model
         if name not in M.list_models():
@@ -266,7 +225,7 @@ class LayerVisualizer(Bench):
             if self.layer in names
             else next((n for n in names if L.layer_kind(net.get_submodule(n)) == "conv"), names[0])
         )
-        with self._syncing():
+        with self.quiet():
             if list(self._c_layer.options) != names:
                 self._c_layer.options = names
             self._c_layer.value = layer
@@ -308,7 +267,7 @@ class LayerVisualizer(Bench):
             self.kernel_panel.layout.display = "none"
 
         self.hist.value = self._hist_png(act, layer)
-        top = self._topk(net, logits)
+        top = L.top_classes(net, logits, k=self.topk)
         bars_key = ("bars", name, key, self.topk)
         if bars_key not in self._cache:
             self._cache[bars_key] = self._bars_png(top)
@@ -316,7 +275,7 @@ class LayerVisualizer(Bench):
         view = cam.image if cam.image.shape[2] == 3 else np.repeat(cam.image, 3, axis=2)
         self.input_panel.show(view)
         self.cam_panel.set_title(f"Grad-CAM: {cam.label} ({cam.probability:.0%}) at {cam.layer}")
-        self.cam_panel.show(L.overlay(view, cam.heatmap, alpha=0.45))
+        self.cam_panel.show(L.heatmap_overlay(view, cam.heatmap, alpha=0.45))
 
         self.code = (
             "from cnnwidgets.engine import models, layers\n"

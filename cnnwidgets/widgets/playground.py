@@ -153,25 +153,26 @@ class ConvolutionPlayground(Bench):
         super().__init__([self.tabs])
         self.add_class("cnnw-playground")
 
-        self._link_text(self._t_image, "image")
-        self._link_text(self._t_kernel, "kernel")
-        self._link_text(self._t_pool, "pool_input")
+        for box, trait in ((self._t_image, "image"), (self._t_kernel, "kernel"), (self._t_pool, "pool_input")):
+            self.bind(
+                box,
+                trait,
+                to_control=lambda w, t=trait: format_grid(getattr(w, t)),
+                from_control=lambda v, t=trait: {t: parse_grid(v, name=t)},
+            )
         for control, trait in (
             (self._s_stride, "stride"),
             (self._s_padding, "padding"),
-            (self._s_step, "step"),
             (self._d_act, "activation"),
             (self._s_alpha, "alpha"),
             (self._s_x, "x"),
             (self._d_pool, "pool_mode"),
             (self._s_psize, "pool_size"),
             (self._s_seed, "seed"),
-            (self._s_pstep, "pool_step"),
         ):
-            control.observe(lambda ch, t=trait: self._from_control(t, ch["new"]), names="value")
-
-        for trait in self._controls():
-            self._sync_control(trait)
+            self.bind(control, trait)
+        for control, trait in ((self._s_step, "step"), (self._s_pstep, "pool_step")):
+            self.bind(control, trait, to_control=lambda w, c=control, t=trait: _within_max(c, getattr(w, t)))
         with self.hold_trait_notifications():
             for k, v in kwargs.items():
                 setattr(self, k, v)
@@ -179,52 +180,6 @@ class ConvolutionPlayground(Bench):
             self.request_update()
 
     # ----------------------------------------------------------------- controls ↔ traits
-    def _link_text(self, box, trait):
-        def changed(change):
-            try:
-                grid = parse_grid(change["new"], name=trait)
-            except ValueError as exc:
-                self.set_status(str(exc), "error")
-                return
-            if grid != getattr(self, trait):
-                setattr(self, trait, grid)
-
-        box.observe(changed, names="value")
-
-    def _from_control(self, trait, value):
-        if value != getattr(self, trait):
-            setattr(self, trait, value)
-
-    def _controls(self):
-        return {
-            "image": self._t_image,
-            "kernel": self._t_kernel,
-            "pool_input": self._t_pool,
-            "stride": self._s_stride,
-            "padding": self._s_padding,
-            "step": self._s_step,
-            "activation": self._d_act,
-            "alpha": self._s_alpha,
-            "x": self._s_x,
-            "pool_mode": self._d_pool,
-            "pool_size": self._s_psize,
-            "seed": self._s_seed,
-            "pool_step": self._s_pstep,
-        }
-
-    def _sync_control(self, trait):
-        """Show a trait's value in its control (runs in the thread that set the trait)."""
-        control = self._controls()[trait]
-        value = getattr(self, trait)
-        if trait in ("image", "kernel", "pool_input"):
-            value = format_grid(value)
-        if trait == "step":
-            control.max = max(control.max, value)
-        if trait == "pool_step":
-            control.max = max(control.max, value)
-        if control.value != value:
-            control.value = value
-
     def _counts(self, image=None, kernel=None, stride=None, padding=None, pool_input=None, pool_size=None):
         """Number of convolution windows and of pooling windows for the current (or given) settings."""
         img = np.array(self.image if image is None else image)
@@ -270,7 +225,6 @@ class ConvolutionPlayground(Bench):
         "pool_step",
     )
     def _changed(self, change):
-        self._sync_control(change["name"])
         if change["name"] in ("image", "kernel", "stride", "padding", "pool_input", "pool_size"):
             n_conv, n_pool = self._counts()
             self._s_step.max, self._s_pstep.max = n_conv - 1, n_pool - 1
@@ -383,3 +337,10 @@ class ConvolutionPlayground(Bench):
         ax.set_title(self.activation, fontsize=9)
         ax.tick_params(labelsize=8)
         return figure_png(fig)
+
+
+def _within_max(slider, value: int) -> int:
+    """Raise a step slider's maximum so it can show ``value``; returns ``value``."""
+    if slider.max < value:
+        slider.max = value
+    return value

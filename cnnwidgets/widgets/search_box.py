@@ -7,34 +7,14 @@ import html
 import time
 from pathlib import Path
 
-import anywidget
 import ipywidgets as W
 import traitlets as T
 
 from ..index.image_index import MODES
 from ._base import Bench, ImagePanel
+from .browser_widgets import Gallery
 
 __all__ = ["SearchBox", "Gallery"]
-
-_STATIC = Path(__file__).parent / "static"
-
-
-class Gallery(anywidget.AnyWidget):
-    """Clickable thumbnails with a score bar per descriptor and the predicted labels (an anywidget).
-
-    Traits
-    ------
-    items : list of dict
-        ``{path, name, thumb (data URL of a JPEG), score, scores: {name: value}, tags: [label, ...]}``.
-    clicked : dict
-        ``{path, n}`` set by the browser when a thumbnail is clicked (``n`` counts clicks).
-    """
-
-    _esm = _STATIC / "gallery.js"
-    _css = _STATIC / "gallery.css"
-    items = T.List(T.Dict()).tag(sync=True)
-    clicked = T.Dict().tag(sync=True)
-    empty_text = T.Unicode("type words or drop an image").tag(sync=True)
 
 
 def _thumb(path: str, side: int = 160) -> str:
@@ -82,7 +62,6 @@ class SearchBox(Bench):
         self.query_image = None
         self.thumb_side = thumb_side
         self._thumbs = {}
-        self._batching = False
         self._text = W.Text(
             placeholder="words, e.g. 'kitten' — Enter to search",
             continuous_update=False,
@@ -110,16 +89,15 @@ class SearchBox(Bench):
             show_code=True,
         )
         self.add_class("cnnw-searchbox")
-        T.link((self._text, "value"), (self, "text"))
-        T.link((self._mode, "value"), (self, "mode"))
-        T.link((self._k, "value"), (self, "k"))
+        self.bind(self._text, "text")
+        self.bind(self._mode, "mode")
+        self.bind(self._k, "k")
         self._button.on_click(lambda _: self.request_update())
         self._clear.on_click(lambda _: self.clear_image())
         self.gallery.observe(self._on_click, names="clicked")
         self.observe(self._changed, names=["text", "mode", "k", "image_path"])
-        self._batching = True
-        self.text, self.mode, self.k = text, mode, int(k)
-        self._batching = False
+        with self.quiet():
+            self.text, self.mode, self.k = text, mode, int(k)
         self.request_update()
 
     @classmethod
@@ -134,14 +112,13 @@ class SearchBox(Bench):
         if change["name"] == "k" and not 1 <= change["new"] <= 100:
             self.k = max(1, min(100, int(change["new"])))
             return
-        if not self._batching:
+        if not self.is_quiet():
             self.request_update()
 
     def _on_upload(self, array):
         self.query_image = array
-        self._batching = True
-        self.image_path = ""
-        self._batching = False
+        with self.quiet():
+            self.image_path = ""
         self.request_update()
 
     def _on_click(self, change):
@@ -151,23 +128,19 @@ class SearchBox(Bench):
 
     def more_like_this(self, path: str):
         """Search with the image at ``path`` as the example (what a click on a result does)."""
-        self._batching = True
-        try:
+        with self.quiet():
             self.query_image = None
             self.text = ""
             if self.mode == "text":
                 self.mode = "auto"
             self.image_path = str(path)
-        finally:
-            self._batching = False
         self.request_update()
 
     def clear_image(self):
         """Forget the example image (uploaded or clicked)."""
-        self._batching = True
-        self.query_image = None
-        self.image_path = ""
-        self._batching = False
+        with self.quiet():
+            self.query_image = None
+            self.image_path = ""
         self.request_update()
 
     # ------------------------------------------------------------------ rendering

@@ -5,52 +5,26 @@ The maths lives in :mod:`cnnwidgets.engine.segment`; this module only wires trai
 
 from __future__ import annotations
 
-import pathlib
 from typing import NamedTuple
 
-import anywidget
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
 from ..engine import segment
+from ..engine.calls import Call, Computed, Recipe, RecipeCache, Ref, Step
 from ..io import load_image, resize_to_fit, to_jpeg_bytes
 from ._base import Bench, ImagePanel
+from .browser_widgets import ClickImage, HistogramView
 
 __all__ = ["ThresholdSegmenter", "HistogramView", "ClickImage"]
-
-_STATIC = pathlib.Path(__file__).parent / "static"
 
 MODES = ("global", "local", "edges", "regions", "compare")
 GLOBAL_CHOICES = ("fixed",) + segment.GLOBAL_METHODS + ("multiotsu",)
 REGION_METHODS = ("grow", "watershed", "kmeans")
 
 
-class HistogramView(anywidget.AnyWidget):
-    """A histogram with threshold lines; clicking or dragging on it sets ``picked`` (a value in image units)."""
-
-    _esm = _STATIC / "histogram.js"
-    counts = T.List(T.Float()).tag(sync=True)
-    lo = T.Float(0.0).tag(sync=True)
-    hi = T.Float(255.0).tag(sync=True)
-    lines = T.List(T.Float()).tag(sync=True)
-    log_scale = T.Bool(False).tag(sync=True)
-    width = T.Int(512).tag(sync=True)
-    height = T.Int(150).tag(sync=True)
-    picked = T.Float(None, allow_none=True).tag(sync=True)
-
-
-class ClickImage(anywidget.AnyWidget):
-    """A PNG or JPEG image that reports clicks as ``click = [row_fraction, col_fraction, counter]``."""
-
-    _esm = _STATIC / "clickimage.js"
-    value = T.Bytes(b"").tag(sync=True)
-    format = T.Enum(("png", "jpeg"), "png").tag(sync=True)
-    width = T.Int(320).tag(sync=True)
-    click = T.List([]).tag(sync=True)
-
-
-class _Prepared(NamedTuple):
+class _ImageState(NamedTuple):
     """Everything derived from one image; replaced as a whole, so a background render never mixes two images."""
 
     source: np.ndarray  # as loaded
@@ -58,12 +32,8 @@ class _Prepared(NamedTuple):
     preview: np.ndarray  # source at display size
     gray: np.ndarray  # gray at display size
     scale: float  # preview / full
-    auto: dict  # cache of automatic thresholds (full-resolution histogram)
-
-
-def _odd(n: float) -> int:
-    n = max(3, int(round(n)))
-    return n if n % 2 else n + 1
+    auto: dict  # automatic thresholds of the full image: {method or ("multiotsu", classes): value or error}
+    steps: RecipeCache  # step outputs on the preview
 
 
 class ThresholdSegmenter(Bench):
@@ -171,17 +141,17 @@ class ThresholdSegmenter(Bench):
         )
         self._classes_w = W.IntSlider(description="classes", min=2, max=5, layout=small())
         self._invert_w = W.Checkbox(description="invert (foreground dark)")
-        self._mask_panel = ImagePanel("mask", width=300)
-        self._overlay_panel = ImagePanel("overlay", width=300, format="jpeg")
-        self._mask_panel.add_class("cnnw-seg-mask")
-        self._overlay_panel.add_class("cnnw-seg-overlay")
+        self.mask_panel = ImagePanel("mask", width=300)
+        self.overlay_panel = ImagePanel("overlay", width=300, format="jpeg")
+        self.mask_panel.add_class("cnnw-seg-mask")
+        self.overlay_panel.add_class("cnnw-seg-overlay")
         global_tab = W.VBox(
             [
                 W.HBox([self._method_w, self._invert_w]),
                 self._value_w,
                 self._classes_w,
                 self.hist,
-                W.HBox([self._mask_panel, self._overlay_panel]),
+                W.HBox([self.mask_panel, self.overlay_panel]),
             ]
         )
         # local
@@ -240,19 +210,25 @@ class ThresholdSegmenter(Bench):
             ]
         )
         # compare
-        self._compare_panels = {m: ImagePanel(m, width=190) for m in segment.GLOBAL_METHODS}
-        for p in self._compare_panels.values():
+        self.compare_panels = {m: ImagePanel(m, width=190) for m in segment.GLOBAL_METHODS}
+        for p in self.compare_panels.values():
             p.add_class("cnnw-seg-compare")
         compare_tab = W.GridBox(
-            list(self._compare_panels.values()), layout=W.Layout(grid_template_columns="repeat(4, 200px)")
+            list(self.compare_panels.values()), layout=W.Layout(grid_template_columns="repeat(4, 200px)")
         )
 
         self._tabs = W.Tab([global_tab, local_tab, edges_tab, regions_tab, compare_tab])
         for i, title in enumerate(["Global", "Local", "Edges", "Regions", "Compare all"]):
             self._tabs.set_title(i, title)
-        self._tabs.observe(self._tab_changed, names="selected_index")
+        self.bind(
+            self._tabs,
+            "mode",
+            attr="selected_index",
+            to_control=lambda w: MODES.index(w.mode),
+            from_control=lambda i: {"mode": MODES[i]},
+        )
         self._full_button = self._full_resolution_button()
-        for trait, w in [
+        for trait, control in [
             ("method", self._method_w),
             ("value", self._value_w),
             ("classes", self._classes_w),
@@ -268,18 +244,19 @@ class ThresholdSegmenter(Bench):
             ("tolerance", self._tolerance_w),
             ("clusters", self._clusters_w),
         ]:
-            W.link((self, trait), (w, "value"))
+            self.bind(control, trait)
         self._value_w.add_class("cnnw-seg-value")
         self._method_w.add_class("cnnw-seg-method")
-        self._low_w.observe(lambda c: setattr(self, "low", c["new"] or None), names="value")
-        self._high_w.observe(lambda c: setattr(self, "high", c["new"] or None), names="value")
-
-    def _tab_changed(self, change):
-        self.mode = MODES[change["new"]]
+        for trait, box in (("low", self._low_w), ("high", self._high_w)):  # 0 in the box stands for None
+            self.bind(
+                box,
+                trait,
+                to_control=lambda w, t=trait: getattr(w, t) or 0.0,
+                from_control=lambda v, t=trait: {t: v or None},
+            )
 
     @T.observe("mode")
     def _mode_changed(self, change):
-        self._tabs.selected_index = MODES.index(change["new"])
         self._show_controls()
         self.request_update()
 
@@ -304,7 +281,7 @@ class ThresholdSegmenter(Bench):
             self.set_status(f"{type(exc).__name__}: {exc}", "error")
             return
         g = segment.as_gray(src)
-        self._data = self._prepare(src, g, {})
+        self._data = self._state_for(src, g, {})
         self.source = src
         lo, hi = float(g.min()), float(g.max())
         integer = g.dtype.kind in "ui"
@@ -322,10 +299,10 @@ class ThresholdSegmenter(Bench):
     def _preview_changed(self, change):
         d = self._data
         if d is not None:
-            self._data = self._prepare(d.source, d.gray_full, d.auto)
+            self._data = self._state_for(d.source, d.gray_full, d.auto)
             self.request_update()
 
-    def _prepare(self, source, gray_full, auto) -> _Prepared:
+    def _state_for(self, source, gray_full, auto) -> _ImageState:
         preview = resize_to_fit(source, max(16, int(self.preview_side)))
         counts, centers = segment.histogram(gray_full)
         width = float(centers[1] - centers[0]) if len(centers) > 1 else 1.0
@@ -333,7 +310,8 @@ class ThresholdSegmenter(Bench):
             self.hist.counts = counts.tolist()
             self.hist.lo = float(centers[0]) - width / 2
             self.hist.hi = float(centers[-1]) + width / 2
-        return _Prepared(source, gray_full, preview, segment.as_gray(preview), preview.shape[0] / source.shape[0], auto)
+        scale = preview.shape[0] / source.shape[0]
+        return _ImageState(source, gray_full, preview, segment.as_gray(preview), scale, auto, RecipeCache(6))
 
     def _histogram_picked(self, change):
         v = change["new"]
@@ -353,11 +331,6 @@ class ThresholdSegmenter(Bench):
         row = min(h - 1, int(click[0] * h))
         col = min(w - 1, int(click[1] * w))
         self.seeds = list(self.seeds) + [[row, col]]
-
-    @T.observe("low", "high")
-    def _canny_thresholds_changed(self, change):
-        box = self._low_w if change["name"] == "low" else self._high_w
-        box.value = change["new"] or 0.0  # 0 in the box stands for None (scikit-image's default)
 
     @T.observe(
         "value",
@@ -388,81 +361,61 @@ class ThresholdSegmenter(Bench):
 
     # ----------------------------------------------------------------- computing
     @staticmethod
-    def _auto_threshold(d: _Prepared, method):
-        """Automatic thresholds come from the full-resolution histogram (cheap) and are cached per image."""
-        if method not in d.auto:
+    def _auto(d: _ImageState, key, call: Call) -> Computed:
+        """A value of the full image (from its histogram: cheap), computed once per image."""
+        if key not in d.auto:
             try:
-                d.auto[method] = segment.threshold_value(d.gray_full, method)
+                d.auto[key] = call.apply(d.gray_full)
             except ValueError as exc:
-                d.auto[method] = exc
-        return d.auto[method]
+                d.auto[key] = exc
+        value = d.auto[key]
+        if isinstance(value, Exception):
+            raise value
+        return Computed(value, call)
 
-    def _global_threshold(self, d: _Prepared):
-        if self.method == "fixed":
-            return float(self.value)
-        t = self._auto_threshold(d, self.method)
-        if isinstance(t, Exception):
-            raise t
-        return t
-
-    def _compute(self, d: _Prepared, full: bool):
-        """Run the current mode on the preview (or the full image); returns (result, panels-to-show)."""
-        src = d.source if full else d.preview
-        gray = d.gray_full if full else d.gray
-        s = 1.0 if full else d.scale
+    def recipe(self) -> Recipe:
+        """The engine calls of the visible tab, at full resolution: ``result``, ``code`` and
+        :meth:`compute_full` all come from it (the preview runs it with pixel lengths scaled)."""
+        d = self._data
+        if d is None:
+            raise ValueError("no image loaded")
+        inv = {"invert": True} if self.invert else {}
         mode = self.mode
         if mode == "global":
             if self.method == "multiotsu":
-                key = ("multiotsu", self.classes)
-                if key not in d.auto:
-                    d.auto[key] = segment.threshold_values(d.gray_full, "multiotsu", classes=self.classes)
-                ts = d.auto[key]
-                labels = np.digitize(gray, ts, right=True).astype(np.int32)
-                return labels, {"thresholds": [float(t) for t in ts]}
-            t = self._global_threshold(d)
-            return segment.threshold(gray, t, invert=self.invert), {"thresholds": [t]}
+                levels = Call(segment.threshold_values, "multiotsu", classes=self.classes)
+                ts = self._auto(d, ("multiotsu", self.classes), levels)
+                return Recipe.of(Call(segment.threshold_classes, ts))
+            if self.method == "fixed":
+                return Recipe.of(Call(segment.threshold, float(self.value), **inv))
+            t = self._auto(d, self.method, Call(segment.threshold_value, self.method))
+            return Recipe.of(Call(segment.threshold, t, **inv))
         if mode == "local":
-            surface = segment.local_threshold(
-                gray,
-                self.local_method,
-                window=_odd(self.window * s) if s != 1 else self.window,
-                k=self.k,
-                offset=self.offset,
-            )
-            return segment.threshold(gray, surface, invert=self.invert), {"surface": surface}
+            surface = Call(segment.local_threshold, self.local_method, window=self.window, k=self.k, offset=self.offset)
+            return Recipe((Step("surface", surface), Step("result", Call(segment.threshold, Ref("surface"), **inv))))
         if mode == "edges":
-            sigma = self.sigma * s
             if self.edge_method == "canny":
-                return segment.edges(gray, "canny", sigma=sigma, low=self.low, high=self.high), {"response": None}
-            response = segment.edges(gray, self.edge_method, output="response", sigma=sigma)
-            if self.edge_method in segment.GRADIENT_METHODS:  # as edges(..., output="edges"), without recomputing
-                edge_mask = response > self.edge_threshold
-            else:
-                edge_mask = segment.zero_crossings(response, threshold=self.edge_threshold)
-            return edge_mask, {"response": response}
+                return Recipe.of(Call(segment.edges, "canny", sigma=self.sigma, low=self.low, high=self.high))
+            response = Call(segment.edges, self.edge_method, sigma=self.sigma, output="response")
+            mask = Call(segment.edge_mask, self.edge_method, data="response", threshold=self.edge_threshold)
+            return Recipe((Step("response", response), Step("result", mask)))
         if mode == "regions":
-            seeds = [(min(src.shape[0] - 1, int(r * s)), min(src.shape[1] - 1, int(c * s))) for r, c in self.seeds]
+            seeds = [(int(r), int(c)) for r, c in self.seeds]
             if self.region_method == "grow":
-                if not seeds:
-                    return np.zeros(gray.shape, np.int32), {"hint": "click on the image to place seeds"}
-                return segment.region_grow(src, seeds, tolerance=self.tolerance), {}
+                return Recipe.of(Call(segment.region_grow, seeds=seeds, tolerance=self.tolerance))
             if self.region_method == "watershed":
-                return segment.watershed(gray, seeds or None, sigma=self.sigma * s), {}
-            labels, _ = segment.kmeans_colors(src, self.clusters, self.kmeans_seed)
-            return labels + 1, {}
-        # compare
-        masks, values = {}, {}
-        for m in segment.GLOBAL_METHODS:
-            t = self._auto_threshold(d, m)
-            values[m] = None if isinstance(t, Exception) else t
-            masks[m] = None if isinstance(t, Exception) else segment.threshold(gray, t, invert=self.invert)
-        return masks, {"values": values}
+                return Recipe.of(Call(segment.watershed, markers=seeds or None, sigma=self.sigma))
+            return Recipe.of(Call(segment.kmeans_regions, clusters=self.clusters, seed=self.kmeans_seed))
+        values = self._auto(d, "every method", Call(segment.auto_thresholds))
+        return Recipe.of(Call(segment.threshold_each, values, **inv))
 
     def _render(self):
         d = self._data
         if d is None:
             return
-        result, extra = self._compute(d, full=False)
+        recipe = self.recipe()
+        env = recipe.rescaled(d.scale, d.preview.shape).run(d.preview, cache=d.steps)
+        result = env[recipe.output]
         gray = d.gray
         note = (
             ""
@@ -471,23 +424,26 @@ class ThresholdSegmenter(Bench):
         )
         stats = {}
         if self.mode == "global":
-            self.hist.lines = extra["thresholds"]
-            self.set_trait("threshold", extra["thresholds"][0])
+            arg = recipe.steps[-1].call.args[0]
+            lines = arg.value if isinstance(arg, Computed) else arg
+            lines = [float(t) for t in np.atleast_1d(lines)]
+            self.hist.lines = lines
+            self.set_trait("threshold", lines[0])
             if result.dtype == bool:
                 stats = segment.mask_stats(result)
-                self._mask_panel.show(result)
+                self.mask_panel.show(result)
             else:
-                self._mask_panel.show(result, rescale=True)
-            self._overlay_panel.show(segment.overlay(self._preview_rgb(d), result))
-            ts = ", ".join(f"{t:.4g}" for t in extra["thresholds"])
+                self.mask_panel.show(result, rescale=True)
+            self.overlay_panel.show(segment.overlay(self._preview_rgb(d), result))
+            ts = ", ".join(f"{t:.4g}" for t in lines)
             msg = f"{self.method}: threshold {ts}"
         elif self.mode == "local":
-            self._surface_panel.show(extra["surface"], rescale=True)
+            self._surface_panel.show(env["surface"], rescale=True)
             self._local_mask_panel.show(result)
             stats = segment.mask_stats(result)
             msg = f"{self.local_method}, window {self.window}"
         elif self.mode == "edges":
-            resp = extra["response"]
+            resp = env.get("response")
             self._response_panel.show(gray if resp is None else np.abs(resp), rescale=resp is not None)
             self._response_panel.set_title(
                 "image"
@@ -505,80 +461,36 @@ class ThresholdSegmenter(Bench):
             self.click_image.value = to_jpeg_bytes(shown)
             self._labels_panel.show(segment.overlay(np.zeros(result.shape, np.uint8), result, alpha=1.0))
             n = int(len(np.unique(result[result > 0])))
-            msg = extra.get("hint") or f"{self.region_method}: {n} region{'s' * (n != 1)}"
+            hint = self.region_method == "grow" and not self.seeds
+            msg = "click on the image to place seeds" if hint else f"{self.region_method}: {n} region{'s' * (n != 1)}"
         else:
-            for m, panel in self._compare_panels.items():
-                t = extra["values"][m]
+            values = recipe.steps[-1].call.args[0].value
+            for m, panel in self.compare_panels.items():
+                t = values[m]
                 if t is None:
                     panel.set_title(f"{m}: fails on this image")
                     panel.show(np.zeros((8, 8), np.uint8))
                 else:
                     panel.set_title(f"{m}: {t:.4g}")
                     panel.show(result[m])
-            self.set_trait("thresholds", extra["values"])
+            self.set_trait("thresholds", dict(values))
             msg = "every global method on the same image"
         self.set_trait("stats", stats)
-        self.code = self._code_string()
+        self.code = recipe.code()
         self.result = result
         if stats:
             msg += f" · {100 * stats['area_fraction']:.1f} % foreground, {stats['components']} components"
         self.set_status(msg + note)
 
     @staticmethod
-    def _preview_rgb(d: _Prepared):
+    def _preview_rgb(d: _ImageState):
         p = d.preview
         return p[..., :3] if p.ndim == 3 and p.shape[2] >= 3 else d.gray
 
-    # ----------------------------------------------------------------- code and full resolution
-    def _code_string(self) -> str:
-        head = "from cnnwidgets.engine import segment\n"
-        inv = ", invert=True" if self.invert else ""
-        if self.mode == "global":
-            if self.method == "multiotsu":
-                return (
-                    "import numpy as np\n"
-                    + head
-                    + f"thresholds = segment.threshold_values(image, 'multiotsu', classes={self.classes})\n"
-                    "result = np.digitize(segment.as_gray(image), thresholds, right=True).astype('int32')"
-                )
-            what = repr(float(self.value)) if self.method == "fixed" else repr(self.method)
-            return head + f"result = segment.threshold(image, {what}{inv})"
-        if self.mode == "local":
-            return head + (
-                f"surface = segment.local_threshold(image, {self.local_method!r}, window={self.window}, k={self.k!r}, offset={self.offset!r})\n"
-                f"result = segment.threshold(image, surface{inv})"
-            )
-        if self.mode == "edges":
-            if self.edge_method == "canny":
-                return (
-                    head
-                    + f"result = segment.edges(image, 'canny', sigma={self.sigma!r}, low={self.low!r}, high={self.high!r})"
-                )
-            return (
-                head
-                + f"result = segment.edges(image, {self.edge_method!r}, sigma={self.sigma!r}, output='edges', threshold={self.edge_threshold!r})"
-            )
-        if self.mode == "regions":
-            seeds = [(int(r), int(c)) for r, c in self.seeds]
-            if self.region_method == "grow":
-                return head + f"result = segment.region_grow(image, {seeds}, tolerance={self.tolerance!r})"
-            if self.region_method == "watershed":
-                return head + f"result = segment.watershed(image, {seeds or None}, sigma={self.sigma!r})"
-            return (
-                head
-                + f"labels, centers = segment.kmeans_colors(image, {self.clusters}, {self.kmeans_seed})\nresult = labels + 1"
-            )
-        working = [m for m in segment.GLOBAL_METHODS if self.thresholds.get(m, 0) is not None]  # skip failing ones
-        return head + f"result = {{m: segment.threshold(image, m{inv}) for m in {working!r}}}"
-
+    # ----------------------------------------------------------------- full resolution
     def compute_full(self):
         """Compute the current view at full resolution; sets and returns ``result`` (as :attr:`code` does)."""
-        d = self._data
-        if d is None:
+        if self._data is None:
             raise ValueError("no image loaded")
-        result, _ = self._compute(d, full=True)
-        if self.mode == "compare":
-            result = {m: v for m, v in result.items() if v is not None}
-        self.code = self._code_string()
-        self.result = result
-        return result
+        self.wait()
+        return self.run_full(self.recipe(), self._data.source)

@@ -175,8 +175,8 @@ class TrainingDashboard(Bench):
         controls = W.HBox([self._epochs_ctl, self._lr_ctl, self._start_btn, self._stop_btn, self._bar])
         super().__init__([controls, self._metrics, W.HBox([self.curves, self.confusion])], show_code=True, **kwargs)
         self.add_class("cnnw-training")
-        W.link((self, "epochs"), (self._epochs_ctl, "value"))
-        W.link((self, "lr"), (self._lr_ctl, "value"))
+        self.bind(self._epochs_ctl, "epochs")
+        self.bind(self._lr_ctl, "lr")
         self.observe(self._update_code, names=["epochs", "lr", "batch_size", "seed", "val", "schedule", "threads"])
         self._update_code()
         if self._net_name is not None:

@@ -267,7 +267,7 @@ in the image that evidence sits.
             "code",
             """
 cam = layers.grad_cam(net, cat)
-plt.figure(figsize=(4, 4)); plt.imshow(layers.overlay(cam.image, cam.heatmap)); plt.axis("off")
+plt.figure(figsize=(4, 4)); plt.imshow(layers.heatmap_overlay(cam.image, cam.heatmap)); plt.axis("off")
 plt.title(f"{cam.label} ({cam.probability:.0%})"); plt.show()
 assert cam.heatmap.shape == (224, 224) and 0 <= cam.heatmap.min() and cam.heatmap.max() == 1
 """,

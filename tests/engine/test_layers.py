@@ -147,7 +147,7 @@ def test_grad_cam_peaks_on_the_object(lite0):
     assert box[peak]
     assert res.heatmap[box].mean() > 3 * res.heatmap[~box].mean()
     assert _hook_count(lite0) == 0
-    over = L.overlay(res.image, res.heatmap, alpha=0.4)
+    over = L.heatmap_overlay(res.image, res.heatmap, alpha=0.4)
     assert over.shape == (224, 224, 3) and over.dtype == np.uint8
 
 

@@ -42,7 +42,7 @@ def test_default_view_matches_engine(widget):
     top = M.classify(net, sample("chelsea"), topk=5)
     assert [t[0] for t in w.result["topk"]] == [t[0] for t in top]
     assert w.result["cam"].label == top[0][0]
-    assert list(w._c_layer.options) == L.layer_names(net)
+    assert list(w.controls["layer"].options) == L.layer_names(net)
 
 
 def test_switching_layers_reuses_the_forward_pass(widget, counted):
@@ -115,7 +115,7 @@ def test_tiny_cnn_lists_its_layers():
     from cnnwidgets import LayerVisualizer
 
     w = LayerVisualizer(model="tiny_cnn", image=sample("camera")).wait()
-    assert list(w._c_layer.options) == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc"]
+    assert list(w.controls["layer"].options) == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc"]
     assert w.layer == "conv1" and w.result["shape"] == (16, 32, 32)
     w.layer = "fc"
     assert w.result["mosaic"].shape == (4, 4)  # 10 logits shown as one 4×4 map
@@ -131,7 +131,7 @@ def test_layer_picked_while_another_thread_syncs_controls(widget):
     inside, release = threading.Event(), threading.Event()
 
     def render_thread_syncing():
-        with w._syncing():
+        with w.quiet():
             inside.set()
             release.wait(10)
 
@@ -139,8 +139,8 @@ def test_layer_picked_while_another_thread_syncs_controls(widget):
     t.start()
     try:
         assert inside.wait(10)
-        target = next(n for n in w._c_layer.options if n not in (w.layer, w._c_layer.value))
-        w._c_layer.value = target  # the user's pick, on this (the kernel's) thread
+        target = next(n for n in w.controls["layer"].options if n not in (w.layer, w.controls["layer"].value))
+        w.controls["layer"].value = target  # the user's pick, on this (the kernel's) thread
     finally:
         release.set()
         t.join()

@@ -22,7 +22,7 @@ def test_default_convolution_matches_torch(pg):
         torch.tensor(pg.kernel, dtype=torch.float64)[None, None],
     )[0, 0].numpy()
     np.testing.assert_allclose(res.output, ref)
-    assert len(res.steps) == 4 and pg._s_step.max == 3
+    assert len(res.steps) == 4 and pg.controls["step"].max == 3
     assert "output[0, 0] = " in pg.status
 
 
@@ -30,9 +30,9 @@ def test_steps_and_text_editing(pg):
     pg.step = 2
     s = pg.result["step"]
     assert (s.row, s.col) == (1, 0) and f"= <b>{int(s.value)}</b>" in pg.conv_view.value
-    pg._t_kernel.value = "0 1; 1 0"
+    pg.controls["kernel"].value = "0 1; 1 0"
     assert pg.kernel == [[0.0, 1.0], [1.0, 0.0]]
-    assert pg.result["conv"].output.shape == (3, 3) and pg._s_step.max == 8
+    assert pg.result["conv"].output.shape == (3, 3) and pg.controls["step"].max == 8
     pg.padding = 1
     ref = F.conv2d(
         torch.tensor(pg.image, dtype=torch.float64)[None, None],
@@ -41,8 +41,8 @@ def test_steps_and_text_editing(pg):
     )[0, 0].numpy()
     np.testing.assert_allclose(pg.result["conv"].output, ref)
     pg.step = 99
-    assert pg.step == 24 and pg._s_step.value == 24
-    pg._t_image.value = "1 2; 3 x"
+    assert pg.step == 24 and pg.controls["step"].value == 24
+    pg.controls["image"].value = "1 2; 3 x"
     assert pg.status.startswith("image:") and "x" in pg.status
     assert pg.result["conv"].output.shape == (5, 5)  # the last good result stays
 

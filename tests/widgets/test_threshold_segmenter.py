@@ -31,7 +31,7 @@ def test_default_is_otsu_on_coins_with_histogram_and_reproducible_code(coins):
     np.testing.assert_array_equal(_run_code(w, coins), w.result)
     assert w.stats["area_fraction"] == pytest.approx((coins > t).mean())
     assert "otsu" in w.status and "foreground" in w.status
-    assert w._mask_panel.image.value[:4] == b"\x89PNG" and w._overlay_panel.image.value[:2] == b"\xff\xd8"
+    assert w.mask_panel.image.value[:4] == b"\x89PNG" and w.overlay_panel.image.value[:2] == b"\xff\xd8"
 
 
 @pytest.mark.parametrize("method", segment.GLOBAL_METHODS)
@@ -65,7 +65,7 @@ def test_float_image_uses_its_own_units():
     assert abs(w.threshold - skf.threshold_yen(img)) <= 1 / 255
     w.hist.picked = 0.3
     np.testing.assert_array_equal(w.result, img > 0.3)
-    assert w._value_w.max == pytest.approx(img.max())
+    assert w.controls["value"].max == pytest.approx(img.max())
 
 
 def test_multiotsu_labels(coins):
@@ -87,7 +87,7 @@ def test_local_tab_matches_skimage_and_errors_go_to_status():
     w.window = 24
     assert "window must be an odd" in w.status
     w.window = 31
-    assert "error" not in w._status_kind and "window 31" in w.status
+    assert "error" not in w.status_kind and "window 31" in w.status
     np.testing.assert_array_equal(w.result, page > skf.threshold_local(page, 31, "gaussian", offset=5))
 
 
@@ -101,11 +101,11 @@ def test_edges_tab(coins):
     np.testing.assert_array_equal(w.result, feature.canny(coins / 255.0, sigma=2.0))
     np.testing.assert_array_equal(_run_code(w, coins), w.result)
     w.low, w.high = 0.05, 0.2
-    assert (w._low_w.value, w._high_w.value) == (0.05, 0.2)
+    assert (w.controls["low"].value, w.controls["high"].value) == (0.05, 0.2)
     np.testing.assert_array_equal(
         w.result, feature.canny(coins / 255.0, sigma=2.0, low_threshold=0.05, high_threshold=0.2)
     )
-    w._high_w.value = 0.3  # typing in the box sets the trait
+    w.controls["high"].value = 0.3  # typing in the box sets the trait
     assert w.high == 0.3
     np.testing.assert_array_equal(_run_code(w, coins), w.result)
     w.edge_method = "log"
@@ -139,7 +139,7 @@ def test_compare_view_shows_every_method(coins):
     for m, t in w.thresholds.items():
         assert abs(t - float(getattr(skf, f"threshold_{m}")(coins))) <= 1
         np.testing.assert_array_equal(w.result[m], coins > t)
-        assert w._compare_panels[m].image.value[:4] == b"\x89PNG"
+        assert w.compare_panels[m].image.value[:4] == b"\x89PNG"
     w.invert = True
     np.testing.assert_array_equal(w.result["otsu"], coins <= w.thresholds["otsu"])
     reproduced = _run_code(w, coins)
@@ -150,7 +150,7 @@ def test_compare_view_shows_every_method(coins):
     flat = np.tile(np.arange(256, dtype=np.uint8), (20, 1))  # a ramp: flat histogram, no two peaks
     w.image = flat
     failed = [m for m, t in w.thresholds.items() if t is None]
-    assert failed == ["minimum"] and "fails" in w._compare_panels["minimum"].title.value
+    assert failed == ["minimum"] and "fails" in w.compare_panels["minimum"].title.value
     assert set(_run_code(w, flat)) == set(segment.GLOBAL_METHODS) - {"minimum"}
 
 
@@ -171,10 +171,10 @@ def test_large_image_previews_and_computes_full_resolution_on_request():
 def test_bad_upload_and_colour_input():
     w = ThresholdSegmenter()
     w.image = b"definitely not an image"
-    assert w._status_kind == "error" and "not an image" in w.status
+    assert w.status_kind == "error" and "not an image" in w.status
     rgb = data.chelsea()
     w.image = rgb
-    assert w._status_kind != "error"
+    assert w.status_kind != "error"
     gray = segment.as_gray(rgb)
     np.testing.assert_array_equal(w.result, gray > skf.threshold_otsu(gray))
     w.mode = "regions"

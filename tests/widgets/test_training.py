@@ -44,11 +44,11 @@ def test_start_trains_draws_curves_and_confusion_and_code_reproduces_it(small_di
 
 def test_traits_and_controls_are_linked_and_update_code():
     w = TrainingDashboard("tiny_cnn", "digits", epochs=3)
-    assert w._epochs_ctl.value == 3
-    w._epochs_ctl.value = 7
+    assert w.controls["epochs"].value == 3
+    w.controls["epochs"].value = 7
     assert w.epochs == 7 and "epochs=7" in w.code
     w.lr = 0.02
-    assert w._lr_ctl.value == pytest.approx(0.02) and "lr=0.02" in w.code
+    assert w.controls["lr"].value == pytest.approx(0.02) and "lr=0.02" in w.code
     w.val = 0.0
     assert "val=None" in w.code and "datasets.digits()" in w.code
 
