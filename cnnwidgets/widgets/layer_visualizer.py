@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import html
 import pathlib
-import threading
-from collections import OrderedDict
 
 import ipywidgets as W
 import numpy as np
@@ -27,22 +25,6 @@ from .browser_widgets import ClickImage
 __all__ = ["LayerVisualizer"]
 
 _MOSAIC_SIDE = 480  # feature-map mosaics are upscaled (nearest) to about this many pixels
-_MODELS: OrderedDict = OrderedDict()
-_MODELS_LOCK = threading.Lock()
-
-
-def _shared_model(name: str):
-    """Models are built once per process (the two most recent are kept) and only read."""
-    with _MODELS_LOCK:
-        if name in _MODELS:
-            _MODELS.move_to_end(name)
-            return _MODELS[name]
-    model = M.create_model(name)
-    with _MODELS_LOCK:
-        _MODELS[name] = model
-        while len(_MODELS) > 2:
-            _MODELS.popitem(last=False)
-    return model
 
 
 def _upscale(img: np.ndarray, side: int) -> np.ndarray:
@@ -218,7 +200,7 @@ class LayerVisualizer(Bench):
         name = self.model
         if name not in M.list_models():
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(M.list_models())}")
-        net = _shared_model(name)
+        net = M.shared_model(name)
         names = L.layer_names(net)
         layer = (
             self.layer

@@ -261,3 +261,16 @@ def test_stochastic_pool_is_seeded_and_proportional():
     assert set(np.unique(picks)) <= {1.0, 3.0, 4.0}
     with pytest.raises(ValueError, match="non-negative"):
         L.pool2d_steps(-x, mode="stochastic")
+
+
+def test_top_classes_equals_classify():
+    from cnnwidgets.datasets import sample
+    from cnnwidgets.engine import models
+
+    net = models.shared_model("efficientnet_lite0")
+    img = sample("chelsea")
+    _, logits = L.capture(net, img, output=True)
+    top = L.top_classes(net, logits, k=3)
+    ref = models.classify(net, img, topk=3)
+    assert [t for t, _ in top] == [t for t, _ in ref]
+    np.testing.assert_allclose([p for _, p in top], [p for _, p in ref], atol=1e-4)

@@ -351,3 +351,48 @@ def test_histogram_matches_skimage_histogram(dtype):
     r8, rc8 = sk_histogram(data.camera(), source_range="image")
     np.testing.assert_array_equal(c8, r8)
     np.testing.assert_array_equal(centers8, rc8)
+
+
+def test_threshold_classes_equals_digitize_of_multiotsu():
+    import skimage.filters as skf
+    from skimage import data
+
+    coins = data.coins()
+    ts = skf.threshold_multiotsu(coins, classes=4)
+    np.testing.assert_array_equal(S.threshold_classes(coins, ts), np.digitize(coins, ts, right=True))
+
+
+def test_auto_thresholds_and_threshold_each():
+    import skimage.filters as skf
+    from skimage import data
+
+    cam = data.camera()
+    values = S.auto_thresholds(cam)
+    assert set(values) == set(S.GLOBAL_METHODS)
+    assert abs(values["otsu"] - skf.threshold_otsu(cam)) <= 1
+    masks = S.threshold_each(cam, values, invert=True)
+    np.testing.assert_array_equal(masks["li"], cam <= values["li"])
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (20, 1))
+    assert S.auto_thresholds(ramp)["minimum"] is None
+    assert "minimum" not in S.threshold_each(ramp, S.auto_thresholds(ramp))
+
+
+@pytest.mark.parametrize("method", ["sobel", "laplace", "log"])
+def test_edge_mask_of_the_response_equals_edges(method):
+    from skimage import data
+
+    coins = data.coins()
+    resp = S.edges(coins, method, sigma=1.5, output="response")
+    np.testing.assert_array_equal(
+        S.edge_mask(resp, method, threshold=0.02), S.edges(coins, method, sigma=1.5, output="edges", threshold=0.02)
+    )
+    with pytest.raises(ValueError, match="method must be"):
+        S.edge_mask(resp, "canny")
+
+
+def test_kmeans_regions_count_from_one():
+    from skimage import data
+
+    img = data.astronaut()[::4, ::4]
+    labels, _ = S.kmeans_colors(img, 3, 1)
+    np.testing.assert_array_equal(S.kmeans_regions(img, clusters=3, seed=1), labels + 1)
