@@ -24,10 +24,21 @@ def test_engine_does_not_import_widgets(module):
     assert out.stdout.strip() == "", f"{module} imported {out.stdout.strip()}"
 
 
-def test_public_names_resolve():
-    import cnnwidgets
+def test_every_public_name_resolves():
+    """Every name in ``cnnwidgets.__all__``, widgets included, and every engine module's ``__all__``."""
+    import importlib
 
-    for name in ["load_image", "to_png_bytes", "sample", "digits", "shapes", "ImageFolder", "get_device"]:
-        assert callable(getattr(cnnwidgets, name))
+    import cnnwidgets
+    import cnnwidgets.engine as engine
+
+    for name in cnnwidgets.__all__:
+        value = getattr(cnnwidgets, name)
+        assert value is not None, name
+        if name != "__version__":
+            assert callable(value), name
+    for module in engine.__all__:
+        mod = importlib.import_module(f"cnnwidgets.engine.{module}")
+        for name in getattr(mod, "__all__", []):
+            assert hasattr(mod, name), f"cnnwidgets.engine.{module}.{name}"
     with pytest.raises(AttributeError):
         _ = cnnwidgets.no_such_name

@@ -6,7 +6,7 @@ imported on first use: ``from cnnwidgets.engine import enhance``.
 
 import importlib
 
-_SUBMODULES = ("enhance", "segment", "models", "layers", "train", "features", "text")
+_SUBMODULES = ("enhance", "segment", "models", "layers", "train", "features", "text", "calls")
 
 __all__ = list(_SUBMODULES)
 
