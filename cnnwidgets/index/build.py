@@ -8,7 +8,6 @@ skipped files with the reason.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -37,12 +36,11 @@ DESCRIPTORS = ("cnn", "color", "moments", "sift", "orb")
 TOPK_TAGS = 5
 
 
-@functools.lru_cache(maxsize=2)
 def _shared_model(name: str):
-    """The pretrained CNN ``name``, created once per process and shared by every index that names it."""
-    from ..engine.models import create_model
+    """The pretrained CNN ``name`` from the process-wide model cache (:func:`cnnwidgets.engine.models.shared_model`)."""
+    from ..engine.models import shared_model
 
-    return create_model(name, pretrained=True)
+    return shared_model(name, pretrained=True)
 
 
 def list_image_files(source) -> tuple[list[Path], Path | None]:

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from cnnwidgets.engine import features
-from cnnwidgets.engine.models import classify
+from cnnwidgets.engine.models import classify, shared_model
 from cnnwidgets.index import ImageIndex, IndexLoadError, distortion_set, evaluate, vectors
 from cnnwidgets.index.evaluation import average_precision
-from cnnwidgets.index.image_index import _shared_model
 from cnnwidgets.io import load_image
 
 SAMPLES = ("chelsea", "coffee", "rocket")
@@ -54,7 +53,7 @@ def test_build_indexes_readable_files_and_lists_the_rest(index, folder):
 def test_tags_are_the_top5_imagenet_labels(index, folder):
     root, _ = folder
     p = str(root / "coffee" / "coffee_original.png")
-    ref = classify(_shared_model("efficientnet_lite0"), load_image(p), topk=5)
+    ref = classify(shared_model("efficientnet_lite0"), load_image(p), topk=5)
     got = index.tags[index.paths.index(p)]
     assert [t for t, _ in got] == [t for t, _ in ref]
     np.testing.assert_allclose([s for _, s in got], [s for _, s in ref], atol=1e-5)
@@ -65,7 +64,7 @@ def test_content_search_equals_numpy_brute_force(index, folder, mode):
     root, _ = folder
     images = [load_image(p) for p in index.paths]
     if mode == "cnn":
-        x = features.cnn(images, model=_shared_model("efficientnet_lite0"))
+        x = features.cnn(images, model=shared_model("efficientnet_lite0"))
     elif mode == "color":
         x = features.color_histogram(images)
     elif mode == "moments":
@@ -426,3 +425,29 @@ def test_empty_index_saves_loads_and_searches(tmp_path):
     assert (
         len(again) == 0 and again.skipped == ix.skipped and again.search(image=tmp_path / "bad.png", mode="color") == []
     )
+
+
+def test_add_vectors_refuses_bad_rows_and_leaves_the_index_unchanged():
+    x = np.eye(4, 8, dtype=np.float32)
+    ix = ImageIndex.from_vectors([f"/v/{i}.png" for i in range(4)], {"color": x}, tags=[[("cat", 0.5)]] * 4)
+    with pytest.raises(ValueError, match="dimensions"):
+        ix.add_vectors(["/v/9.png"], {"color": np.ones((1, 5), np.float32)})
+    with pytest.raises(ValueError, match="already in the table"):
+        ix.add_vectors(["/v/1.png"], {"color": x[:1]})
+    with pytest.raises(ValueError, match="2 rows but there are 1 paths"):
+        ix.add_vectors(["/v/9.png"], {"color": x[:2]})
+    assert len(ix) == ix.faiss["color"].ntotal == 4 and ix.next_id == 4
+    ix.add_vectors(["/v/9.png"], {"color": x[:1]}, captions=["a copy"])
+    assert ix.paths[-1] == "/v/9.png" and ix.captions[-1] == "a copy" and ix.ids.tolist() == [0, 1, 2, 3, 4]
+    assert ix.fingerprints[-1] == (None, None, None)
+    assert {h.path for h in ix.search(image="/v/0.png", mode="color", k=2)} == {"/v/0.png", "/v/9.png"}  # a tie
+
+
+def test_fingerprints_record_size_mtime_and_sha1(index, folder):
+    import hashlib
+
+    root, _ = folder
+    p = root / "coffee" / "coffee_hue.png"
+    f = index.fingerprints[index.paths.index(str(p))]
+    assert f.size == p.stat().st_size and f.mtime_ns == p.stat().st_mtime_ns
+    assert f.sha1 == hashlib.sha1(p.read_bytes()).hexdigest() and tuple(f) == (f.size, f.mtime_ns, f.sha1)
