@@ -210,12 +210,22 @@ def _check_params(shape, cutoff, order, width):
         raise ValueError(f"width must be None (low/high-pass) or a positive band width, got {width!r}")
 
 
+def _butterworth(d2, order, highpass: bool):
+    """Butterworth gain at the squared normalised distance ``d2`` (scikit-image's construction); float64.
+
+    The high-pass form ``1 / (1 + 1 / d2**order)`` has no cancellation at high orders or in the far tails.
+    """
+    q = np.power(d2, order)
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 + 1.0 / q) if highpass else 1.0 / (1.0 + q)
+
+
 def _lowpass_profile(d, shape, order):
     """Low-pass gain at normalised distance ``d`` (1 at the cutoff); float64 arrays."""
     if shape == "ideal":
         return (d <= 1.0).astype(np.float64)
     if shape == "butterworth":
-        return 1.0 / (1.0 + np.power(d * d, order))
+        return _butterworth(d * d, order, False)
     if shape == "exponential":
         return np.exp(-math.log(2.0) * np.power(d, order))
     return np.exp(-0.5 * d * d)  # gaussian
@@ -224,8 +234,7 @@ def _lowpass_profile(d, shape, order):
 def _complement(gain, d, shape, order):
     """1 − low-pass gain, computed without cancellation for Butterworth (high orders, far tails)."""
     if shape == "butterworth":
-        with np.errstate(divide="ignore"):
-            return 1.0 / (1.0 + np.power(d * d, -order))
+        return _butterworth(d * d, order, True)
     return 1.0 - gain
 
 
@@ -319,9 +328,7 @@ def _rfft_mask(h, w, params: tuple, device):
             # exactly scikit-image's construction: squared distances over the cutoff, then the power
             fy = np.fft.fftfreq(h)[:, None] / cutoff
             fx = np.fft.rfftfreq(w)[None, :] / cutoff
-            q2 = np.power(fy * fy + fx * fx, order)
-            with np.errstate(divide="ignore"):
-                m = 1.0 / (1.0 + 1.0 / q2) if highpass else 1.0 / (1.0 + q2)
+            m = _butterworth(fy * fy + fx * fx, order, highpass)
         else:
             m = radial_profile(
                 _radial_grid(h, w, True), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
