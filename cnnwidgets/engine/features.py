@@ -34,6 +34,7 @@ __all__ = [
     "local_features",
     "Vocabulary",
     "learn_vocabulary",
+    "visual_words",
     "bovw",
     "sift_bovw",
     "orb_bovw",
@@ -141,39 +142,63 @@ def color_moments(image, *, space: str = "hsv") -> np.ndarray:
 # ----------------------------------------------------------------------------- local features
 
 _LOCAL_SIDE = 512
+_ORB_BORDER = 15  # edgeThreshold and patchSize: ORB's default 31 loses the border, most of a small image
 
 
-def local_features(image, *, kind: str = "sift", max_features: int = 500) -> np.ndarray:
+def local_features(
+    image,
+    *,
+    kind: str = "sift",
+    max_features: int = 500,
+    side: int = _LOCAL_SIDE,
+    enlarge: bool = False,
+    grid: int | None = None,
+) -> np.ndarray:
     """Detect keypoints and compute their OpenCV descriptors on the grey image.
 
     Parameters
     ----------
     image : image
-        Reduced to at most 512 pixels on a side first.
+        Reduced to at most ``side`` pixels on its longer side first (area interpolation).
     kind : {"sift", "orb"}
     max_features : int
         At most this many keypoints (the strongest).
+    side : int
+        Longer side the grey image is reduced to (default 512).
+    enlarge : bool
+        Also enlarge smaller images to ``side`` (bilinear), so detectors find features on tiny images.
+    grid : int, optional
+        Describe a dense grid of keypoints with this step (and size ``2 * grid``) instead of detecting them.
 
     Returns
     -------
     numpy.ndarray
         float32, shape (M, 128) for SIFT (RootSIFT: L1-normalised, square-rooted, values in [0, 1]) or
-        (M, 256) for ORB (the 256 descriptor bits unpacked to 0.0/1.0). M may be 0 for a flat image.
+        (M, 256) for ORB (the 256 descriptor bits unpacked to 0.0/1.0, so squared Euclidean distance is the
+        Hamming distance). M may be 0 for a flat image.
     """
     import cv2
 
-    gray = load_image(image, mode="gray")
-    if max(gray.shape) > _LOCAL_SIDE:
-        gray = resize_to_fit(gray, _LOCAL_SIDE)
     if kind == "sift":
         det = cv2.SIFT_create(nfeatures=max_features)
         dim = 128
     elif kind == "orb":
-        det = cv2.ORB_create(nfeatures=max_features)
+        det = cv2.ORB_create(nfeatures=max_features, edgeThreshold=_ORB_BORDER, patchSize=_ORB_BORDER)
         dim = 256
     else:
         raise ValueError(f"kind={kind!r}: expected 'sift' or 'orb'")
-    _, desc = det.detectAndCompute(gray, None)
+    gray = _gray_at(image, side, enlarge)
+    if grid:
+        h, w = gray.shape
+        margin = 8 if kind == "sift" else 16
+        kps = [
+            cv2.KeyPoint(float(x), float(y), float(2 * grid))
+            for y in range(margin, h - margin + 1, grid)
+            for x in range(margin, w - margin + 1, grid)
+        ]
+        _, desc = det.compute(gray, kps)
+    else:
+        _, desc = det.detectAndCompute(gray, None)
     if desc is None or len(desc) == 0:
         return np.zeros((0, dim), np.float32)
     if kind == "orb":
@@ -181,6 +206,20 @@ def local_features(image, *, kind: str = "sift", max_features: int = 500) -> np.
     desc = desc.astype(np.float32)
     desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-12)
     return np.sqrt(desc)
+
+
+def _gray_at(image, side: int, enlarge: bool) -> np.ndarray:
+    """The grey uint8 image with its longer side reduced to ``side`` (or enlarged to it when ``enlarge``)."""
+    import cv2
+
+    gray = load_image(image, mode="gray")
+    h, w = gray.shape
+    if max(h, w) > side:
+        return resize_to_fit(gray, side)
+    if enlarge and max(h, w) < side:
+        scale = side / max(h, w)
+        return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_LINEAR)
+    return gray
 
 
 @dataclass(frozen=True)
@@ -268,6 +307,30 @@ def _is_desc(x, kind) -> bool:
     )
 
 
+def visual_words(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
+    """Index of the nearest visual word (squared L2, exact) of each descriptor.
+
+    Parameters
+    ----------
+    descriptors : numpy.ndarray
+        float32, shape (M, D) from :func:`local_features`.
+    vocabulary : Vocabulary
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape (M,), values in ``0 … vocabulary.size - 1``.
+    """
+    import faiss
+
+    if len(descriptors) == 0:
+        return np.zeros(0, np.int64)
+    index = faiss.IndexFlatL2(vocabulary.centers.shape[1])
+    index.add(np.ascontiguousarray(vocabulary.centers, dtype=np.float32))
+    _, words = index.search(np.ascontiguousarray(descriptors, dtype=np.float32), 1)
+    return words[:, 0].astype(np.int64)
+
+
 def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
     """Aggregate local descriptors into a visual-word histogram (hard assignment), L1-normalised, square-rooted.
 
@@ -283,15 +346,10 @@ def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
         float32, shape (K,), values in [0, 1], unit L2 norm (all zeros when M = 0).
         Inner product = Bhattacharyya coefficient of the word histograms.
     """
-    import faiss
-
     hist = np.zeros(vocabulary.size, np.float64)
     if len(descriptors):
-        index = faiss.IndexFlatL2(vocabulary.centers.shape[1])
-        index.add(vocabulary.centers)
-        _, words = index.search(np.ascontiguousarray(descriptors, dtype=np.float32), 1)
-        hist = np.bincount(words[:, 0], minlength=vocabulary.size).astype(np.float64)
-        hist /= hist.sum()
+        hist = np.bincount(visual_words(descriptors, vocabulary=vocabulary), minlength=vocabulary.size)
+        hist = hist.astype(np.float64) / len(descriptors)
     return np.sqrt(hist).astype(np.float32)
 
 
@@ -340,7 +398,8 @@ def cnn(image, *, model, batch_size: int = 32, progress=None) -> np.ndarray:
     ----------
     image : image or list of images
     model : torch.nn.Module or str
-        A model from :func:`cnnwidgets.engine.models.create_model`, or its registry name.
+        A model from :func:`cnnwidgets.engine.models.create_model`, or a registry name
+        (the process-wide :func:`cnnwidgets.engine.models.shared_model`).
 
     Returns
     -------
@@ -350,7 +409,7 @@ def cnn(image, *, model, batch_size: int = 32, progress=None) -> np.ndarray:
     from . import models
 
     if isinstance(model, str):
-        model = models.create_model(model)
+        model = models.shared_model(model)
     single = not _many(image)
     out = models.embed(model, [image] if single else list(image), batch_size=batch_size, progress=progress)
     out = np.ascontiguousarray(out, dtype=np.float32)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from cnnwidgets import datasets
-from cnnwidgets.engine import models, train
+from cnnwidgets.engine import features, models, train
 from cnnwidgets.io import load_image
 
 
@@ -92,11 +92,11 @@ def test_fit_is_deterministic_with_a_seed_and_streams_metrics(digits_small):
     assert [e["epoch"] for e in seen] == [1, 2] and seen == h1.epochs
     assert h1.loss[1] < h1.loss[0] and not m1.training
     # validation metrics are those of the final model on the held-out part, recomputed independently
-    _, va = train._split_indices(digits_small.labels, 0.2, 7)
-    ev = train.evaluate(m1, (digits_small.images[va], digits_small.labels[va]))
+    _, held_out = train.split(digits_small, test=0.2, seed=7)  # what fit(val=0.2, seed=7) holds out
+    ev = train.evaluate_classifier(m1, held_out)
     assert ev["accuracy"] == pytest.approx(h1.final["val_accuracy"], abs=1e-6)
     assert ev["loss"] == pytest.approx(h1.final["val_loss"], rel=1e-5)
-    assert np.array_equal(ev["confusion"], h1.confusion) and h1.confusion.sum() == len(va)
+    assert np.array_equal(ev["confusion"], h1.confusion) and h1.confusion.sum() == len(held_out.labels)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
 
 
@@ -105,7 +105,7 @@ def test_fit_learns_digits(digits_small):
     tr, te = train.split(d, test=0.25, seed=0)
     m = _tiny(0)
     train.fit(m, tr, epochs=2, lr=5e-3, batch_size=32, seed=0, schedule="cosine", device="cpu", progress=False)
-    ev = train.evaluate(m, te)
+    ev = train.evaluate_classifier(m, te)
     labels, probs = train.predict(m, te.images)
     assert ev["accuracy"] == pytest.approx(float((labels == te.labels).mean()))
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
@@ -138,7 +138,7 @@ def test_fit_accepts_folder_torch_dataset_and_pairs(tmp_path):
         Image.fromarray(im).save(tmp_path / s.classes[lab] / f"{i}.png")
     folder = datasets.ImageFolder(tmp_path)
     tensor_set = torch.utils.data.TensorDataset(
-        train.prepare(s.images, _tiny(in_chans=3, num_classes=2)), torch.from_numpy(s.labels)
+        train.input_batch(s.images, _tiny(in_chans=3, num_classes=2)), torch.from_numpy(s.labels)
     )
     weights = []
     for data in (folder, tensor_set, (s.images, s.labels), s):
@@ -263,16 +263,19 @@ def test_bovw_descriptors_words_and_histograms_match_references():
     clf = train.bovw_classifier(s, detector="sift", vocabulary=20, image_size=128)
     img = s.images[3]
     gray = cv2.resize(load_image(img, mode="gray"), (128, 128), interpolation=cv2.INTER_LINEAR)
-    _, ref = cv2.SIFT_create(nfeatures=500).detectAndCompute(gray, None)
+    _, raw = cv2.SIFT_create(nfeatures=500).detectAndCompute(gray, None)
+    ref = np.sqrt(raw / raw.sum(axis=1, keepdims=True))  # RootSIFT
     des = clf.descriptors(img)
-    assert len(ref) > 0 and np.array_equal(des, ref)
+    assert len(ref) > 0 and np.allclose(des, ref, atol=1e-6)
+    # the classifier runs the retrieval pipeline itself
+    np.testing.assert_array_equal(des, features.local_features(img, side=128, enlarge=True))
     # nearest visual word, brute force
-    words = clf.words(ref.astype(np.float32))
-    brute = [int(np.argmin([np.linalg.norm(d - v) for v in clf.vocabulary])) for d in ref.astype(np.float64)]
+    words = clf.words(des)
+    brute = [int(np.argmin([np.linalg.norm(d - v) for v in clf.vocabulary])) for d in des.astype(np.float64)]
     assert np.array_equal(words, brute)
     hist = clf.histograms([img])[0]
-    assert hist.shape == (20,) and hist.sum() == pytest.approx(1.0)
-    assert np.allclose(hist, np.bincount(clf.words(des), minlength=20) / len(des))
+    assert hist.shape == (20,) and np.linalg.norm(hist) == pytest.approx(1.0)
+    assert np.allclose(hist, np.sqrt(np.bincount(words, minlength=20) / len(des)))
     assert np.array_equal(clf.predict([img]), clf.svm.predict(hist[None]))
 
 
@@ -294,6 +297,7 @@ def test_bovw_orb_bits_make_euclidean_the_hamming_distance():
     img = datasets.sample("astronaut")
     clf = train.bovw_classifier([img, img[:, ::-1]], [0, 1], detector="orb", vocabulary=8, image_size=256)
     gray = cv2.resize(load_image(img, mode="gray"), (256, 256), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(clf.descriptors(img), features.local_features(img, kind="orb", side=256))
     _, raw = cv2.ORB_create(nfeatures=500, edgeThreshold=15, patchSize=15).detectAndCompute(gray, None)
     bits = np.unpackbits(raw, axis=1).astype(np.float32)
     assert np.array_equal(clf.descriptors(img), bits)
