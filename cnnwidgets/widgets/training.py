@@ -281,7 +281,7 @@ class TrainingDashboard(Bench):
             if history.confusion is not None:
                 matrix, where = history.confusion, "validation set"
             else:
-                matrix, where = train.evaluate(model, self.dataset)["confusion"], "training set"
+                matrix, where = train.evaluate_classifier(model, self.dataset)["confusion"], "training set"
             self.confusion.image.value = figure_png(confusion_figure(matrix, self.classes, title=""))
             self.confusion.set_title(f"confusion matrix — {where}")
             self.result = history
