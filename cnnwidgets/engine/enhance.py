@@ -30,6 +30,7 @@ import numpy as np
 
 from ..device import get_device
 from ..io import to_float
+from . import kinds
 
 __all__ = [
     "FILTER_SHAPES",
@@ -74,12 +75,11 @@ class _Layout:
     """Converts an image to an N×C×H×W view and back to the caller's kind and layout."""
 
     def __init__(self, image, name: str = "image"):
-        import torch
 
-        self.torch = isinstance(image, torch.Tensor)
+        self.torch = kinds.is_torch(image)
         if not self.torch and not isinstance(image, np.ndarray):
             if type(image).__module__.startswith("PIL"):
-                image = np.asarray(image)
+                image = kinds.to_numpy(image, name)
             else:
                 try:
                     image = np.asarray(image)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnwidgets.engine import kinds
 from cnnwidgets.engine.models import model_config, preprocess
 from cnnwidgets.engine.models.preprocessing import load_at_input_size
 
@@ -507,7 +508,7 @@ def heatmap_overlay(image, heatmap, *, alpha: float = 0.5, colormap: str = "jet"
 
 
 def _as_2d(x, name: str) -> np.ndarray:
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    a = kinds.to_numpy(x, name) if kinds.is_torch(x) else np.asarray(x)
     if a.ndim != 2 or a.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be a 2-D array of numbers, got shape {a.shape} dtype {a.dtype}")
     return a.astype(np.float64)
@@ -623,7 +624,7 @@ def _act_args(x, kind, alpha):
 
 def _back(y, is_t, x):
     if is_t:
-        return torch.as_tensor(y, dtype=x.dtype if x.is_floating_point() else torch.float64, device=x.device)
+        return kinds.like(np.asarray(y), x, torch_dtype=x.dtype if x.is_floating_point() else torch.float64)
     return y
 
 

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from . import kinds
+
 __all__ = [
     "GLOBAL_METHODS",
     "LOCAL_METHODS",
@@ -64,35 +66,9 @@ _LUMA = (0.299, 0.587, 0.114)
 # ----------------------------------------------------------------------------- input handling
 
 
-def _is_torch(x) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
-def _numpy(image, name: str = "image") -> np.ndarray:
-    if _is_torch(image):
-        image = image.detach().cpu().numpy()
-    elif not isinstance(image, np.ndarray):
-        try:
-            from PIL import Image
-
-            if isinstance(image, Image.Image):
-                image = np.asarray(image)
-        except ImportError:  # pragma: no cover
-            pass
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, PIL image or torch tensor, got {type(image).__name__}")
-    if image.size == 0:
-        raise ValueError(f"{name} is empty (shape {image.shape})")
-    return image
-
-
-def _like(out, original):
-    """Return ``out`` (NumPy) as the kind of ``original`` (torch tensors come back on their device)."""
-    if _is_torch(original):
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(out)).to(original.device)
-    return out
+_is_torch = kinds.is_torch
+_numpy = kinds.to_numpy
+_like = kinds.like
 
 
 def as_gray(image, *, name: str = "image") -> np.ndarray:
