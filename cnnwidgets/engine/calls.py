@@ -37,9 +37,17 @@ IMAGE = "image"
 
 @dataclass(frozen=True)
 class Ref:
-    """An argument that is the output of an earlier step (or the input, ``Ref("image")``)."""
+    """An argument that is the output of an earlier step (or the input, ``Ref("image")``).
+
+    ``Ref("conv.output")`` is the attribute ``output`` of the step ``conv``.
+    """
 
     name: str
+
+    @property
+    def step(self) -> str:
+        """The step (or input) the reference reads."""
+        return self.name.split(".", 1)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,7 +104,11 @@ def _literal(value) -> str:
 
 def _resolve(value, env: Mapping[str, Any]):
     if isinstance(value, Ref):
-        return env[value.name]
+        head, *attrs = value.name.split(".")
+        out = env[head]
+        for a in attrs:
+            out = getattr(out, a)
+        return out
     if isinstance(value, Computed):
         return value.value
     return value
@@ -112,8 +124,9 @@ class Call:
         A public function of a ``cnnwidgets.engine`` module.
     *args
         Positional arguments after the data: values, :class:`Ref` or :class:`Computed`.
-    data : Ref, optional
-        The data argument (default ``Ref("image")``).
+    data : Ref or str or value, optional
+        The data argument: a reference (a string names a step or the input; default ``"image"``), or a value
+        written into the code as it is (a small matrix typed by the user).
     **kwargs
         Keyword arguments (values, :class:`Ref` or :class:`Computed`).
     """
@@ -121,13 +134,13 @@ class Call:
     fn: Callable
     args: tuple = ()
     kwargs: tuple = ()  # (name, value) pairs, in the order given
-    data: Ref = Ref(IMAGE)
+    data: Any = Ref(IMAGE)
 
-    def __init__(self, fn: Callable, *args, data: Ref | str = IMAGE, **kwargs):
+    def __init__(self, fn: Callable, *args, data: Any = IMAGE, **kwargs):
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "args", tuple(args))
         object.__setattr__(self, "kwargs", tuple(kwargs.items()))
-        object.__setattr__(self, "data", data if isinstance(data, Ref) else Ref(data))
+        object.__setattr__(self, "data", Ref(data) if isinstance(data, str) else data)
 
     @property
     def module(self) -> str:
@@ -159,15 +172,23 @@ class Call:
         """Run the call, taking its data and references from ``env`` (a name → value mapping)."""
         args = [_resolve(a, env) for a in self.args]
         kwargs = {k: _resolve(v, env) for k, v in self.kwargs}
-        return self.fn(env[self.data.name], *args, **kwargs)
+        return self.fn(_resolve(self.data, env), *args, **kwargs)
 
     def apply(self, image):
         """Run the call on ``image`` (a call without references to other steps)."""
-        return self({IMAGE: image, self.data.name: image})
+        env = {IMAGE: image}
+        if isinstance(self.data, Ref):
+            env[self.data.step] = image
+        return self(env)
+
+    def refs(self) -> list[Ref]:
+        """The references among the data and the arguments."""
+        values = [self.data, *self.args, *(v for _, v in self.kwargs)]
+        return [v for v in values if isinstance(v, Ref)]
 
     def expression(self) -> str:
         """The call as a Python expression, e.g. ``enhance.median(image, size=5)``."""
-        parts = [self.data.name] + [_literal(a) for a in self.args]
+        parts = [_literal(self.data)] + [_literal(a) for a in self.args]
         parts += [f"{k}={_literal(v)}" for k, v in self.kwargs]
         return f"{self.module}.{self.fn.__name__}({', '.join(parts)})"
 
@@ -213,7 +234,7 @@ class Recipe:
                 prev = c.name
                 continue
             name = "result" if last else f"step{i + 1}"
-            if c.data == Ref(IMAGE) and prev != IMAGE:
+            if isinstance(c.data, Ref) and c.data.name == IMAGE and prev != IMAGE:
                 c = replace(c, data=Ref(prev))
             steps.append(Step(name, c))
             prev = name
@@ -248,16 +269,18 @@ class Recipe:
         keys = {IMAGE: IMAGE}
         for step in self.steps:
             call = step.call
-            deps = [call.data.name] + [
-                v.name for v in list(call.args) + [v for _, v in call.kwargs] if isinstance(v, Ref)
-            ]
-            key = (call.expression(), step.name, tuple(keys[d] for d in deps))
+            key = (call.expression(), step.name, tuple(keys[r.step] for r in call.refs()))
             if cache is not None and key in cache:
                 out = cache[key]
             else:
                 local = env
                 prepare = (reuse or {}).get(call.fn)
-                if prepare is not None and cache is not None:
+                if (
+                    prepare is not None
+                    and cache is not None
+                    and isinstance(call.data, Ref)
+                    and "." not in call.data.name
+                ):
                     form_key = ("reuse", prepare.__name__, keys[call.data.name])
                     if form_key not in cache:
                         cache[form_key] = prepare(env[call.data.name])
@@ -273,8 +296,10 @@ class Recipe:
         """The result of the recipe on ``image``."""
         return self.run(image, cache=cache, reuse=reuse)[self.output]
 
-    def code(self) -> str:
-        """Python source that computes ``result`` from a variable ``image``, with its imports."""
+    def code(self, *, result: bool = True) -> str:
+        """Python source that computes ``result`` from a variable ``image``, with its imports.
+
+        With ``result=False`` the last line is the last step (no ``result = ...`` alias)."""
         mods = set()
         for s in self.steps:
             mods |= s.call.modules()
@@ -284,7 +309,7 @@ class Recipe:
         lines = [f"from {pkg} import {', '.join(ms)}" for pkg, ms in by_package.items()]
         for s in self.steps:
             lines.append(f"{s.name} = {s.call.expression()}")
-        if self.output != "result":
+        if result and self.output != "result":
             lines.append(f"result = {self.output}")
         return "\n".join(lines)
 

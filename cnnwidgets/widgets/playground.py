@@ -13,6 +13,7 @@ import numpy as np
 import traitlets as T
 
 from ..engine import layers as L
+from ..engine.calls import Call, Recipe, Step
 from ._base import Bench, figure_png
 
 __all__ = ["ConvolutionPlayground", "parse_grid", "format_grid"]
@@ -235,14 +236,27 @@ class ConvolutionPlayground(Bench):
         self.request_update()
 
     # ----------------------------------------------------------------- rendering
+    def recipe(self) -> Recipe:
+        """Convolution, activation of its output, and pooling: what ``result`` and ``code`` come from."""
+        alpha = {"alpha": self.alpha} if self.activation in ("prelu", "elu") else {}
+        conv = Call(L.conv2d_steps, self.kernel, data=self.image, stride=self.stride, padding=self.padding)
+        pool = Call(L.pool2d_steps, data=self.pool_input, size=self.pool_size, mode=self.pool_mode, seed=self.seed)
+        return Recipe(
+            (
+                Step("conv", conv),
+                Step("activated", Call(L.activate, self.activation, data="conv.output", **alpha)),
+                Step("pool", pool),
+            )
+        )
+
     def _render(self):
-        conv = L.conv2d_steps(np.array(self.image), np.array(self.kernel), stride=self.stride, padding=self.padding)
-        pool = L.pool2d_steps(np.array(self.pool_input), size=self.pool_size, mode=self.pool_mode, seed=self.seed)
+        recipe = self.recipe()
+        env = recipe.run(None)
+        conv, activated, pool = env["conv"], env["activated"], env["pool"]
         step = min(max(self.step, 0), len(conv.steps) - 1)
         pstep = min(max(self.pool_step, 0), len(pool.steps) - 1)
 
         self.conv_view.value = self._conv_html(conv, step)
-        activated = L.activate(conv.output, self.activation, alpha=self.alpha)
         fx = float(L.activate(np.array([self.x]), self.activation, alpha=self.alpha)[0])
         dfx = float(L.activation_grad(np.array([self.x]), self.activation, alpha=self.alpha)[0])
         self.act_plot.value = self._act_png(fx, dfx)
@@ -253,13 +267,7 @@ class ConvolutionPlayground(Bench):
         )
         self.pool_view.value = self._pool_html(pool, pstep)
 
-        a = f", alpha={self.alpha:g}" if self.activation in ("prelu", "elu") else ""
-        self.code = (
-            "from cnnwidgets.engine import layers\n"
-            f"conv = layers.conv2d_steps({self.image!r}, {self.kernel!r}, stride={self.stride}, padding={self.padding})\n"
-            f"activated = layers.activate(conv.output, {self.activation!r}{a})\n"
-            f"pool = layers.pool2d_steps({self.pool_input!r}, size={self.pool_size}, mode={self.pool_mode!r}, seed={self.seed})"
-        )
+        self.code = recipe.code(result=False)
         self.result = {
             "conv": conv,
             "activated": activated,
