@@ -78,7 +78,7 @@ class ImageRow:
             If the tags entry is not a JSON list of ``[label, probability]`` pairs.
         """
         labels = {} if labels is None else labels
-        tags = tuple((labels.setdefault(t, t), float(p)) for t, p in json.loads(record[3]))
+        tags = tuple([(labels.setdefault(t, t), float(p)) for t, p in json.loads(record[3])])
         return cls(int(record[0]), record[1], record[2] or "", tags, Fingerprint(*record[4:7]))
 
 
