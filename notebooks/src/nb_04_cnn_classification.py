@@ -116,7 +116,7 @@ start = time.perf_counter()
 history = train.fit(net, train_set, epochs=4, lr=5e-3, batch_size=32, seed=0, schedule="cosine",
                     val=test_set, callback=log.append, threads=1)
 seconds = time.perf_counter() - start
-test = train.evaluate(net, test_set)
+test = train.evaluate_classifier(net, test_set)
 print(f"trained in {seconds:.1f} s; test accuracy {test['accuracy']:.3f}")
 assert test["accuracy"] > 0.95, test["accuracy"]
 assert seconds < 60, seconds
