@@ -23,6 +23,7 @@ from .rows import Fingerprint
 __all__ = [
     "DESCRIPTORS",
     "TOPK_TAGS",
+    "metric",
     "DecodedBatch",
     "list_image_files",
     "read_captions",
@@ -34,6 +35,13 @@ __all__ = [
 
 DESCRIPTORS = ("cnn", "color", "moments", "sift", "orb")
 TOPK_TAGS = 5
+
+
+def metric(name: str) -> str:
+    """The FAISS metric of descriptor ``name``: "ip" (inner product) or "l2" (see :mod:`cnnwidgets.engine.features`)."""
+    from ..engine.features import METRICS
+
+    return METRICS[name]
 
 
 def _shared_model(name: str):

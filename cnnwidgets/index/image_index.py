@@ -309,7 +309,7 @@ class ImageIndex:
                 self.dims[name] = int(x.shape[1])
                 kind = vectors.choose_type(self.index_type, n, gpu=self.gpu)
                 self.faiss[name] = vectors.to_device(
-                    vectors.new_index(kind, x.shape[1], searching.metric(name), train=x), gpu=self.gpu
+                    vectors.new_index(kind, x.shape[1], building.metric(name), train=x), gpu=self.gpu
                 )
             self.faiss[name].add_with_ids(x, new_ids)
         self.next_id += n
@@ -334,7 +334,7 @@ class ImageIndex:
             cpu.reset()
         else:
             train = x if kind == "ivf" else None
-            cpu = vectors.new_index(kind, self.dims[name], searching.metric(name), train=train)
+            cpu = vectors.new_index(kind, self.dims[name], building.metric(name), train=train)
         if len(ids):
             cpu.add_with_ids(x, ids)
         self.faiss[name] = vectors.to_device(cpu, gpu=self.gpu)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from . import storage, vectors
+from .build import metric
 from .rows import ImageRow, RowTable
-from .search import metric
 from .storage import TABLE, IndexLoadError
 
 __all__ = ["StoredIndex", "save", "open_folder", "options_from_manifest", "read_contents", "check_vector_index"]

@@ -14,10 +14,10 @@ import numpy as np
 
 from ..io import load_image
 from . import vectors
-from .build import DESCRIPTORS, TOPK_TAGS
+from .build import DESCRIPTORS, TOPK_TAGS, metric
 from .rows import ImageRow, RowTable
 
-__all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextScorer", "search", "metric", "similarity"]
+__all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextScorer", "search", "similarity"]
 
 MODES = ("auto", "text", "color", "moments", "sift", "orb", "cnn", "fusion", "semantic")
 DEFAULT_WEIGHTS = {"text": 1.0, "cnn": 1.0, "color": 0.5, "moments": 0.25, "sift": 0.5, "orb": 0.25}
@@ -62,13 +62,6 @@ class Hit:
 
 def _hit(row: ImageRow, score, scores) -> Hit:
     return Hit(row.path, float(score), scores, list(row.tags), row.caption)
-
-
-def metric(name: str) -> str:
-    """The FAISS metric of descriptor ``name``: "ip" (inner product) or "l2"."""
-    from ..engine.features import METRICS
-
-    return METRICS[name]
 
 
 def similarity(name: str, raw: np.ndarray) -> np.ndarray:
