@@ -9,6 +9,9 @@ import torch
 from skimage import data, feature, measure, segmentation
 
 from cnnwidgets.engine import segment as S
+from cnnwidgets.engine.segment import _filters as seg_filters
+from cnnwidgets.engine.segment import edge_maps as seg_edges
+from cnnwidgets.engine.segment import local as seg_local
 
 
 def _gray_samples():
@@ -135,13 +138,13 @@ def test_niblack_and_sauvola_match_skimage(img, window):
 
 def test_torch_backend_of_window_filters_matches_opencv_backend():
     x = data.page().astype(np.float64)
-    m1, s1 = S._local_mean_std(x, 25, backend="opencv")
-    m2, s2 = S._local_mean_std(x, 25, backend="torch")
+    m1, s1 = seg_local._local_mean_std(x, 25, backend="opencv")
+    m2, s2 = seg_local._local_mean_std(x, 25, backend="torch")
     np.testing.assert_allclose(m1, m2, atol=1e-9)
     np.testing.assert_allclose(s1, s2, atol=1e-6)
-    k = S._gauss_kernel(4.0)
+    k = seg_filters._gauss_kernel(4.0)
     np.testing.assert_allclose(
-        S._separable(x, k, k, backend="opencv"), S._separable(x, k, k, backend="torch"), atol=1e-9
+        seg_filters._separable(x, k, k, backend="opencv"), seg_filters._separable(x, k, k, backend="torch"), atol=1e-9
     )
 
 
@@ -328,8 +331,8 @@ def test_mask_stats_matches_skimage_label():
 )
 def test_torch_and_opencv_edge_backends_agree(method, sigma):
     g = data.coins() / 255.0
-    a = S._edge_response(g, method, sigma, backend="torch")
-    b = S._edge_response(g, method, sigma, backend="opencv")
+    a = seg_edges._edge_response(g, method, sigma, backend="torch")
+    b = seg_edges._edge_response(g, method, sigma, backend="opencv")
     assert a.dtype == b.dtype == np.float32
     np.testing.assert_allclose(a, b, atol=2e-6)
     if method in S.GRADIENT_METHODS and sigma == 0:  # the torch convolution against scikit-image directly

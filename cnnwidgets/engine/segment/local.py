@@ -1,0 +1,110 @@
+"""Local (adaptive) thresholds: a threshold surface from windowed statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import LOCAL_METHODS, _like, as_gray
+from ._filters import _backend, _gauss_kernel, _pad, _separable, _to_torch
+
+# ----------------------------------------------------------------------------- local thresholds
+
+
+def _box_mean_cv(x: np.ndarray, w: int, border) -> np.ndarray:
+    import cv2
+
+    return cv2.boxFilter(x, cv2.CV_64F, (w, w), normalize=True, borderType=border)
+
+
+def _local_mean_std(x: np.ndarray, w: int, *, backend: str):
+    """Mean and standard deviation over w×w windows, mirror-padded without repeating the edge."""
+    if backend == "opencv":
+        import cv2
+
+        m = _box_mean_cv(x, w, cv2.BORDER_REFLECT_101)
+        m2 = _box_mean_cv(x * x, w, cv2.BORDER_REFLECT_101)
+    else:
+        import torch.nn.functional as F
+
+        t = _to_torch(x, dtype="float64")
+        p = _pad(t, w // 2, "reflect101")
+        m = F.avg_pool2d(p, w, stride=1)
+        m2 = F.avg_pool2d(p * p, w, stride=1)
+        m, m2 = m[0, 0].cpu().numpy(), m2[0, 0].cpu().numpy()
+    return m, np.sqrt(np.clip(m2 - m * m, 0, None))
+
+
+def local_threshold(
+    image, method: str = "sauvola", *, window: int = 25, k: float = 0.2, offset: float = 0.0, r: float | None = None
+):
+    """The threshold surface of a local (adaptive) method.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        Gray or colour (see :func:`as_gray`); values are used in their own units.
+    method : {"mean", "gaussian", "median", "niblack", "sauvola"}
+        ``"mean"``, ``"gaussian"``, ``"median"``: ``skimage.filters.threshold_local(image, window, method, offset)``
+        (Gaussian with sigma = (window - 1) / 6). ``"niblack"``: mean - k·std; ``"sauvola"``:
+        mean·(1 + k·(std / r - 1)), both over window×window, as ``skimage.filters.threshold_niblack/_sauvola``.
+    window : int
+        Odd window side in pixels (≥ 3).
+    k : float
+        Weight of the standard deviation (Niblack, Sauvola).
+    offset : float
+        Subtracted from the mean/Gaussian/median surface.
+    r : float, optional
+        Sauvola's dynamic range of the standard deviation; default half the dtype's range
+        (127.5 for uint8, 1 for float), as scikit-image.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor of float64, H×W
+        Pass it to :func:`threshold` for the mask (foreground where the image is above it).
+
+    Notes
+    -----
+    Box and Gaussian windows run in OpenCV on the CPU and in torch on a GPU device; median uses SciPy.
+    """
+    if method not in LOCAL_METHODS:
+        raise ValueError(f"method must be one of {LOCAL_METHODS}, got {method!r}")
+    window = int(window)
+    if window < 3 or window % 2 == 0:
+        raise ValueError(f"window must be an odd integer ≥ 3, got {window}")
+    gray = as_gray(image)
+    x = gray.astype(np.float64)
+    backend = _backend()
+    if method in ("niblack", "sauvola"):
+        m, s = _local_mean_std(x, window, backend=backend)
+        if method == "niblack":
+            out = m - k * s
+        else:
+            if r is None:  # half the dtype's range, as skimage's dtype_limits
+                r = (
+                    0.5 * (float(np.iinfo(gray.dtype).max) - np.iinfo(gray.dtype).min)
+                    if gray.dtype.kind in "ui"
+                    else 1.0
+                )
+            out = m * (1 + k * (s / r - 1))
+    elif method == "median":
+        from scipy import ndimage as ndi
+
+        out = ndi.median_filter(x, size=window, mode="reflect") - offset
+    elif method == "mean":
+        if backend == "opencv":
+            import cv2
+
+            out = _box_mean_cv(x, window, cv2.BORDER_REFLECT) - offset
+        else:
+            import torch.nn.functional as F
+
+            out = (
+                F.avg_pool2d(_pad(_to_torch(x, dtype="float64"), window // 2, "symmetric"), window, stride=1)[0, 0]
+                .cpu()
+                .numpy()
+                - offset
+            )
+    else:
+        kern = _gauss_kernel((window - 1) / 6.0)
+        out = _separable(x, kern, kern, backend=backend) - offset
+    return _like(out, image)

@@ -1,0 +1,202 @@
+"""Region-based segmentation: seeded region growing, watershed, k-means colour clustering."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import _is_torch, _like, _numpy, as_gray
+from .edge_maps import edges
+
+# ----------------------------------------------------------------------------- regions
+
+
+def _seed_list(seeds, shape) -> list[tuple[int, int]]:
+    pts = np.asarray(seeds, dtype=float).reshape(-1, 2) if len(seeds) else np.zeros((0, 2))
+    out = []
+    for y, x in pts:
+        yi, xi = int(round(y)), int(round(x))
+        if not (0 <= yi < shape[0] and 0 <= xi < shape[1]):
+            raise ValueError(f"seed ({y}, {x}) lies outside the image of shape {shape[:2]}")
+        out.append((yi, xi))
+    return out
+
+
+def region_grow(image, seeds, *, tolerance: float = 10.0, connectivity: int = 2):
+    """Seeded region growing: the connected pixels whose value is within ``tolerance`` of each seed's value.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        H×W gray or H×W×C colour, in its own units.
+    seeds : sequence of (row, col)
+        One region per seed.
+    tolerance : float
+        Largest absolute difference (gray) or Euclidean distance (colour) from the seed's value.
+    connectivity : {1, 2}
+        4- or 8-neighbourhood.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor of int32, H×W
+        0 for unassigned pixels, i + 1 for the region of seed i; an earlier seed keeps pixels it reached first.
+        For a gray image, region i equals ``skimage.segmentation.flood(image, seed, tolerance=tolerance,
+        connectivity=connectivity)``.
+    """
+    import cv2
+
+    arr = _numpy(image)
+    if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"image must be H×W or H×W×C, got shape {arr.shape}")
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2, got {connectivity}")
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be ≥ 0, got {tolerance}")
+    pts = _seed_list(seeds, arr.shape)
+    labels = np.zeros(arr.shape[:2], np.int32)
+    x = arr.astype(np.float64)
+    for i, (y0, x0) in enumerate(pts):
+        if arr.ndim == 2:
+            near = np.abs(x - x[y0, x0]) <= tolerance
+        else:
+            near = np.sqrt(((x - x[y0, x0]) ** 2).sum(-1)) <= tolerance
+        _, comp = cv2.connectedComponents(near.view(np.uint8), connectivity=4 if connectivity == 1 else 8)
+        region = (comp == comp[y0, x0]) & (labels == 0)
+        labels[region] = i + 1
+    return _like(labels, image)
+
+
+def watershed(image, markers=None, *, sigma: float = 1.0, compactness: float = 0.0, marker_quantile: float = 0.1):
+    """Watershed regions of the gradient magnitude (Sobel of the Gaussian-smoothed gray image).
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        Gray or colour (see :func:`as_gray`).
+    markers : int array H×W, sequence of (row, col), or None
+        A label image (0 = unlabelled), or seed points (seed i gets label i + 1). None: the connected
+        regions where the gradient is below its ``marker_quantile`` quantile.
+    sigma : float
+        Gaussian pre-smoothing before the gradient.
+    compactness : float
+        As ``skimage.segmentation.watershed``; larger gives more regular regions.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor of int32, H×W
+        Region labels (1..n). Equals ``skimage.segmentation.watershed(edges(image, "sobel", sigma=sigma), markers)``.
+    """
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed as sk_watershed
+
+    gray = as_gray(image)
+    grad = edges(gray, "sobel", sigma=sigma, output="response")
+    if markers is None:
+        if not 0 < marker_quantile < 1:
+            raise ValueError(f"marker_quantile must be in (0, 1), got {marker_quantile}")
+        m, _ = ndi.label(grad <= np.quantile(grad, marker_quantile))
+    else:
+        m = markers if not _is_torch(markers) else markers.detach().cpu().numpy()
+        m = np.asarray(m)
+        if m.shape == gray.shape and m.dtype.kind in "iub":
+            m = m.astype(np.int32)
+        else:
+            pts = _seed_list(m, gray.shape)
+            if not pts:
+                raise ValueError("markers: give at least one seed point")
+            m = np.zeros(gray.shape, np.int32)
+            for i, (y, x) in enumerate(pts):
+                if m[y, x] == 0:
+                    m[y, x] = i + 1
+    labels = sk_watershed(grad, m, compactness=compactness).astype(np.int32)
+    return _like(labels, image)
+
+
+def kmeans_regions(image, clusters: int = 3, seed: int = 0):
+    """Regions of similar colour: :func:`kmeans_colors` labels counted from 1, as region labels are.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        Gray or colour.
+    clusters, seed : int
+        ``k`` and ``seed`` of :func:`kmeans_colors`.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor of int32, H×W
+        Labels 1..clusters, ordered by increasing centre brightness.
+    """
+    labels, _ = kmeans_colors(image, clusters, seed)
+    return labels + 1
+
+
+def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sample: int = 200_000):
+    """Cluster pixel colours with k-means (k-means++ start), in torch on :func:`cnnwidgets.device.get_device`.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL image or torch.Tensor
+        H×W gray or H×W×C colour, any dtype; clustered in float32 of the stored values.
+    k : int
+        Number of clusters, ≥ 1.
+    seed : int
+        Seed of the initialisation and of the pixel sample; same seed, same result.
+    max_iter : int
+    sample : int
+        At most this many randomly chosen pixels fit the centres; every pixel is then assigned.
+
+    Returns
+    -------
+    labels : numpy.ndarray or torch.Tensor of int32, H×W
+        Cluster index 0..k-1, clusters ordered by increasing centre brightness (mean over channels).
+    centers : numpy.ndarray of float32, k×C (C = 1 for gray)
+    """
+    import torch
+
+    from ...device import get_device
+
+    arr = _numpy(image)
+    if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"image must be H×W or H×W×C, got shape {arr.shape}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be ≥ 1, got {k}")
+    h, w = arr.shape[:2]
+    pixels = arr.reshape(h * w, -1).astype(np.float32)
+    if len(np.unique(pixels[:: max(1, len(pixels) // 50_000)], axis=0)) < k and len(np.unique(pixels, axis=0)) < k:
+        raise ValueError(f"the image has fewer than k={k} distinct colours")
+    rng = np.random.default_rng(seed)
+    fit = pixels if len(pixels) <= sample else pixels[rng.choice(len(pixels), sample, replace=False)]
+    dev = get_device()
+    X = torch.from_numpy(fit).to(dev)
+    # k-means++
+    centers = [X[int(rng.integers(len(fit)))]]
+    d2 = ((X - centers[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        p = d2.double().cpu().numpy()
+        total = p.sum()
+        idx = int(rng.choice(len(fit), p=p / total)) if total > 0 else int(rng.integers(len(fit)))
+        centers.append(X[idx])
+        d2 = torch.minimum(d2, ((X - X[idx]) ** 2).sum(1))
+    C = torch.stack(centers)
+    for _ in range(int(max_iter)):
+        assign = torch.cdist(X, C).argmin(1)
+        sums = torch.zeros_like(C).index_add_(0, assign, X)
+        counts = torch.bincount(assign, minlength=k).to(X.dtype)[:, None]
+        new = torch.where(counts > 0, sums / counts.clamp(min=1), C)
+        if torch.allclose(new, C, atol=1e-4, rtol=0):
+            C = new
+            break
+        C = new
+    order = torch.argsort(C.mean(1))
+    C = C[order]
+    allX = torch.from_numpy(pixels).to(dev)
+    labels = torch.cat([torch.cdist(chunk, C).argmin(1) for chunk in allX.split(1 << 20)])
+    labels = labels.cpu().numpy().astype(np.int32).reshape(h, w)
+    return _like(labels, image), C.cpu().numpy()
