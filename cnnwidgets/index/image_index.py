@@ -277,10 +277,10 @@ class ImageIndex:
 
     def remove(self, paths) -> int:
         """Remove images by path; paths not in the index are ignored. Returns how many were removed."""
-        found = {self.rows.get(str(Path(p).expanduser().resolve())) for p in paths} - {None}
+        found = {self.rows.position(str(Path(p).expanduser().resolve())) for p in paths} - {None}
         if not found:
             return 0
-        gone = np.array(sorted(r.id for r in found), np.int64)
+        gone = self.rows.ids[sorted(found)]
         keep = np.setdiff1d(self.rows.ids, gone)
         for name, ix in list(self.faiss.items()):
             if vectors.kind_of(ix) == "flat" and not self.gpu:

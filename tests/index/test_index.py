@@ -451,3 +451,10 @@ def test_fingerprints_record_size_mtime_and_sha1(index, folder):
     f = index.fingerprints[index.paths.index(str(p))]
     assert f.size == p.stat().st_size and f.mtime_ns == p.stat().st_mtime_ns
     assert f.sha1 == hashlib.sha1(p.read_bytes()).hexdigest() and tuple(f) == (f.size, f.mtime_ns, f.sha1)
+
+
+def test_tags_given_as_lists_are_kept_and_rows_still_remove():
+    x = np.eye(3, 4, dtype=np.float32)
+    ix = ImageIndex.from_vectors(["/v/a.png", "/v/b.png", "/v/c.png"], {"color": x}, tags=[[["cat", 0.5]]] * 3)
+    assert ix.remove(["/v/b.png"]) == 1 and ix.paths == ["/v/a.png", "/v/c.png"] and ix.ids.tolist() == [0, 2]
+    assert ix.search(image="/v/c.png", mode="color", k=1)[0].to_dict()["tags"] == [["cat", 0.5]]
