@@ -10,6 +10,8 @@ from scipy import ndimage
 from skimage import data, filters, metrics
 
 from cnnwidgets.engine import enhance as E
+from cnnwidgets.engine.enhance import _layout as enhance_layout
+from cnnwidgets.engine.enhance import median_filters as enhance_median
 
 
 def _gray(name, h=None, w=None):
@@ -79,7 +81,7 @@ def test_uint8_input_is_scaled_and_not_modified():
 def test_large_image_plane_by_plane_equals_batched(monkeypatch):
     img = _rgb("astronaut", 96, 80)
     whole = E.frequency_filter(img, shape="gaussian", cutoff=0.07)
-    monkeypatch.setattr(E, "_PLANE_BY_PLANE_PIXELS", 1000)
+    monkeypatch.setattr(enhance_layout, "_PLANE_BY_PLANE_PIXELS", 1000)
     planes = E.frequency_filter(img, shape="gaussian", cutoff=0.07)
     np.testing.assert_allclose(planes, whole, atol=1e-6)
     t = torch.from_numpy(img).permute(2, 0, 1)
@@ -277,7 +279,7 @@ def test_median_torch_path_equals_scipy():
     # the path GPUs use, run here on the CPU
     rng = np.random.default_rng(4)
     img = rng.random((1, 3, 33, 47)).astype(np.float32)
-    out = E._torch_window_reduce(torch.from_numpy(img), 5, 5, lambda w: w.median(dim=-1).values)
+    out = enhance_median._torch_window_reduce(torch.from_numpy(img), 5, 5, lambda w: w.median(dim=-1).values)
     np.testing.assert_array_equal(out.numpy(), ndimage.median_filter(img, size=(1, 1, 5, 5), mode="nearest"))
 
 

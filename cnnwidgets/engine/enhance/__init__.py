@@ -1,0 +1,57 @@
+"""Image enhancement: frequency-domain filters, median filters, noise and quality metrics.
+
+Image layouts
+-------------
+Every function takes NumPy arrays, PIL images or torch tensors and returns the kind it was given
+(a PIL image gives a NumPy array):
+
+* NumPy: H×W (gray), H×W×C (colour, channels last) or N×C×H×W (a batch).
+* torch: H×W, C×H×W or N×C×H×W.
+
+Colour channels and batch items are filtered independently.
+
+Frequency filters compute with ``torch.fft`` on :func:`cnnwidgets.device.get_device`; their masks are
+cached per image size, parameters and device. Frequencies are fractions of the sampling frequency
+(cycles per pixel, 0 … 0.5), as scikit-image's ``cutoff_frequency_ratio``.
+
+Median filters use OpenCV's ``medianBlur`` on the CPU where it applies (it is the fastest correct
+path) and torch everywhere else. Their border convention is *replicate* (the edge pixel repeats),
+which is OpenCV's ``BORDER_REPLICATE`` and SciPy's ``mode="nearest"``.
+"""
+
+from __future__ import annotations
+
+from ._layout import FILTER_SHAPES, NOISE_KINDS
+from .frequency import Fourier, fourier, frequency_filter, homomorphic_filter, notch_filter, spectrum
+from .masks import clear_cache, frequency_mask, radial_profile
+from .median_filters import adaptive_median, center_weighted_kernel, median, median_combination, weighted_median
+from .quality import add_noise, psnr, ssim
+
+__all__ = [
+    "FILTER_SHAPES",
+    "NOISE_KINDS",
+    "frequency_filter",
+    "fourier",
+    "Fourier",
+    "frequency_mask",
+    "radial_profile",
+    "spectrum",
+    "notch_filter",
+    "homomorphic_filter",
+    "median",
+    "weighted_median",
+    "center_weighted_kernel",
+    "adaptive_median",
+    "median_combination",
+    "add_noise",
+    "psnr",
+    "ssim",
+    "clear_cache",
+]
+
+# the public functions belong to this package, as the code the widgets show writes them (segment.threshold)
+for _name in __all__:
+    _obj = globals()[_name]
+    if callable(_obj) and getattr(_obj, "__module__", "").startswith(__name__ + "."):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,144 @@
+"""Shared by the enhancement modules: filter names, and the N×C×H×W view of any image with its way back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...device import get_device
+from ...io import to_float
+from .. import kinds
+
+FILTER_SHAPES = ("ideal", "butterworth", "exponential", "gaussian")
+"""Names accepted by ``shape=`` in :func:`frequency_filter` and :func:`frequency_mask`."""
+
+NOISE_KINDS = ("gaussian", "salt_and_pepper", "speckle", "periodic")
+"""Names accepted by ``kind=`` in :func:`add_noise`."""
+
+#: Images with more pixels than this are filtered one channel at a time to bound peak memory.
+_PLANE_BY_PLANE_PIXELS = 4_000_000
+#: Budget of the FFT-mask cache in bytes.
+_MASK_CACHE_BYTES = 256 * 2**20
+#: Elements per chunk in the unfold-based (torch) median filters.
+_CHUNK_ELEMENTS = 32 * 2**20
+
+
+# ============================================================================ layouts
+
+
+class _Layout:
+    """Converts an image to an N×C×H×W view and back to the caller's kind and layout."""
+
+    def __init__(self, image, name: str = "image"):
+
+        self.torch = kinds.is_torch(image)
+        if not self.torch and not isinstance(image, np.ndarray):
+            if type(image).__module__.startswith("PIL"):
+                image = kinds.to_numpy(image, name)
+            else:
+                try:
+                    image = np.asarray(image)
+                except Exception:
+                    raise TypeError(
+                        f"{name}: expected a NumPy array, PIL image or torch tensor, got {type(image).__name__}"
+                    ) from None
+                if image.dtype == object:
+                    raise TypeError(
+                        f"{name}: expected a NumPy array, PIL image or torch tensor, got {type(image).__name__}"
+                    )
+        if image.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"{name}: expected H×W, H×W×C (C×H×W for torch) or N×C×H×W, got shape {tuple(image.shape)}"
+            )
+        if min(image.shape) == 0:
+            raise ValueError(f"{name}: image has no pixels (shape {tuple(image.shape)})")
+        if self.torch and (image.is_complex()):
+            raise ValueError(f"{name}: complex tensors are not images")
+        if not self.torch and image.dtype.kind not in "buif":
+            raise ValueError(f"{name}: unsupported dtype {image.dtype}")
+        self.ndim = image.ndim
+        self.image = image
+        self.device = image.device if self.torch else None
+
+    # numpy / torch view in N×C×H×W (no copy where possible)
+    def nchw(self):
+        x = self.image
+        if self.ndim == 2:
+            return x[None, None]
+        if self.ndim == 3:
+            return x[None] if self.torch else x.transpose(2, 0, 1)[None]
+        return x
+
+    @property
+    def hw(self):
+        s = self.image.shape
+        return (s[0], s[1]) if (self.ndim == 2 or (self.ndim == 3 and not self.torch)) else (s[-2], s[-1])
+
+    def restore(self, y):
+        """Turn an N×C×H×W result (numpy or torch) back into the input's kind and layout."""
+        import torch
+
+        if self.torch:
+            y = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y
+            y = y.to(self.device)
+            return y[0, 0] if self.ndim == 2 else (y[0] if self.ndim == 3 else y)
+        if isinstance(y, torch.Tensor):
+            y = y.cpu().numpy()
+        if self.ndim == 2:
+            return y[0, 0]
+        if self.ndim == 3:
+            return y[0].transpose(1, 2, 0)  # a channels-last view; no copy
+        return y
+
+
+def _float_planes(layout: _Layout, device):
+    """The image as float32 N×C×H×W torch tensor on ``device`` (integers scaled to [0, 1])."""
+    import torch
+
+    x = layout.nchw()
+    if not layout.torch:
+        x = torch.from_numpy(np.ascontiguousarray(x) if x.dtype == bool else x)
+    if x.dtype == torch.bool or x.dtype == torch.float64:
+        x = x.float()
+    return to_float(x.to(device)).contiguous()
+
+
+def _map_planes(image, fn, *, name="image"):
+    """Apply ``fn`` (float32 tensor …×H×W → same shape) to every plane; small images in one batch.
+
+    Large images go one plane at a time and land in a preallocated output, so a 24-megapixel
+    RGB photo never holds more than one float plane's FFT at once.
+    """
+    import torch
+
+    layout = _Layout(image, name)
+    device = get_device()
+    h, w = layout.hw
+    nc = int(np.prod(layout.image.shape)) // (h * w)
+    with torch.no_grad():
+        if h * w * nc <= _PLANE_BY_PLANE_PIXELS or nc == 1:
+            return layout.restore(fn(_float_planes(layout, device)))
+        src = layout.nchw()
+        n, c = src.shape[:2]
+        if layout.torch:
+            out = torch.empty((n, c, h, w), dtype=torch.float32, device=layout.device)
+            dest = out
+        else:
+            shape = {2: (h, w), 3: (h, w, c), 4: (n, c, h, w)}[layout.ndim]
+            out = np.empty(shape, np.float32)
+            dest = out[None, None] if layout.ndim == 2 else (out.transpose(2, 0, 1)[None] if layout.ndim == 3 else out)
+        for i in range(n):
+            for j in range(c):
+                plane = src[i, j]
+                plane = plane if layout.torch else torch.from_numpy(np.ascontiguousarray(plane))
+                plane = to_float(
+                    plane.to(device).float() if plane.dtype in (torch.bool, torch.float64) else plane.to(device)
+                )
+                res = fn(plane)
+                if layout.torch:
+                    dest[i, j] = res.to(layout.device)
+                else:
+                    dest[i, j] = res.cpu().numpy()
+                del plane, res
+        if layout.torch:
+            return out[0, 0] if layout.ndim == 2 else (out[0] if layout.ndim == 3 else out)
+        return out

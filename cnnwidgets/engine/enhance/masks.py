@@ -1,0 +1,187 @@
+"""Radially symmetric frequency masks: profiles, the cached FFT masks and the display mask."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ._layout import _MASK_CACHE_BYTES, FILTER_SHAPES
+
+# ============================================================================ masks
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+def _check_params(shape, cutoff, order, width):
+    if shape not in FILTER_SHAPES:
+        raise ValueError(f"shape must be one of {FILTER_SHAPES}, got {shape!r}")
+    if not _is_number(cutoff) or not (0 < cutoff <= 0.5):
+        raise ValueError(
+            f"cutoff must be a number with 0 < cutoff <= 0.5 (a fraction of the sampling frequency), got {cutoff!r}"
+        )
+    if not _is_number(order) or not order > 0:
+        raise ValueError(f"order must be a positive number, got {order!r}")
+    if width is not None and (not _is_number(width) or not width > 0):
+        raise ValueError(f"width must be None (low/high-pass) or a positive band width, got {width!r}")
+
+
+def _butterworth(d2, order, highpass: bool):
+    """Butterworth gain at the squared normalised distance ``d2`` (scikit-image's construction); float64.
+
+    The high-pass form ``1 / (1 + 1 / d2**order)`` has no cancellation at high orders or in the far tails.
+    """
+    q = np.power(d2, order)
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 + 1.0 / q) if highpass else 1.0 / (1.0 + q)
+
+
+def _lowpass_profile(d, shape, order):
+    """Low-pass gain at normalised distance ``d`` (1 at the cutoff); float64 arrays."""
+    if shape == "ideal":
+        return (d <= 1.0).astype(np.float64)
+    if shape == "butterworth":
+        return _butterworth(d * d, order, False)
+    if shape == "exponential":
+        return np.exp(-math.log(2.0) * np.power(d, order))
+    return np.exp(-0.5 * d * d)  # gaussian
+
+
+def _complement(gain, d, shape, order):
+    """1 − low-pass gain, computed without cancellation for Butterworth (high orders, far tails)."""
+    if shape == "butterworth":
+        return _butterworth(d * d, order, True)
+    return 1.0 - gain
+
+
+def radial_profile(freq, *, shape="butterworth", highpass=False, cutoff=0.1, order=2.0, width=None):
+    """Gain of a radially symmetric frequency filter at radial frequencies ``freq``.
+
+    Parameters
+    ----------
+    freq : array_like
+        Radial frequencies in cycles per pixel (0 … about 0.707), any shape.
+    shape, highpass, cutoff, order, width
+        As in :func:`frequency_filter`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 gains in [0, 1], the shape of ``freq``.
+    """
+    _check_params(shape, cutoff, order, width)
+    f = np.abs(np.asarray(freq, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if width is None:
+            d = f / cutoff
+            if shape == "ideal":
+                return (d > 1.0).astype(np.float64) if highpass else (d <= 1.0).astype(np.float64)
+            low = _lowpass_profile(d, shape, order)
+            return _complement(low, d, shape, order) if highpass else low
+        if shape == "ideal":
+            inside = np.abs(f - cutoff) <= width / 2.0
+            return (~inside if highpass else inside).astype(np.float64)
+        # band distance: 0 on the ring f = cutoff, 1 at about cutoff ± width/2 (Gonzalez & Woods)
+        t = np.abs(f * f - cutoff * cutoff) / (f * width)
+        t = np.where(f == 0, np.inf, t)
+        low = _lowpass_profile(t, shape, order)
+        return _complement(low, t, shape, order) if highpass else low
+
+
+class _MaskCache:
+    """A small LRU cache of device tensors bounded by total bytes."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.items: OrderedDict = OrderedDict()
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def get(self, key, build):
+        with self.lock:
+            hit = self.items.get(key)
+            if hit is not None:
+                self.items.move_to_end(key)
+                return hit
+        value = build()
+        size = value.element_size() * value.nelement()
+        with self.lock:
+            if key not in self.items:
+                self.items[key] = value
+                self.bytes += size
+                while self.bytes > self.budget and len(self.items) > 1:
+                    _, old = self.items.popitem(last=False)
+                    self.bytes -= old.element_size() * old.nelement()
+        return value
+
+    def clear(self):
+        with self.lock:
+            self.items.clear()
+            self.bytes = 0
+
+
+_MASKS = _MaskCache(_MASK_CACHE_BYTES)
+
+
+def clear_cache():
+    """Forget the cached FFT masks (they are rebuilt on demand)."""
+    _MASKS.clear()
+
+
+def _radial_grid(h, w, half: bool):
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = (np.fft.rfftfreq(w) if half else np.fft.fftfreq(w))[None, :]
+    return np.sqrt(fy * fy + fx * fx)
+
+
+def _rfft_mask(h, w, params: tuple, device):
+    """The cached float32 mask for ``torch.fft.rfft2`` of an H×W plane (shape H × (W//2+1))."""
+    import torch
+
+    def build():
+        shape, highpass, cutoff, order, width = params
+        if shape == "butterworth" and width is None:
+            # exactly scikit-image's construction: squared distances over the cutoff, then the power
+            fy = np.fft.fftfreq(h)[:, None] / cutoff
+            fx = np.fft.rfftfreq(w)[None, :] / cutoff
+            m = _butterworth(fy * fy + fx * fx, order, highpass)
+        else:
+            m = radial_profile(
+                _radial_grid(h, w, True), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
+            )
+        return torch.from_numpy(m.astype(np.float32)).to(device)
+
+    return _MASKS.get(("radial", h, w, params, str(device)), build)
+
+
+def frequency_mask(shape_hw, *, shape="butterworth", highpass=False, cutoff=0.1, order=2.0, width=None, centered=True):
+    """The gain mask :func:`frequency_filter` multiplies the spectrum with, for display.
+
+    Parameters
+    ----------
+    shape_hw : tuple of int
+        (H, W) of the image.
+    shape, highpass, cutoff, order, width
+        As in :func:`frequency_filter`.
+    centered : bool
+        Shift zero frequency to the centre (as :func:`spectrum` does); ``False`` gives NumPy's FFT order.
+
+    Returns
+    -------
+    numpy.ndarray
+        H×W float32 gains in [0, 1].
+    """
+    h, w = (int(v) for v in shape_hw)
+    if h < 1 or w < 1:
+        raise ValueError(f"shape_hw must be two positive sizes, got {shape_hw!r}")
+    _check_params(shape, cutoff, order, width)
+    m = radial_profile(
+        _radial_grid(h, w, False), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
+    )
+    m = m.astype(np.float32)
+    return np.fft.fftshift(m) if centered else m

@@ -1,0 +1,156 @@
+"""Noise models and quality metrics (PSNR, SSIM)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...device import get_device
+from ...io import to_float
+from ._layout import NOISE_KINDS, _float_planes, _Layout
+from .masks import _is_number
+from .median_filters import _odd
+
+# ============================================================================ noise and metrics
+
+
+def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1, 0.15)):
+    """Add synthetic noise to an image.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, PIL.Image.Image or torch.Tensor
+        Any layout of :func:`frequency_filter`; integers are scaled to [0, 1] first.
+    kind : {"gaussian", "salt_and_pepper", "speckle", "periodic"}
+        gaussian: ``x + amount * N(0, 1)``; salt_and_pepper: a fraction ``amount`` of pixel positions set to
+        0 or 1 (half each, all channels of a pixel together); speckle: ``x + x * amount * N(0, 1)``;
+        periodic: ``x + amount * sin(2π (fy * row + fx * col))``.
+    amount : float
+        Noise strength (≥ 0), see ``kind``.
+    seed : int, optional
+        Seed for reproducible noise.
+    frequency : (float, float)
+        (fy, fx) of the periodic noise in cycles per pixel.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        float32 clipped to [0, 1], the input's shape and kind.
+    """
+    import torch
+
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
+    if not _is_number(amount) or amount < 0:
+        raise ValueError(f"amount must be a number >= 0, got {amount!r}")
+    if kind == "salt_and_pepper" and amount > 1:
+        raise ValueError(f"amount is a fraction of pixels for salt_and_pepper (0 … 1), got {amount!r}")
+    layout = _Layout(image)
+    device = get_device()
+    with torch.no_grad():
+        x = _float_planes(layout, device)
+        gen = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+        n, c, h, w = x.shape
+        if kind == "gaussian":
+            y = x + amount * torch.randn(x.shape, generator=gen).to(device)
+        elif kind == "speckle":
+            y = x + x * (amount * torch.randn(x.shape, generator=gen).to(device))
+        elif kind == "periodic":
+            fy, fx = (float(v) for v in frequency)
+            rows = torch.arange(h, dtype=torch.float64)[:, None]
+            cols = torch.arange(w, dtype=torch.float64)[None, :]
+            wave = torch.sin(2 * math.pi * (fy * rows + fx * cols)).float().to(device)
+            y = x + amount * wave
+        else:
+            u = torch.rand((n, 1, h, w), generator=gen).to(device)
+            y = torch.where(u < amount / 2, 0.0, torch.where(u < amount, 1.0, x))
+        y = y.clamp_(0.0, 1.0)
+    return layout.restore(y)
+
+
+def _metric_pair(image_true, image_test, data_range):
+    import torch
+
+    a, b = _Layout(image_true, "image_true"), _Layout(image_test, "image_test")
+    if tuple(a.image.shape) != tuple(b.image.shape):
+        raise ValueError(
+            f"image_true and image_test must have the same shape, got {tuple(a.image.shape)} and {tuple(b.image.shape)}"
+        )
+    device = get_device()
+
+    def prep(layout):
+        x = layout.nchw()
+        x = x if layout.torch else torch.from_numpy(np.ascontiguousarray(x))
+        x = x.to(device)
+        if data_range is None:
+            return to_float(x.float() if x.dtype == torch.bool else x).double()
+        return x.double()
+
+    return prep(a), prep(b), (1.0 if data_range is None else float(data_range))
+
+
+def psnr(image_true, image_test, *, data_range=None):
+    """Peak signal-to-noise ratio in dB, as ``skimage.metrics.peak_signal_noise_ratio``.
+
+    Parameters
+    ----------
+    image_true, image_test : numpy.ndarray, PIL.Image.Image or torch.Tensor
+        Same shape and layout.
+    data_range : float, optional
+        Peak-to-peak range of the data; by default both images are scaled to [0, 1]
+        (:func:`cnnwidgets.io.to_float`) and the range is 1.
+
+    Returns
+    -------
+    float
+        ``inf`` for identical images.
+    """
+    x, y, r = _metric_pair(image_true, image_test, data_range)
+    mse = float(((x - y) ** 2).mean())
+    return math.inf if mse == 0 else 10.0 * math.log10(r * r / mse)
+
+
+def ssim(image_true, image_test, *, data_range=None, win_size=7):
+    """Mean structural similarity, as ``skimage.metrics.structural_similarity`` with its defaults.
+
+    Uniform win_size×win_size windows, K1 = 0.01, K2 = 0.03, sample covariance; the border of
+    ``(win_size − 1) // 2`` pixels is left out of the mean; colour channels are averaged
+    (``channel_axis=-1``).
+
+    Parameters
+    ----------
+    image_true, image_test : numpy.ndarray, PIL.Image.Image or torch.Tensor
+        Same shape and layout, each side at least ``win_size``.
+    data_range : float, optional
+        As in :func:`psnr`.
+    win_size : int
+        Odd window side.
+
+    Returns
+    -------
+    float
+        In [−1, 1]; 1 for identical images.
+    """
+    import torch.nn.functional as F
+
+    win = _odd(win_size, "win_size")
+    x, y, r = _metric_pair(image_true, image_test, data_range)
+    if min(x.shape[-2:]) < win:
+        raise ValueError(f"ssim: images of {tuple(x.shape[-2:])} pixels are smaller than win_size={win}")
+    n, c, h, w = x.shape
+    x = x.reshape(n * c, 1, h, w)
+    y = y.reshape(n * c, 1, h, w)
+
+    def filt(t):
+        return F.avg_pool2d(t, win, stride=1)
+
+    npx = win * win
+    cov_norm = npx / (npx - 1)
+    ux, uy = filt(x), filt(y)
+    vx = cov_norm * (filt(x * x) - ux * ux)
+    vy = cov_norm * (filt(y * y) - uy * uy)
+    vxy = cov_norm * (filt(x * y) - ux * uy)
+    c1, c2 = (0.01 * r) ** 2, (0.03 * r) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return float(s.mean())
