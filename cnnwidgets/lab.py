@@ -1,0 +1,603 @@
+"""Kernel side of the JupyterLab extension: what a bench tab runs in its own kernel.
+
+The extension (TypeScript in ``labextension/``) computes nothing. For each tab it starts a kernel in the
+server's root folder and runs one fixed line::
+
+    from cnnwidgets.lab import open_bench; open_bench("<base64 of a JSON object>")
+
+The JSON object is the request: ``{"widget": "filter_designer", "path": "photos/cat.jpg"}`` (a path relative
+to the server's root, as the file browser names it), or ``{"widget": "layer_visualizer", "sample": "chelsea"}``
+from the launcher. File names therefore reach Python as data: the source line only ever holds base64
+characters, and the path is decoded with :func:`json.loads`. Paths that resolve outside the root (``..``,
+absolute paths, symbolic links leading out) are refused with :class:`RefusedPath`.
+
+"Search images in this folder" keeps its index in a per-user cache folder (:func:`cache_dir`), one
+sub-folder per resolved folder path, and reuses it while it is up to date (same files, sizes and
+modification times); nothing is written into the user's folder.
+
+"Open as notebook" (:func:`open_as_notebook`) writes a notebook next to the image holding the tab's
+``code`` and an assert cell that checks that running it reproduces the tab's ``result``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+__all__ = [
+    "WIDGETS",
+    "BenchRequest",
+    "RefusedPath",
+    "decode_payload",
+    "parse_request",
+    "resolve_inside",
+    "cache_dir",
+    "index_folder_for",
+    "folder_index",
+    "open_bench",
+    "open_as_notebook",
+    "notebook_for",
+    "sample_grid",
+]
+
+#: Widget kind → (tab label, what it opens on: "image", "folder" or "none").
+WIDGETS = {
+    "filter_designer": ("Filter designer", "image"),
+    "threshold_segmenter": ("Threshold segmenter", "image"),
+    "layer_visualizer": ("Layer visualizer", "image"),
+    "find_similar": ("Find similar images", "image"),
+    "search_folder": ("Search images", "folder"),
+    "convolution_playground": ("Convolution playground", "none"),
+    "training_dashboard": ("Training dashboard", "none"),
+    "search_samples": ("Search box", "none"),
+}
+
+#: Sample shown when a tab is opened from the launcher or the command palette without a file.
+DEFAULT_SAMPLES = {"filter_designer": "astronaut", "threshold_segmenter": "coins", "layer_visualizer": "chelsea"}
+#: Bundled samples indexed for the launcher's search box.
+SEARCH_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "coins", "camera", "horse", "moon")
+
+_PAYLOAD_LIMIT = 64 * 1024
+
+
+class RefusedPath(ValueError):
+    """A request names a path outside the server's root (or one that cannot be a bench's input)."""
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """A decoded, checked request of the extension.
+
+    Attributes
+    ----------
+    widget : str
+        A key of :data:`WIDGETS`.
+    root : pathlib.Path
+        The server's root folder (resolved).
+    path : pathlib.Path or None
+        The resolved image or folder, inside ``root``; None for launcher tabs.
+    rel : str or None
+        ``path`` relative to ``root`` with "/" separators, as the file browser names it.
+    sample : str or None
+        Bundled sample name for tabs opened without a file.
+    cwd : str
+        Folder (relative to ``root``) where "Open as notebook" writes when there is no file.
+    """
+
+    widget: str
+    root: Path
+    path: Path | None = None
+    rel: str | None = None
+    sample: str | None = None
+    cwd: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The tab title: "Filter designer — photo.jpg"."""
+        name = WIDGETS[self.widget][0]
+        if self.path is not None:
+            return f"{name} — {self.path.name}"
+        return f"{name} — {self.sample}" if self.sample else name
+
+
+def decode_payload(payload) -> dict:
+    """The request object from what the extension sends: base64 of UTF-8 JSON, a JSON string, or a dict.
+
+    Raises
+    ------
+    ValueError
+        If it is not a JSON object (or too long to be a request).
+    """
+    if isinstance(payload, dict):
+        return dict(payload)
+    if isinstance(payload, bytes):
+        payload = payload.decode("ascii", "replace")
+    if not isinstance(payload, str):
+        raise ValueError(f"payload must be a string or a dict, not {type(payload).__name__}")
+    if len(payload) > _PAYLOAD_LIMIT:
+        raise ValueError(f"payload of {len(payload)} characters is too long for a request")
+    text = payload.strip()
+    if not text.startswith("{"):
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8", "surrogatepass")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"payload is neither JSON nor base64 of JSON ({exc})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"payload must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _clean_rel(rel: str, what: str) -> str:
+    if not isinstance(rel, str):
+        raise ValueError(f"{what} must be a string, not {type(rel).__name__}")
+    if "\x00" in rel:
+        raise RefusedPath(f"{what} {rel!r} contains a NUL character: refused")
+    rel = rel.replace("\\", "/") if os.sep == "\\" else rel
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or (len(rel) > 1 and rel[1] == ":"):
+        raise RefusedPath(f"{rel!r} is an absolute path; only files under the server's root can be opened")
+    if ".." in pure.parts:
+        raise RefusedPath(f"{rel!r} leads outside the server's root folder: refused")
+    return rel
+
+
+def resolve_inside(rel: str, root, *, kind: str = "any") -> Path:
+    """``root / rel`` resolved (symbolic links followed); refused when it is not inside ``root``.
+
+    Parameters
+    ----------
+    rel : str
+        Path relative to ``root`` ("/" separators).
+    root : str or pathlib.Path
+    kind : {"any", "file", "dir"}
+
+    Raises
+    ------
+    RefusedPath
+        Absolute paths, ``..`` segments, links leading out of ``root``, or the wrong kind of entry.
+    FileNotFoundError
+        If nothing is there.
+    """
+    rel = _clean_rel(rel, "path")
+    root = Path(root).resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise RefusedPath(f"{rel!r} resolves to {target}, outside the server's root folder {root}: refused")
+    if not target.exists():
+        raise FileNotFoundError(f"{rel!r}: no such file or folder under {root}")
+    if kind == "file" and not target.is_file():
+        raise RefusedPath(f"{rel!r} is not a file")
+    if kind == "dir" and not target.is_dir():
+        raise RefusedPath(f"{rel!r} is not a folder")
+    return target
+
+
+def parse_request(payload, *, root=None) -> BenchRequest:
+    """Decode and check a request (see :func:`decode_payload`); ``root`` defaults to the working directory.
+
+    Raises
+    ------
+    ValueError
+        Unknown widget, missing or ill-typed fields, unknown sample.
+    RefusedPath
+        A path outside the server's root.
+    FileNotFoundError
+        A path that does not exist.
+    """
+    from .datasets import IMAGE_EXTENSIONS, list_samples
+
+    obj = decode_payload(payload)
+    widget = obj.get("widget")
+    if widget not in WIDGETS:
+        raise ValueError(f"unknown widget {widget!r}; expected one of {', '.join(WIDGETS)}")
+    root = Path(os.getcwd() if root is None else root).resolve()
+    needs = WIDGETS[widget][1]
+    rel, path, sample = obj.get("path"), None, obj.get("sample")
+    cwd = obj.get("cwd") or ""
+    cwd = _clean_rel(cwd, "cwd") if cwd else ""
+    if sample is not None and (not isinstance(sample, str) or sample not in list_samples()):
+        raise ValueError(f"unknown sample {sample!r}")
+    if needs == "image":
+        if rel is None and sample is None:
+            if widget == "find_similar":
+                raise ValueError("find_similar needs an image path")
+            sample = DEFAULT_SAMPLES[widget]
+        if rel is not None:
+            path = resolve_inside(rel, root, kind="file")
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise RefusedPath(
+                    f"{rel!r} is not an image file (expected one of {', '.join(sorted(IMAGE_EXTENSIONS))})"
+                )
+    elif needs == "folder":
+        path = resolve_inside(rel if rel is not None else cwd, root, kind="dir")
+    if path is not None:
+        rel = path.relative_to(root).as_posix() if path != root else ""
+    return BenchRequest(widget=widget, root=root, path=path, rel=rel, sample=sample, cwd=cwd)
+
+
+# ---------------------------------------------------------------------------------------------- index cache
+def cache_dir() -> Path:
+    """The per-user cache folder of cnnwidgets: ``$CNNWIDGETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/cnnwidgets``,
+    else the platform's user cache folder (``~/.cache/cnnwidgets`` on Linux)."""
+    if os.environ.get("CNNWIDGETS_CACHE_DIR"):
+        return Path(os.environ["CNNWIDGETS_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "cnnwidgets"
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("cnnwidgets", appauthor=False))
+    except ImportError:  # pragma: no cover - platformdirs comes with jupyter_core
+        return Path.home() / ".cache" / "cnnwidgets"
+
+
+def index_folder_for(folder) -> Path:
+    """Where the index of ``folder`` is cached: ``cache_dir()/indexes/<sha256 of the resolved path>[:20]``."""
+    key = hashlib.sha256(str(Path(folder).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    return cache_dir() / "indexes" / key
+
+
+def _scan(folder: Path) -> dict[str, tuple[int, int]]:
+    """Image files under ``folder`` (recursive, hidden entries skipped, as ImageIndex.build walks it)."""
+    from .datasets import IMAGE_EXTENSIONS
+
+    out = {}
+    for p in folder.rglob("*"):
+        if p.suffix.lower() not in IMAGE_EXTENSIONS or any(s.startswith(".") for s in p.relative_to(folder).parts):
+            continue
+        try:
+            if p.is_file():
+                st = p.stat()
+                out[str(p.resolve())] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            continue
+    return out
+
+
+def _stale(index, files: dict) -> tuple[list, list]:
+    """(changed or new files, files gone) of a loaded index against a folder scan."""
+    known = {p: (fp[0], fp[1]) for p, fp in zip(index.paths, index.fingerprints)}
+    skipped = {p for p, _ in getattr(index, "skipped", [])}
+    changed = [p for p, sm in files.items() if p not in skipped and known.get(p) != tuple(sm)]
+    gone = [p for p in known if p not in files]
+    return changed, gone
+
+
+@dataclass
+class FolderIndex:
+    """An index of a folder with how it was obtained ("loaded", "updated" or "built") and the seconds it took."""
+
+    index: object
+    folder: Path
+    cache: Path
+    how: str
+    seconds: float
+    changed: int = 0
+
+    def describe(self) -> str:
+        n = len(self.index)
+        if self.how == "loaded":
+            return f"index of {n} images loaded from the cache (up to date) in {self.seconds:.1f} s"
+        if self.how == "updated":
+            return f"index updated ({self.changed} new or changed files) — {n} images, {self.seconds:.1f} s"
+        return f"{n} images indexed in {self.seconds:.1f} s"
+
+
+def folder_index(folder, *, progress: bool = True, descriptors=("cnn", "color")) -> FolderIndex:
+    """The index of ``folder`` from the per-user cache, updated or built (and saved there) when needed.
+
+    Up to date means: the same image files, each with the same size and modification time as when indexed.
+    Changed and new files are indexed, removed ones dropped; nothing is written into ``folder``.
+    """
+    from .index import ImageIndex, IndexLoadError
+
+    folder = Path(folder).resolve()
+    cache = index_folder_for(folder)
+    start = time.perf_counter()
+    files = _scan(folder)
+    index = None
+    if (cache / "manifest.json").exists() or cache.is_dir():
+        try:
+            index = ImageIndex.load(cache, progress=progress)
+        except (IndexLoadError, OSError, ValueError, KeyError):
+            index = None  # unreadable or from another version: rebuild
+        if index is not None and set(index.descriptors) != set(descriptors):
+            index = None
+    if index is not None:
+        changed, gone = _stale(index, files)
+        if not changed and not gone:
+            return FolderIndex(index, folder, cache, "loaded", time.perf_counter() - start)
+        if gone:
+            index.remove(gone)
+        if changed:
+            index.add(changed)
+        index.save(cache)
+        return FolderIndex(index, folder, cache, "updated", time.perf_counter() - start, len(changed))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    index = ImageIndex.build(sorted(files), descriptors=descriptors, progress=progress)
+    index.save(cache)
+    return FolderIndex(index, folder, cache, "built", time.perf_counter() - start, len(files))
+
+
+# ---------------------------------------------------------------------------------------------- the tab
+_STATE: dict = {}
+
+
+def _note(text: str, kind: str = "info"):
+    import ipywidgets as W
+
+    colour = {"info": "#2e7d32", "busy": "#555", "error": "#b00020"}[kind]
+    note = W.HTML(f'<span style="color:{colour};font-size:12px">{html.escape(text)}</span>')
+    note.add_class("cnnw-lab-note")
+    return note
+
+
+def _load_image_for(widget: str, source):
+    from .io import load_image
+
+    if widget == "layer_visualizer":
+        return load_image(source, mode="rgb")
+    arr = load_image(source, mode="keep")
+    if widget == "filter_designer" and arr.ndim == 3 and arr.shape[2] == 4:
+        arr = load_image(arr, mode="rgb")
+    return arr
+
+
+def _make_widget(req: BenchRequest):
+    from IPython.display import clear_output, display
+
+    import cnnwidgets as C
+
+    source = str(req.path) if req.path is not None else None
+    if req.widget in ("filter_designer", "threshold_segmenter", "layer_visualizer"):
+        cls = {
+            "filter_designer": C.FilterDesigner,
+            "threshold_segmenter": C.ThresholdSegmenter,
+            "layer_visualizer": C.LayerVisualizer,
+        }[req.widget]
+        if source is None:
+            from .datasets import sample
+
+            source = sample(req.sample, mode="rgb" if req.widget == "layer_visualizer" else "keep")
+        return cls(image=source), {}
+    if req.widget == "convolution_playground":
+        return C.ConvolutionPlayground(), {}
+    if req.widget == "training_dashboard":
+        return C.TrainingDashboard(), {}
+    # search boxes: the index may need building, with a progress bar in the tab meanwhile
+    if req.widget == "search_samples":
+        folder = cache_dir() / "samples"
+        _write_samples(folder)
+    else:
+        folder = req.path if req.widget == "search_folder" else req.path.parent
+    display(_note(f"indexing {folder.name or folder} (or loading its index from the cache) …", "busy"))
+    got = folder_index(folder, progress=True)
+    clear_output()
+    box = C.SearchBox(got.index, k=12)
+    if req.widget == "find_similar":
+        box.more_like_this(str(req.path))
+    return box, {"folder": got.folder, "note": got.describe(), "how": got.how}
+
+
+def _write_samples(folder: Path):
+    from .datasets import sample
+    from .io import to_png_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SEARCH_SAMPLES:
+        p = folder / f"{name}.png"
+        if not p.exists():
+            tmp = p.with_suffix(".tmp")
+            tmp.write_bytes(to_png_bytes(sample(name, mode="rgb")))
+            tmp.replace(p)
+
+
+def open_bench(payload, *, root=None):
+    """Open the widget a request asks for in this kernel's output (what an extension tab runs).
+
+    Parameters
+    ----------
+    payload : str or dict
+        Base64 of the JSON request (see the module docstring), or the decoded dict.
+    root : path, optional
+        The server's root folder; the kernel's working directory by default (tab kernels start there).
+
+    Returns
+    -------
+    ipywidgets.Widget
+        The widget, also displayed (with a note line above it for search boxes).
+    """
+    from IPython.display import display
+
+    req = parse_request(payload, root=root)
+    widget, extra = _make_widget(req)
+    _STATE.clear()
+    _STATE.update(request=req, widget=widget, extra=extra)
+    if extra.get("note"):
+        display(_note(extra["note"]))
+        widget.add_class("cnnw-lab-how-" + extra["how"])
+    widget.add_class("cnnw-lab-bench")
+    display(widget)
+    return None
+
+
+class Reply(dict):
+    """A dict that IPython shows as ``application/json`` (read back by the extension)."""
+
+    def _repr_json_(self):
+        return dict(self)
+
+
+def current_widget():
+    """The widget of this tab's kernel (None before :func:`open_bench`)."""
+    return _STATE.get("widget")
+
+
+def open_as_notebook() -> Reply:
+    """Write the notebook that reproduces the tab's current state next to its image; returns ``{"path": ...}``.
+
+    The path is relative to the server's root, so the extension can open it.
+    """
+    req: BenchRequest = _STATE.get("request")
+    widget = _STATE.get("widget")
+    if req is None or widget is None:
+        raise RuntimeError("no bench is open in this kernel")
+    if hasattr(widget, "wait"):
+        widget.wait(120)
+    if hasattr(widget, "compute_full") and getattr(widget, "source", None) is not None:
+        widget.compute_full()  # the code reproduces the full-resolution result
+    if req.path is None:
+        folder = resolve_inside(req.cwd, req.root, kind="dir") if req.cwd else req.root
+        stem = req.sample or req.widget
+    elif req.path.is_dir():
+        folder, stem = req.path.parent, req.path.name or "root"
+    else:
+        folder, stem = req.path.parent, req.path.stem
+    nb = notebook_for(widget, req, folder=folder, extra=_STATE.get("extra", {}))
+    target = _free_name(folder, f"{stem}-{req.widget}")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(target)
+    return Reply(path=target.relative_to(req.root).as_posix())
+
+
+def _free_name(folder: Path, stem: str) -> Path:
+    safe = "".join(c if c not in "/\\\x00" else "_" for c in stem)
+    p = folder / f"{safe}.ipynb"
+    n = 1
+    while p.exists():
+        p = folder / f"{safe}-{n}.ipynb"
+        n += 1
+    return p
+
+
+# ---------------------------------------------------------------------------------------------- notebooks
+def sample_grid(array, n: int = 12) -> np.ndarray:
+    """``array`` (H×W or H×W×C) sampled on an n×n grid of rows and columns, as float64: a compact fingerprint."""
+    a = np.asarray(array)
+    if a.ndim == 0:
+        return a.astype(np.float64)
+    rows = np.unique(np.linspace(0, a.shape[0] - 1, min(n, a.shape[0])).round().astype(int))
+    if a.ndim == 1:
+        return a[rows].astype(np.float64)
+    cols = np.unique(np.linspace(0, a.shape[1] - 1, min(n, a.shape[1])).round().astype(int))
+    return a[np.ix_(rows, cols)].astype(np.float64)
+
+
+def _literal(values) -> str:
+    return json.dumps(np.round(np.asarray(values, dtype=np.float64), 6).tolist())
+
+
+def _array_check(name: str, value) -> list[str]:
+    a = np.asarray(value)
+    return [
+        f"assert np.asarray({name}).shape == {tuple(a.shape)!r}, np.asarray({name}).shape",
+        f"expected = np.array({_literal(sample_grid(a))})",
+        f"assert np.allclose(sample_grid({name}), expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))",
+    ]
+
+
+def _image_cell(req: BenchRequest, folder: Path, loader: str) -> str:
+    if req.path is not None:
+        rel = os.path.relpath(req.path, folder)
+        return f"from cnnwidgets.io import load_image\n\nimage = load_image({rel!r}, mode={loader!r})"
+    return f"from cnnwidgets.datasets import sample\n\nimage = sample({req.sample!r}, mode={loader!r})"
+
+
+def notebook_for(widget, req: BenchRequest, *, folder: Path, extra: dict | None = None) -> dict:
+    """The nbformat-4 notebook (a dict) holding ``widget.code`` for request ``req`` and an assert cell
+    that checks the code reproduces ``widget.result``; image paths are relative to ``folder``."""
+    extra = extra or {}
+    title = req.label
+    cells = [
+        (
+            "markdown",
+            f"# {title}\n\nWritten by the cnnwidgets JupyterLab extension (“Open as notebook”): the code "
+            "below reproduces what the tab showed, and the last cell checks that it does.",
+        )
+    ]
+    checks: list[str] = []
+    result = widget.result
+    if req.widget in ("filter_designer", "threshold_segmenter"):
+        loader = "keep"
+        src = _image_cell(req, folder, loader)
+        if req.widget == "filter_designer":
+            src += "\nif image.ndim == 3 and image.shape[2] == 4:  # as the FilterDesigner does: alpha over white\n"
+            src += "    image = load_image(image, mode='rgb')" if req.path is not None else "    image = image[..., :3]"
+        cells.append(("code", src))
+        cells.append(("code", widget.code))
+        checks = _array_check("result", result)
+    elif req.widget == "layer_visualizer":
+        cells.append(("code", _image_cell(req, folder, "rgb")))
+        cells.append(("code", widget.code))
+        top = [[str(t), float(p)] for t, p in result["topk"]]
+        checks = [
+            f"expected_top = {json.dumps(top)}",
+            "assert [t for t, _ in top] == [t for t, _ in expected_top], top",
+            "assert np.allclose([p for _, p in top], [p for _, p in expected_top], atol=1e-4)",
+            *_array_check("mosaic", result["mosaic"]),
+        ]
+    elif req.widget in ("search_folder", "find_similar", "search_samples"):
+        rel = os.path.relpath(extra.get("folder", req.path), folder)
+        cells.append(
+            (
+                "code",
+                "from cnnwidgets.lab import folder_index\n\n"
+                f"# the index is kept in {index_folder_for(extra.get('folder', folder))} (built there if missing)\n"
+                f"index = folder_index({rel!r}).index",
+            )
+        )
+        code = widget.code or "result = []"
+        if widget.code:
+            code = "result = " + code
+        cells.append(("code", code))
+        hits = [[h.path, float(h.score)] for h in (result or [])]
+        checks = [
+            f"expected = {json.dumps(hits, ensure_ascii=False)}",
+            "assert [h.path for h in result] == [p for p, _ in expected], [h.path for h in result]",
+            "assert np.allclose([h.score for h in result], [s for _, s in expected], atol=1e-4)",
+        ]
+    elif req.widget == "convolution_playground":
+        cells.append(("code", widget.code))
+        checks = [
+            *_array_check("conv.output", result["conv"].output),
+            *_array_check("activated", result["activated"]),
+            *_array_check("pool.output", result["pool"].output),
+        ]
+    else:  # training: the code is a recipe; training again gives other numbers, so nothing is asserted
+        cells.append(("code", widget.code))
+    if checks:
+        cells.append(
+            (
+                "code",
+                "# the tab's result, sampled on a grid: running the cells above reproduces it\n"
+                "import numpy as np\nfrom cnnwidgets.lab import sample_grid\n\n" + "\n".join(checks),
+            )
+        )
+    return {
+        "cells": [
+            {"cell_type": kind, "id": f"cnnw-{i}", "metadata": {}, "source": src}
+            | ({"execution_count": None, "outputs": []} if kind == "code" else {})
+            for i, (kind, src) in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }

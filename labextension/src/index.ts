@@ -1,0 +1,329 @@
+// cnnwidgets in JupyterLab's file browser, launcher and command palette.
+//
+// Images get a "cnnwidgets" submenu (and Open With entries): Filter designer, Threshold segmenter,
+// Layer visualizer (classify), Find similar images. Folders get "Search images in this folder".
+// Each opens a tab with its own kernel (see bench.ts); the tab's toolbar has "Open as notebook".
+
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
+import { PathExt } from '@jupyterlab/coreutils';
+import { ABCWidgetFactory, DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
+import { IDefaultFileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { ILauncher } from '@jupyterlab/launcher';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { LabIcon, notebookIcon } from '@jupyterlab/ui-components';
+import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import { Menu } from '@lumino/widgets';
+
+import { BenchContent, DEFAULT_SAMPLES, IBenchRequest, WIDGETS, benchLabel } from './bench';
+import tutorials from './tutorials.json';
+
+import '../style/index.css';
+
+const PLUGIN_ID = 'cnnwidgets:plugin';
+const CATEGORY = 'cnnwidgets';
+
+/** File types (JupyterLab's names) that the image entries apply to. */
+const IMAGE_TYPES = ['png', 'jpeg', 'tiff', 'bmp', 'webp', 'gif'];
+const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp', '.gif'];
+/** One selector per type: context-menu selectors cannot hold commas. */
+const IMAGE_SELECTORS = IMAGE_TYPES.map(t => `.jp-DirListing-item[data-file-type="${t}"]`);
+const FOLDER_SELECTOR = '.jp-DirListing-item[data-isdir="true"]';
+
+/** The image entries: kind and menu label. */
+const IMAGE_ENTRIES: [string, string][] = [
+  ['filter_designer', 'Filter designer'],
+  ['threshold_segmenter', 'Threshold segmenter'],
+  ['layer_visualizer', 'Layer visualizer (classify)'],
+  ['find_similar', 'Find similar images']
+];
+
+/** Launcher cards (and palette entries) opening a widget on a bundled sample. */
+const LAUNCHER_WIDGETS = [
+  'filter_designer',
+  'threshold_segmenter',
+  'layer_visualizer',
+  'convolution_playground',
+  'training_dashboard',
+  'search_samples'
+];
+
+const CommandIDs = {
+  open: 'cnnwidgets:open',
+  openFromBrowser: 'cnnwidgets:open-from-browser',
+  searchFolder: 'cnnwidgets:search-folder',
+  tutorial: 'cnnwidgets:open-tutorial',
+  openAsNotebook: 'cnnwidgets:open-as-notebook'
+};
+
+const cnnIcon = new LabIcon({
+  name: 'cnnwidgets:icon',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">' +
+    '<g class="jp-icon3" fill="#616161">' +
+    '<rect x="2" y="2" width="9" height="9" rx="1"/><rect x="13" y="2" width="9" height="9" rx="1" opacity="0.6"/>' +
+    '<rect x="2" y="13" width="9" height="9" rx="1" opacity="0.6"/><rect x="13" y="13" width="9" height="9" rx="1" opacity="0.3"/>' +
+    '</g></svg>'
+});
+
+interface ITutorial {
+  name: string;
+  title: string;
+  notebook: any;
+}
+
+type BenchWidget = MainAreaWidget<BenchContent> | DocumentWidget<BenchContent>;
+
+/** Add the "Open as notebook" button to a bench tab's toolbar. */
+function addToolbar(app: JupyterFrontEnd, widget: BenchWidget): void {
+  const button = new ToolbarButton({
+    icon: notebookIcon,
+    label: 'Open as notebook',
+    tooltip: 'Write a notebook next to the image with the code that reproduces this tab, and open it',
+    className: 'cnnw-open-as-notebook',
+    onClick: () => void openAsNotebook(app, widget.content)
+  });
+  widget.toolbar.addItem('cnnwidgets-open-as-notebook', button);
+}
+
+async function openAsNotebook(app: JupyterFrontEnd, content: BenchContent): Promise<void> {
+  try {
+    const path = await content.openAsNotebook();
+    await app.commands.execute('docmanager:open', { path, factory: 'Notebook' });
+  } catch (err) {
+    console.error('cnnwidgets: Open as notebook failed', err);
+  }
+}
+
+/** Widget factory for Open With: the same bench, as a document widget on the image. */
+class BenchFactory extends ABCWidgetFactory<DocumentWidget<BenchContent>> {
+  constructor(
+    options: DocumentRegistry.IWidgetFactoryOptions<DocumentWidget<BenchContent>>,
+    private _kind: string,
+    private _app: JupyterFrontEnd,
+    private _rendermime: IRenderMimeRegistry,
+    private _tracker: WidgetTracker<BenchWidget>
+  ) {
+    super(options);
+  }
+
+  protected createNewWidget(context: DocumentRegistry.Context): DocumentWidget<BenchContent> {
+    const path = this._app.serviceManager.contents.localPath(context.path);
+    const content = new BenchContent({
+      app: this._app,
+      rendermime: this._rendermime,
+      request: { widget: this._kind, path }
+    });
+    const widget = new DocumentWidget({ content, context });
+    widget.addClass('cnnw-lab-panel');
+    widget.title.label = content.label;
+    widget.title.caption = `${content.label} (cnnwidgets, own kernel)`;
+    widget.title.icon = cnnIcon;
+    context.pathChanged.connect(() => (widget.title.label = content.label));
+    addToolbar(this._app, widget);
+    void this._tracker.add(widget);
+    return widget;
+  }
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'Open images and folders from the file browser in live cnnwidgets benches.',
+  autoStart: true,
+  requires: [IRenderMimeRegistry, IJupyterWidgetRegistry],
+  optional: [IFileBrowserFactory, IDefaultFileBrowser, ILauncher, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    rendermime: IRenderMimeRegistry,
+    _registry: unknown,
+    browserFactory: IFileBrowserFactory | null,
+    defaultBrowser: IDefaultFileBrowser | null,
+    launcher: ILauncher | null,
+    palette: ICommandPalette | null
+  ) => {
+    const { commands, serviceManager } = app;
+    const tracker = new WidgetTracker<BenchWidget>({ namespace: 'cnnwidgets' });
+
+    const selected = (): { path: string; type: string } | null => {
+      const browser = browserFactory?.tracker.currentWidget ?? defaultBrowser;
+      const item = browser?.selectedItems().next();
+      if (!item || item.done || !item.value) {
+        return null;
+      }
+      return { path: serviceManager.contents.localPath(item.value.path), type: item.value.type };
+    };
+    const currentFolder = (): string => {
+      const browser = browserFactory?.tracker.currentWidget ?? defaultBrowser;
+      return browser ? serviceManager.contents.localPath(browser.model.path) : '';
+    };
+
+    /** Open a bench tab for a request. */
+    const openBench = (request: IBenchRequest): MainAreaWidget<BenchContent> => {
+      const content = new BenchContent({ app, rendermime, request });
+      const widget = new MainAreaWidget({ content });
+      widget.id = content.id;
+      widget.addClass('cnnw-lab-panel');
+      widget.title.label = content.label;
+      widget.title.caption = `${content.label} (cnnwidgets, own kernel)`;
+      widget.title.icon = cnnIcon;
+      widget.title.closable = true;
+      addToolbar(app, widget);
+      void tracker.add(widget);
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+      return widget;
+    };
+
+    const requestFrom = (args: ReadonlyPartialJSONObject): IBenchRequest => ({
+      widget: String(args.widget ?? 'filter_designer'),
+      path: typeof args.path === 'string' ? args.path : null,
+      sample: typeof args.sample === 'string' ? args.sample : null,
+      cwd: typeof args.cwd === 'string' ? args.cwd : currentFolder()
+    });
+
+    commands.addCommand(CommandIDs.open, {
+      label: args => {
+        const kind = String(args.widget ?? '');
+        if (args.isLauncher || args.isPalette) {
+          return WIDGETS[kind]?.label ?? kind;
+        }
+        return benchLabel(requestFrom(args));
+      },
+      caption: args => `Open the cnnwidgets ${WIDGETS[String(args.widget ?? '')]?.label ?? ''} in a new tab`,
+      icon: args => (args.isPalette ? undefined : cnnIcon),
+      execute: args => {
+        const request = requestFrom(args);
+        if (WIDGETS[request.widget] === undefined) {
+          throw new Error(`cnnwidgets: unknown widget ${request.widget}`);
+        }
+        if (WIDGETS[request.widget].on === 'image' && !request.path && !request.sample) {
+          request.sample = DEFAULT_SAMPLES[request.widget] ?? null;
+        }
+        if (WIDGETS[request.widget].on === 'folder' && request.path === null) {
+          request.path = request.cwd ?? '';
+        }
+        return openBench(request);
+      }
+    });
+
+    // Context-menu entries act on the file browser's selection (the item right-clicked).
+    commands.addCommand(CommandIDs.openFromBrowser, {
+      label: args => IMAGE_ENTRIES.find(([k]) => k === args.widget)?.[1] ?? String(args.widget),
+      caption: 'Open this image in a cnnwidgets bench (own kernel)',
+      isVisible: () => {
+        const item = selected();
+        return !!item && item.type !== 'directory' && IMAGE_EXTENSIONS.includes(PathExt.extname(item.path).toLowerCase());
+      },
+      execute: args => {
+        const item = selected();
+        if (!item) {
+          return;
+        }
+        return openBench({ widget: String(args.widget), path: item.path });
+      }
+    });
+    commands.addCommand(CommandIDs.searchFolder, {
+      label: args => (args.isPalette ? 'Search images in the current folder' : 'Search images in this folder'),
+      caption: 'Index the images of this folder (cached per user) and search them',
+      icon: args => (args.isPalette ? undefined : cnnIcon),
+      execute: args => {
+        let path: string;
+        if (typeof args.path === 'string') {
+          path = args.path;
+        } else if (args.isPalette) {
+          path = currentFolder();
+        } else {
+          const item = selected();
+          path = item && item.type === 'directory' ? item.path : currentFolder();
+        }
+        return openBench({ widget: 'search_folder', path });
+      }
+    });
+
+    // Tutorials: copy into the current folder (unless a copy is there) and open.
+    const tutorialList = tutorials as ITutorial[];
+    commands.addCommand(CommandIDs.tutorial, {
+      label: args => {
+        const t = tutorialList.find(x => x.name === args.name);
+        return t ? (args.isPalette ? `Tutorial: ${t.title}` : t.title) : 'cnnwidgets tutorial';
+      },
+      caption: args => `Copy the tutorial ${String(args.name ?? '')} into this folder (unless it is there) and open it`,
+      icon: args => (args.isPalette ? undefined : notebookIcon),
+      execute: async args => {
+        const t = tutorialList.find(x => x.name === args.name);
+        if (!t) {
+          throw new Error(`cnnwidgets: no tutorial ${String(args.name)}`);
+        }
+        const cwd = typeof args.cwd === 'string' ? args.cwd : currentFolder();
+        const path = PathExt.join(cwd, t.name);
+        try {
+          await serviceManager.contents.get(path, { content: false });
+        } catch {
+          await serviceManager.contents.save(path, { type: 'notebook', format: 'json', content: t.notebook });
+        }
+        return commands.execute('docmanager:open', { path, factory: 'Notebook' });
+      }
+    });
+
+    commands.addCommand(CommandIDs.openAsNotebook, {
+      label: 'Open as notebook',
+      caption: 'Write a notebook that reproduces the current cnnwidgets tab, and open it',
+      isEnabled: () => tracker.currentWidget !== null,
+      execute: () => {
+        const widget = tracker.currentWidget;
+        if (widget) {
+          return openAsNotebook(app, widget.content);
+        }
+      }
+    });
+
+    // File browser context menu: a "cnnwidgets" submenu on images, one entry on folders.
+    const submenu = new Menu({ commands });
+    submenu.title.label = 'cnnwidgets';
+    submenu.title.icon = cnnIcon;
+    submenu.id = 'cnnwidgets-image-submenu';
+    for (const [kind] of IMAGE_ENTRIES) {
+      submenu.addItem({ command: CommandIDs.openFromBrowser, args: { widget: kind } });
+    }
+    for (const selector of IMAGE_SELECTORS) {
+      app.contextMenu.addItem({ type: 'submenu', submenu, selector, rank: 3 });
+    }
+    app.contextMenu.addItem({ command: CommandIDs.searchFolder, selector: FOLDER_SELECTOR, rank: 3 });
+
+    // Open With: one widget factory per image entry; the image viewer stays the default.
+    for (const [kind, label] of IMAGE_ENTRIES) {
+      const factory = new BenchFactory(
+        {
+          name: `cnnwidgets-${kind}`,
+          label: `${label} (cnnwidgets)`,
+          fileTypes: IMAGE_TYPES,
+          defaultFor: [],
+          modelName: 'base64',
+          readOnly: true,
+          canStartKernel: false,
+          preferKernel: false
+        },
+        kind,
+        app,
+        rendermime,
+        tracker
+      );
+      app.docRegistry.addWidgetFactory(factory);
+    }
+
+    // Launcher: one card per widget (on a sample), one per tutorial notebook; the same in the palette.
+    LAUNCHER_WIDGETS.forEach((kind, rank) => {
+      launcher?.add({ command: CommandIDs.open, args: { widget: kind, isLauncher: true }, category: CATEGORY, rank });
+      palette?.addItem({ command: CommandIDs.open, args: { widget: kind, isPalette: true }, category: CATEGORY });
+    });
+    tutorialList.forEach((t, i) => {
+      launcher?.add({ command: CommandIDs.tutorial, args: { name: t.name }, category: CATEGORY, rank: 100 + i });
+      palette?.addItem({ command: CommandIDs.tutorial, args: { name: t.name, isPalette: true }, category: CATEGORY });
+    });
+    palette?.addItem({ command: CommandIDs.searchFolder, args: { isPalette: true }, category: CATEGORY });
+    palette?.addItem({ command: CommandIDs.openAsNotebook, category: CATEGORY });
+  }
+};
+
+export default plugin;
