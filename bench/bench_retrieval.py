@@ -92,11 +92,11 @@ def make_folder(folder: Path, n: int, seed: int = 0):
 
 
 def throughput(work: Path, n: int):
+    from cnnwidgets.engine.models import shared_model
     from cnnwidgets.index import ImageIndex
-    from cnnwidgets.index.image_index import _shared_model
 
     make_folder(work / "photos", n)
-    _shared_model("efficientnet_lite0")  # model loading is not indexing
+    shared_model("efficientnet_lite0")  # model loading is not indexing
     t, c = time.perf_counter(), time.process_time()
     index = ImageIndex.build(work / "photos", progress=False)
     secs, cpu = time.perf_counter() - t, time.process_time() - c
@@ -124,8 +124,8 @@ def rss():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
 from cnnwidgets.index import ImageIndex
-from cnnwidgets.index.image_index import _shared_model
-_shared_model("efficientnet_lite0"); gc.collect()
+from cnnwidgets.engine.models import shared_model
+shared_model("efficientnet_lite0"); gc.collect()
 before = rss()
 t = time.perf_counter()
 index = ImageIndex.load(sys.argv[1], progress=False)

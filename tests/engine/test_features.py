@@ -110,9 +110,9 @@ def test_sift_bovw_is_robust_to_rotation_and_scale(small, tmp_path):
 
 def test_cnn_descriptor_is_models_embed():
     from cnnwidgets.engine import models
-    from cnnwidgets.index.image_index import _shared_model
+    from cnnwidgets.engine.models import shared_model
 
-    model = _shared_model("efficientnet_lite0")
+    model = shared_model("efficientnet_lite0")
     imgs = [sample("chelsea"), sample("coffee")]
     x = features.cnn(imgs, model=model)
     np.testing.assert_allclose(x, models.embed(model, imgs), atol=1e-6)
@@ -122,9 +122,9 @@ def test_cnn_descriptor_is_models_embed():
 
 def test_cnn_with_tags_equals_embed_and_classify():
     from cnnwidgets.engine import models
-    from cnnwidgets.index.image_index import _shared_model
+    from cnnwidgets.engine.models import shared_model
 
-    model = _shared_model("efficientnet_lite0")
+    model = shared_model("efficientnet_lite0")
     imgs = [sample("chelsea"), sample("coffee"), sample("rocket")]
     vecs, tags = features.cnn_with_tags(imgs, model=model, topk=5, batch_size=2)
     np.testing.assert_allclose(vecs, models.embed(model, imgs), atol=1e-4)

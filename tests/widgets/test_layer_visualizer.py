@@ -32,9 +32,9 @@ def counted(monkeypatch):
 def test_default_view_matches_engine(widget):
     w = widget.wait()
     assert w.status.startswith("efficientnet_lite0") and w.layer == "conv_stem"
-    from cnnwidgets.widgets.layer_visualizer import _shared_model
+    from cnnwidgets.engine.models import shared_model
 
-    net = _shared_model("efficientnet_lite0")  # the widget's own instance (built once per process)
+    net = shared_model("efficientnet_lite0")  # the process-wide instance the widget uses
     ref = L.capture(net, sample("chelsea", mode="rgb"), ["conv_stem"])["conv_stem"]
     np.testing.assert_allclose(w.result["activation"], ref, atol=1e-4)
     np.testing.assert_allclose(w.result["mosaic"], L.tile(ref, max_maps=64, columns=6), atol=1e-4)

@@ -1,0 +1,62 @@
+"""Inside the network: layer names, captured activations, kernels, mosaics, Grad-CAM,
+and the small step-by-step operations used to teach convolution, activation and pooling.
+
+Activations are captured with forward hooks that are always removed, also when the
+forward pass raises (:func:`hooks` is a context manager; :func:`capture` uses it).
+
+The playground functions (:func:`conv2d_steps`, :func:`activate`, :func:`activation_grad`,
+:func:`pool2d_steps`) follow the textbook definitions and agree with
+``torch.nn.functional``: CNN "convolution" is cross-correlation (the kernel is not flipped)
+unless ``flip=True``.
+"""
+
+from __future__ import annotations
+
+from .explain import GradCAM, grad_cam, heatmap_overlay, model_view, top_classes
+from .inspection import KINDS, capture, hooks, kernels, layer_kind, layer_names
+from .mosaics import kernel_mosaic, normalize, tile, tile_index
+from .steps import (
+    ACTIVATIONS,
+    ConvStep,
+    ConvSteps,
+    PoolStep,
+    PoolSteps,
+    activate,
+    activation_grad,
+    conv2d_steps,
+    pool2d_steps,
+)
+
+__all__ = [
+    "KINDS",
+    "layer_kind",
+    "layer_names",
+    "hooks",
+    "capture",
+    "kernels",
+    "normalize",
+    "tile",
+    "tile_index",
+    "kernel_mosaic",
+    "GradCAM",
+    "grad_cam",
+    "heatmap_overlay",
+    "top_classes",
+    "model_view",
+    "ConvStep",
+    "ConvSteps",
+    "conv2d_steps",
+    "ACTIVATIONS",
+    "activate",
+    "activation_grad",
+    "PoolStep",
+    "PoolSteps",
+    "pool2d_steps",
+]
+
+# the public functions belong to this package, as the code the widgets show writes them (segment.threshold)
+for _name in __all__:
+    _obj = globals()[_name]
+    if callable(_obj) and getattr(_obj, "__module__", "").startswith(__name__ + "."):
+        _obj.__module__ = __name__
+del _name, _obj

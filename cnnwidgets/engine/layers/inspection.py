@@ -1,0 +1,209 @@
+"""Looking inside a model: the kind of each layer, dotted layer names, forward hooks, captured activations, kernels."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnwidgets.engine.models import model_config, preprocess
+
+KINDS = ("conv", "act", "pool", "linear", "norm")
+
+_ACT_TYPES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Softplus,
+)
+_POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d)
+_NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    """``"conv"``, ``"act"``, ``"pool"``, ``"linear"``, ``"norm"`` or None for a module.
+
+    Recognises torch's layer classes and their subclasses (timm's ``Conv2dSame`` is a conv,
+    its ``BatchNormAct2d`` a norm whose ``.act`` child is the activation), and timm's
+    activation and pooling modules by class name.
+    """
+    if isinstance(module, nn.Conv2d):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, _ACT_TYPES):
+        return "act"
+    if isinstance(module, _POOL_TYPES):
+        return "pool"
+    if isinstance(module, _NORM_TYPES):
+        return "norm"
+    name = type(module).__name__
+    if name in ("SelectAdaptivePool2d", "BlurPool2d"):
+        return "pool"
+    if name in ("Swish", "SiLU", "HardSwish", "HardSigmoid", "GELUTanh", "QuickGELU", "Sigmoid", "Tanh", "Mish"):
+        return "act"
+    return None
+
+
+def layer_names(model: nn.Module, kinds=("conv", "act", "pool", "linear")) -> list[str]:
+    """Dotted names of the layers of the given kinds, in the order they are registered.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    kinds : str or iterable of str
+        Any of :data:`KINDS`.
+
+    Returns
+    -------
+    list of str
+        Names usable with ``model.get_submodule`` and :func:`capture` (a pool that wraps
+        another pool, like timm's ``SelectAdaptivePool2d``, is listed once, as the outer one).
+    """
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise ValueError(f"unknown layer kinds {bad}; choose from {KINDS}")
+    names, pools = [], []
+    for name, mod in model.named_modules():
+        kind = layer_kind(mod)
+        if kind is None or kind not in kinds or not name:
+            continue
+        if kind == "pool" and any(name.startswith(p + ".") for p in pools):
+            continue
+        if kind == "pool":
+            pools.append(name)
+        names.append(name)
+    return names
+
+
+def _modules(model: nn.Module, layers) -> dict[str, nn.Module]:
+    if isinstance(layers, str):
+        layers = [layers]
+    out = {}
+    for name in layers:
+        try:
+            out[name] = model.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"model {type(model).__name__} has no layer {name!r}; see layer_names(model)") from None
+    return out
+
+
+@contextlib.contextmanager
+def hooks(model: nn.Module, layers, *, keep_graph: bool = False):
+    """Record the outputs of ``layers`` during forward passes inside the ``with`` block.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    layers : str or iterable of str
+        Dotted layer names.
+    keep_graph : bool
+        Keep the recorded tensors attached to the autograd graph (for gradients); otherwise
+        they are detached copies, safe from later in-place operations.
+
+    Yields
+    ------
+    dict
+        Layer name → output tensor of its latest call, filled as the model runs.
+        All hooks are removed when the block exits, normally or by an exception.
+    """
+    mods = _modules(model, layers)
+    record: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make(name):
+        def hook(_mod, _inp, out):
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            record[name] = out if keep_graph else out.detach().clone()
+
+        return hook
+
+    try:
+        for name, mod in mods.items():
+            handles.append(mod.register_forward_hook(make(name)))
+        yield record
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def capture(model: nn.Module, image, layers=None, *, output: bool = False):
+    """Run one forward pass and return the activations of ``layers``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        From :func:`cnnwidgets.engine.models.create_model` (its ``cnnw_config`` drives preprocessing).
+    image : image or batch
+        Anything :func:`cnnwidgets.engine.models.preprocess` accepts, or an already preprocessed
+        N×C×H×W float tensor matching ``cnnw_config["input_size"]``.
+    layers : str or iterable of str, optional
+        Dotted names; default all of :func:`layer_names`.
+    output : bool
+        Also return the model output (logits).
+
+    Returns
+    -------
+    dict of str → numpy.ndarray, or (dict, numpy.ndarray)
+        float32 activations, C×H×W for conv/act/pool layers and D for linear layers when one
+        image was given (N×… for a batch); with ``output=True`` also the N×K (or K) logits.
+    """
+    if layers is None:
+        layers = layer_names(model)
+    x, single = _input_tensor(model, image)
+    with hooks(model, layers) as rec, torch.inference_mode():
+        out = model(x)
+    acts = {name: _np(t, single) for name, t in rec.items()}
+    missing = [n for n in _modules(model, layers) if n not in acts]
+    if missing:
+        raise ValueError(f"layers {missing} did not run in the forward pass")
+    return (acts, _np(out, single)) if output else acts
+
+
+def _input_tensor(model, image):
+    cfg = model_config(model)
+    if (
+        isinstance(image, torch.Tensor)
+        and image.ndim == 4
+        and image.is_floating_point()
+        and tuple(image.shape[1:]) == tuple(cfg["input_size"])
+    ):
+        dev = next(model.parameters()).device
+        return image.to(dev), False
+    single = not (isinstance(image, (list, tuple)) or (getattr(image, "ndim", 0) == 4))
+    return preprocess(image, model), single
+
+
+def _np(t: torch.Tensor, single: bool) -> np.ndarray:
+    a = t.detach().float().cpu().numpy()
+    return a[0] if single else a
+
+
+def kernels(model: nn.Module, layer: str) -> np.ndarray:
+    """Weights of a convolution layer.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 copy, out_channels × (in_channels / groups) × kH × kW.
+    """
+    mod = _modules(model, [layer])[layer]
+    if not isinstance(mod, nn.Conv2d):
+        raise ValueError(f"layer {layer!r} is a {type(mod).__name__}, not a convolution; kernels need a conv layer")
+    return mod.weight.detach().float().cpu().numpy().copy()

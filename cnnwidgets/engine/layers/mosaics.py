@@ -1,0 +1,117 @@
+"""Pictures of many maps at once: normalisation, tiling feature maps and kernels into one mosaic."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# ----------------------------------------------------------------------------- mosaics
+
+
+def normalize(x, *, axis=None, eps: float = 1e-8) -> np.ndarray:
+    """Rescale to [0, 1] by min and max (over ``axis``; all of ``x`` by default).
+
+    A constant input gives zeros. Returns float32; the input is not changed.
+    """
+    a = np.asarray(x, dtype=np.float32)
+    lo = a.min(axis=axis, keepdims=True)
+    hi = a.max(axis=axis, keepdims=True)
+    return ((a - lo) / np.maximum(hi - lo, eps)).astype(np.float32)
+
+
+def tile(
+    maps,
+    *,
+    columns: int | None = None,
+    pad: int = 1,
+    per_map: bool = True,
+    max_maps: int | None = None,
+    pad_value: float = 1.0,
+) -> np.ndarray:
+    """Arrange C maps (C×H×W, or C×H×W×3 colour) into one mosaic image.
+
+    Parameters
+    ----------
+    maps : array-like
+        C×H×W activations or kernels (C×H×W×3 for colour tiles), any real dtype.
+    columns : int, optional
+        Tiles per row; default ``ceil(sqrt(C))``.
+    pad : int
+        Pixels of ``pad_value`` between tiles.
+    per_map : bool
+        Normalise each map to [0, 1] on its own (shows the pattern of weak maps);
+        False normalises all maps together (shows which maps are strong).
+    max_maps : int, optional
+        Show only the first ``max_maps`` maps.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 in [0, 1]: rows·(H+pad)−pad × columns·(W+pad)−pad (×3 for colour tiles).
+        Tile ``i`` sits at row ``i // columns``, column ``i % columns``.
+    """
+    a = np.asarray(maps, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[3] != 3):
+        raise ValueError(f"tile: maps must be C×H×W or C×H×W×3, got shape {a.shape}")
+    if max_maps is not None:
+        a = a[:max_maps]
+    c, h, w = a.shape[:3]
+    if c == 0:
+        raise ValueError("tile: no maps to tile")
+    a = normalize(a, axis=tuple(range(1, a.ndim))) if per_map else normalize(a)
+    cols = int(columns) if columns else int(math.ceil(math.sqrt(c)))
+    rows = int(math.ceil(c / cols))
+    shape = (rows * (h + pad) - pad, cols * (w + pad) - pad) + a.shape[3:]
+    out = np.full(shape, pad_value, dtype=np.float32)
+    for i in range(c):
+        r, q = divmod(i, cols)
+        out[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = a[i]
+    return out
+
+
+def tile_index(
+    mosaic_shape, map_shape, y: int, x: int, *, columns: int | None = None, count: int | None = None, pad: int = 1
+) -> int | None:
+    """Which tile of a :func:`tile` mosaic the pixel (y, x) falls in, or None (padding or outside).
+
+    ``map_shape`` is (H, W) of one map; ``count`` the number of maps tiled.
+    """
+    if not (0 <= y < mosaic_shape[0] and 0 <= x < mosaic_shape[1]):
+        return None
+    h, w = map_shape[:2]
+    cols = int(columns) if columns else int(math.ceil(math.sqrt(count or 1)))
+    r, ry = divmod(int(y), h + pad)
+    q, rx = divmod(int(x), w + pad)
+    if ry >= h or rx >= w or q >= cols:
+        return None
+    i = r * cols + q
+    return i if count is None or i < count else None
+
+
+def kernel_mosaic(weights, *, max_maps: int | None = 64, pad: int = 1) -> np.ndarray:
+    """A picture of convolution kernels.
+
+    Parameters
+    ----------
+    weights : array-like
+        out × in × kH × kW (from :func:`kernels`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 in [0, 1]. Kernels over 3 inputs (an RGB first layer) are colour tiles
+        kH×kW×3; other kernels are averaged over their inputs; 1×1 kernels are shown as the
+        out × in weight matrix instead (one pixel per weight).
+    """
+    w = np.asarray(weights, dtype=np.float32)
+    if w.ndim != 4:
+        raise ValueError(f"kernel_mosaic: weights must be out×in×kH×kW, got shape {w.shape}")
+    if w.shape[2] == 1 and w.shape[3] == 1:
+        return normalize(w[:, :, 0, 0])
+    if w.shape[1] == 3:
+        rgb = np.transpose(w, (0, 2, 3, 1))
+        return tile(rgb, per_map=False, max_maps=max_maps, pad=pad)
+    return tile(w.mean(axis=1), per_map=True, max_maps=max_maps, pad=pad)

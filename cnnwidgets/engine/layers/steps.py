@@ -1,0 +1,243 @@
+"""The convolution, activation and pooling arithmetic of one small matrix, worked out step by step (the playground)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from cnnwidgets.engine import kinds
+
+# ----------------------------------------------------------------------------- playground: convolution
+
+
+def _as_2d(x, name: str) -> np.ndarray:
+    a = kinds.to_numpy(x, name) if kinds.is_torch(x) else np.asarray(x)
+    if a.ndim != 2 or a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a 2-D array of numbers, got shape {a.shape} dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+class ConvStep(NamedTuple):
+    """One sliding-window position of :func:`conv2d_steps`."""
+
+    row: int  #: output row
+    col: int  #: output column
+    top: int  #: row of the window's top-left corner in the padded input
+    left: int  #: column of the window's top-left corner in the padded input
+    window: np.ndarray  #: kH×kW input values under the kernel
+    products: np.ndarray  #: kH×kW element-wise products window · kernel
+    value: float  #: sum of the products plus the bias
+
+
+class ConvSteps(NamedTuple):
+    """Result of :func:`conv2d_steps`."""
+
+    output: np.ndarray  #: oH×oW float64
+    steps: list  #: list of ConvStep, row by row
+    padded: np.ndarray  #: the zero-padded input
+    kernel: np.ndarray  #: the kernel as applied (flipped when ``flip=True``)
+
+
+def conv2d_steps(
+    image, kernel, *, stride: int = 1, padding: int = 0, bias: float = 0.0, flip: bool = False
+) -> ConvSteps:
+    """A small 2-D convolution computed one window at a time, keeping every step.
+
+    ``output[i, j] = sum(padded[i·s : i·s+kH, j·s : j·s+kW] * kernel) + bias`` — the
+    cross-correlation CNNs call convolution (``torch.nn.functional.conv2d``). With
+    ``flip=True`` the kernel is rotated by 180° first (the convolution of signal processing).
+    The textbook example: a 4×4 image and a 3×3 kernel give a 2×2 output in 4 steps.
+
+    Parameters
+    ----------
+    image : array-like
+        H×W numbers (numpy or torch).
+    kernel : array-like
+        kH×kW numbers.
+    stride, padding : int
+        Window step and zero padding on every side.
+    bias : float
+        Added to every output value.
+    flip : bool
+        Rotate the kernel by 180° (true convolution).
+
+    Returns
+    -------
+    ConvSteps
+        ``output`` has shape ((H + 2p − kH) // s + 1, (W + 2p − kW) // s + 1), float64.
+    """
+    img = _as_2d(image, "image")
+    k = _as_2d(kernel, "kernel")
+    if stride < 1 or padding < 0:
+        raise ValueError(f"stride must be ≥ 1 and padding ≥ 0, got stride={stride}, padding={padding}")
+    if flip:
+        k = k[::-1, ::-1].copy()
+    padded = np.pad(img, padding)
+    kh, kw = k.shape
+    oh = (padded.shape[0] - kh) // stride + 1
+    ow = (padded.shape[1] - kw) // stride + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {k.shape} is larger than the padded image {padded.shape}")
+    out = np.empty((oh, ow))
+    steps = []
+    for i in range(oh):
+        for j in range(ow):
+            top, left = i * stride, j * stride
+            window = padded[top : top + kh, left : left + kw].copy()
+            prod = window * k
+            value = float(prod.sum() + bias)
+            out[i, j] = value
+            steps.append(ConvStep(i, j, top, left, window, prod, value))
+    return ConvSteps(out, steps, padded, k)
+
+
+# ----------------------------------------------------------------------------- playground: activations
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for large |x|
+
+
+ACTIVATIONS = {
+    "relu": (lambda x, a: np.maximum(x, 0.0), lambda x, a: (x > 0).astype(np.float64)),
+    "prelu": (lambda x, a: np.where(x > 0, x, a * x), lambda x, a: np.where(x > 0, 1.0, a)),
+    "elu": (
+        lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
+        lambda x, a: np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0))),
+    ),
+    "sigmoid": (lambda x, a: _sigmoid(x), lambda x, a: _sigmoid(x) * (1 - _sigmoid(x))),
+    "tanh": (lambda x, a: np.tanh(x), lambda x, a: 1 - np.tanh(x) ** 2),
+}
+"""name → (f(x, alpha), f'(x, alpha)). ``alpha`` is PReLU's negative slope and ELU's saturation;
+ReLU's derivative at 0 is taken as 0 (as torch does)."""
+
+_DEFAULT_ALPHA = {"prelu": 0.25, "elu": 1.0}
+
+
+def _act_args(x, kind, alpha):
+    if kind not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {kind!r}; choose from {sorted(ACTIVATIONS)}")
+    a = _DEFAULT_ALPHA.get(kind, 0.0) if alpha is None else float(alpha)
+    is_t = isinstance(x, torch.Tensor)
+    arr = x.detach().cpu().numpy() if is_t else np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"x must be numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64), a, is_t, x
+
+
+def _back(y, is_t, x):
+    if is_t:
+        return kinds.like(np.asarray(y), x, torch_dtype=x.dtype if x.is_floating_point() else torch.float64)
+    return y
+
+
+def activate(x, kind: str, *, alpha: float | None = None):
+    """Apply an activation function element-wise.
+
+    Parameters
+    ----------
+    x : array-like or torch.Tensor
+        Any shape.
+    kind : {"relu", "prelu", "elu", "sigmoid", "tanh"}
+    alpha : float, optional
+        PReLU's slope for x < 0 (default 0.25) or ELU's α (default 1.0).
+
+    Returns
+    -------
+    numpy.ndarray (float64) or torch.Tensor (the input's float dtype), same shape as ``x``.
+    """
+    arr, a, is_t, orig = _act_args(x, kind, alpha)
+    return _back(ACTIVATIONS[kind][0](arr, a), is_t, orig)
+
+
+def activation_grad(x, kind: str, *, alpha: float | None = None):
+    """Derivative of :func:`activate` with respect to x, element-wise (same parameters and return)."""
+    arr, a, is_t, orig = _act_args(x, kind, alpha)
+    return _back(ACTIVATIONS[kind][1](arr, a), is_t, orig)
+
+
+# ----------------------------------------------------------------------------- playground: pooling
+
+
+class PoolStep(NamedTuple):
+    """One window of :func:`pool2d_steps`."""
+
+    row: int
+    col: int
+    top: int
+    left: int
+    window: np.ndarray  #: size×size input values
+    value: float  #: the pooled value
+    chosen: tuple | None  #: (dy, dx) of the value picked in the window (max, stochastic); None for mean
+    probabilities: np.ndarray | None  #: stochastic pooling's p = a / sum(a) over the window; None otherwise
+
+
+class PoolSteps(NamedTuple):
+    """Result of :func:`pool2d_steps`."""
+
+    output: np.ndarray  #: oH×oW float64
+    steps: list  #: list of PoolStep, row by row
+
+
+def pool2d_steps(x, *, size: int = 2, stride: int | None = None, mode: str = "max", seed: int | None = 0) -> PoolSteps:
+    """2-D pooling computed one window at a time, keeping every step.
+
+    Parameters
+    ----------
+    x : array-like
+        H×W numbers. Stochastic pooling needs non-negative values (activations after a ReLU).
+    size : int
+        Window side.
+    stride : int, optional
+        Window step; default ``size`` (non-overlapping windows).
+    mode : {"max", "mean", "stochastic"}
+        ``"stochastic"`` (Zeiler & Fergus, 2013): within each window, pick one value at random
+        with probability proportional to it (p = a / Σa); an all-zero window gives 0.
+    seed : int or None
+        Seed of the random generator for stochastic pooling (same seed → same picks).
+
+    Returns
+    -------
+    PoolSteps
+        ``output`` has shape ((H − size) // stride + 1, (W − size) // stride + 1), float64.
+    """
+    a = _as_2d(x, "x")
+    stride = size if stride is None else int(stride)
+    if size < 1 or stride < 1:
+        raise ValueError(f"size and stride must be ≥ 1, got size={size}, stride={stride}")
+    if mode not in ("max", "mean", "stochastic"):
+        raise ValueError(f"mode must be 'max', 'mean' or 'stochastic', got {mode!r}")
+    if mode == "stochastic" and (a < 0).any():
+        raise ValueError("stochastic pooling needs non-negative values (apply a ReLU first)")
+    oh = (a.shape[0] - size) // stride + 1
+    ow = (a.shape[1] - size) // stride + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"pool size {size} is larger than the input {a.shape}")
+    rng = np.random.default_rng(seed)
+    out = np.empty((oh, ow))
+    steps = []
+    for i in range(oh):
+        for j in range(ow):
+            top, left = i * stride, j * stride
+            win = a[top : top + size, left : left + size].copy()
+            chosen, probs = None, None
+            if mode == "max":
+                chosen = np.unravel_index(int(win.argmax()), win.shape)
+                value = float(win[chosen])
+            elif mode == "mean":
+                value = float(win.mean())
+            else:
+                total = win.sum()
+                probs = win / total if total > 0 else np.zeros_like(win)
+                if total > 0:
+                    chosen = np.unravel_index(int(rng.choice(win.size, p=probs.ravel())), win.shape)
+                    value = float(win[chosen])
+                else:
+                    value = 0.0
+            if chosen is not None:
+                chosen = (int(chosen[0]), int(chosen[1]))
+            out[i, j] = value
+            steps.append(PoolStep(i, j, top, left, win, value, chosen, probs))
+    return PoolSteps(out, steps)
