@@ -22,12 +22,23 @@ $(VENV)/.stamp-install: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e .
 	touch $@
 
+# The JupyterLab extension (labextension/, TypeScript): `pip install -e .` builds it once (hatch-jupyter-builder);
+# this rebuilds it when its sources or the tutorial notebooks change and puts the build where JupyterLab looks.
+LABEXT     := $(VENV)/share/jupyter/labextensions/cnnwidgets
+LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/style/* labextension/scripts/*.js notebooks/*.ipynb) \
+              labextension/package.json labextension/yarn.lock labextension/tsconfig.json
+$(VENV)/.stamp-labext: $(LABEXT_SRC) $(VENV)/.stamp-install
+	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm install && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build
+	rm -rf $(LABEXT) && cp -r cnnwidgets/labextension $(LABEXT) && cp labextension/install.json $(LABEXT)/
+	$(VENV)/bin/jupyter labextension list 2>&1 | grep -E "cnnwidgets .*enabled.*OK"
+	touch $@
+
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
 	$(PIP) install --quiet -e ".[test]"
 	touch $@
 
-install: $(VENV)/.stamp-install
-install-test: $(VENV)/.stamp-test
+install: $(VENV)/.stamp-install $(VENV)/.stamp-labext
+install-test: $(VENV)/.stamp-test $(VENV)/.stamp-labext
 
 # Debian's Chromium drives the browser tests (Playwright cannot download browsers offline).
 chromium:
@@ -61,4 +72,4 @@ bench: install
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info cnnwidgets/labextension labextension/lib labextension/node_modules
