@@ -3,25 +3,25 @@ image panels and an upload control. No maths here.
 
 Controls
 --------
-Every control is bound to its trait with :meth:`Bench.bind`, the one binding mechanism: the trait is the
+Every control is bound to its trait with :meth:`WidgetBase.bind`, the one binding mechanism: the trait is the
 truth, the control shows it, a user's change to the control sets the trait. Changes that code makes to
-controls run inside :meth:`Bench.quiet` (tracked per thread), so they are not taken for user input; a value a
+controls run inside :meth:`WidgetBase.quiet` (tracked per thread), so they are not taken for user input; a value a
 control cannot take, or a trait rejects, shows in the status line.
 
 Engine calls
 ------------
-A widget describes what it computes as a :class:`cnnwidgets.engine.calls.Recipe` (:meth:`Bench.recipe`): the
-same object is applied to the preview, applied to the full image (:meth:`Bench.compute_full`) and rendered as
+A widget describes what it computes as a :class:`cnnwidgets.engine.calls.Recipe` (:meth:`WidgetBase.recipe`): the
+same object is applied to the preview, applied to the full image (the widget's ``compute_full``) and rendered as
 ``code``, so the three cannot disagree.
 
 Updates
 -------
-Subclasses implement :meth:`Bench._render`, which reads the traits, calls the engine and
-fills the panels. Trait observers call :meth:`Bench.request_update`. Inside a running
+Subclasses implement :meth:`WidgetBase._render`, which reads the traits, calls the engine and
+fills the panels. Trait observers call :meth:`WidgetBase.request_update`. Inside a running
 Jupyter kernel the render runs on one worker thread: requests that arrive while it is busy
 collapse into one, so a dragged slider never queues stale work and the kernel keeps reading
 messages. Outside a kernel (plain scripts, pytest) renders run synchronously, so setting a
-trait and then reading ``result`` is deterministic. :meth:`Bench.wait` blocks until the
+trait and then reading ``result`` is deterministic. :meth:`WidgetBase.wait` blocks until the
 latest request is drawn, in both cases.
 """
 
@@ -39,7 +39,7 @@ import traitlets as T
 
 from ..io import load_image, to_png_bytes
 
-__all__ = ["Bench", "ImagePanel", "in_kernel", "figure_png"]
+__all__ = ["WidgetBase", "ImagePanel", "in_kernel", "figure_png"]
 
 
 def in_kernel() -> bool:
@@ -104,7 +104,7 @@ def figure_png(fig, *, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-class Bench(W.VBox):
+class WidgetBase(W.VBox):
     """Base class of the cnnwidgets widgets.
 
     Traits
@@ -295,7 +295,7 @@ class Bench(W.VBox):
             if self._status_kind == "error":
                 self.set_status("")
 
-    def wait(self, timeout: float = 60.0) -> Bench:
+    def wait(self, timeout: float = 60.0) -> WidgetBase:
         """Block until the latest requested update is drawn; returns the widget.
 
         Raises

@@ -1,7 +1,7 @@
 """FilterDesigner: frequency-domain and median filters on one image, with noise and quality metrics.
 
 Thin front end over :mod:`cnnwidgets.engine.enhance`: every control is a traitlet, the picture
-is recomputed with the latest values (see :class:`~cnnwidgets.widgets._base.Bench`), ``result``
+is recomputed with the latest values (see :class:`~cnnwidgets.widgets._base.WidgetBase`), ``result``
 holds the filtered image and ``code`` the engine calls that reproduce it.
 """
 
@@ -16,7 +16,7 @@ import traitlets as T
 from ..engine import enhance
 from ..engine.calls import IMAGE, Call, Recipe, RecipeCache, Step
 from ..io import load_image, resize_to_fit, to_float, to_uint8
-from ._base import Bench, ImagePanel
+from ._base import ImagePanel, WidgetBase
 from ._plots import html_table, line_plot_svg
 
 __all__ = ["FilterDesigner"]
@@ -38,7 +38,7 @@ def _clean(value: float) -> float:
     return float(f"{float(value):.12g}")
 
 
-class FilterDesigner(Bench):
+class FilterDesigner(WidgetBase):
     """Design a filter and see the image, its centred spectrum, the mask and the result side by side.
 
     Parameters

@@ -19,7 +19,7 @@ from ..datasets import list_samples, sample
 from ..engine import layers as L
 from ..engine import models as M
 from ..io import load_image, to_png_bytes
-from ._base import Bench, ImagePanel, figure_png
+from ._base import ImagePanel, WidgetBase, figure_png
 from .browser_widgets import ClickImage
 
 __all__ = ["LayerVisualizer"]
@@ -27,24 +27,7 @@ __all__ = ["LayerVisualizer"]
 _MOSAIC_SIDE = 480  # feature-map mosaics are upscaled (nearest) to about this many pixels
 
 
-def _upscale(img: np.ndarray, side: int) -> np.ndarray:
-    """Nearest-neighbour enlargement by an integer factor so the long side reaches about ``side``."""
-    f = max(1, side // max(img.shape[:2]))
-    return np.repeat(np.repeat(img, f, axis=0), f, axis=1) if f > 1 else img
-
-
-def _as_maps(act: np.ndarray) -> np.ndarray:
-    """C×H×W maps for tiling; vectors (linear layers, 1×1 pooled maps) become one square map."""
-    if act.ndim == 3 and act.shape[1] * act.shape[2] > 1:
-        return act
-    v = act.reshape(-1)
-    side = int(np.ceil(np.sqrt(v.size)))
-    sq = np.full(side * side, v.min(), dtype=np.float32)
-    sq[: v.size] = v
-    return sq.reshape(1, side, side)
-
-
-class LayerVisualizer(Bench):
+class LayerVisualizer(WidgetBase):
     """Choose a model and a layer; see its feature maps, kernels, activation histogram,
     the Grad-CAM overlay of the top class and the top-k prediction.
 
@@ -216,13 +199,13 @@ class LayerVisualizer(Bench):
         arr, key = self._load()
         acts, logits, cam = self._forward(name, net, arr, key)
         act = acts[layer]
-        maps = _as_maps(act)
+        maps = L.as_maps(act)
         shown = min(len(maps), self.max_maps)
         cols = int(np.ceil(np.sqrt(shown)))
         mosaic = L.tile(maps, per_map=self.per_map, max_maps=shown, columns=cols)
         self._cache["mosaic_geometry"] = (mosaic.shape, maps.shape[1:], shown, cols)
         self.mosaic.value = to_png_bytes(
-            np.clip(np.rint(_upscale(mosaic, _MOSAIC_SIDE) * 255), 0, 255).astype(np.uint8)
+            np.clip(np.rint(L.enlarge(mosaic, _MOSAIC_SIDE) * 255), 0, 255).astype(np.uint8)
         )
         self._mosaic_title.value = (
             f"<b>{html.escape(layer)}</b> — output {' × '.join(map(str, act.shape))}"
@@ -231,7 +214,7 @@ class LayerVisualizer(Bench):
 
         ch = min(max(self.channel, 0), len(maps) - 1)
         self.map_panel.set_title(f"map {ch}")
-        self.map_panel.show(_upscale(L.normalize(maps[ch]), 224))
+        self.map_panel.show(L.enlarge(L.normalize(maps[ch]), 224))
 
         kern = None
         if L.layer_kind(net.get_submodule(layer)) == "conv":
@@ -243,7 +226,7 @@ class LayerVisualizer(Bench):
                 if picture.shape[0] > picture.shape[1]:
                     picture, title = picture.T, title.replace("out × in", "in × out")
             self.kernel_panel.set_title(title)
-            self.kernel_panel.show(_upscale(picture, 224))
+            self.kernel_panel.show(L.enlarge(picture, 224))
             self.kernel_panel.layout.display = None
         else:
             self.kernel_panel.layout.display = "none"

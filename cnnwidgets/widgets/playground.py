@@ -14,7 +14,7 @@ import traitlets as T
 
 from ..engine import layers as L
 from ..engine.calls import Call, Recipe, Step
-from ._base import Bench, figure_png
+from ._base import WidgetBase, figure_png
 
 __all__ = ["ConvolutionPlayground", "parse_grid", "format_grid"]
 
@@ -70,7 +70,7 @@ def _block(title: str, body: str) -> str:
     return f'<div style="display:inline-block;vertical-align:top;margin-right:14px"><b>{html.escape(title)}</b>{body}</div>'
 
 
-class ConvolutionPlayground(Bench):
+class ConvolutionPlayground(WidgetBase):
     """Convolution, activation and pooling on tiny arrays, one step at a time.
 
     Traits

@@ -11,7 +11,7 @@ import ipywidgets as W
 import traitlets as T
 
 from ..index.image_index import MODES
-from ._base import Bench, ImagePanel
+from ._base import ImagePanel, WidgetBase
 from .browser_widgets import Gallery
 
 __all__ = ["SearchBox", "Gallery"]
@@ -26,7 +26,7 @@ def _thumb(path: str, side: int = 160) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(to_jpeg_bytes(img, quality=80)).decode("ascii")
 
 
-class SearchBox(Bench):
+class SearchBox(WidgetBase):
     """Search an image index by text, example image, or both, and browse the results.
 
     Parameters

@@ -14,7 +14,7 @@ import traitlets as T
 from ..engine import segment
 from ..engine.calls import Call, Computed, Recipe, RecipeCache, Ref, Step
 from ..io import load_image, resize_to_fit, to_jpeg_bytes
-from ._base import Bench, ImagePanel
+from ._base import ImagePanel, WidgetBase
 from .browser_widgets import ClickImage, HistogramView
 
 __all__ = ["ThresholdSegmenter", "HistogramView", "ClickImage"]
@@ -36,7 +36,7 @@ class _ImageState(NamedTuple):
     steps: RecipeCache  # step outputs on the preview
 
 
-class ThresholdSegmenter(Bench):
+class ThresholdSegmenter(WidgetBase):
     """Separate foreground from background by threshold, edges or regions, and compare the methods.
 
     Parameters
@@ -454,10 +454,8 @@ class ThresholdSegmenter(Bench):
             stats = segment.mask_stats(result)
             msg = f"{self.edge_method} edges"
         elif self.mode == "regions":
-            shown = segment.overlay(self._preview_rgb(d), result)
-            for r, c in self.seeds:
-                y, x = int(r * d.scale), int(c * d.scale)
-                shown[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = (255, 255, 0)
+            seeds = [(r * d.scale, c * d.scale) for r, c in self.seeds]
+            shown = segment.mark_points(segment.overlay(self._preview_rgb(d), result), seeds)
             self.click_image.value = to_jpeg_bytes(shown)
             self._labels_panel.show(segment.overlay(np.zeros(result.shape, np.uint8), result, alpha=1.0))
             n = int(len(np.unique(result[result > 0])))

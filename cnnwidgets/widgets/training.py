@@ -14,7 +14,7 @@ import numpy as np
 import traitlets as T
 
 from ..engine import train
-from ._base import Bench, ImagePanel, figure_png
+from ._base import ImagePanel, WidgetBase, figure_png
 
 __all__ = ["TrainingDashboard", "curves_figure", "confusion_figure"]
 
@@ -80,7 +80,7 @@ def confusion_figure(matrix: np.ndarray, classes, *, title: str = "confusion mat
     return fig
 
 
-class TrainingDashboard(Bench):
+class TrainingDashboard(WidgetBase):
     """Train a classifier on a labelled set and watch it learn.
 
     Start trains from the initial weights; Stop ends training after the current batch. Inside a

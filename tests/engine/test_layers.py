@@ -274,3 +274,14 @@ def test_top_classes_equals_classify():
     ref = models.classify(net, img, topk=3)
     assert [t for t, _ in top] == [t for t, _ in ref]
     np.testing.assert_allclose([p for _, p in top], [p for _, p in ref], atol=1e-4)
+
+
+def test_as_maps_and_enlarge():
+    maps = np.random.default_rng(0).random((4, 3, 3)).astype(np.float32)
+    assert L.as_maps(maps) is maps
+    vec = np.arange(10, dtype=np.float32)
+    sq = L.as_maps(vec)
+    assert sq.shape == (1, 4, 4) and np.array_equal(sq.reshape(-1)[:10], vec) and (sq.reshape(-1)[10:] == 0).all()
+    img = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    np.testing.assert_array_equal(L.enlarge(img, 10), np.kron(img, np.ones((3, 3), np.uint8)))
+    assert L.enlarge(img, 2) is img

@@ -399,3 +399,13 @@ def test_kmeans_regions_count_from_one():
     img = data.astronaut()[::4, ::4]
     labels, _ = S.kmeans_colors(img, 3, 1)
     np.testing.assert_array_equal(S.kmeans_regions(img, clusters=3, seed=1), labels + 1)
+
+
+def test_mark_points_draws_clipped_squares():
+    img = np.zeros((10, 10, 3), np.uint8)
+    out = S.mark_points(img, [(0, 0), (5, 5)], radius=1, color=(1, 2, 3))
+    ref = np.zeros_like(img)
+    ref[0:2, 0:2] = (1, 2, 3)
+    ref[4:7, 4:7] = (1, 2, 3)
+    np.testing.assert_array_equal(out, ref)
+    assert not img.any()

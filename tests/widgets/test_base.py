@@ -5,10 +5,10 @@ import threading
 import ipywidgets as W
 import traitlets as T
 
-from cnnwidgets.widgets._base import Bench
+from cnnwidgets.widgets._base import WidgetBase
 
 
-class _Probe(Bench):
+class _Probe(WidgetBase):
     level = T.Float(0.5)
     name = T.Enum(("a", "b"), "a")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .explain import GradCAM, grad_cam, heatmap_overlay, model_view, top_classes
 from .inspection import KINDS, capture, hooks, kernels, layer_kind, layer_names
-from .mosaics import kernel_mosaic, normalize, tile, tile_index
+from .mosaics import as_maps, enlarge, kernel_mosaic, normalize, tile, tile_index
 from .steps import (
     ACTIVATIONS,
     ConvStep,
@@ -38,6 +38,8 @@ __all__ = [
     "tile",
     "tile_index",
     "kernel_mosaic",
+    "as_maps",
+    "enlarge",
     "GradCAM",
     "grad_cam",
     "heatmap_overlay",

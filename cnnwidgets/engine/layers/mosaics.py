@@ -115,3 +115,46 @@ def kernel_mosaic(weights, *, max_maps: int | None = 64, pad: int = 1) -> np.nda
         rgb = np.transpose(w, (0, 2, 3, 1))
         return tile(rgb, per_map=False, max_maps=max_maps, pad=pad)
     return tile(w.mean(axis=1), per_map=True, max_maps=max_maps, pad=pad)
+
+
+def as_maps(activation) -> np.ndarray:
+    """A layer's output as maps to tile: C×H×W stays, a vector becomes one square map.
+
+    Parameters
+    ----------
+    activation : numpy.ndarray
+        C×H×W feature maps, or any other shape (a linear layer's vector, 1×1 pooled maps).
+
+    Returns
+    -------
+    numpy.ndarray
+        C×H×W as given, or 1×S×S float32 with S = ceil(sqrt(size)), padded with the minimum value.
+    """
+    act = np.asarray(activation)
+    if act.ndim == 3 and act.shape[1] * act.shape[2] > 1:
+        return act
+    v = act.reshape(-1)
+    side = int(np.ceil(np.sqrt(v.size)))
+    sq = np.full(side * side, v.min(), dtype=np.float32)
+    sq[: v.size] = v
+    return sq.reshape(1, side, side)
+
+
+def enlarge(image, side: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by the integer factor that brings the long side closest below ``side``.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H×W or H×W×C.
+    side : int
+        Target long side in pixels; images already that large are returned as they are.
+
+    Returns
+    -------
+    numpy.ndarray
+        (f·H)×(f·W)(×C) with f = max(1, side // max(H, W)), each pixel repeated f×f times.
+    """
+    img = np.asarray(image)
+    f = max(1, side // max(img.shape[:2]))
+    return np.repeat(np.repeat(img, f, axis=0), f, axis=1) if f > 1 else img

@@ -21,7 +21,7 @@ float with the same weights. NumPy in gives NumPy out, torch in gives torch out 
 from __future__ import annotations
 
 from ._base import EDGE_METHODS, GLOBAL_METHODS, GRADIENT_METHODS, LOCAL_METHODS, as_gray, histogram
-from .display import mask_stats, overlay
+from .display import mark_points, mask_stats, overlay
 from .edge_maps import edge_mask, edges, zero_crossings
 from .local import local_threshold
 from .regions import kmeans_colors, kmeans_regions, region_grow, watershed
@@ -50,6 +50,7 @@ __all__ = [
     "kmeans_regions",
     "overlay",
     "mask_stats",
+    "mark_points",
 ]
 
 # the public functions belong to this package, as the code the widgets show writes them (segment.threshold)

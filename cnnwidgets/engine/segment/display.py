@@ -101,3 +101,28 @@ def mask_stats(mask, *, connectivity: int = 2) -> dict:
     n, _ = cv2.connectedComponents(fg, connectivity=4 if connectivity == 1 else 8)
     pixels = int(fg.sum())
     return {"area_fraction": pixels / fg.size, "components": int(n - 1), "pixels": pixels}
+
+
+def mark_points(image, points, *, radius: int = 2, color=(255, 255, 0)) -> np.ndarray:
+    """A copy of an RGB image with a filled square drawn at each (row, col) point (seeds, clicks).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        H×W×3 uint8.
+    points : sequence of (row, col)
+        Pixel positions; squares are clipped at the border.
+    radius : int
+        Half the side of each square (side 2·radius + 1).
+    color : (int, int, int)
+
+    Returns
+    -------
+    numpy.ndarray
+        H×W×3 uint8.
+    """
+    out = np.array(image, copy=True)
+    for r, c in points:
+        y, x = int(r), int(c)
+        out[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = color
+    return out
