@@ -143,6 +143,11 @@ class Call:
         object.__setattr__(self, "data", Ref(data) if isinstance(data, str) else data)
 
     @property
+    def is_method(self) -> bool:
+        """True for a method of a class (``ImageIndex.search``): the data is the object, written ``data.fn(...)``."""
+        return "." in self.fn.__qualname__ and "<locals>" not in self.fn.__qualname__
+
+    @property
     def module(self) -> str:
         """The short module name the code imports, e.g. ``"enhance"``."""
         return self.fn.__module__.rsplit(".", 1)[-1]
@@ -188,13 +193,14 @@ class Call:
 
     def expression(self) -> str:
         """The call as a Python expression, e.g. ``enhance.median(image, size=5)``."""
-        parts = [_literal(self.data)] + [_literal(a) for a in self.args]
-        parts += [f"{k}={_literal(v)}" for k, v in self.kwargs]
-        return f"{self.module}.{self.fn.__name__}({', '.join(parts)})"
+        parts = [_literal(a) for a in self.args] + [f"{k}={_literal(v)}" for k, v in self.kwargs]
+        if self.is_method:
+            return f"{_literal(self.data)}.{self.fn.__name__}({', '.join(parts)})"
+        return f"{self.module}.{self.fn.__name__}({', '.join([_literal(self.data)] + parts)})"
 
     def modules(self) -> set[tuple[str, str]]:
         """(package, module) pairs the expression needs, nested :class:`Computed` calls included."""
-        out = {(self.package, self.module)}
+        out = set() if self.is_method else {(self.package, self.module)}
         for v in list(self.args) + [v for _, v in self.kwargs]:
             if isinstance(v, Computed):
                 out |= v.call.modules()
@@ -250,13 +256,17 @@ class Recipe:
             return self
         return Recipe(tuple(Step(s.name, s.call.rescaled(factor, shape)) for s in self.steps))
 
-    def run(self, image, *, cache: dict | None = None, reuse: Mapping | None = None) -> dict:
+    def run(
+        self, image, *, inputs: Mapping | None = None, cache: dict | None = None, reuse: Mapping | None = None
+    ) -> dict:
         """Run every step on ``image``; returns ``{name: output}`` with ``image`` and every step.
 
         Parameters
         ----------
         image : object
             The recipe's input.
+        inputs : dict, optional
+            Other named inputs the steps refer to (an ``index`` whose method a step calls).
         cache : dict or RecipeCache, optional
             Outputs of earlier runs on the same image, keyed by the source of a step and of the steps it
             depends on; a step whose key is present is not recomputed (a widget keeps one per image).
@@ -265,8 +275,8 @@ class Recipe:
             the same result (``enhance.frequency_filter`` takes ``enhance.fourier(image)``): the form is made
             once per input and kept in ``cache``, so repeated calls skip that work.
         """
-        env = {IMAGE: image}
-        keys = {IMAGE: IMAGE}
+        env = {IMAGE: image, **(inputs or {})}
+        keys = {name: name for name in env}
         for step in self.steps:
             call = step.call
             key = (call.expression(), step.name, tuple(keys[r.step] for r in call.refs()))
@@ -292,14 +302,19 @@ class Recipe:
             keys[step.name] = key
         return env
 
-    def __call__(self, image, *, cache: dict | None = None, reuse: Mapping | None = None):
-        """The result of the recipe on ``image``."""
-        return self.run(image, cache=cache, reuse=reuse)[self.output]
+    def __call__(
+        self, image, *, inputs: Mapping | None = None, cache: dict | None = None, reuse: Mapping | None = None
+    ):
+        """The result of the recipe on ``image`` (arguments as :meth:`run`)."""
+        return self.run(image, inputs=inputs, cache=cache, reuse=reuse)[self.output]
 
     def code(self, *, result: bool = True) -> str:
         """Python source that computes ``result`` from a variable ``image``, with its imports.
 
-        With ``result=False`` the last line is the last step (no ``result = ...`` alias)."""
+        With ``result=False`` the last line is the last step (no ``result = ...`` alias). A recipe of one
+        method call (``index.search(...)``) renders as that expression alone."""
+        if len(self.steps) == 1 and self.steps[0].call.is_method and not self.steps[0].call.modules():
+            return self.steps[0].call.expression()
         mods = set()
         for s in self.steps:
             mods |= s.call.modules()

@@ -10,7 +10,8 @@ from pathlib import Path
 import ipywidgets as W
 import traitlets as T
 
-from ..index.image_index import MODES
+from ..engine.calls import Call, Recipe, Ref, Step
+from ..index.image_index import MODES, ImageIndex
 from ._base import ImagePanel, WidgetBase
 from .browser_widgets import Gallery
 
@@ -151,8 +152,21 @@ class SearchBox(WidgetBase):
             return self.image_path, repr(self.image_path)
         return None, None
 
+    def recipe(self) -> Recipe:
+        """The index search of the current query (text, example image or both): ``result`` and ``code``."""
+        kw = {}
+        text = self.text.strip()
+        if text:
+            kw["text"] = text
+        if self.query_image is not None:
+            kw["image"] = Ref("query_image")
+        elif self.image_path:
+            kw["image"] = self.image_path
+        kw.update(mode=self.mode, k=self.k)
+        return Recipe((Step("result", Call(ImageIndex.search, data="index", **kw)),))
+
     def _render(self):
-        image, image_code = self._query()
+        image, _ = self._query()
         text = self.text.strip()
         if image is not None:
             self._query_panel.layout.display = None
@@ -166,11 +180,11 @@ class SearchBox(WidgetBase):
             self.gallery.items = []
             self.set_status("type words or drop an image")
             return
-        args = ([f"text={text!r}"] if text else []) + ([f"image={image_code}"] if image is not None else [])
-        self.code = f"index.search({', '.join(args)}, mode={self.mode!r}, k={self.k})"
+        recipe = self.recipe()
+        self.code = recipe.code()
         self.set_status("searching…", "busy")
         start = time.perf_counter()
-        hits = self.index.search(text=text or None, image=image, mode=self.mode, k=self.k)
+        hits = recipe(None, inputs={"index": self.index, "query_image": self.query_image})
         ms = (time.perf_counter() - start) * 1000
         self.result = hits
         self.results = [h.to_dict() for h in hits]
