@@ -6,7 +6,7 @@ imported on first use: ``from cnnwidgets.engine import enhance``.
 
 import importlib
 
-_SUBMODULES = ("enhance", "segment", "models", "layers", "train", "features", "text", "calls")
+_SUBMODULES = ("enhance", "segment", "models", "layers", "train", "features", "text", "calls", "pipeline")
 
 __all__ = list(_SUBMODULES)
 

@@ -26,13 +26,31 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Ref", "Computed", "Call", "Step", "Recipe", "RecipeCache", "IMAGE"]
+__all__ = ["Ref", "Computed", "Call", "Step", "Recipe", "RecipeCache", "StepError", "IMAGE"]
 
 #: Name of the recipe's input.
 IMAGE = "image"
+
+
+class StepError(Exception):
+    """A step of a :class:`Recipe` failed.
+
+    Attributes
+    ----------
+    step : str
+        The step's name.
+    outputs : dict
+        The outputs of the steps before it (and the inputs), so a caller can keep showing them.
+    error : Exception
+        What the step raised.
+    """
+
+    def __init__(self, step: str, outputs: dict, error: Exception):
+        super().__init__(f"{step}: {type(error).__name__}: {error}")
+        self.step, self.outputs, self.error = step, dict(outputs), error
 
 
 @dataclass(frozen=True)
@@ -159,6 +177,10 @@ class Call:
     def keywords(self) -> dict:
         return dict(self.kwargs)
 
+    def with_data(self, data) -> Call:
+        """A copy reading another data argument (a step name, :class:`Ref` or value)."""
+        return Call(self.fn, *self.args, data=data, **self.keywords())
+
     def with_kwargs(self, **changes) -> Call:
         """A copy with some keyword arguments replaced."""
         kw = self.keywords()
@@ -241,7 +263,7 @@ class Recipe:
                 continue
             name = "result" if last else f"step{i + 1}"
             if isinstance(c.data, Ref) and c.data.name == IMAGE and prev != IMAGE:
-                c = replace(c, data=Ref(prev))
+                c = c.with_data(Ref(prev))
             steps.append(Step(name, c))
             prev = name
         return cls(tuple(steps))
@@ -257,7 +279,13 @@ class Recipe:
         return Recipe(tuple(Step(s.name, s.call.rescaled(factor, shape)) for s in self.steps))
 
     def run(
-        self, image, *, inputs: Mapping | None = None, cache: dict | None = None, reuse: Mapping | None = None
+        self,
+        image,
+        *,
+        inputs: Mapping | None = None,
+        input_keys: Mapping | None = None,
+        cache: dict | None = None,
+        reuse: Mapping | None = None,
     ) -> dict:
         """Run every step on ``image``; returns ``{name: output}`` with ``image`` and every step.
 
@@ -267,6 +295,9 @@ class Recipe:
             The recipe's input.
         inputs : dict, optional
             Other named inputs the steps refer to (an ``index`` whose method a step calls).
+        input_keys : dict, optional
+            Cache keys of the inputs (default: their names, for a cache kept per image): a digest of the
+            pixels lets one cache serve several images.
         cache : dict or RecipeCache, optional
             Outputs of earlier runs on the same image, keyed by the source of a step and of the steps it
             depends on; a step whose key is present is not recomputed (a widget keeps one per image).
@@ -277,6 +308,7 @@ class Recipe:
         """
         env = {IMAGE: image, **(inputs or {})}
         keys = {name: name for name in env}
+        keys.update(input_keys or {})
         for step in self.steps:
             call = step.call
             key = (call.expression(), step.name, tuple(keys[r.step] for r in call.refs()))
@@ -295,7 +327,10 @@ class Recipe:
                     if form_key not in cache:
                         cache[form_key] = prepare(env[call.data.name])
                     local = {**env, call.data.name: cache[form_key]}
-                out = call(local)
+                try:
+                    out = call(local)
+                except Exception as exc:
+                    raise StepError(step.name, env, exc) from exc
                 if cache is not None:
                     cache[key] = out
             env[step.name] = out

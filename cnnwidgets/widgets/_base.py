@@ -288,7 +288,8 @@ class WidgetBase(W.VBox):
         try:
             self._render()
         except Exception as exc:  # shown to the user; the widget keeps working
-            self.set_status(f"{type(exc).__name__}: {exc}", "error")
+            shown = getattr(exc, "error", exc)  # a failed recipe step: its own error
+            self.set_status(f"{type(shown).__name__}: {shown}", "error")
             self.last_traceback = traceback.format_exc()
         else:
             self.last_render_seconds = time.perf_counter() - start
