@@ -82,6 +82,8 @@ class ImageIndex:
         self.root = None
         self._model = None
         self._text_scorer = None
+        self._hierarchy = None
+        self.text_vectors = searching.TextVectors()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -367,25 +369,53 @@ class ImageIndex:
         index.rows = stored.rows
         index.next_id = stored.next_id
         index.skipped = stored.skipped
+        hierarchy, text_vectors = persist.read_text_data(root, gen, manifest)
+        if hierarchy is not None:
+            index._hierarchy = hierarchy
+        if text_vectors is not None:
+            index.text_vectors = text_vectors
         index.root = root
         return index
 
     # ------------------------------------------------------------------ queries
+    @property
+    def hierarchy(self):
+        """The WordNet hierarchy of the tags' ImageNet labels (:class:`~cnnwidgets.index.hierarchy.ClassHierarchy`).
+
+        The copy saved with the index after :meth:`load`, the package's (:func:`~.hierarchy.default_hierarchy`)
+        otherwise.
+        """
+        if self._hierarchy is None:
+            from .hierarchy import default_hierarchy
+
+            self._hierarchy = default_hierarchy()
+        return self._hierarchy
+
+    @property
+    def text_scorer(self) -> searching.TextScorer:
+        """The text scorer of the rows as they are (built on first use, after every change)."""
+        if self._text_scorer is None:
+            self._text_scorer = searching.TextScorer(
+                self.rows, text_vectors=self.text_vectors, hierarchy=self.hierarchy
+            )
+        return self._text_scorer
+
     def text_scores(self, text: str, *, weights: dict | None = None) -> np.ndarray:
-        """Text score of every image (row order): BM25 over captions, file names and tags, fused with MiniLM similarity.
+        """Text score of every image (row order): BM25 over captions, file names and tags, MiniLM similarity, class words.
 
         ``keyword`` part: BM25 divided by its maximum over the index (0 when no word matches). ``semantic`` part:
         the highest cosine similarity between the query's MiniLM embedding and the image's caption or any of its
-        top-5 predicted labels. Result: ``w_keyword * keyword + w_semantic * semantic`` (default weights 0.5 / 0.5).
+        top-5 predicted labels. ``hierarchy`` part: for the query's words that name WordNet synsets ("dog",
+        "bird", "vehicle"), the summed probability of the image's tags whose classes lie below them (0 for every
+        image when no word names one). Result: ``w_keyword * keyword + w_semantic * semantic + w_hierarchy *
+        hierarchy`` (default weights 0.5 / 0.5 / 1, :data:`TEXT_WEIGHTS`).
 
         Returns
         -------
         numpy.ndarray
             float32, shape (N,).
         """
-        if self._text_scorer is None:
-            self._text_scorer = searching.TextScorer(self.rows)
-        return self._text_scorer.scores(text, weights=weights)
+        return self.text_scorer.scores(text, weights=weights)
 
     def search(
         self, *, text: str | None = None, image=None, mode: str = "auto", k: int = 10, weights: dict | None = None

@@ -18,7 +18,15 @@ from .build import metric
 from .rows import ImageRow, RowTable
 from .storage import TABLE, IndexLoadError
 
-__all__ = ["StoredIndex", "save", "open_folder", "options_from_manifest", "read_contents", "check_vector_index"]
+__all__ = [
+    "StoredIndex",
+    "save",
+    "open_folder",
+    "options_from_manifest",
+    "read_contents",
+    "read_text_data",
+    "check_vector_index",
+]
 
 
 @dataclass
@@ -60,6 +68,7 @@ def save(index, path) -> Path:
     for kind, vocab in index.vocabularies.items():
         vocab.save(gen / f"vocab_{kind}.npy")
     storage.write_table(gen / TABLE, index.rows.records())
+    extra = _save_text_data(index, gen)
     manifest = {
         "model": index.model_name,
         "descriptors": list(index.descriptors),
@@ -72,9 +81,83 @@ def save(index, path) -> Path:
         "options": index.options,
         "next_id": int(index.next_id),
         "skipped": [list(s) for s in index.skipped],
+        **extra,
     }
     storage.finish_save(root, gen, manifest)
     return root
+
+
+TEXT_VECTORS = "text_vectors.npy"
+TEXT_KEYS = "text_vectors.json"
+HIERARCHY = "hierarchy.json.gz"
+
+
+def _save_text_data(index, gen: Path) -> dict:
+    """Write the class hierarchy and the MiniLM embeddings of every tag label and caption; their manifest entries.
+
+    The embeddings are left out when the MiniLM package is not installed (they are then computed at the first
+    text query, as for an index of format 1).
+    """
+    import json
+
+    (gen / HIERARCHY).write_bytes(index.hierarchy.to_bytes())
+    extra = {"hierarchy": {"file": HIERARCHY, "classes": len(index.hierarchy)}}
+    texts = sorted({t for r in index.rows for t, _ in r.tags} | {r.caption for r in index.rows if r.caption})
+    try:
+        stored = index.text_vectors.subset(texts)
+    except ImportError:
+        return extra
+    np.save(gen / TEXT_VECTORS, np.ascontiguousarray(stored.vectors, np.float32), allow_pickle=False)
+    (gen / TEXT_KEYS).write_text(json.dumps(stored.texts, ensure_ascii=False), encoding="utf-8")
+    extra["text_vectors"] = {
+        "file": TEXT_VECTORS,
+        "texts": TEXT_KEYS,
+        "model": "all-MiniLM-L6-v2",
+        "count": len(stored),
+        "dim": int(stored.vectors.shape[1]),
+    }
+    return extra
+
+
+def read_text_data(root: Path, gen: Path, manifest: dict) -> tuple:
+    """The stored class hierarchy and text embeddings of data folder ``gen`` (None for each one not stored).
+
+    Returns
+    -------
+    (ClassHierarchy or None, TextVectors or None)
+
+    Raises
+    ------
+    IndexLoadError
+        If a file is unreadable or the embeddings disagree with their texts or the manifest.
+    """
+    import json
+
+    from .hierarchy import ClassHierarchy
+    from .search import TextVectors
+
+    hierarchy = vectors_ = None
+    if "hierarchy" in manifest:
+        name = manifest["hierarchy"]["file"]
+        try:
+            hierarchy = ClassHierarchy.from_file(gen / name)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+            raise IndexLoadError(root, f"{gen.name}/{name} is not a class hierarchy ({exc})") from None
+    if "text_vectors" in manifest:
+        info = manifest["text_vectors"]
+        try:
+            x = np.load(gen / info["file"], allow_pickle=False)
+            texts = json.loads((gen / info["texts"]).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexLoadError(root, f"{gen.name}/{info['file']} or {info['texts']} cannot be read ({exc})") from None
+        if x.dtype != np.float32 or x.ndim != 2 or x.shape != (info["count"], info["dim"]) or len(texts) != len(x):
+            raise IndexLoadError(
+                root,
+                f"{gen.name}/{info['file']} holds {x.dtype} {x.shape}, the manifest says {info['count']} × "
+                f"{info['dim']} float32 for {len(texts)} texts",
+            )
+        vectors_ = TextVectors(texts, x)
+    return hierarchy, vectors_
 
 
 def open_folder(root: Path) -> tuple[dict, Path]:

@@ -17,11 +17,11 @@ from . import vectors
 from .build import DESCRIPTORS, TOPK_TAGS, metric
 from .rows import ImageRow, RowTable
 
-__all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextScorer", "search", "similarity"]
+__all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextVectors", "TextScorer", "search", "similarity"]
 
 MODES = ("auto", "text", "color", "moments", "sift", "orb", "cnn", "fusion", "semantic")
 DEFAULT_WEIGHTS = {"text": 1.0, "cnn": 1.0, "color": 0.5, "moments": 0.25, "sift": 0.5, "orb": 0.25}
-TEXT_WEIGHTS = {"keyword": 0.5, "semantic": 0.5}
+TEXT_WEIGHTS = {"keyword": 0.5, "semantic": 0.5, "hierarchy": 1.0}
 
 
 @dataclass
@@ -37,7 +37,9 @@ class Hit:
     scores : dict
         Raw score per component: inner product for "cnn" (cosine) and "color"/"sift"/"orb" (Bhattacharyya
         coefficient), ``1 / (1 + L2)`` for "moments", the text score for "text"; "class_match" (1 or 0) in
-        semantic mode.
+        semantic mode. Text mode also shows which part matched: "keyword" (BM25 / its maximum), "semantic"
+        (MiniLM cosine) and "hierarchy" (tag probability below the synsets the query's words name). With
+        re-ranking, the re-ranker's score under its name ("qe", "diffusion", "kreciprocal").
     tags : list of (str, float)
         The image's predicted top-5 ImageNet labels with probabilities.
     caption : str
@@ -72,33 +74,115 @@ def similarity(name: str, raw: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.sqrt(np.maximum(raw, 0.0)))).astype(np.float32)
 
 
+class TextVectors:
+    """MiniLM embeddings of texts (tag labels and captions), each distinct text embedded once.
+
+    Saved with the index, so that the first text query after :meth:`ImageIndex.load` embeds only the query.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Texts already embedded.
+    vectors : numpy.ndarray, optional
+        Their embeddings: float32, shape (len(texts), :data:`cnnwidgets.engine.text.TEXT_DIM`), unit rows.
+    """
+
+    def __init__(self, texts=(), vectors: np.ndarray | None = None):
+        from ..engine.text import TEXT_DIM
+
+        self.texts = [str(t) for t in texts]
+        self.vectors = np.zeros((0, TEXT_DIM), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        if len(self.vectors) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.vectors)} vectors")
+        self._row = {t: n for n, t in enumerate(self.texts)}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def get(self, texts) -> np.ndarray:
+        """Embeddings of ``texts`` (float32, shape (len(texts), 384)); texts not seen before are embedded now."""
+        from ..engine.text import embed_text
+
+        texts = [str(t) for t in texts]
+        new = list(dict.fromkeys(t for t in texts if t not in self._row))
+        if new:
+            self._row.update({t: len(self.texts) + n for n, t in enumerate(new)})
+            self.texts += new
+            self.vectors = np.vstack([self.vectors, embed_text(new)])
+        return self.vectors[[self._row[t] for t in texts]] if texts else self.vectors[:0]
+
+    def subset(self, texts) -> TextVectors:
+        """The embeddings of ``texts`` only (all of them embedded), in the order given, each once."""
+        texts = list(dict.fromkeys(str(t) for t in texts))
+        return TextVectors(texts, self.get(texts))
+
+
 class TextScorer:
-    """Text score of every row: BM25 over captions, file names and tags, fused with MiniLM similarity.
+    """Text score of every row: BM25 over captions, file names and tags, MiniLM similarity, and class words.
 
     Parameters
     ----------
     rows : RowTable
         The rows to score; the scorer keeps what it needs, so it describes the table as it was when built.
+    text_vectors : TextVectors, optional
+        Embeddings of labels and captions already computed (the missing ones are added to it).
+    hierarchy : cnnwidgets.index.hierarchy.ClassHierarchy, optional
+        The class hierarchy of the tags' labels; without it the ``hierarchy`` part is 0.
     """
 
-    def __init__(self, rows: RowTable):
-        from ..engine.text import BM25, embed_text
+    def __init__(self, rows: RowTable, *, text_vectors: TextVectors | None = None, hierarchy=None):
+        from ..engine.text import BM25
 
+        text_vectors = TextVectors() if text_vectors is None else text_vectors
         docs = [" ".join([r.caption or "", Path(r.path).stem, *[t for t, _ in r.tags]]) for r in rows]
         labels = sorted({t for r in rows for t, _ in r.tags})
         cap_rows = [n for n, r in enumerate(rows) if r.caption]
         self.tags = [r.tags for r in rows]
         self.bm25 = BM25(docs)
         self.labels = {l: i for i, l in enumerate(labels)}
-        self.label_vecs = embed_text(labels)
+        self.label_vecs = text_vectors.get(labels)
         self.cap_rows = np.array(cap_rows, np.int64)
-        self.cap_vecs = embed_text([rows[n].caption for n in cap_rows])
+        self.cap_vecs = text_vectors.get([rows[n].caption for n in cap_rows])
+        self.hierarchy = hierarchy
+        # every (row, class, probability) of a tag whose label is a class of the hierarchy
+        known = hierarchy.class_of if hierarchy is not None else {}
+        triples = [(n, known[t], p) for n, tg in enumerate(self.tags) for t, p in tg if t in known]
+        self.tag_row = np.array([r for r, _, _ in triples], np.int64)
+        self.tag_class = np.array([c for _, c, _ in triples], np.int64)
+        self.tag_prob = np.array([p for _, _, p in triples], np.float64)
 
-    def scores(self, text: str, *, weights: dict | None = None) -> np.ndarray:
-        """``w_keyword * keyword + w_semantic * semantic`` per row (see :meth:`ImageIndex.text_scores`); float32 (N,)."""
+    def hierarchy_scores(self, text: str) -> tuple[np.ndarray, list]:
+        """Per row, how much of its tags' probability lies below the synsets the query's words name.
+
+        For each phrase of ``text`` that names synsets (:meth:`ClassHierarchy.senses`), a row scores the sum of
+        ``probability × sense weight`` over its tags whose class is (below) one of them, at most 1; the result is
+        the mean over the phrases.
+
+        Returns
+        -------
+        (numpy.ndarray, list)
+            float64, shape (N,), in [0, 1], all 0 when no word names a synset; and the phrases found with their
+            senses.
+        """
+        n = len(self.tags)
+        found = self.hierarchy.senses(text) if self.hierarchy is not None else []
+        out = np.zeros(n)
+        if not found or not len(self.tag_row):
+            return out, found
+        for _, senses in found:
+            weight = self.hierarchy.class_weights(senses)[self.tag_class] * self.tag_prob
+            out += np.minimum(np.bincount(self.tag_row, weights=weight, minlength=n), 1.0)
+        return out / len(found), found
+
+    def parts(self, text: str) -> dict:
+        """The parts of the text score, each float64 of shape (N,) in [0, 1].
+
+        ``keyword``: BM25 divided by its maximum (0 when no word occurs). ``semantic``: the highest MiniLM cosine
+        between the query and the caption or a tag label, clipped to [0, 1]. ``hierarchy``:
+        :meth:`hierarchy_scores`.
+        """
         from ..engine.text import embed_text
 
-        w = dict(TEXT_WEIGHTS, **(weights or {}))
         n = len(self.tags)
         kw = self.bm25.scores(text)
         kw = kw / kw.max() if len(kw) and kw.max() > 0 else np.zeros(n, np.float64)
@@ -111,8 +195,17 @@ class TextScorer:
                     sem[r] = max(lsim[self.labels[t]] for t, _ in tg)
         if len(self.cap_rows):
             sem[self.cap_rows] = np.maximum(sem[self.cap_rows], self.cap_vecs @ q)
-        sem = np.clip(sem, 0.0, 1.0)
-        return (w["keyword"] * kw + w["semantic"] * sem).astype(np.float32)
+        return {"keyword": kw, "semantic": np.clip(sem, 0.0, 1.0), "hierarchy": self.hierarchy_scores(text)[0]}
+
+    @staticmethod
+    def combine(parts: dict, *, weights: dict | None = None) -> np.ndarray:
+        """``sum of w_part * part`` with :data:`TEXT_WEIGHTS` updated by ``weights``; float32 (N,)."""
+        w = dict(TEXT_WEIGHTS, **{k: v for k, v in (weights or {}).items() if k in TEXT_WEIGHTS})
+        return sum(float(w[name]) * parts[name] for name in TEXT_WEIGHTS).astype(np.float32)
+
+    def scores(self, text: str, *, weights: dict | None = None) -> np.ndarray:
+        """The text score per row (see :meth:`ImageIndex.text_scores`): :meth:`combine` of :meth:`parts`."""
+        return self.combine(self.parts(text), weights=weights)
 
 
 def _indexed_row(index, image) -> ImageRow | None:
@@ -190,9 +283,13 @@ def search(
     if mode == "text":
         if not has_text:
             raise ValueError("mode='text' needs text=...")
-        s = index.text_scores(str(text), weights=weights)
+        parts = index.text_scorer.parts(str(text))
+        s = TextScorer.combine(parts, weights=weights)
         order = np.argsort(-s, kind="stable")[:k]
-        return [_hit(index.rows[r], float(s[r]), {"text": float(s[r])}) for r in order]
+        return [
+            _hit(index.rows[r], float(s[r]), {"text": float(s[r]), **{n: float(p[r]) for n, p in parts.items()}})
+            for r in order
+        ]
     if mode in DESCRIPTORS:
         _need(index, mode)
         if not has_image:

@@ -7,6 +7,9 @@ Layout of an index folder::
         <descriptor>.faiss   one FAISS index per descriptor (faiss.write_index format)
         vocab_<kind>.npy     visual vocabulary for "sift" / "orb" (NumPy format, no pickling)
         metadata.sqlite      table ``images``: id, path, caption, tags (JSON), size, mtime_ns, sha1
+        hierarchy.json.gz    the WordNet hierarchy of the tags' classes (format 2)
+        text_vectors.npy     MiniLM embeddings of every tag label and caption, float32 M×384 (format 2)
+        text_vectors.json    the M texts those rows embed, in row order (format 2)
 
 A save writes a new ``data-*`` folder next to the old one, then replaces ``manifest.json`` with
 :func:`os.replace` (atomic on POSIX and Windows), then deletes the old folder. A crash at any moment leaves
@@ -39,7 +42,8 @@ __all__ = [
 ]
 
 FORMAT = "cnnwidgets-image-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: adds the class hierarchy and the text embeddings (``hierarchy.json.gz``, ``text_vectors.npy`` / ``.json``)."""
 MANIFEST = "manifest.json"
 TABLE = "metadata.sqlite"
 COLUMNS = ("id", "path", "caption", "tags", "size", "mtime_ns", "sha1")

@@ -98,7 +98,7 @@ def test_cnn_finds_all_copies_that_colour_misses(index, folder):
 def test_text_search_finds_cats_without_captions(index):
     hits = index.search(text="kitten", k=4)
     assert all("/chelsea/" in h.path for h in hits)
-    assert all(set(h.scores) == {"text"} for h in hits)
+    assert all(set(h.scores) == {"text", "keyword", "semantic", "hierarchy"} for h in hits)
     scores = [h.score for h in index.search(text="kitten", k=len(index))]
     assert scores == sorted(scores, reverse=True)
 
@@ -186,7 +186,7 @@ def test_add_remove_and_fingerprints(index, folder, tmp_path):
 def test_save_load_roundtrip_without_pickle(index, tmp_path):
     out = index.save(tmp_path / "idx")
     man = json.loads((out / "manifest.json").read_text())
-    assert man["format_version"] == 1 and man["count"] == len(index) and man["model"] == "efficientnet_lite0"
+    assert man["format_version"] == 2 and man["count"] == len(index) and man["model"] == "efficientnet_lite0"
     assert set(man["descriptors"]) == {"cnn", "color", "moments", "sift"}
     assert set(man["files"]) == {
         "cnn.faiss",
@@ -195,6 +195,9 @@ def test_save_load_roundtrip_without_pickle(index, tmp_path):
         "sift.faiss",
         "vocab_sift.npy",
         "metadata.sqlite",
+        "hierarchy.json.gz",
+        "text_vectors.npy",
+        "text_vectors.json",
     }
     again = ImageIndex.load(out)
     for mode in ("cnn", "color", "sift", "semantic"):
