@@ -272,6 +272,22 @@ class Recipe:
     def output(self) -> str:
         return self.steps[-1].name
 
+    def reading(self, source: str, output: str) -> Recipe:
+        """The same steps reading the variable ``source`` instead of ``image``, the last one named ``output``
+        (to splice a widget's recipe into a longer chain)."""
+
+        def swap(v):
+            if isinstance(v, Ref) and v.step == IMAGE:
+                return Ref(source + v.name[len(IMAGE) :])
+            return v
+
+        steps = []
+        for i, s in enumerate(self.steps):
+            c = s.call
+            call = Call(c.fn, *map(swap, c.args), data=swap(c.data), **{k: swap(v) for k, v in c.kwargs})
+            steps.append(Step(output if i == len(self.steps) - 1 else s.name, call))
+        return Recipe(tuple(steps))
+
     def rescaled(self, factor: float, shape: tuple) -> Recipe:
         """The recipe for an image scaled by ``factor`` to ``shape`` (see :meth:`Call.rescaled`)."""
         if factor == 1:

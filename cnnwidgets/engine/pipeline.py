@@ -200,14 +200,15 @@ class StageError(Exception):
 
 @dataclass(frozen=True)
 class Stage:
-    """One named stage: its engine call and whether it runs (a bypassed stage passes its input on).
+    """One named stage: its engine call (or a short :class:`~cnnwidgets.engine.calls.Recipe` of calls, such as a
+    threshold surface and the mask it gives) and whether it runs (a bypassed stage passes its input on).
 
     ``reads`` names the stage whose output is the call's data (default: the stage before); retrieval reads
     the regions, not the labels recognised in them.
     """
 
     name: str
-    call: Call
+    call: Call | Recipe
     enabled: bool = True
     reads: str | None = None
 
@@ -262,6 +263,8 @@ class Pipeline:
         old = self.stage(name)
         new_call = call if call is not None else old.call
         if kwargs:
+            if isinstance(new_call, Recipe):
+                raise ValueError(f"stage {name!r} is a recipe of several calls: give a new call instead of keywords")
             new_call = new_call.with_kwargs(**kwargs)
         new = replace(old, call=new_call, enabled=old.enabled if enabled is None else bool(enabled))
         out = Pipeline([new if s.name == name else s for s in self.stages])
@@ -282,7 +285,10 @@ class Pipeline:
                 continue
             var = self.variable(s.name)
             source = self.variable(s.reads) if s.reads is not None else prev
-            steps.append(Step(var, s.call.with_data(Ref(source))))
+            if isinstance(s.call, Recipe):
+                steps.extend(s.call.reading(source, var).steps)
+            else:
+                steps.append(Step(var, s.call.with_data(Ref(source))))
             prev = var
         if not steps:
             raise ValueError("every stage is switched off")

@@ -118,3 +118,22 @@ def test_a_failing_stage_names_itself_and_keeps_the_earlier_outputs(coins):
     assert set(info.value.outputs) == {"image", "enhance"}
     empty = P.Pipeline.default().replaced("segment", call=Call(segment.threshold, 1e9)).run(coins)
     assert empty["regions"] == [] and empty["recognise"] == []
+
+
+def test_a_stage_can_be_a_recipe_of_several_calls(coins):
+    from cnnwidgets.engine.calls import Recipe, Step
+
+    local = Recipe(
+        (
+            Step("surface", Call(segment.local_threshold, "sauvola", window=25)),
+            Step("result", Call(segment.threshold, Ref("surface"))),
+        )
+    )
+    p = P.Pipeline.default().replaced("segment", call=local)
+    out = p.run(coins)
+    enhanced = enhance.frequency_filter(coins, shape="butterworth", cutoff=0.15, order=2.0)
+    np.testing.assert_array_equal(out["segment"], enhanced > segment.local_threshold(enhanced, "sauvola", window=25))
+    scope = {"image": coins}
+    exec(p.code(), scope)
+    np.testing.assert_array_equal(scope["segmented"], out["segment"])
+    assert "surface = segment.local_threshold(enhanced, 'sauvola', window=25)" in p.code()
