@@ -38,6 +38,7 @@ _LAZY = {
     "ConvolutionPlayground": "cnnwidgets.widgets",
     "TrainingDashboard": "cnnwidgets.widgets",
     "SearchBox": "cnnwidgets.widgets",
+    "Pipeline": "cnnwidgets.widgets",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -279,6 +279,10 @@ class Recipe:
         def swap(v):
             if isinstance(v, Ref) and v.step == IMAGE:
                 return Ref(source + v.name[len(IMAGE) :])
+            if isinstance(v, Computed):
+                c = v.call
+                inner = Call(c.fn, *map(swap, c.args), data=swap(c.data), **{k: swap(x) for k, x in c.kwargs})
+                return Computed(v.value, inner)
             return v
 
         steps = []

@@ -28,6 +28,8 @@ Examples
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -36,6 +38,10 @@ import numpy as np
 from .calls import IMAGE, Call, Recipe, RecipeCache, Ref, Step, StepError
 
 __all__ = ["Region", "find_regions", "recognise", "retrieve", "Stage", "StageError", "Pipeline", "STAGES"]
+
+_LABELS: OrderedDict = OrderedDict()  # (model, k, crop shape, crop digest) → labels
+_LABELS_LOCK = threading.Lock()
+_LABELS_KEPT = 512
 
 #: The stage names, in order, and the variable that holds each one's output in :meth:`Pipeline.code`.
 STAGES = {
@@ -157,13 +163,38 @@ def recognise(regions, *, model: str = "efficientnet_lite0", k: int = 3) -> list
     -------
     list of list of (str, float)
         One list per region, ``[(label, probability), ...]`` best first.
+
+    Notes
+    -----
+    Labels are cached per crop (its pixels, the model and ``k``; the 512 most recent): when an upstream change
+    moves a few regions, only their crops run through the network.
     """
     if not regions:
         return []
+    import hashlib
+
     from . import models
 
-    net = models.shared_model(model)
-    return models.classify(net, [reg.crop for reg in regions], topk=k)
+    keys = [
+        (model, int(k), reg.crop.shape, hashlib.blake2b(np.ascontiguousarray(reg.crop), digest_size=16).digest())
+        for reg in regions
+    ]
+    out = [None] * len(keys)
+    with _LABELS_LOCK:
+        for i, key in enumerate(keys):
+            if key in _LABELS:
+                _LABELS.move_to_end(key)
+                out[i] = _LABELS[key]
+    missing = [i for i, labels in enumerate(out) if labels is None]
+    if missing:
+        found = models.classify(models.shared_model(model), [regions[i].crop for i in missing], topk=k)
+        with _LABELS_LOCK:
+            for i, labels in zip(missing, found):
+                out[i] = labels
+                _LABELS[keys[i]] = labels
+            while len(_LABELS) > _LABELS_KEPT:
+                _LABELS.popitem(last=False)
+    return [list(labels) for labels in out]
 
 
 def retrieve(regions, index, *, region: int = 0, k: int = 5, mode: str = "cnn"):
@@ -232,6 +263,7 @@ class Pipeline:
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be distinct, got {names}")
         self.cache = RecipeCache(cache_size)
+        self._stage_of = {}  # step of a recipe stage → the stage
 
     @classmethod
     def default(cls, *, index_given: bool = False) -> Pipeline:
@@ -286,7 +318,9 @@ class Pipeline:
             var = self.variable(s.name)
             source = self.variable(s.reads) if s.reads is not None else prev
             if isinstance(s.call, Recipe):
-                steps.extend(s.call.reading(source, var).steps)
+                sub = s.call.reading(source, var).steps
+                steps.extend(sub)
+                self._stage_of.update({step.name: s.name for step in sub})
             else:
                 steps.append(Step(var, s.call.with_data(Ref(source))))
             prev = var
@@ -315,7 +349,9 @@ class Pipeline:
         try:
             env = self.recipe().run(image, inputs=inputs, input_keys={IMAGE: key}, cache=self.cache)
         except StepError as exc:
-            stage = next(s.name for s in self.stages if self.variable(s.name) == exc.step)
+            stage = self._stage_of.get(exc.step) or next(
+                (s.name for s in self.stages if self.variable(s.name) == exc.step), exc.step
+            )
             raise StageError(stage, self._by_stage(exc.outputs), exc.error) from exc.error
         return self._by_stage(env)
 

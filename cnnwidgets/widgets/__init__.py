@@ -9,6 +9,7 @@ _WIDGETS = {
     "ConvolutionPlayground": "playground",
     "TrainingDashboard": "training",
     "SearchBox": "search_box",
+    "Pipeline": "pipeline",
 }
 
 __all__ = sorted(_WIDGETS)
