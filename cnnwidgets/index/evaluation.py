@@ -33,7 +33,7 @@ def average_precision(relevant: np.ndarray) -> float:
     return float(np.mean(hits[rel] / (np.flatnonzero(rel) + 1)))
 
 
-def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = False) -> dict:
+def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = False, rerank=None) -> dict:
     """Leave-one-out retrieval quality of ``index`` for each mode.
 
     Every indexed image is used as the query (by its stored descriptors); it is removed from its own ranking,
@@ -51,11 +51,15 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
         Cut-off for precision@k.
     details : bool
         Also return ``"per_query"``: ``{path: average precision}`` per mode.
+    rerank : str or sequence of str, optional
+        Re-rankers (:data:`cnnwidgets.index.rerank.RERANKERS`) to report besides the plain ranking: each image
+        mode ``m`` then also has an entry ``"m+<reranker>"``.
 
     Returns
     -------
     dict
-        ``{mode: {"precision@k": float, "mAP": float, "queries": int}}`` (``k`` replaced by its value).
+        ``{mode: {"precision@k": float, "mAP": float, "queries": int}}`` (``k`` replaced by its value), and
+        ``{"mode+reranker": ...}`` for each re-ranker asked for.
     """
     paths = list(index.paths)
     n = len(paths)
@@ -75,8 +79,10 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
     label_of = dict(zip(paths, lab))
     if modes is None:
         modes = list(index.descriptors) + ["fusion"] + (["semantic"] if "cnn" in index.descriptors else [])
+    rerankers = [] if rerank is None else [rerank] if isinstance(rerank, str) else list(rerank)
+    runs = [(m, None) for m in modes] + [(m, r) for m in modes if m != "text" for r in rerankers]
     out = {}
-    for mode in modes:
+    for mode, reranker in runs:
         precisions, aps, per = [], [], {}
         if mode == "text":
             for label in sorted(set(lab)):
@@ -89,18 +95,19 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
             for r, p in enumerate(paths):
                 if (lab == lab[r]).sum() < 2:
                     continue
-                hits = [h for h in index.search(image=p, mode=mode, k=n) if h.path != p]
+                hits = [h for h in index.search(image=p, mode=mode, k=n, rerank=reranker) if h.path != p]
                 rel = np.array([label_of[h.path] == lab[r] for h in hits])
                 precisions.append(rel[:k].mean())
                 aps.append(average_precision(rel))
                 per[p] = aps[-1]
-        out[mode] = {
+        key = mode if reranker is None else f"{mode}+{reranker}"
+        out[key] = {
             f"precision@{k}": float(np.mean(precisions)) if precisions else 0.0,
             "mAP": float(np.mean(aps)) if aps else 0.0,
             "queries": len(aps),
         }
         if details:
-            out[mode]["per_query"] = per
+            out[key]["per_query"] = per
     return out
 
 

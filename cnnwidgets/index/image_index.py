@@ -418,7 +418,14 @@ class ImageIndex:
         return self.text_scorer.scores(text, weights=weights)
 
     def search(
-        self, *, text: str | None = None, image=None, mode: str = "auto", k: int = 10, weights: dict | None = None
+        self,
+        *,
+        text: str | None = None,
+        image=None,
+        mode: str = "auto",
+        k: int = 10,
+        weights: dict | None = None,
+        rerank: str | None = None,
     ) -> list[Hit]:
         """Find images by text, by an example image, or both.
 
@@ -440,7 +447,14 @@ class ImageIndex:
         k : int
             Number of hits.
         weights : dict, optional
-            Fusion weights by component name, and text weights "keyword" / "semantic".
+            Fusion weights by component name, and text weights "keyword" / "semantic" / "hierarchy".
+        rerank : {None, "qe", "diffusion", "kreciprocal"}
+            Re-rank an image query's results with the stored vectors (:mod:`cnnwidgets.index.rerank`):
+            "qe" searches again with the query expanded by its 5 nearest neighbours (α-QE, α = 3; one more
+            FAISS query); "diffusion" and "kreciprocal" re-order the first 100 results (or ``k`` when larger)
+            by diffusion on their kNN graph or by k-reciprocal Jaccard distance, on the "cnn" vectors (the
+            mode's own descriptor in a single-descriptor mode). Semantic mode keeps its class matches first.
+            Ignored for text-only queries. Off by default (see ``docs/retrieval.md`` for what it gains).
 
         Returns
         -------
@@ -452,4 +466,4 @@ class ImageIndex:
         ValueError
             On an unknown mode, a mode that needs a descriptor the index lacks, or a missing query.
         """
-        return searching.search(self, text=text, image=image, mode=mode, k=k, weights=weights)
+        return searching.search(self, text=text, image=image, mode=mode, k=k, weights=weights, rerank=rerank)

@@ -15,6 +15,7 @@ import numpy as np
 from ..io import load_image
 from . import vectors
 from .build import DESCRIPTORS, TOPK_TAGS, metric
+from .rerank import RERANKERS
 from .rows import ImageRow, RowTable
 
 __all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextVectors", "TextScorer", "search", "similarity"]
@@ -256,11 +257,20 @@ def _need(index, name):
 
 
 def search(
-    index, *, text: str | None = None, image=None, mode: str = "auto", k: int = 10, weights: dict | None = None
+    index,
+    *,
+    text: str | None = None,
+    image=None,
+    mode: str = "auto",
+    k: int = 10,
+    weights: dict | None = None,
+    rerank: str | None = None,
 ) -> list[Hit]:
     """Find images of ``index`` by text, by an example image, or both (see :meth:`ImageIndex.search`)."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: expected one of {MODES}")
+    if rerank is not None and rerank not in RERANKERS:
+        raise ValueError(f"rerank={rerank!r}: expected None or one of {RERANKERS}")
     k = int(k)
     if k < 1:
         raise ValueError(f"k={k}: expected a positive number of results")
@@ -290,33 +300,91 @@ def search(
             _hit(index.rows[r], float(s[r]), {"text": float(s[r]), **{n: float(p[r]) for n, p in parts.items()}})
             for r in order
         ]
-    if mode in DESCRIPTORS:
-        _need(index, mode)
+    if mode in DESCRIPTORS or mode == "semantic":
+        _need(index, "cnn" if mode == "semantic" else mode)
         if not has_image:
             raise ValueError(f"mode={mode!r} needs image=...")
-        q = query_vectors(index, image, [mode])
-        sc, ids = _content(index, mode, q[mode], k)
+    names = ["cnn"] if mode == "semantic" else [mode] if mode in DESCRIPTORS else list(index.descriptors)
+    qv = query_vectors(index, image, names) if has_image else {}
+    query = _Query(text if has_text else None, qv, query_tags(index, image) if mode == "semantic" else None)
+    if rerank is None or not has_image:
+        return _rank(index, mode, query, k, weights)
+    own = _indexed_row(index, image)
+    return _reranked(index, mode, query, k, weights, rerank, None if own is None else own.id)
+
+
+@dataclass
+class _Query:
+    text: str | None
+    vectors: dict
+    tags: list | None
+
+
+def _rank(index, mode, query: _Query, k, weights) -> list[Hit]:
+    if mode in DESCRIPTORS:
+        sc, ids = _content(index, mode, query.vectors[mode], k)
         return [_hit(index.rows.by_id(i), float(s), {mode: float(s)}) for s, i in zip(sc, ids)]
     if mode == "semantic":
-        _need(index, "cnn")
-        if not has_image:
-            raise ValueError("mode='semantic' needs image=...")
-        return _semantic(index, image, k)
-    return _fusion(index, text if has_text else None, image if has_image else None, k, weights)
+        return _semantic(index, query, k)
+    return _fusion(index, query.text, query.vectors, k, weights)
 
 
-def _semantic(index, image, k) -> list[Hit]:
+def _rerank_descriptor(index, mode) -> str:
+    """The descriptor whose vectors diffusion and k-reciprocal compare: the mode's, else "cnn", else the first."""
+    return mode if mode in DESCRIPTORS else "cnn" if "cnn" in index.faiss else index.descriptors[0]
+
+
+def _reranked(index, mode, query: _Query, k, weights, rerank, own_id) -> list[Hit]:
+    """The hits of ``mode`` re-ranked by ``rerank`` (see :mod:`cnnwidgets.index.rerank`)."""
+    from . import rerank as reranking
+
+    if rerank == "qe":
+        first = _rank(index, mode, query, reranking.QE_NEIGHBOURS + 1, weights)
+        ids = [index.rows.get(h.path).id for h in first]
+        ids = [i for i in ids if i != own_id][: reranking.QE_NEIGHBOURS]
+        expanded = {}
+        for name, q in query.vectors.items():
+            x = np.vstack([index.faiss[name].reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, len(q)))
+            expanded[name] = reranking.expand_query(q, x, metric=metric(name))
+        hits = _rank(index, mode, _Query(query.text, expanded, query.tags), k, weights)
+        for h in hits:
+            h.scores["qe"] = h.score
+        return hits
+    depth = max(reranking.RERANK_DEPTH, k)
+    first = _rank(index, mode, query, depth, weights)
+    if len(first) < 2:
+        return first[:k]
+    name = _rerank_descriptor(index, mode)
+    q = query.vectors[name]
+    ids = [index.rows.get(h.path).id for h in first]
+    x = np.vstack([index.faiss[name].reconstruct(int(i)) for i in ids])
+    if rerank == "diffusion":
+        new = reranking.diffusion_scores(q, x, metric=metric(name))
+    else:
+        new = -reranking.kreciprocal_distances(q, x, metric=metric(name))
+    group = np.array([h.scores.get("class_match", 0.0) for h in first])
+    order = np.lexsort((np.arange(len(first)), -new, -group))  # semantic mode keeps its class matches first
+    out = []
+    for j in order[:k]:
+        h = first[int(j)]
+        h.scores[rerank] = float(new[j])
+        h.score = float(new[j])
+        out.append(h)
+    return out
+
+
+def _semantic(index, query: _Query, k) -> list[Hit]:
     """Images sharing a top-5 label with the query, by CNN similarity; filled up by plain CNN search."""
-    q = query_vectors(index, image, ["cnn"])
-    qtags = {t for t, _ in query_tags(index, image)}
+    q = query.vectors["cnn"]
+    qtags = {t for t, _ in query.tags}
     allowed = np.array([r.id for r in index.rows if qtags & {t for t, _ in r.tags}], np.int64)
     hits = []
     if len(allowed):
-        sc, ids = _content(index, "cnn", q["cnn"], k, allowed=allowed)
+        sc, ids = _content(index, "cnn", q, k, allowed=allowed)
         hits = [_hit(index.rows.by_id(i), float(s), {"cnn": float(s), "class_match": 1.0}) for s, i in zip(sc, ids)]
     if len(hits) < k:  # too few images share a class: fill with plain CNN search
         seen = {h.path for h in hits}
-        sc, ids = _content(index, "cnn", q["cnn"], k + len(hits))
+        sc, ids = _content(index, "cnn", q, k + len(hits))
         for s, i in zip(sc, ids):
             row = index.rows.by_id(i)
             if row.path not in seen and len(hits) < k:
@@ -324,7 +392,7 @@ def _semantic(index, image, k) -> list[Hit]:
     return hits
 
 
-def _fusion(index, text, image, k, weights) -> list[Hit]:
+def _fusion(index, text, qv, k, weights) -> list[Hit]:
     """Min–max normalised component scores over the union of each component's candidates, weighted and averaged."""
     w = dict(DEFAULT_WEIGHTS, **{n: v for n, v in (weights or {}).items() if n in DEFAULT_WEIGHTS})
     comps, cand = {}, set()
@@ -333,12 +401,9 @@ def _fusion(index, text, image, k, weights) -> list[Hit]:
     if text is not None:
         tscores = index.text_scores(str(text), weights={n: v for n, v in (weights or {}).items() if n in TEXT_WEIGHTS})
         cand.update(int(index.rows.ids[r]) for r in np.argsort(-tscores, kind="stable")[:pool])
-    qv = {}
-    if image is not None:
-        qv = query_vectors(index, image, list(index.descriptors))
-        for name in index.descriptors:
-            _, ids = _content(index, name, qv[name], pool)
-            cand.update(int(i) for i in ids)
+    for name in qv:
+        _, ids = _content(index, name, qv[name], pool)
+        cand.update(int(i) for i in ids)
     cand = np.array(sorted(cand), np.int64)
     positions = index.rows.positions_of(cand)
     if tscores is not None:

@@ -1,0 +1,158 @@
+"""The ImageNet hierarchy from WordNet 3.0 and text search through it; its storage in the index."""
+
+import gzip
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnwidgets.index import ImageIndex
+from cnnwidgets.index.hierarchy import ClassHierarchy, default_hierarchy
+
+DOG = "n02084071"  # dog, domestic dog, Canis familiaris
+
+
+@pytest.fixture(scope="module")
+def hierarchy():
+    return default_hierarchy()
+
+
+def test_classes_line_up_with_the_models_labels_and_timm_synsets(hierarchy):
+    import timm
+
+    from cnnwidgets.engine.models import imagenet_labels
+
+    wnids = (Path(timm.__file__).parent / "data" / "_info" / "imagenet_synsets.txt").read_text().split()
+    assert list(hierarchy.wnids) == wnids and list(hierarchy.labels) == imagenet_labels()
+    assert hierarchy.wnids[281] == "n02123045" and hierarchy.labels[281] == "tabby"
+    assert hierarchy.wnids[339] == "n02389026" and hierarchy.labels[339] == "sorrel"
+    assert hierarchy.wnids[0] == "n01440764" and hierarchy.labels[0] == "tench"
+
+
+def test_dog_is_a_hypernym_of_exactly_the_classes_151_to_268(hierarchy):
+    below = {n for n, label in enumerate(hierarchy.labels) if DOG in hierarchy.hypernyms(label)}
+    assert below == set(range(151, 269))
+    assert all("dog" in hierarchy.hypernym_lemmas(hierarchy.labels[n]) for n in range(151, 269))
+    assert "dog" not in hierarchy.hypernym_lemmas("tabby") and "dog" not in hierarchy.hypernym_lemmas("timber wolf")
+
+
+def test_known_hypernym_paths(hierarchy):
+    assert hierarchy.path("tabby")[:4] == ["tabby", "domestic cat", "cat", "feline"]
+    assert hierarchy.path("tabby")[-1] == "entity"
+    assert hierarchy.path("sorrel")[:3] == ["sorrel", "horse", "equine"]
+    assert "bird" in hierarchy.hypernym_lemmas("goldfinch") and "vehicle" in hierarchy.hypernym_lemmas("sports car")
+    assert "fruit" in hierarchy.hypernym_lemmas("Granny Smith") and "flower" in hierarchy.hypernym_lemmas("daisy")
+    assert hierarchy.lemmas("n02123045") == ["tabby", "tabby cat"]
+
+
+def test_each_class_lists_every_hypernym_to_the_root(hierarchy):
+    """The stored hypernym list of a class is the closure of the synsets' direct hypernyms (nothing missing)."""
+    for n in range(0, 1000, 37):
+        closure, todo = set(), [hierarchy.wnids[n]]
+        while todo:
+            for h in hierarchy.synsets[todo.pop()]["hypernyms"]:
+                if h not in closure:
+                    closure.add(h)
+                    todo.append(h)
+        assert set(hierarchy.hypernyms(hierarchy.labels[n])) == closure
+        assert "n00001740" in closure  # entity
+
+
+def test_the_package_file_and_its_licence_ship_together():
+    data = resources.files("cnnwidgets").joinpath("data")
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in data.joinpath("WORDNET_LICENSE").read_text()
+    raw = json.loads(gzip.decompress(data.joinpath("imagenet_hierarchy.json.gz").read_bytes()))
+    assert len(raw["classes"]) == 1000 and ClassHierarchy(raw).labels == default_hierarchy().labels
+
+
+def test_words_senses_and_plurals(hierarchy):
+    assert hierarchy.senses("dogs") == [("dogs", [(DOG, 1.0)])]
+    assert [p for p, _ in hierarchy.senses("a hunting dog on grass")] == ["hunting dog"]
+    ((_, crane),) = hierarchy.senses("crane")
+    assert {s for s, _ in crane} == {hierarchy.wnids[134], hierarchy.wnids[517]}  # the bird and the machine
+    assert [s for s, _ in hierarchy.senses("geese")[0][1]] == ["n01855672"]  # goose
+    assert hierarchy.senses("the") == [] and hierarchy.senses("xyzzy") == []
+    w = hierarchy.class_weights(hierarchy.senses("dog")[0][1])
+    assert set(np.flatnonzero(w)) == set(range(151, 269)) and w.max() == 1.0
+
+
+def _tagged_index():
+    tags = [
+        [("golden retriever", 0.8), ("Labrador retriever", 0.15)],
+        [("beagle", 0.6), ("tabby", 0.1)],
+        [("tabby", 0.7), ("Egyptian cat", 0.2)],
+        [("sorrel", 0.9)],
+        [("daisy", 0.8), ("bee", 0.1)],
+        [("sports car", 0.7), ("convertible", 0.2)],
+    ]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(len(tags), 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    paths = [f"/photos/img{n}.jpg" for n in range(len(tags))]
+    index = ImageIndex(descriptors=("cnn",), progress=False)
+    index.add_vectors(paths, {"cnn": x}, tags=tags, captions=[""] * len(tags))
+    return index, paths
+
+
+def test_a_hypernym_finds_images_tagged_with_its_hyponyms():
+    index, paths = _tagged_index()
+    hits = index.search(text="dog", k=2)
+    assert {h.path for h in hits} == {paths[0], paths[1]}
+    assert all(h.scores["hierarchy"] > 0.5 and h.scores["keyword"] == 0.0 for h in hits)
+    assert hits[0].scores["hierarchy"] == pytest.approx(0.95)  # golden + Labrador retriever, both dogs
+    top = index.search(text="horse", k=1)[0]
+    assert top.path == paths[3] and top.scores["hierarchy"] == pytest.approx(0.9)
+    assert index.search(text="vehicles", k=1)[0].path == paths[5]
+    assert index.search(text="flower", k=1)[0].path == paths[4]
+    cat = index.search(text="cat", k=1)[0]
+    assert cat.path == paths[2] and cat.scores["hierarchy"] == pytest.approx(0.9)  # tabby + Egyptian cat
+
+
+def test_words_that_name_no_synset_score_as_before():
+    index, _ = _tagged_index()
+    for text in ("xyzzy", "sunny afternoon"):
+        assert not index.text_scorer.hierarchy_scores(text)[0].any()
+        np.testing.assert_array_equal(index.text_scores(text), index.text_scores(text, weights={"hierarchy": 0.0}))
+    hits = index.search(text="dog", k=6, weights={"hierarchy": 0.0})
+    assert all(h.scores["text"] == pytest.approx(0.5 * h.scores["keyword"] + 0.5 * h.scores["semantic"]) for h in hits)
+
+
+def test_hierarchy_and_text_vectors_are_stored_and_not_recomputed_after_load(tmp_path, monkeypatch):
+    import cnnwidgets.engine.text as text
+    import cnnwidgets.index.hierarchy as hierarchy_module
+
+    index, paths = _tagged_index()
+    before = index.search(text="dog", k=6)
+    root = index.save(tmp_path / "idx")
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["text_vectors"]["count"] == 10  # 10 distinct labels
+    assert {"hierarchy.json.gz", "text_vectors.npy", "text_vectors.json"} <= set(manifest["files"])
+
+    embedded = []
+    real = text.embed_text
+    monkeypatch.setattr(text, "embed_text", lambda texts, **kw: embedded.append(texts) or real(texts, **kw))
+
+    def no_package_file():
+        raise AssertionError("the loaded index reads its own hierarchy")
+
+    monkeypatch.setattr(hierarchy_module, "default_hierarchy", no_package_file)
+    again = ImageIndex.load(root, progress=False)
+    after = again.search(text="dog", k=6)
+    assert embedded == ["dog"]  # only the query is embedded
+    assert [h.path for h in after] == [h.path for h in before]
+    assert [h.score for h in after] == pytest.approx([h.score for h in before], abs=1e-6)
+    assert again.hierarchy.labels == default_hierarchy.__wrapped__().labels
+
+
+def test_a_damaged_text_vectors_file_is_named(tmp_path):
+    from cnnwidgets.index import IndexLoadError, storage
+
+    index, _ = _tagged_index()
+    root = index.save(tmp_path / "idx")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["text_vectors"]["count"] = 3
+    storage.write_manifest(root, manifest)
+    with pytest.raises(IndexLoadError, match="text_vectors.npy"):
+        ImageIndex.load(root, progress=False)
