@@ -11,16 +11,40 @@ Policy
 
 FAISS uses a GPU only when the chosen torch device is CUDA *and* the installed
 FAISS build reports at least one GPU.
+
+Threads
+-------
+One thread count, :func:`cpu_threads`, serves every CPU library: torch's intra-op pool, ONNX Runtime sessions
+and FAISS (OpenMP) compute with that many threads; OpenCV, which runs beside them on decode threads, with one;
+torch's inter-op pool with one. So the libraries never stack their pools on the same cores.
+
+1. The environment variable ``CNNWIDGETS_THREADS`` wins (a positive integer).
+2. Otherwise ``OMP_NUM_THREADS`` when it is set (the usual way to quiet a shared machine).
+3. Otherwise the cores this process may run on.
+
+:func:`apply_thread_policy` sets it (the engine calls it before inference and index builds; it is cheap to
+call again, and acts again only when the count changed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
 ENV_VAR = "CNNWIDGETS_DEVICE"
+THREADS_ENV_VAR = "CNNWIDGETS_THREADS"
 
-__all__ = ["ENV_VAR", "get_device", "faiss_gpu_available", "describe"]
+__all__ = [
+    "ENV_VAR",
+    "THREADS_ENV_VAR",
+    "get_device",
+    "faiss_gpu_available",
+    "describe",
+    "cpu_cores",
+    "cpu_threads",
+    "apply_thread_policy",
+]
 
 
 def get_device(device=None):
@@ -80,6 +104,80 @@ def faiss_gpu_available() -> bool:
 
 
 def describe() -> str:
-    """One line saying which device and FAISS mode are in use, for status lines."""
+    """One line saying which device, FAISS mode and CPU thread count are in use, for status lines."""
     dev = get_device()
-    return f"torch device: {dev}; FAISS GPU: {'yes' if faiss_gpu_available() else 'no'}"
+    return f"torch device: {dev}; FAISS GPU: {'yes' if faiss_gpu_available() else 'no'}; CPU threads: {cpu_threads()}"
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _positive_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a positive integer") from None
+    if value < 1:
+        raise ValueError(f"{name}={raw!r} is not a positive integer")
+    return value
+
+
+def cpu_threads() -> int:
+    """Threads each CPU library computes with: ``CNNWIDGETS_THREADS``, else ``OMP_NUM_THREADS``, else the cores.
+
+    Raises
+    ------
+    ValueError
+        If ``CNNWIDGETS_THREADS`` is set to anything but a positive integer.
+    """
+    explicit = _positive_int(THREADS_ENV_VAR)
+    if explicit is not None:
+        return explicit
+    try:
+        omp = _positive_int("OMP_NUM_THREADS")
+    except ValueError:
+        omp = None
+    return omp if omp is not None else cpu_cores()
+
+
+_applied: list = []  # the thread count last applied (a cache of what was set, one entry)
+
+
+def apply_thread_policy() -> int:
+    """Set torch, FAISS and OpenCV thread counts from :func:`cpu_threads`; return the count.
+
+    torch intra-op and FAISS/OpenMP get :func:`cpu_threads`; OpenCV gets one thread (it runs inside decode and
+    descriptor threads that already use the cores); torch's inter-op pool one (where it can still be set).
+    ONNX Runtime sessions read :func:`cpu_threads` when they are made. Acts only when the count changed since
+    the last call.
+    """
+    n = cpu_threads()
+    if _applied and _applied[0] == n:
+        return n
+    import torch
+
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # only possible before torch's first parallel work
+        torch.set_num_interop_threads(1)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+    _applied[:] = [n]
+    return n

@@ -391,7 +391,7 @@ def orb_bovw(image, *, vocabulary: Vocabulary, max_features: int = 300) -> np.nd
     return _bovw_images(image, vocabulary, "orb", max_features)
 
 
-def cnn(image, *, model, batch_size: int = 32, progress=None) -> np.ndarray:
+def cnn(image, *, model, batch_size: int = 32, progress=None, backend: str = "auto") -> np.ndarray:
     """Global CNN embedding from :func:`cnnwidgets.engine.models.embed`.
 
     Parameters
@@ -400,6 +400,10 @@ def cnn(image, *, model, batch_size: int = 32, progress=None) -> np.ndarray:
     model : torch.nn.Module or str
         A model from :func:`cnnwidgets.engine.models.create_model`, or a registry name
         (the process-wide :func:`cnnwidgets.engine.models.shared_model`).
+    batch_size : int
+    progress : bool or None
+    backend : {"auto", "onnx", "torch"}
+        ONNX Runtime or torch (see :mod:`cnnwidgets.engine.models.backend`).
 
     Returns
     -------
@@ -411,50 +415,46 @@ def cnn(image, *, model, batch_size: int = 32, progress=None) -> np.ndarray:
     if isinstance(model, str):
         model = models.shared_model(model)
     single = not _many(image)
-    out = models.embed(model, [image] if single else list(image), batch_size=batch_size, progress=progress)
+    out = models.embed(
+        model, [image] if single else list(image), batch_size=batch_size, progress=progress, backend=backend
+    )
     out = np.ascontiguousarray(out, dtype=np.float32)
     return out[0] if single else out
 
 
-def cnn_with_tags(images, *, model, topk: int = 5, batch_size: int = 32) -> tuple[np.ndarray, list]:
+def cnn_with_tags(
+    images, *, model, topk: int = 5, batch_size: int = 32, progress=None, backend: str = "auto"
+) -> tuple[np.ndarray, list]:
     """CNN embeddings and top-k class predictions of a list of images from one forward pass each.
 
-    Equals ``(cnn(images, model=model), models.classify(model, images, topk=topk))`` at half the cost for
-    timm models (the registry's pretrained ones), whose pooled features feed the classifier directly; other
-    models fall back to those two calls.
+    Equals ``(cnn(images, model=model), models.classify(model, images, topk=topk))`` at the cost of :func:`cnn`:
+    one forward pass gives the pooled features and the logits (:func:`cnnwidgets.engine.models.embed_and_classify`),
+    run as :func:`cnnwidgets.engine.models.embed` runs it (ONNX Runtime on the CPU, or torch with BatchNorm folded,
+    in chunks of 8 images).
 
     Parameters
     ----------
     images : list of images
-    model : torch.nn.Module
-        From :func:`cnnwidgets.engine.models.create_model`.
+    model : torch.nn.Module or str
+        From :func:`cnnwidgets.engine.models.create_model`, or a registry name.
     topk : int
     batch_size : int
+    progress : bool or None
+    backend : {"auto", "onnx", "torch"}
 
     Returns
     -------
     (numpy.ndarray, list)
         float32 (N, D) unit-norm embeddings, and per image a list of ``(label, probability)``, best first.
     """
-    import torch
-
     from . import models
 
     images = list(images)
     if not images:
         raise ValueError("cnn_with_tags: no images given")
-    if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
-        return cnn(images, model=model, batch_size=batch_size), models.classify(model, images, topk=topk)
-    labels = models.model_config(model).get("labels") or []
-    vecs, tags = [], []
-    for start in range(0, len(images), batch_size):
-        x = models.preprocess(images[start : start + batch_size], model)
-        with torch.inference_mode():
-            fmap = model.forward_features(x)
-            pooled = model.forward_head(fmap, pre_logits=True).flatten(1).float()
-            probs = torch.softmax(model.forward_head(fmap).float(), dim=1)
-        vecs.append(torch.nn.functional.normalize(pooled, dim=1).cpu().numpy())
-        vals, idx = probs.topk(min(int(topk), probs.shape[1]), dim=1)
-        for v, i in zip(vals.tolist(), idx.tolist()):
-            tags.append([(labels[j] if j < len(labels) else f"class {j}", float(p)) for p, j in zip(v, i)])
-    return np.ascontiguousarray(np.concatenate(vecs), dtype=np.float32), tags
+    if isinstance(model, str):
+        model = models.shared_model(model)
+    vecs, tags = models.embed_and_classify(
+        model, images, topk=topk, batch_size=batch_size, progress=progress, backend=backend
+    )
+    return np.ascontiguousarray(vecs, dtype=np.float32), tags

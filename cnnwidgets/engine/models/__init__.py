@@ -21,15 +21,18 @@ Every model returned carries ``model.cnnw_config``, a dict with ``name``, ``inpu
 Modules, one job each: :mod:`.registry` (names and :func:`create_model`), :mod:`.builders` (one entry point
 per model family), :mod:`.nets` (teaching CNNs), :mod:`.pretrained` (offline weights), :mod:`.surgery` (heads
 and input channels), :mod:`.preprocessing`, :mod:`.precision`, :mod:`.fuse` (BatchNorm folding), :mod:`.cache`
-(the one model cache, :func:`shared_model`) and :mod:`.inference` (:func:`classify`, :func:`embed`).
+(the one model cache, :func:`shared_model`), :mod:`.backend` (the ``backend="auto" | "onnx" | "torch"`` switch:
+ONNX Runtime sessions of cached, verified exports) and :mod:`.inference` (:func:`classify`, :func:`embed`,
+:func:`embed_and_classify`).
 """
 
 from __future__ import annotations
 
+from .backend import BACKENDS, OnnxUnavailable, cache_dir
 from .cache import ModelCache, shared_model
 from .fuse import fold_bn as _fold_bn  # noqa: F401  (bench/bench_cnn.py times it)
 from .inference import CPU_FORWARD_CHUNK as _CPU_FORWARD_CHUNK  # noqa: F401  (bench/bench_cnn.py)
-from .inference import classify, embed
+from .inference import classify, embed, embed_and_classify
 from .nets import LeNet5, TinyCNN
 from .precision import autocast as _autocast  # noqa: F401  (bench/bench_cnn.py)
 from .precision import bf16_supported
@@ -53,6 +56,10 @@ __all__ = [
     "preprocess",
     "classify",
     "embed",
+    "embed_and_classify",
+    "BACKENDS",
+    "OnnxUnavailable",
+    "cache_dir",
     "bf16_supported",
     "efficientnet_lite0_weights_path",
     "TinyCNN",

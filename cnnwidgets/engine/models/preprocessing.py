@@ -160,11 +160,10 @@ def default_workers() -> int:
 
 
 def cpu_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    """Cores this process may run on (:func:`cnnwidgets.device.cpu_cores`)."""
+    from cnnwidgets.device import cpu_cores as cores
+
+    return cores()
 
 
 def decode_batch(items, cfg, workers=None, pool=None) -> list[np.ndarray]:

@@ -1,0 +1,175 @@
+"""The inference backend switch: ONNX Runtime exports (cached, keyed by weights, checked against torch) and torch."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from cnnwidgets.datasets import sample
+from cnnwidgets.engine import features
+from cnnwidgets.engine import models as M
+from cnnwidgets.engine.models import backend as B
+from cnnwidgets.engine.models.surgery import replace_head
+
+pytest.importorskip("onnxruntime")
+
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "horse", "camera")
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return M.create_model("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty export folder and no sessions in memory."""
+    monkeypatch.setenv(B.CACHE_ENV_VAR, str(tmp_path))
+    B.clear_sessions()
+    yield tmp_path / "onnx"
+    B.clear_sessions()
+
+
+def tiny(seed=0):
+    torch.manual_seed(seed)
+    return M.create_model("tiny_cnn", device="cpu")
+
+
+def digits_like(n=6):
+    return list(np.random.default_rng(1).integers(0, 256, (n, 32, 32), dtype=np.uint8))
+
+
+def test_lite0_onnx_matches_torch_fp32(lite0):
+    images = [sample(n, mode="rgb") for n in PHOTOS]
+    onnx_vecs = M.embed(lite0, images, backend="onnx")
+    torch_vecs = M.embed(lite0, images, backend="torch", fuse_bn=False)
+    assert onnx_vecs.shape == torch_vecs.shape and onnx_vecs.dtype == np.float32
+    assert (onnx_vecs * torch_vecs).sum(axis=1).min() >= 0.9999
+    onnx_top = [t[0][0] for t in M.classify(lite0, images, topk=1, backend="onnx")]
+    torch_top = [t[0][0] for t in M.classify(lite0, images, topk=1, backend="torch", fuse_bn=False)]
+    assert onnx_top == torch_top
+    vecs, tags = features.cnn_with_tags(images, model=lite0, topk=3)
+    assert (vecs * torch_vecs).sum(axis=1).min() >= 0.9999
+    assert [t[0][0] for t in tags] == torch_top
+    assert "cat" in tags[0][0][0]
+
+
+def test_cnn_with_tags_equals_cnn_and_classify_in_torch(lite0):
+    images = [sample(n, mode="rgb") for n in PHOTOS[:3]]
+    vecs, tags = features.cnn_with_tags(images, model=lite0, topk=2, backend="torch")
+    want = features.cnn(images, model=lite0, backend="torch")
+    assert np.abs(vecs - want).max() < 1e-5
+    for got, ref in zip(tags, M.classify(lite0, images, topk=2, backend="torch")):
+        assert [g[0] for g in got] == [r[0] for r in ref]
+        assert np.allclose([g[1] for g in got], [r[1] for r in ref], atol=1e-5)
+
+
+def test_export_is_reused_from_file(cache):
+    model = tiny()
+    before = dict(B.stats)
+    first = M.embed(model, digits_like(), backend="onnx")
+    assert B.stats["exports"] == before["exports"] + 1
+    assert len(list(cache.glob("*.onnx"))) == 1
+    B.clear_sessions()
+    again = tiny()  # same weights, another object: the file is loaded, not exported again
+    second = M.embed(again, digits_like(), backend="onnx")
+    assert B.stats["exports"] == before["exports"] + 1
+    assert B.stats["loads"] == before["loads"] + 2
+    assert np.abs(first - second).max() < 1e-6
+    M.embed(again, digits_like(), backend="onnx")  # in memory now: neither exported nor loaded
+    assert B.stats["loads"] == before["loads"] + 2
+
+
+def test_changed_weights_make_a_new_export(cache):
+    model = tiny()
+    old = M.embed(model, digits_like(), backend="onnx")
+    exports = B.stats["exports"]
+    with torch.no_grad():
+        model.conv2.weight.add_(0.05 * torch.randn_like(model.conv2.weight))  # fine-tuned in place
+    new = M.embed(model, digits_like(), backend="onnx")
+    assert B.stats["exports"] == exports + 1
+    assert len(list(cache.glob("*.onnx"))) == 2
+    assert np.abs(new - M.embed(model, digits_like(), backend="torch")).max() < 1e-5
+    assert np.abs(new - old).max() > 1e-3
+    replace_head(model, 4)  # a new head: another key again
+    model.eval()
+    M.classify(model, digits_like(2), backend="onnx")
+    assert len(list(cache.glob("*.onnx"))) == 3
+
+
+class Unexportable(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4, 3)
+        self.cnnw_config = dict(tiny().cnnw_config, name="unexportable")
+
+    def forward(self, x):
+        if torch.jit.is_tracing():
+            raise RuntimeError("this model does not trace")
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+def test_model_that_cannot_export_runs_in_torch_with_a_reason(cache, caplog):
+    model = Unexportable().eval()
+    with caplog.at_level(logging.WARNING, logger=B.__name__):
+        vecs = M.embed(model, digits_like(), backend="auto")
+    assert vecs.shape == (6, 4)
+    assert any("unexportable" in r.message and "does not trace" in r.message for r in caplog.records)
+    assert not list(cache.glob("*.onnx")) and not list(cache.glob("*.tmp"))
+    with pytest.raises(M.OnnxUnavailable, match="does not trace"):
+        M.embed(model, digits_like(), backend="onnx")
+
+
+def test_disagreeing_export_is_not_kept(cache, monkeypatch, caplog):
+    monkeypatch.setattr(B, "MIN_COSINE", 1.5)  # no export can pass
+    with caplog.at_level(logging.WARNING, logger=B.__name__):
+        M.embed(tiny(), digits_like(), backend="auto")
+    assert any("disagrees with torch" in r.message for r in caplog.records)
+    assert not cache.exists() or not os.listdir(cache)  # neither the file nor its temporary
+
+
+def test_export_written_atomically(cache, monkeypatch):
+    renames = []
+    real = os.replace
+
+    def watch(src, dst):
+        assert not os.path.exists(dst) and os.path.getsize(src) > 0  # complete before it takes the name
+        renames.append((src, dst))
+        real(src, dst)
+
+    monkeypatch.setattr(B.os, "replace", watch)
+    M.embed(tiny(), digits_like(), backend="onnx")
+    assert len(renames) == 1 and str(renames[0][1]).endswith(".onnx") and os.path.dirname(renames[0][0]) == str(cache)
+    assert [p.suffix for p in cache.iterdir()] == [".onnx"]
+
+
+def test_torch_backend_never_touches_onnxruntime(cache, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("onnxruntime used")
+
+    monkeypatch.setattr(B, "onnx_model", refuse)
+    monkeypatch.setattr(B.OnnxModel, "__init__", refuse)
+    model = tiny()
+    M.embed(model, digits_like(), backend="torch")
+    M.classify(model, digits_like(2), backend="torch")
+    features.cnn_with_tags(digits_like(2), model=model, backend="torch")
+    assert not cache.exists()
+
+
+def test_auto_runs_torch_where_it_must(cache, monkeypatch):
+    monkeypatch.setattr(B, "onnx_model", lambda m: pytest.fail("ONNX asked for"))
+    model = tiny()
+    model.train()
+    assert B.resolve_backend("auto", model) is None  # training mode
+    model.eval()
+    handle = model.fc.register_forward_hook(lambda *a: None)
+    assert B.resolve_backend("auto", model) is None  # layer capture and Grad-CAM need torch
+    handle.remove()
+    assert B.resolve_backend("auto", model, precision="bf16") is None
+    with pytest.raises(M.OnnxUnavailable, match="training mode"):
+        B.resolve_backend("onnx", model.train())
+    with pytest.raises(ValueError, match="backend"):
+        M.embed(model, digits_like(), backend="tensorrt")
