@@ -14,7 +14,7 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon, notebookIcon } from '@jupyterlab/ui-components';
 import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
-import { Menu } from '@lumino/widgets';
+import { Menu, Widget } from '@lumino/widgets';
 
 import { BenchContent, DEFAULT_SAMPLES, IBenchRequest, WIDGETS, benchLabel } from './bench';
 import tutorials from './tutorials.json';
@@ -73,7 +73,7 @@ interface ITutorial {
   notebook: any;
 }
 
-type BenchWidget = MainAreaWidget<BenchContent> | DocumentWidget<BenchContent>;
+type BenchWidget = MainAreaWidget<BenchContent>;
 
 /** Add the "Open as notebook" button to a bench tab's toolbar. */
 function addToolbar(app: JupyterFrontEnd, widget: BenchWidget): void {
@@ -96,33 +96,30 @@ async function openAsNotebook(app: JupyterFrontEnd, content: BenchContent): Prom
   }
 }
 
-/** Widget factory for Open With: the same bench, as a document widget on the image. */
-class BenchFactory extends ABCWidgetFactory<DocumentWidget<BenchContent>> {
+/**
+ * Widget factory for Open With. A document widget renames its file when its title changes, so the bench
+ * cannot be one: the factory opens the same bench tab as the context menu and closes its placeholder.
+ */
+class BenchFactory extends ABCWidgetFactory<DocumentWidget> {
   constructor(
-    options: DocumentRegistry.IWidgetFactoryOptions<DocumentWidget<BenchContent>>,
+    options: DocumentRegistry.IWidgetFactoryOptions<DocumentWidget>,
     private _kind: string,
     private _app: JupyterFrontEnd,
-    private _rendermime: IRenderMimeRegistry,
-    private _tracker: WidgetTracker<BenchWidget>
+    private _open: (request: IBenchRequest) => void
   ) {
     super(options);
   }
 
-  protected createNewWidget(context: DocumentRegistry.Context): DocumentWidget<BenchContent> {
+  protected createNewWidget(context: DocumentRegistry.Context): DocumentWidget {
     const path = this._app.serviceManager.contents.localPath(context.path);
-    const content = new BenchContent({
-      app: this._app,
-      rendermime: this._rendermime,
-      request: { widget: this._kind, path }
-    });
-    const widget = new DocumentWidget({ content, context });
-    widget.addClass('cnnw-lab-panel');
-    widget.title.label = content.label;
-    widget.title.caption = `${content.label} (cnnwidgets, own kernel)`;
-    widget.title.icon = cnnIcon;
-    context.pathChanged.connect(() => (widget.title.label = content.label));
-    addToolbar(this._app, widget);
-    void this._tracker.add(widget);
+    const widget = new DocumentWidget({ content: new Widget(), context });
+    widget.addClass('cnnw-lab-placeholder');
+    void context.ready
+      .catch(() => undefined)
+      .then(() => {
+        this._open({ widget: this._kind, path });
+        setTimeout(() => widget.dispose(), 0);
+      });
     return widget;
   }
 }
@@ -306,8 +303,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         },
         kind,
         app,
-        rendermime,
-        tracker
+        request => void openBench(request)
       );
       app.docRegistry.addWidgetFactory(factory);
     }

@@ -8,13 +8,16 @@ The time from the menu click to the first picture (median of 5) is written to
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
 
-from .harness import ARTIFACTS, pixels, wait_pixels_change, widget_screenshot
+from .harness import ARTIFACTS, DOCS_IMAGES, pixels, wait_pixels_change, widget_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -79,7 +82,11 @@ def wait_kernels(lab, expected: list[str], timeout: float = 60.0):
 def open_lab(lab, page, folder: str = "ext"):
     page.goto(f"{lab.url}/lab/tree/{folder}?token={lab.token}&reset")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell")
-    page.wait_for_selector(".jp-DirListing-item")
+    page.wait_for_function(
+        "f => { const b = document.querySelector('.jp-BreadCrumbs'); return b && b.textContent.replace(/\\s*\\/\\s*/g, '/').replace(/^\\/|\\/$/g, '') === f; }",
+        arg=urllib.parse.unquote(folder),
+    )
+    page.wait_for_selector(".jp-DirListing-content", state="attached")
     page.add_style_tag(content=".Toastify { display: none !important; }")
 
 
@@ -115,6 +122,11 @@ def close_tabs(page):
     )
 
 
+def current_title(page) -> str:
+    """The label of the main area's current tab."""
+    return page.evaluate("() => window.jupyterapp.shell.currentWidget.title.label")
+
+
 def status_text(page) -> str:
     return page.locator(f"{TAB} .cnnw-lab-status").inner_text()
 
@@ -136,8 +148,7 @@ def test_filter_designer_from_context_menu(lab, page, files):
         json.dumps({"menu_click_to_first_picture_s": times, "median_s": statistics.median(times)}, indent=1)
     )
     print(f"menu click -> first picture: {[round(t, 2) for t in times]}, median {statistics.median(times):.2f} s")
-    title = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel").inner_text()
-    assert title == "Filter designer — photo.png"
+    assert current_title(page) == "Filter designer — photo.png"
 
     # move the cutoff: the result changes
     before_px = pixels(page, FD_RESULT)
@@ -148,7 +159,273 @@ def test_filter_designer_from_context_menu(lab, page, files):
     page.keyboard.press("Enter")
     wait_pixels_change(page, FD_RESULT, before_px)
     assert "error" not in status_text(page).lower()
-    widget_screenshot(page, TAB, "extension_filter_designer.png", height=1100)
+    widget_screenshot(page, TAB, "extension_filter_designer_tab.png", height=1100)
+    page_screenshot(page, "extension_filter_designer.png")
+
+    # Open as notebook: a notebook next to the image; running it reproduces the tab's result (its assert cell)
+    page.locator(f"{TAB} .cnnw-open-as-notebook").first.click()
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+    nb = files["ext"] / "photo-filter_designer.ipynb"
+    assert nb.exists()
+    assert "0.03" in nb.read_text()
+    run_current_notebook(lab, page)
+    close_notebook(page)
 
     close_tabs(page)
+    wait_kernels(lab, before)
+
+
+def page_screenshot(page, name: str):
+    """The whole JupyterLab window (file browser and tab) into the artifacts (and docs/images on request)."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.wait_for_timeout(500)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+    if os.environ.get("CNNWIDGETS_DOCS_IMAGES") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / name, DOCS_IMAGES / name)
+
+
+def run_current_notebook(lab, page):
+    """Run all cells of the notebook in front and check that none failed."""
+    page.wait_for_function(
+        """() => { const w = window.jupyterapp.shell.currentWidget;
+                 const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                 return k && k.status === 'idle'; }"""
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(1000)
+    lab.wait_idle(page)
+    errors = page.eval_on_selector_all(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+        " .jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']",
+        "els => els.map(e => e.textContent)",
+    )
+    assert not [e for e in errors if "Error" in e or "Traceback" in e], errors
+    prompts = page.eval_on_selector_all(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt", "els => els.map(e => e.textContent)"
+    )
+    assert prompts and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts), prompts
+
+
+def close_notebook(page):
+    """Shut the front notebook's kernel down and close it."""
+    page.evaluate(
+        """async () => { const w = window.jupyterapp.shell.currentWidget;
+                       await w.sessionContext.shutdown(); w.dispose(); }"""
+    )
+
+
+def test_segmenter_and_layer_visualizer(lab, page, files):
+    open_lab(lab, page)
+    before = kernels(lab)
+    context_menu(page, "photo.png", "cnnwidgets", "Threshold segmenter")
+    wait_first_picture(page, f"{TAB} .cnnw-threshold-segmenter img")
+    assert "Threshold segmenter — photo.png" in current_title(page)
+    widget_screenshot(page, TAB, "extension_threshold_segmenter.png", height=1100)
+
+    context_menu(page, "photo.png", "cnnwidgets", "Layer visualizer")
+    page.wait_for_function(
+        f"() => {{ const el = document.querySelector('{TAB} .cnnw-layer-visualizer');"
+        " return el && /top-1 \\S/.test(el.innerText); }",
+        timeout=240_000,
+    )
+    text = page.locator(f"{TAB} .cnnw-layer-visualizer").inner_text()
+    top1 = text.split("top-1 ", 1)[1].split("(")[0].strip()
+    print("layer visualizer top-1:", top1)
+    assert any(w in top1.lower() for w in ("cat", "tabby", "lynx")), top1
+    wait_first_picture(page, f"{TAB} .cnnw-layer-visualizer img")
+    widget_screenshot(page, TAB, "extension_layer_visualizer.png", height=1300)
+
+    # Open With lists the same entries; the image viewer stays the default for a double click
+    item(page, "photo.png").click(button="right")
+    page.locator(".lm-Menu:visible .lm-Menu-item").filter(has_text="Open With").first.hover()
+    page.locator(".lm-Menu:visible .lm-Menu-item").filter(has_text="Filter designer (cnnwidgets)").wait_for()
+    entries = page.locator(".lm-Menu:visible .lm-Menu-itemLabel").all_inner_texts()
+    for label in ("Filter designer", "Threshold segmenter", "Layer visualizer (classify)", "Find similar images"):
+        assert f"{label} (cnnwidgets)" in entries, entries
+    page.locator(".lm-Menu:visible .lm-Menu-item").filter(has_text="Threshold segmenter (cnnwidgets)").click()
+    wait_first_picture(page, f"{TAB} .cnnw-threshold-segmenter img")
+    default = page.evaluate("() => window.jupyterapp.docRegistry.defaultWidgetFactory('ext/photo.png').name")
+    assert default == "Image"
+
+    assert current_title(page) == "Threshold segmenter — photo.png"
+    assert (files["ext"] / "photo.png").exists()
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+
+PROGRESS = ".cnnw-lab-panel .progress-bar, .cnnw-lab-panel .widget-progress"
+GALLERY = f"() => [...document.querySelectorAll('{TAB} .cnnw-searchbox .cnnw-gallery-item')].map(e => e.dataset.path)"
+
+
+def watch_progress(page):
+    page.evaluate(
+        f"""() => {{ window.__cnnwProgress = false;
+            if (window.__cnnwObserver) window.__cnnwObserver.disconnect();
+            window.__cnnwObserver = new MutationObserver(() => {{
+                if (document.querySelector({PROGRESS!r})) window.__cnnwProgress = true; }});
+            window.__cnnwObserver.observe(document.body, {{subtree: true, childList: true}}); }}"""
+    )
+
+
+def test_search_folder_builds_then_reuses_index(lab, page, files):
+    folder = files["folder"]
+    listing = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    assert files["count"] >= 30
+    open_lab(lab, page)
+    before = kernels(lab)
+    watch_progress(page)
+    context_menu(page, "folder", "Search images in this folder")
+    page.wait_for_selector(PROGRESS, state="attached", timeout=180_000)
+    assert page.locator(f"{TAB} .cnnw-searchbox").count() == 0  # the bar shows while the index builds
+    page.wait_for_selector(f"{TAB} .cnnw-searchbox", timeout=300_000)
+    assert "images indexed" in page.locator(f"{TAB} .cnnw-lab-note").inner_text()
+    assert current_title(page).startswith("Search images — folder")
+
+    text = page.locator(f"{TAB} .cnnw-search-text input")
+    text.fill("kitten")
+    text.press("Enter")
+    page.wait_for_function(f"() => ({GALLERY})().length === 12", timeout=120_000)
+    first = page.evaluate(GALLERY)
+    assert "/chelsea/" in first[0], first
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{TAB} .cnnw-gallery-item img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    widget_screenshot(page, TAB, "extension_search_folder.png", height=1200)
+    target = page.locator(f"{TAB} .cnnw-gallery-item").nth(5)
+    clicked = target.get_attribute("data-path")
+    target.click()
+    page.wait_for_function(f"() => ({GALLERY})()[0] === {json.dumps(clicked)}", timeout=120_000)
+    assert page.evaluate(GALLERY) != first
+
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+    # second time: the cached index is up to date, nothing is built
+    watch_progress(page)
+    context_menu(page, "folder", "Search images in this folder")
+    page.wait_for_selector(f"{TAB} .cnnw-searchbox", timeout=180_000)
+    note = page.locator(f"{TAB} .cnnw-lab-note").inner_text()
+    assert "loaded from the cache" in note, note
+    assert page.evaluate("() => window.__cnnwProgress") is False
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+    # the index lives in the per-user cache, never in the folder
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == listing
+    cached = list((lab.root / ".cnnwidgets-cache" / "indexes").iterdir())
+    assert cached, "no index in the cache folder"
+
+
+def test_find_similar_images(lab, page, files):
+    open_lab(lab, page, "ext/folder/chelsea")
+    before = kernels(lab)
+    context_menu(page, "chelsea_rot90.png", "cnnwidgets", "Find similar images")
+    page.wait_for_function(f"() => ({GALLERY})().length >= 3", timeout=300_000)
+    got = page.evaluate(GALLERY)
+    assert got[0].endswith("/chelsea/chelsea_rot90.png"), got
+    assert page.locator(f"{TAB} .cnnw-search-text input").input_value() == ""
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+
+def test_hostile_file_name_opens_and_runs_nothing(lab, page, files):
+    hostile = files["hostile"]
+    before_files = sorted(str(p) for p in lab.root.rglob("*") if ".cnnwidgets-cache" not in p.parts)
+    open_lab(lab, page, "ext/" + urllib.parse.quote(HOSTILE_DIR))
+    before = kernels(lab)
+    context_menu(page, HOSTILE, "cnnwidgets", "Filter designer")
+    wait_first_picture(page, FD_RESULT)
+    assert current_title(page) == f"Filter designer — {HOSTILE}"
+    assert "error" not in status_text(page).lower()
+    close_tabs(page)
+    wait_kernels(lab, before)
+    after_files = sorted(str(p) for p in lab.root.rglob("*") if ".cnnwidgets-cache" not in p.parts)
+    assert after_files == before_files  # no "x" created, "y.png" still there
+    assert (hostile / "y.png").exists() and not list(lab.root.rglob("x"))
+
+
+def test_paths_outside_the_root_are_refused(lab, page, files):
+    open_lab(lab, page)
+    before = kernels(lab)
+    # a link that leads out of the root: the kernel refuses it, the tab's status line says why
+    context_menu(page, "link-out.png", "cnnwidgets", "Filter designer")
+    page.wait_for_function(
+        "() => { const s = document.querySelector('.cnnw-lab-panel:not(.lm-mod-hidden) .cnnw-lab-status');"
+        " return s && s.classList.contains('cnnw-mod-error'); }",
+        timeout=180_000,
+    )
+    status = status_text(page)
+    assert "RefusedPath" in status and "outside the server's root" in status, status
+    assert page.locator(f"{TAB} .cnnw-filter-designer").count() == 0
+    close_tabs(page)
+    wait_kernels(lab, before)
+    # a ".." path (from a command or a hand-made link): refused before any kernel starts
+    page.evaluate(
+        "() => { window.jupyterapp.commands.execute('cnnwidgets:open', {widget: 'filter_designer', path: '../secret.png'}); }"
+    )
+    page.wait_for_selector(f"{TAB} .cnnw-lab-status.cnnw-mod-error")
+    assert "outside the server's root" in status_text(page)
+    assert kernels(lab) == before
+    close_tabs(page)
+
+
+def new_launcher(page):
+    """Close every main-area tab, then open one launcher (on the file browser's folder)."""
+    page.evaluate(
+        """async () => { for (const w of [...window.jupyterapp.shell.widgets('main')]) w.close();
+                       await window.jupyterapp.commands.execute('launcher:create'); }"""
+    )
+
+
+def test_launcher_cards(lab, page, files):
+    open_lab(lab, page, "ext/tutorials")
+    before = kernels(lab)
+    new_launcher(page)
+    section = page.locator(".jp-Launcher-section").filter(
+        has=page.locator(".jp-Launcher-sectionTitle", has_text="cnnwidgets")
+    )
+    section.wait_for()
+    cards = section.locator(".jp-LauncherCard-label").all_inner_texts()
+    for label in (
+        "Filter designer",
+        "Threshold segmenter",
+        "Layer visualizer",
+        "Convolution playground",
+        "Training dashboard",
+        "Search box",
+    ):
+        assert label in cards, cards
+    assert "Getting started with cnnwidgets" in cards, cards
+    page_screenshot(page, "extension_launcher.png")
+    section.locator(".jp-LauncherCard").filter(has_text="Filter designer").first.click()
+    wait_first_picture(page, FD_RESULT)
+    assert current_title(page) == "Filter designer — astronaut"
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+    # a tutorial card copies the notebook into the current folder (once) and opens it
+    new_launcher(page)
+    section.wait_for()
+    section.locator(".jp-LauncherCard").filter(has_text="Getting started with cnnwidgets").first.click()
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.context && w.context.path === 'ext/tutorials/00_getting_started.ipynb'; }"
+    )
+    copy = files["ext"] / "tutorials" / "00_getting_started.ipynb"
+    assert copy.exists()
+    mtime = copy.stat().st_mtime_ns
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+    close_notebook(page)
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('cnnwidgets:open-tutorial', {name: '00_getting_started.ipynb'})"
+    )
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.context && w.context.path === 'ext/tutorials/00_getting_started.ipynb'; }"
+    )
+    assert copy.stat().st_mtime_ns == mtime  # the copy already there is opened, not overwritten
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+    close_notebook(page)
     wait_kernels(lab, before)
