@@ -121,11 +121,16 @@ class Pipeline(WidgetBase):
         ):
             panel.add_class(cls)
         self.regions_gallery = Gallery(empty_text="no regions: try another threshold or a smaller minimum area")
+        self.regions_gallery.layout = W.Layout(max_width="760px", max_height="640px", overflow="auto")
         self.regions_gallery.add_class("cnnw-pl-gallery")
         self.retrieval_gallery = Gallery(empty_text="click a region to search the index")
         self.retrieval_gallery.add_class("cnnw-pl-retrieval")
         self.retrieval_gallery.layout.display = None if index is not None else "none"
         self.regions_gallery.observe(self._region_clicked, names="clicked")
+        self.region_panel = ImagePanel("chosen region", width=160, format="jpeg")
+        self.region_panel.add_class("cnnw-pl-region")
+        self.region_info = W.HTML("")
+        self.region_info.add_class("cnnw-pl-region-info")
 
         c_enhance_on = W.Checkbox(description="enhance first", indent=False)
         c_seg_mode = W.ToggleButtons(options=list(_SEGMENT_MODES), description="segment by")
@@ -141,15 +146,14 @@ class Pipeline(WidgetBase):
             name="pipeline_mode",
             to_control=lambda w: w.mode if w.mode in _SEGMENT_MODES else "global",
         )
-        seg_controls = W.VBox(
-            [
-                c_seg_mode,
-                W.HBox([seg.controls["method"], seg.controls["invert"]]),
-                seg.controls["value"],
-                W.HBox([seg.controls["local_method"], seg.controls["window"]]),
-                W.HBox([seg.controls["region_method"], seg.controls["clusters"]]),
-            ]
-        )
+        self._mode_rows = {
+            "global": W.VBox([W.HBox([seg.controls["method"], seg.controls["invert"]]), seg.controls["value"]]),
+            "local": W.HBox([seg.controls["local_method"], seg.controls["window"]]),
+            "regions": W.HBox([seg.controls["region_method"], seg.controls["clusters"]]),
+        }
+        seg_controls = W.VBox([c_seg_mode, *self._mode_rows.values()])
+        seg.observe(self._show_mode_row, names="mode")
+        self._show_mode_row()
 
         def row(title, controls, *pictures):
             head = W.HTML(f"<b>{html.escape(title)}</b>", layout=W.Layout(width="110px"))
@@ -160,7 +164,7 @@ class Pipeline(WidgetBase):
                 row("1 · enhance", W.VBox([c_enhance_on, self.enhancer.tabs]), self.p_input, self.p_enhanced),
                 row("2 · segment", seg_controls, self.p_mask),
                 row("3 · regions", W.VBox([c_min_area, c_margin]), self.p_regions),
-                row("4 · recognise", W.HTML(""), self.regions_gallery),
+                row("4 · recognise", self.regions_gallery, W.VBox([self.region_panel, self.region_info])),
                 *([row("5 · retrieve", W.HTML("click a region above"), self.retrieval_gallery)] if index else []),
             ]
         )
@@ -181,6 +185,10 @@ class Pipeline(WidgetBase):
     @T.observe("enhance_on", "min_area", "margin", "model", "topk", "region")
     def _changed(self, change):
         self._stage_changed()
+
+    def _show_mode_row(self, change=None):
+        for mode, box in self._mode_rows.items():
+            box.layout.display = None if self.segmenter.mode == mode else "none"
 
     def _region_clicked(self, change):
         path = (change["new"] or {}).get("path", "")
@@ -268,5 +276,14 @@ class Pipeline(WidgetBase):
             }
             for i, (reg, top) in enumerate(zip(regions, labels))
         ]
+        if regions and 0 <= self.region < len(regions):
+            chosen, top = regions[self.region], labels[self.region] if self.region < len(labels) else []
+            self.region_panel.set_title(f"region {self.region + 1} ({chosen.area} px)")
+            self.region_panel.show(chosen.crop)
+            rows = "".join(f"<li>{html.escape(name)}: {p:.0%}</li>" for name, p in top)
+            self.region_info.value = f"<ol style='margin:0;padding-left:1.4em'>{rows}</ol>"
+        else:
+            self.region_panel.set_title("chosen region")
+            self.region_info.value = "<i>no such region</i>"
         hits = out.get("retrieve") or []
         self.retrieval_gallery.items = [_hit_item(h) for h in hits]

@@ -81,3 +81,11 @@ def test_clicking_a_region_retrieves_it(tmp_path):
     ref = P.retrieve(w.result["regions"], index, region=3, k=5)
     assert [h.path for h in w.result["retrieve"]] == [h.path for h in ref]
     assert len(w.retrieval_gallery.items) == 4
+
+
+def test_clicking_a_region_shows_its_labels(bench):
+    bench.regions_gallery.clicked = {"path": "region:2", "n": 7}
+    top = bench.result["recognise"][2]
+    assert bench.region == 2 and top[0][0] in bench.region_info.value
+    assert bench.region_panel.array.shape == bench.result["regions"][2].crop.shape
+    bench.region = 0
