@@ -15,7 +15,21 @@ Cases (one JSON line each):
   we measure how much its resident memory (VmRSS) grows when it loads the index and runs a search.
   Target: < 1 GB. Bytes per image in RAM and on disk.
 
-Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory] [--images 1000] [--memory-n 100000]``
+* hierarchy: the class-word set (:func:`cnnwidgets.index.evaluation.class_word_set`: 6 class words, 16 images
+  each, from 10 bundled photos and augmentations; no captions, file names without class words); precision@10 of
+  each class word as a text query with the WordNet hierarchy part and without it (``weights={"hierarchy": 0}``),
+  and the same with tags cut to a depth of 1, 3, 5, 10 and 20 labels (to choose the stored depth).
+* rerank: leave-one-out precision@10 and mAP of the image modes on the distortion set and the class-word set,
+  without re-ranking and with each re-ranker ("qe", "diffusion", "kreciprocal").
+* latency: a 1,000-image index (synthetic 1280-d vectors in 20 clusters, 5 tags per image drawn from the
+  ImageNet labels), saved. First text query after ``ImageIndex.load``, median of 7 loads, with the stored text
+  embeddings and with them dropped (what a format-1 index costs); a fresh process's load and first query,
+  MiniLM's own loading included. Search latency per query (k = 10, median of 200 queries) without re-ranking
+  and with each re-ranker, in "cnn" and "semantic" modes.
+
+Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,rerank,latency]
+[--images 1000] [--memory-n 100000]``. On a shared machine, ``OMP_NUM_THREADS=1`` keeps OpenBLAS's threads
+from competing with other processes on the small matrices of re-ranking.
 """
 
 from __future__ import annotations
@@ -183,6 +197,178 @@ def memory(work: Path, n: int):
     )
 
 
+def _text_quality(index, labels, *, weights=None):
+    """Precision@10 and average precision of each class word as a text query, and their means."""
+    from cnnwidgets.index import evaluate
+
+    res = evaluate(index, labels, modes=["text"], weights=weights, details=True)["text"]
+    per_word = {}
+    for word in sorted(set(labels.values())):
+        hits = index.search(text=word, mode="text", k=10, weights=weights)
+        per_word[word] = float(np.mean([labels[h.path] == word for h in hits]))
+    common = [w for w in per_word if w != "person"]
+    return {
+        "precision@10": {w: round(v, 3) for w, v in per_word.items()},
+        "mean_precision@10": round(res["precision@10"], 3),
+        "mean_precision@10_without_person": round(float(np.mean([per_word[w] for w in common])), 3),
+        "mAP": round(res["mAP"], 3),
+        "mAP_without_person": round(float(np.mean([res["per_query"][w] for w in common])), 3),
+    }
+
+
+def hierarchy(work: Path):
+    from cnnwidgets.engine.models import classify
+    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.index.build import TOPK_TAGS
+    from cnnwidgets.index.evaluation import class_word_set
+    from cnnwidgets.io import load_image
+
+    labels = class_word_set(work / "words")
+    index = ImageIndex.build(work / "words", descriptors=("cnn",), progress=False)
+    for name, weights in (("with hierarchy", None), ("without hierarchy", {"hierarchy": 0.0})):
+        emit(
+            {
+                "case": "hierarchy",
+                "text": name,
+                "tags": TOPK_TAGS,
+                "images": len(index),
+                **_text_quality(index, labels, weights=weights),
+            }
+        )
+    images = [load_image(path, mode="rgb") for path in index.paths]
+    deep = classify(index.model, images, topk=20)
+    x = np.vstack([index.faiss["cnn"].reconstruct(int(i)) for i in index.ids])
+    for depth in (1, 3, 5, 10, 20):
+        tags = [[(str(t), float(q)) for t, q in row[:depth]] for row in deep]
+        cut = ImageIndex.from_vectors(index.paths, {"cnn": x}, tags=tags)
+        for name, weights in (("with hierarchy", None), ("without hierarchy", {"hierarchy": 0.0})):
+            emit({"case": "hierarchy", "text": name, "tag_depth": depth, **_text_quality(cut, labels, weights=weights)})
+
+
+def rerank(work: Path):
+    from cnnwidgets.index import ImageIndex, distortion_set, evaluate
+    from cnnwidgets.index.evaluation import class_word_set
+
+    sets = {
+        "distortion": distortion_set(work / "rr_distortion", samples=NOTEBOOK_SAMPLES, size=192),
+        "class words": class_word_set(work / "rr_words"),
+    }
+    for set_name, labels in sets.items():
+        folder = Path(next(iter(labels))).parent.parent
+        index = ImageIndex.build(folder, descriptors=("cnn", "color"), progress=False)
+        res = evaluate(
+            index, labels, modes=["color", "cnn", "fusion", "semantic"], rerank=["qe", "diffusion", "kreciprocal"]
+        )
+        for key, r in res.items():
+            mode, _, reranker = key.partition("+")
+            emit(
+                {
+                    "case": "rerank",
+                    "set": set_name,
+                    "images": len(index),
+                    "mode": mode,
+                    "rerank": reranker or None,
+                    "precision@10": round(r["precision@10"], 4),
+                    "mAP": round(r["mAP"], 4),
+                    "delta_mAP": round(r["mAP"] - res[mode]["mAP"], 4),
+                    "queries": r["queries"],
+                }
+            )
+
+
+def _synthetic_index(n=1000, dim=1280, clusters=20, seed=0):
+    from cnnwidgets.engine.models import imagenet_labels
+    from cnnwidgets.index import ImageIndex
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    x = (centres[np.arange(n) % clusters] + 1.5 * rng.normal(size=(n, dim))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = imagenet_labels()
+    tags = []
+    for _ in range(n):
+        pick = rng.choice(1000, 5, replace=False)
+        prob = np.sort(rng.dirichlet(np.ones(6)))[::-1][:5]
+        tags.append([(labels[j], float(q)) for j, q in zip(pick, prob)])
+    paths = [f"/synthetic/c{i % clusters}/img_{i:05d}.jpg" for i in range(n)]
+    return ImageIndex.from_vectors(paths, {"cnn": x}, tags=tags)
+
+
+def latency(work: Path):
+    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.index.search import TextVectors
+
+    index = _synthetic_index()
+    index.search(text="warm up", k=10)  # MiniLM loaded, as in a session that built or searched before
+    root = index.save(work / "latency.index")
+    words = ["dog", "bird", "vehicle", "fruit", "cat", "building", "food"]
+    stored, dropped, loads = [], [], []
+    for word in words:
+        t = time.perf_counter()
+        again = ImageIndex.load(root, progress=False)
+        loads.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        again.search(text=word, k=10)
+        stored.append(time.perf_counter() - t)
+        old = ImageIndex.load(root, progress=False)
+        old.text_vectors, old._hierarchy = TextVectors(), None  # as a format-1 index: nothing stored
+        t = time.perf_counter()
+        old.search(text=word, k=10)
+        dropped.append(time.perf_counter() - t)
+    emit(
+        {
+            "case": "latency",
+            "what": "first text query after load",
+            "images": len(index),
+            "load_ms": round(1000 * float(np.median(loads)), 1),
+            "first_query_ms": round(1000 * float(np.median(stored)), 1),
+            "first_query_without_stored_embeddings_ms": round(1000 * float(np.median(dropped)), 1),
+            "ratio": round(float(np.median(dropped) / np.median(stored)), 1),
+            "target_ms": 200,
+        }
+    )
+    code = (
+        "import time, json; t = time.perf_counter(); from cnnwidgets.index import ImageIndex; "
+        f"ix = ImageIndex.load({str(root)!r}, progress=False); t1 = time.perf_counter(); "
+        "ix.search(text='dog', k=10); t2 = time.perf_counter(); "
+        "print(json.dumps({'import_and_load_s': t1 - t, 'first_query_s': t2 - t1}))"
+    )
+    fresh = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    emit(
+        {
+            "case": "latency",
+            "what": "fresh process: import + load, then first text query (MiniLM loading included)",
+            "images": len(index),
+            "import_and_load_s": round(fresh["import_and_load_s"], 2),
+            "first_query_s": round(fresh["first_query_s"], 2),
+        }
+    )
+    queries = index.paths[::5]
+    for mode in ("cnn", "semantic"):
+        base = None
+        for reranker in (None, "qe", "diffusion", "kreciprocal"):
+            index.search(image=queries[0], mode=mode, k=10, rerank=reranker)
+            times = []
+            for q in queries:
+                t = time.perf_counter()
+                index.search(image=q, mode=mode, k=10, rerank=reranker)
+                times.append(time.perf_counter() - t)
+            ms = 1000 * float(np.median(times))
+            base = ms if reranker is None else base
+            emit(
+                {
+                    "case": "latency",
+                    "what": "image search per query, k = 10",
+                    "images": len(index),
+                    "mode": mode,
+                    "rerank": reranker,
+                    "median_ms": round(ms, 2),
+                    "ratio_to_plain": round(ms / base, 1),
+                    "target_ms": 50,
+                }
+            )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default="quality,throughput,memory")
@@ -198,6 +384,12 @@ def main(argv=None):
                 throughput(work, args.images)
             elif case == "memory":
                 memory(work, args.memory_n)
+            elif case == "hierarchy":
+                hierarchy(work)
+            elif case == "rerank":
+                rerank(work)
+            elif case == "latency":
+                latency(work)
             else:
                 raise SystemExit(f"unknown case {case!r}")
     finally:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["evaluate", "average_precision", "distortion_set", "DISTORTIONS", "DISTORTION_SAMPLES"]
+__all__ = [
+    "evaluate",
+    "average_precision",
+    "distortion_set",
+    "class_word_set",
+    "DISTORTIONS",
+    "DISTORTION_SAMPLES",
+    "CLASS_WORD_SOURCES",
+]
 
 DISTORTIONS = ("original", "rot90", "rot25", "crop", "scale", "stretch", "noise", "hue")
 """Copies made by :func:`distortion_set`: the original, rotations by 90° and 25°, a 65 % centre crop, a half-size
@@ -33,7 +41,9 @@ def average_precision(relevant: np.ndarray) -> float:
     return float(np.mean(hits[rel] / (np.flatnonzero(rel) + 1)))
 
 
-def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = False, rerank=None) -> dict:
+def evaluate(
+    index, labels=None, *, modes=None, k: int = 10, details: bool = False, rerank=None, weights: dict | None = None
+) -> dict:
     """Leave-one-out retrieval quality of ``index`` for each mode.
 
     Every indexed image is used as the query (by its stored descriptors); it is removed from its own ranking,
@@ -54,6 +64,8 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
     rerank : str or sequence of str, optional
         Re-rankers (:data:`cnnwidgets.index.rerank.RERANKERS`) to report besides the plain ranking: each image
         mode ``m`` then also has an entry ``"m+<reranker>"``.
+    weights : dict, optional
+        Passed to :meth:`ImageIndex.search` (fusion and text weights, e.g. ``{"hierarchy": 0}``).
 
     Returns
     -------
@@ -86,7 +98,7 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
         precisions, aps, per = [], [], {}
         if mode == "text":
             for label in sorted(set(lab)):
-                hits = index.search(text=str(label), mode="text", k=n)
+                hits = index.search(text=str(label), mode="text", k=n, weights=weights)
                 rel = np.array([label_of[h.path] == label for h in hits])
                 precisions.append(rel[:k].mean())
                 aps.append(average_precision(rel))
@@ -95,7 +107,8 @@ def evaluate(index, labels=None, *, modes=None, k: int = 10, details: bool = Fal
             for r, p in enumerate(paths):
                 if (lab == lab[r]).sum() < 2:
                     continue
-                hits = [h for h in index.search(image=p, mode=mode, k=n, rerank=reranker) if h.path != p]
+                found = index.search(image=p, mode=mode, k=n, rerank=reranker, weights=weights)
+                hits = [h for h in found if h.path != p]
                 rel = np.array([label_of[h.path] == lab[r] for h in hits])
                 precisions.append(rel[:k].mean())
                 aps.append(average_precision(rel))
@@ -180,4 +193,90 @@ def distortion_set(
             path = (folder / name / f"{name}_{kind}.png").resolve()
             Image.fromarray(_distort(img, kind, rng)).save(path)
             out[str(path)] = name
+    return out
+
+
+CLASS_WORD_SOURCES = {
+    "cat": (("skimage", "chelsea.png"),),
+    "coffee": (("skimage", "coffee.png"),),
+    "vehicle": (("skimage", "rocket.jpg"), ("skimage", "motorcycle_left.png"), ("skimage", "motorcycle_right.png")),
+    "building": (("sklearn", "china.jpg"),),
+    "flower": (("sklearn", "flower.jpg"),),
+    "person": (("skimage", "astronaut.png"), ("matplotlib", "grace_hopper.jpg"), ("skimage", "camera.png")),
+}
+"""Photos that ship with scikit-image, scikit-learn and Matplotlib, by the class word that names what they show.
+Every word names a WordNet synset above ImageNet classes; "person" is the hard case: ImageNet-1k has only three
+person classes (scuba diver, groom, ballplayer), and none of them is what these photos show."""
+
+
+def _source_file(package: str, name: str) -> Path:
+    import importlib
+
+    folder = {"skimage": "data", "sklearn": "datasets/images", "matplotlib": "mpl-data/sample_data"}[package]
+    return Path(importlib.import_module(package).__file__).parent / folder / name
+
+
+def _augment(img: np.ndarray, rng) -> np.ndarray:
+    """A random crop (55–100 % of each side), mirror, rotation (±15°), scale and brightness/saturation change."""
+    import cv2
+
+    h, w = img.shape[:2]
+    ch, cw = int(h * rng.uniform(0.55, 1.0)), int(w * rng.uniform(0.55, 1.0))
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    out = np.ascontiguousarray(img[y : y + ch, x : x + cw])
+    if rng.random() < 0.5:
+        out = np.ascontiguousarray(out[:, ::-1])
+    m = cv2.getRotationMatrix2D((cw / 2, ch / 2), rng.uniform(-15, 15), 1.0)
+    out = cv2.warpAffine(out, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    scale = rng.uniform(0.5, 1.0)
+    out = cv2.resize(out, (max(16, int(cw * scale)), max(16, int(ch * scale))), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(np.float64)
+    hsv[..., 1] *= rng.uniform(0.7, 1.3)
+    hsv[..., 2] *= rng.uniform(0.7, 1.3)
+    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def class_word_set(folder, *, per_class: int = 16, size: int = 256, seed: int = 0, sources=None) -> dict:
+    """Write ``per_class`` images per class word from bundled photos: ``folder/<word>/img_<n>.png``.
+
+    Each class holds its photos (:data:`CLASS_WORD_SOURCES`) and random augmentations of them (crop, mirror,
+    rotation, scale, brightness and saturation), ``per_class`` in all, shared out evenly between its photos.
+    File names carry no class word, so text search finds the images by their predicted tags only. A small set:
+    10 photos behind 96 images (with the defaults), so figures measured on it show tendencies, not benchmarks.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+    per_class : int
+        Images per class (the photos themselves among them).
+    size : int
+        Photos are first reduced to at most this many pixels on a side.
+    seed : int
+    sources : dict, optional
+        ``{word: ((package, file name), ...)}``; default :data:`CLASS_WORD_SOURCES`.
+
+    Returns
+    -------
+    dict
+        ``{absolute path: class word}`` for every file written.
+    """
+    from PIL import Image
+
+    from ..io import load_image, resize_to_fit
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder).expanduser()
+    out = {}
+    for word, files in (sources or CLASS_WORD_SOURCES).items():
+        photos = []
+        for package, name in files:
+            img = load_image(_source_file(package, name), mode="rgb")
+            photos.append(resize_to_fit(img, size) if max(img.shape[:2]) > size else img)
+        (folder / word).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            photo = photos[n % len(photos)]
+            img = photo if n < len(photos) else _augment(photo, rng)
+            path = (folder / word / f"img_{n:03d}.png").resolve()
+            Image.fromarray(img).save(path)
+            out[str(path)] = word
     return out
