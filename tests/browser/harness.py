@@ -136,8 +136,6 @@ class Lab:
                     shutil.copytree(src, dest) if src.is_dir() else shutil.copy2(src, dest)
         env = dict(os.environ)
         env.setdefault("CNNWIDGETS_DEVICE", "cpu")
-        # the extension's folder-index cache (cnnwidgets.lab.cache_dir) stays inside the test's root, hidden
-        env.setdefault("CNNWIDGETS_CACHE_DIR", str(self.root / ".cnnwidgets-cache"))
         env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
         env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
         self.log_path = self.root / "jupyterlab.log"

@@ -314,8 +314,10 @@ def test_search_folder_builds_then_reuses_index(lab, page, files):
 
     # the index lives in the per-user cache, never in the folder
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == listing
-    cached = list((lab.root / ".cnnwidgets-cache" / "indexes").iterdir())
-    assert cached, "no index in the cache folder"
+    from cnnwidgets.lab import index_folder_for
+
+    cached = index_folder_for(folder)  # the server and its kernels share the tests' CNNWIDGETS_CACHE_DIR
+    assert cached.is_dir() and folder not in cached.parents, cached
 
 
 def test_find_similar_images(lab, page, files):
@@ -330,9 +332,14 @@ def test_find_similar_images(lab, page, files):
     wait_kernels(lab, before)
 
 
+def tree(root) -> list[str]:
+    """Every path under the server's root but the server's runtime files (kernel connection files)."""
+    return sorted(str(p) for p in root.rglob("*") if ".jupyter-runtime" not in p.parts)
+
+
 def test_hostile_file_name_opens_and_runs_nothing(lab, page, files):
     hostile = files["hostile"]
-    before_files = sorted(str(p) for p in lab.root.rglob("*") if ".cnnwidgets-cache" not in p.parts)
+    before_files = tree(lab.root)
     open_lab(lab, page, "ext/" + urllib.parse.quote(HOSTILE_DIR))
     before = kernels(lab)
     context_menu(page, HOSTILE, "cnnwidgets", "Filter designer")
@@ -341,7 +348,7 @@ def test_hostile_file_name_opens_and_runs_nothing(lab, page, files):
     assert "error" not in status_text(page).lower()
     close_tabs(page)
     wait_kernels(lab, before)
-    after_files = sorted(str(p) for p in lab.root.rglob("*") if ".cnnwidgets-cache" not in p.parts)
+    after_files = tree(lab.root)
     assert after_files == before_files  # no "x" created, "y.png" still there
     assert (hostile / "y.png").exists() and not list(lab.root.rglob("x"))
 
