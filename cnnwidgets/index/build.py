@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import IMAGE_EXTENSIONS
-from ..io import ImageLoadError, load_image
+from ..io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from .rows import Fingerprint
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "learn_vocabularies",
     "describe_images",
     "decode_batches",
+    "DECODE_SIDE",
 ]
 
 DESCRIPTORS = ("cnn", "color", "moments", "sift", "orb")
@@ -73,10 +74,11 @@ def list_image_files(source) -> tuple[list[Path], Path | None]:
             raise ValueError(f"{root}: folder not found")
         if root.is_file():
             return [root.resolve()], None
+        # a dangling symbolic link is listed (by its own path), so that decoding reports it as skipped
         files = sorted(
-            p.resolve()
+            p.resolve() if p.exists() else p.absolute()
             for p in root.rglob("*")
-            if p.is_file()
+            if (p.is_file() or (p.is_symlink() and not p.exists()))
             and p.suffix.lower() in IMAGE_EXTENSIONS
             and not any(part.startswith(".") for part in p.relative_to(root).parts)
         )
@@ -229,51 +231,119 @@ class DecodedBatch:
     skipped: list = field(default_factory=list)
 
 
+DECODE_SIDE = 256
+"""Files are decoded at no less than twice this on their short side (JPEG draft decoding): enough for the CNN
+(efficientnet_lite0 resizes the short side to 256) and for colour statistics (computed at 256 pixels)."""
+
+
+def _decode_reduced(data: bytes, min_side: int) -> np.ndarray:
+    """RGB uint8 H×W×3 of an encoded image; a JPEG decoded at 1/2, 1/4 or 1/8 scale where its short side stays
+    at least ``2 * min_side``. Raises :class:`ImageLoadError` with the reason for an unreadable image."""
+    import io
+    import math
+
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.format == "JPEG" and img.mode in ("RGB", "L"):
+            w, h = img.size
+            scale = min(w, h) / max(2 * min_side, 1)
+            if scale >= 2 and w * h <= DEFAULT_MAX_PIXELS:
+                img.draft(img.mode, (math.ceil(w / scale), math.ceil(h / scale)))
+                img.load()
+                return load_image(img, mode="rgb")
+    except Exception:  # load_image below names the problem
+        pass
+    return load_image(data, mode="rgb")
+
+
+def _read_one(path: Path, stored_sha1, min_side: int):
+    """Read, fingerprint and decode one file: ``(key, image, Fingerprint)``, ``(key, None, reason)`` when it cannot
+    be read or decoded, or None when it is indexed and unchanged."""
+    key = str(path)
+    try:
+        if path.is_symlink() and not path.exists():
+            return key, None, f"dangling symbolic link (to {os.readlink(path)})"
+        st = path.stat()
+        data = path.read_bytes()
+        digest = hashlib.sha1(data).hexdigest()
+        if stored_sha1(key) == digest:
+            return None
+        image = _decode_reduced(data, min_side)
+    except ImageLoadError as exc:
+        return key, None, exc.reason
+    except OSError as exc:
+        return key, None, f"cannot read file: {exc.strerror or exc}"
+    return key, image, Fingerprint(st.st_size, st.st_mtime_ns, digest)
+
+
 def decode_batches(
-    files, *, stored_sha1: Callable[[str], str | None], chunk: int = 32, progress: bool = True
+    files,
+    *,
+    stored_sha1: Callable[[str], str | None],
+    chunk: int = 32,
+    progress: bool = True,
+    min_side: int = DECODE_SIDE,
+    workers: int | None = None,
 ) -> Iterator[DecodedBatch]:
-    """Read and decode ``files`` in batches of ``chunk``, leaving out files that are indexed and unchanged.
+    """Read and decode ``files`` in batches of ``chunk`` on a thread pool, leaving out files that are indexed and
+    unchanged; the next batch is read and decoded while the caller describes the current one.
+
+    Each file is read once: its SHA-1 fingerprint comes from the bytes read, the image is decoded from them (JPEG
+    at a reduced scale, keeping at least ``2 * min_side`` pixels on the short side). A file that cannot be read
+    or decoded, a dangling symbolic link included, is reported in ``skipped`` by name and reason.
 
     Parameters
     ----------
     files : list of pathlib.Path
     stored_sha1 : callable
         ``f(path) -> sha1 or None``: the digest recorded for an indexed path. A file whose bytes have that digest
-        is left out. It is called while a batch is decoded, so it sees the rows added for earlier batches.
+        is left out. It is called from the decode threads.
     chunk : int
         Files per batch.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (images per second) as batches are handed on.
+    min_side : int
+        Decoded images keep at least twice this on their short side (JPEG draft decoding).
+    workers : int, optional
+        Decode threads; default :func:`cnnwidgets.device.cpu_threads`.
 
     Yields
     ------
     DecodedBatch
+        ``images`` are RGB uint8 H×W×3 arrays.
     """
+    import concurrent.futures
+
     from tqdm.auto import tqdm
 
+    from ..device import cpu_threads
+
     bar = tqdm(total=len(files), desc="indexing", unit="img", disable=not progress)
+    batches = [files[i : i + chunk] for i in range(0, len(files), chunk)]
     try:
-        for start in range(0, len(files), chunk):
-            batch = DecodedBatch()
-            for p in files[start : start + chunk]:
-                bar.update(1)
-                key = str(p)
-                try:
-                    st = p.stat()
-                    data = p.read_bytes()
-                    digest = hashlib.sha1(data).hexdigest()
-                    if stored_sha1(key) == digest:
+        with concurrent.futures.ThreadPoolExecutor(workers or cpu_threads()) as pool:
+
+            def submit(batch):
+                return [pool.submit(_read_one, Path(p), stored_sha1, min_side) for p in batch]
+
+            pending = submit(batches[0]) if batches else []
+            for bi in range(len(batches)):
+                current, pending = pending, (submit(batches[bi + 1]) if bi + 1 < len(batches) else [])
+                batch = DecodedBatch()
+                for fut in current:
+                    found = fut.result()
+                    if found is None:
                         continue
-                    image = load_image(data, mode="rgb")
-                except ImageLoadError as exc:
-                    batch.skipped.append((key, exc.reason))
-                    continue
-                except OSError as exc:
-                    batch.skipped.append((key, f"cannot read file: {exc.strerror or exc}"))
-                    continue
-                batch.paths.append(key)
-                batch.images.append(image)
-                batch.fingerprints.append(Fingerprint(st.st_size, st.st_mtime_ns, digest))
-            yield batch
+                    key, image, info = found
+                    if image is None:
+                        batch.skipped.append((key, info))
+                        continue
+                    batch.paths.append(key)
+                    batch.images.append(image)
+                    batch.fingerprints.append(info)
+                yield batch
+                bar.update(len(current))
     finally:
         bar.close()

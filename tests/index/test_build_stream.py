@@ -1,0 +1,49 @@
+"""The streaming build: each file read once, decoded at a reduced scale on a thread pool, bad files reported."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cnnwidgets.datasets import sample
+from cnnwidgets.index import build
+
+
+def write_jpegs(folder: Path, n: int, size=(1600, 1200)) -> list[Path]:
+    base = Image.fromarray(sample("chelsea", mode="rgb")).resize(size)
+    paths = []
+    for i in range(n):
+        p = folder / f"img{i:02d}.jpg"
+        base.rotate(i * 7).save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+def test_files_read_once_decoded_reduced_and_bad_files_reported(tmp_path, monkeypatch):
+    write_jpegs(tmp_path, 5)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    files, _ = build.list_image_files(tmp_path)
+    assert [p.name for p in files] == ["broken.jpg", "gone.jpg", *(f"img{i:02d}.jpg" for i in range(5))]
+    batches = list(build.decode_batches(files, stored_sha1=lambda p: None, chunk=3, progress=False))
+    assert sorted(reads) == sorted(p.name for p in files if p.name != "gone.jpg")  # each file read once
+    skipped = {Path(k).name: why for b in batches for k, why in b.skipped}
+    assert set(skipped) == {"broken.jpg", "gone.jpg"}
+    assert "dangling symbolic link" in skipped["gone.jpg"] and "not an image" in skipped["broken.jpg"]
+    images = [im for b in batches for im in b.images]
+    assert len(images) == 5 and all(im.dtype == np.uint8 and im.shape == (600, 800, 3) for im in images)
+    sha = {Path(p).name: f.sha1 for b in batches for p, f in zip(b.paths, b.fingerprints)}
+
+    assert sha["img00.jpg"] == hashlib.sha1((tmp_path / "img00.jpg").read_bytes()).hexdigest()
+
+
+def test_unchanged_files_are_left_out(tmp_path):
+    paths = write_jpegs(tmp_path, 3, size=(320, 240))
+    known = {str(paths[1]): hashlib.sha1(paths[1].read_bytes()).hexdigest()}
+    batches = list(build.decode_batches(paths, stored_sha1=known.get, chunk=2, progress=False))
+    assert [Path(p).name for b in batches for p in b.paths] == ["img00.jpg", "img02.jpg"]
+    assert all(im.shape == (240, 320, 3) for b in batches for im in b.images)  # small files: full size
