@@ -21,6 +21,7 @@ which is OpenCV's ``BORDER_REPLICATE`` and SciPy's ``mode="nearest"``.
 
 from __future__ import annotations
 
+from .._packages import adopt_public_names
 from ._layout import FILTER_SHAPES, NOISE_KINDS
 from .frequency import Fourier, fourier, frequency_filter, homomorphic_filter, notch_filter, spectrum
 from .masks import clear_cache, frequency_mask, radial_profile
@@ -49,9 +50,4 @@ __all__ = [
     "clear_cache",
 ]
 
-# the public functions belong to this package, as the code the widgets show writes them (segment.threshold)
-for _name in __all__:
-    _obj = globals()[_name]
-    if callable(_obj) and getattr(_obj, "__module__", "").startswith(__name__ + "."):
-        _obj.__module__ = __name__
-del _name, _obj
+adopt_public_names(globals())

@@ -12,6 +12,7 @@ unless ``flip=True``.
 
 from __future__ import annotations
 
+from .._packages import adopt_public_names
 from .explain import GradCAM, grad_cam, heatmap_overlay, model_view, top_classes
 from .inspection import KINDS, capture, hooks, kernels, layer_kind, layer_names
 from .mosaics import as_maps, enlarge, kernel_mosaic, normalize, tile, tile_index
@@ -56,9 +57,4 @@ __all__ = [
     "pool2d_steps",
 ]
 
-# the public functions belong to this package, as the code the widgets show writes them (segment.threshold)
-for _name in __all__:
-    _obj = globals()[_name]
-    if callable(_obj) and getattr(_obj, "__module__", "").startswith(__name__ + "."):
-        _obj.__module__ = __name__
-del _name, _obj
+adopt_public_names(globals())

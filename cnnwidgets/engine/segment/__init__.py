@@ -20,6 +20,7 @@ float with the same weights. NumPy in gives NumPy out, torch in gives torch out 
 
 from __future__ import annotations
 
+from .._packages import adopt_public_names
 from ._base import EDGE_METHODS, GLOBAL_METHODS, GRADIENT_METHODS, LOCAL_METHODS, as_gray, histogram
 from .display import mark_points, mask_stats, overlay
 from .edge_maps import edge_mask, edges, zero_crossings
@@ -53,9 +54,4 @@ __all__ = [
     "mark_points",
 ]
 
-# the public functions belong to this package, as the code the widgets show writes them (segment.threshold)
-for _name in __all__:
-    _obj = globals()[_name]
-    if callable(_obj) and getattr(_obj, "__module__", "").startswith(__name__ + "."):
-        _obj.__module__ = __name__
-del _name, _obj
+adopt_public_names(globals())
