@@ -123,6 +123,40 @@ class ClassHierarchy:
                 return out
             s = up[0]
 
+    def path_to(self, label: str, text: str) -> list[str]:
+        """The shortest hypernym path from class ``label`` up to a synset that a phrase of ``text`` names.
+
+        >>> default_hierarchy().path_to("palace", "building")
+        ['palace', 'residence', 'house', 'building']
+
+        Returns
+        -------
+        list of str
+            The first lemma of each synset on the way, the class first; ``[]`` when no such synset is above it.
+        """
+        n = self.class_of.get(label)
+        targets = {s for _, senses in self.senses(text) for s, _ in senses}
+        if n is None or not targets:
+            return []
+        start = self.wnids[n]
+        previous, frontier = {start: None}, [start]
+        while frontier:
+            found = [s for s in frontier if s in targets]
+            if found:
+                s, out = found[0], []
+                while s is not None:
+                    out.append(self.synsets[s]["lemmas"][0])
+                    s = previous[s]
+                return out[::-1]
+            nxt = []
+            for s in frontier:
+                for h in self.synsets[s]["hypernyms"]:
+                    if h not in previous:
+                        previous[h] = s
+                        nxt.append(h)
+            frontier = nxt
+        return []
+
     # ------------------------------------------------------------------ words
     def _lookup(self, words: list[str]) -> list | None:
         *head, last = words

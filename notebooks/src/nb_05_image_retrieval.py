@@ -2,7 +2,28 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_notebook import write
+from make_notebook import exercises, write
+
+EXERCISES = exercises(
+    "05",
+    [
+        (
+            "No caption mentions the coffee photo, and its file names say *coffee*. Write a text query **without the "
+            "word coffee** whose 5 best hits are all coffee images (look at their `tags`).",
+            'answer = "espresso"',
+            "index=index",
+        ),
+        ("The first 10 hits of a query are R R N R R N N R R R (R relevant). What is precision@10?", "answer = 7 / 10"),
+        (
+            "A query has 2 relevant items and its ranking starts R N R. What is its average precision?",
+            "answer = (1 / 1 + 2 / 3) / 2",
+        ),
+        (
+            "Which descriptor fails on the colour-changed versions: `'cnn'`, `'color'`, `'moments'` or `'sift'`?",
+            'answer = "color"',
+        ),
+    ],
+)
 
 write(
     "notebooks/05_image_retrieval.ipynb",
@@ -205,6 +226,94 @@ for h in hits:
         (
             "md",
             """
+## Class words: the ImageNet hierarchy from WordNet
+The index stores each image's top-5 ImageNet labels with their probabilities. "horse" is no ImageNet label,
+"sorrel" is, and WordNet knows that a sorrel is a horse. cnnwidgets ships the hierarchy of the 1,000 classes
+(WordNet 3.0: each class's lemmas and all its hypernyms up to *entity*), and text search uses it: a word that
+names a synset scores every image by the probability of its tags that lie below that synset
+(`scores["hierarchy"]`), added to the BM25 (`keyword`) and MiniLM (`semantic`) parts. Words that name no
+synset score as before.
+
+"dog" is above 118 ImageNet classes, the breeds 151–268. An index whose images carry every breed as a tag
+(vectors made up, tags given) finds them all, and none of the cats:
+""",
+        ),
+        (
+            "code",
+            """
+from cnnwidgets.engine.models import imagenet_labels
+
+names = imagenet_labels()
+breeds = names[151:269] + ["tabby", "Persian cat", "Siamese cat"]
+made_up = np.eye(len(breeds), 32, dtype=np.float32)
+tagged = ImageIndex.from_vectors([f"/made/up/{n}.jpg" for n in range(len(breeds))], {"cnn": made_up},
+                                 tags=[[(label, 0.9)] for label in breeds])
+hits = tagged.search(text="dog", k=len(breeds))
+found = [h.tags[0][0] for h in hits if h.scores["hierarchy"] > 0]
+print(len(found), "breeds found, e.g.", found[:4], "| then:", [h.tags[0][0] for h in hits[len(found):]])
+assert sorted(found) == sorted(names[151:269])
+print(" → ".join(index.hierarchy.path("golden retriever")))
+""",
+        ),
+        (
+            "md",
+            """
+On photos: `class_word_set` writes a small labelled set from photos that ship with scikit-image, scikit-learn
+and Matplotlib (6 class words × 16 images, crops, mirrors, rotations and colour changes of 10 photos; no
+captions, and file names without the class word). Precision@10 of each class word as the query, with and
+without the hierarchy part:
+""",
+        ),
+        (
+            "code",
+            """
+from cnnwidgets.index.evaluation import class_word_set
+
+word_labels = class_word_set(work / "words")
+words = ImageIndex.build(work / "words", descriptors=("cnn", "color"), progress=False)
+def p10(word, **kw):
+    return np.mean([word_labels[h.path] == word for h in words.search(text=word, k=10, **kw)])
+print(f"{'word':10s} {'with':>6s} {'without':>8s}")
+for word in sorted(set(word_labels.values())):
+    print(f"{word:10s} {p10(word):6.2f} {p10(word, weights={'hierarchy': 0.0}):8.2f}")
+assert p10("building") >= 0.9 > p10("building", weights={"hierarchy": 0.0})
+""",
+        ),
+        (
+            "md",
+            "Which part matched, and the hypernym path from the hit's best tag to the word:",
+        ),
+        (
+            "code",
+            """
+hit = words.search(text="building", k=1)[0]
+print({k: round(v, 3) for k, v in hit.scores.items()}, hit.tags[:2])
+print(" → ".join(words.hierarchy.path_to(hit.tags[0][0], "building")))
+show(words.search(text="vehicle", k=6), "text: 'vehicle'")
+""",
+        ),
+        (
+            "md",
+            """
+## Re-ranking: query expansion, diffusion, k-reciprocal
+`search(image=..., rerank=...)` re-ranks with the stored vectors: `"qe"` adds the query's 5 nearest neighbours
+to it (α-QE) and searches again; `"diffusion"` and `"kreciprocal"` re-order the first 100 results by their
+neighbourhood graph. `evaluate(..., rerank=...)` reports each next to the plain ranking:
+""",
+        ),
+        (
+            "code",
+            """
+rr = evaluate(words, word_labels, modes=["cnn", "semantic"], rerank=["qe", "diffusion", "kreciprocal"])
+print(f"{'mode':22s} {'P@10':>6s} {'mAP':>6s}")
+for key, r in rr.items():
+    print(f"{key:22s} {r['precision@10']:6.3f} {r['mAP']:6.3f}")
+assert rr["cnn+diffusion"]["mAP"] >= rr["cnn"]["mAP"] and rr["cnn+kreciprocal"]["mAP"] >= rr["cnn"]["mAP"]
+""",
+        ),
+        (
+            "md",
+            """
 ## Saving and loading
 `save` writes the FAISS files, a SQLite table (paths, captions, tags, fingerprints) and a JSON manifest;
 the manifest is replaced last and atomically, so a crash never leaves a half-written index. `load` checks that
@@ -252,5 +361,6 @@ assert box.results and "/coffee/" in box.results[0]["path"]
 print(box.code)
 """,
         ),
-    ],
+    ]
+    + EXERCISES,
 )

@@ -156,3 +156,18 @@ def test_a_damaged_text_vectors_file_is_named(tmp_path):
     storage.write_manifest(root, manifest)
     with pytest.raises(IndexLoadError, match="text_vectors.npy"):
         ImageIndex.load(root, progress=False)
+
+
+def test_path_to_a_word_goes_through_its_synset(hierarchy):
+    assert hierarchy.path_to("palace", "building") == ["palace", "residence", "house", "building"]
+    assert hierarchy.path_to("sorrel", "horses") == ["sorrel", "horse"]
+    assert hierarchy.path_to("moped", "vehicle")[-1] == "vehicle" and hierarchy.path_to("tabby", "dog") == []
+
+
+def test_class_word_set_names_files_without_their_class_word(tmp_path):
+    from cnnwidgets.index.evaluation import CLASS_WORD_SOURCES, class_word_set
+
+    labels = class_word_set(tmp_path, per_class=4)
+    assert sorted(set(labels.values())) == sorted(CLASS_WORD_SOURCES) and len(labels) == 4 * len(CLASS_WORD_SOURCES)
+    assert all(Path(p).exists() and labels[p] not in Path(p).name for p in labels)
+    assert all(default_hierarchy().senses(word) for word in CLASS_WORD_SOURCES)  # every word names a synset
