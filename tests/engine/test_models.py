@@ -12,7 +12,7 @@ from PIL import Image
 from cnnwidgets.datasets import digits, sample
 from cnnwidgets.engine import models as M
 from cnnwidgets.engine.models.fuse import fold_bn
-from cnnwidgets.engine.models.pretrained import convert_lite0_state_dict
+from cnnwidgets.engine.models.pretrained import convert_lite0_state_dict, convert_lite_state_dict
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 
@@ -57,6 +57,53 @@ def test_lite0_key_mapping_covers_package_weights_exactly(lite0):
     got = lite0.state_dict()
     assert torch.equal(got["blocks.3.1.conv_dw.weight"], state["_blocks.6._depthwise_conv.weight"])
     assert torch.equal(got["classifier.weight"], state["_fc.weight"])
+
+
+# ----------------------------------------------------------------------------- efficientnet_lite1, _lite2
+
+LITE_SIZES = [("efficientnet_lite1", 1, 240), ("efficientnet_lite2", 2, 260)]
+
+
+@pytest.fixture(scope="module", params=LITE_SIZES, ids=[n for n, _, _ in LITE_SIZES])
+def larger_lite(request):
+    name, variant, side = request.param
+    return M.create_model(name, device="cpu"), variant, side
+
+
+def test_larger_lite_key_mapping_maps_every_tensor_once(larger_lite):
+    import timm
+
+    model, variant, _ = larger_lite
+    state = torch.load(M.efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True)
+    ref = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    converted = convert_lite_state_dict(state, ref)
+    assert len(converted) == len(state)  # no two package keys land on one name
+    assert set(converted) == set(ref.state_dict())  # and every model tensor gets one
+    for k, v in converted.items():
+        assert v.shape == ref.state_dict()[k].shape, k
+    got = model.state_dict()
+    assert torch.equal(got["classifier.weight"], state["_fc.weight"])
+    last = max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
+    stage, index = len(model.blocks) - 1, len(model.blocks[-1]) - 1
+    assert torch.equal(got[f"blocks.{stage}.{index}.conv_dw.weight"], state[f"_blocks.{last}._depthwise_conv.weight"])
+
+
+def test_larger_lite_input_size_and_chelsea_is_a_cat(larger_lite):
+    model, variant, side = larger_lite
+    cfg = model.cnnw_config
+    assert cfg["input_size"] == (3, side, side) and cfg["name"] == f"efficientnet_lite{variant}"
+    assert len(cfg["labels"]) == 1000 and cfg["pretrained"].endswith(".pth")
+    assert M.preprocess(sample("chelsea"), model).shape == (1, 3, side, side)
+    cat = M.classify(model, sample("chelsea"), topk=3)
+    assert cat[0][0] in CAT_LABELS, cat
+    vecs = M.embed(model, [sample("chelsea"), sample("coffee")])
+    assert vecs.shape == (2, 1280)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-4)
+
+
+def test_lite_variant_without_package_is_refused():
+    with pytest.raises(ValueError, match="variant"):
+        M.efficientnet_lite_weights_path(3)
 
 
 def test_config_and_labels(lite0):
@@ -244,8 +291,14 @@ def test_bad_inputs_are_named(tmp_path):
 
 
 def test_list_models():
-    assert M.list_models()[:3] == ["efficientnet_lite0", "tiny_cnn", "lenet5"]
-    assert M.list_models("*lite*") == ["efficientnet_lite0"]
+    assert M.list_models()[:5] == [
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+        "tiny_cnn",
+        "lenet5",
+    ]
+    assert M.list_models("*lite*") == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     ext = M.list_models("resnet18", external=True)
     assert "torchvision/resnet18" in ext and "timm/resnet18" in ext
 

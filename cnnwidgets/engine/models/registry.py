@@ -45,6 +45,16 @@ register_model(
     "EfficientNet-Lite0, ImageNet-1k weights shipped offline (224×224, 1000 classes)",
 )
 register_model(
+    "efficientnet_lite1",
+    builders.efficientnet_lite1,
+    "EfficientNet-Lite1, ImageNet-1k weights shipped offline (240×240, 1000 classes)",
+)
+register_model(
+    "efficientnet_lite2",
+    builders.efficientnet_lite2,
+    "EfficientNet-Lite2, ImageNet-1k weights shipped offline (260×260, 1000 classes)",
+)
+register_model(
     "tiny_cnn",
     builders.tiny_cnn,
     "conv–ReLU–pool ×2 + FC teaching CNN, 1×32×32 input, 10 classes (no pretrained weights)",
@@ -136,8 +146,8 @@ def create_model(
         A registered name (:func:`list_models`), a torchvision or a timm architecture
         (optionally prefixed ``"torchvision/"`` or ``"timm/"``; torchvision wins for bare names).
     pretrained : bool or str or os.PathLike
-        ``True``: the weights available offline (``efficientnet_lite0``: the packaged ImageNet
-        weights; torchvision/timm: the file in the torch hub cache, else
+        ``True``: the weights available offline (``efficientnet_lite0``/``1``/``2``: the packaged
+        ImageNet weights; torchvision/timm: the file in the torch hub cache, else
         :class:`PretrainedWeightsUnavailable`). ``tiny_cnn`` and ``lenet5`` have no published
         weights and are always freshly initialised unless given a path. ``False``: random
         weights. A path: a state dict saved with ``torch.save(model.state_dict(), path)``
