@@ -30,9 +30,17 @@ as the issue measured it (batch 32, BatchNorm not folded) and as embed runs it (
 folded for fp32, not for bf16),
 to show how much of the budget decoding takes.
 
-Targets (issue 5): embed ≥ 5× the naive loop and ≥ 100 images/s on the 2-core machine.
+Issue 10 adds, per set: naive_batch32 (the issue's naive loop: PIL decode, torchvision Resize/CenterCrop, eager
+forward, batch 32), embed_onnx (``backend="onnx"``: the cached, verified ONNX Runtime export; cosine to torch fp32
+and the fraction of queries whose top-10 neighbours are identical), cnn_with_tags_onnx (embeddings and tags from
+one pass) and index_build_cnn_color (``ImageIndex.build(folder, descriptors=("cnn", "color"))`` in a fresh
+process, with its peak RSS; ``--no-build`` skips it); and the ONNX Runtime forward pass alone (chunks of 8).
 
-Usage: ``python bench/bench_cnn.py [--images 1000] [--naive-images 200] [--batch-size 32] [--sets web,camera]``
+Targets (issue 5): embed ≥ 5× the naive loop and ≥ 100 images/s on the 2-core machine. Issue 10: index build
+≥ 4× naive_batch32 (web) and ≥ 3× (camera), ≥ 100 images/s quiet; forward-only ≥ 110 images/s; cosine ≥ 0.9999.
+
+Usage: ``python bench/bench_cnn.py [--images 1000] [--naive-images 200] [--batch-size 32] [--sets web,camera]
+[--no-build]``
 """
 
 from __future__ import annotations
@@ -143,6 +151,41 @@ def naive_embed(model, paths):
     return np.stack(out)
 
 
+def naive_batch_embed(model, paths, batch_size=32):
+    """The issue's naive loop: PIL decode, torchvision Resize(256)/CenterCrop(224), eager forward, batch 32."""
+    import torch
+    from PIL import Image
+    from torchvision import transforms as T
+
+    cfg = model.cnnw_config
+    tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(cfg["mean"], cfg["std"])])
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(paths), batch_size):
+            x = torch.stack([tf(Image.open(p).convert("RGB")) for p in paths[i : i + batch_size]])
+            f = model.forward_head(model.forward_features(x), pre_logits=True)
+            out.append(torch.nn.functional.normalize(f, dim=1).numpy())
+    return np.concatenate(out)
+
+
+def index_build(folder: str) -> dict:
+    """``ImageIndex.build(folder, descriptors=("cnn", "color"))`` in a fresh process: seconds and peak RSS."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, resource, sys, time\n"
+        "from cnnwidgets.index import ImageIndex\n"
+        "t = time.perf_counter()\n"
+        "ix = ImageIndex.build(sys.argv[1], descriptors=('cnn', 'color'), progress=False)\n"
+        "dt = time.perf_counter() - t\n"
+        "print(json.dumps({'images': len(ix), 'seconds': dt, 'skipped': len(ix.skipped),"
+        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, folder], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def neighbours(e: np.ndarray, k: int = 10) -> np.ndarray:
     sim = e @ e.T
     np.fill_diagonal(sim, -np.inf)
@@ -169,8 +212,24 @@ def run_set(name, model, paths, args, common):
         {"case": "naive", **tag, "images": len(sub), "seconds": round(naive_s, 2), "images_per_s": round(naive_rate, 1)}
     )
 
+    naive_batch_embed(model, sub[:2])
     t = time.perf_counter()
-    e32 = M.embed(model, paths, batch_size=args.batch_size, progress=False, precision="fp32")
+    naive_batch_embed(model, sub, args.batch_size)
+    nb_s = time.perf_counter() - t
+    nb_rate = len(sub) / nb_s
+    emit(
+        {
+            "case": "naive_batch32",
+            **tag,
+            "images": len(sub),
+            "seconds": round(nb_s, 2),
+            "images_per_s": round(nb_rate, 1),
+            "speedup_vs_naive": round(nb_rate / naive_rate, 2),
+        }
+    )
+
+    t = time.perf_counter()
+    e32 = M.embed(model, paths, batch_size=args.batch_size, progress=False, precision="fp32", backend="torch")
     s32 = time.perf_counter() - t
     cos_naive = (e32[: len(sub)] * ref_sub).sum(1)
     emit(
@@ -183,8 +242,59 @@ def run_set(name, model, paths, args, common):
             "speedup_vs_naive": round(len(paths) / s32 / naive_rate, 2),
             "min_cosine_vs_naive": round(float(cos_naive.min()), 4),
             "mean_cosine_vs_naive": round(float(cos_naive.mean()), 5),
+            "speedup_vs_naive_batch32": round(len(paths) / s32 / nb_rate, 2),
         }
     )
+
+    M.embed(model, paths[: args.batch_size], batch_size=args.batch_size, progress=False, backend="onnx")  # export
+    t = time.perf_counter()
+    eox = M.embed(model, paths, batch_size=args.batch_size, progress=False, backend="onnx")
+    sox = time.perf_counter() - t
+    cos = (eox * e32).sum(1)
+    top10 = float(np.mean([(a == b).all() for a, b in zip(neighbours(e32), neighbours(eox))]))
+    emit(
+        {
+            "case": "embed_onnx",
+            **tag,
+            "images": len(paths),
+            "seconds": round(sox, 2),
+            "images_per_s": round(len(paths) / sox, 1),
+            "speedup_vs_naive": round(len(paths) / sox / naive_rate, 2),
+            "speedup_vs_naive_batch32": round(len(paths) / sox / nb_rate, 2),
+            "speedup_vs_embed_torch": round(s32 / sox, 2),
+            "min_cosine_vs_torch_fp32": round(float(cos.min()), 6),
+            "top10_identical_vs_torch": round(top10, 4),
+        }
+    )
+
+    from cnnwidgets.engine import features
+
+    t = time.perf_counter()
+    etg, _ = features.cnn_with_tags(paths, model=model, progress=False)
+    stg = time.perf_counter() - t
+    emit(
+        {
+            "case": "cnn_with_tags_onnx",
+            **tag,
+            "images": len(paths),
+            "seconds": round(stg, 2),
+            "images_per_s": round(len(paths) / stg, 1),
+            "speedup_vs_naive_batch32": round(len(paths) / stg / nb_rate, 2),
+            "min_cosine_vs_torch_fp32": round(float((etg * e32).sum(1).min()), 6),
+        }
+    )
+
+    if args.build:
+        b = index_build(os.path.dirname(paths[0]))
+        emit(
+            {
+                "case": "index_build_cnn_color",
+                **tag,
+                **{k: round(v, 2) if isinstance(v, float) else v for k, v in b.items()},
+                "images_per_s": round(b["images"] / b["seconds"], 1),
+                "speedup_vs_naive_batch32": round(b["images"] / b["seconds"] / nb_rate, 2),
+            }
+        )
 
     if not common["bf16_supported"]:
         emit({"case": "embed_auto_bf16", **tag, "skipped": "no native bf16 on this device; auto uses fp32"})
@@ -229,6 +339,7 @@ def main():
     ap.add_argument("--naive-images", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--sets", default="web,camera", help="comma-separated: web, camera")
+    ap.add_argument("--no-build", dest="build", action="store_false", help="skip the ImageIndex.build case")
     args = ap.parse_args()
 
     import torch
@@ -291,6 +402,26 @@ def main():
                     "images_per_s": round(args.batch_size / dt, 1),
                 }
             )
+    from cnnwidgets.engine.models.backend import onnx_model
+
+    session = onnx_model(model)
+    xs = x.contiguous().cpu().numpy()
+    for xb in np.split(xs, len(xs) // chunk):
+        session.run(xb)
+    t = time.perf_counter()
+    for _ in range(3):
+        for xb in np.split(xs, len(xs) // chunk):
+            session.run(xb)
+    dt = (time.perf_counter() - t) / 3
+    emit(
+        {
+            "case": f"forward_only_b{chunk}_onnx_fp32",
+            **common,
+            "batch": chunk,
+            "onnx_threads": session.threads,
+            "images_per_s": round(args.batch_size / dt, 1),
+        }
+    )
 
 
 if __name__ == "__main__":
