@@ -94,13 +94,16 @@ def item(page, name: str):
     return page.locator(".jp-DirListing-item").filter(has=page.locator(".jp-DirListing-itemText", has_text=name)).first
 
 
-def context_menu(page, name: str, *entries: str):
+def context_menu(page, name: str, *entries: str, screenshot: str | None = None):
     """Right-click ``name`` in the file browser and click through the menu ``entries``; returns the click time."""
     item(page, name).click(button="right")
     for entry in entries[:-1]:
         page.locator(".lm-Menu:visible .lm-Menu-item").filter(has_text=entry).first.hover()
     last = page.locator(".lm-Menu:visible .lm-Menu-item").filter(has_text=entries[-1]).last
     last.wait_for(state="visible")
+    if screenshot:
+        last.hover()
+        page_screenshot(page, screenshot)
     t0 = time.monotonic()
     last.click()
     return t0
@@ -137,7 +140,8 @@ def test_filter_designer_from_context_menu(lab, page, files):
     before = kernels(lab)
     times = []
     for i in range(5):
-        t0 = context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+        shot = "extension_context_menu.png" if i == 0 else None
+        t0 = context_menu(page, "photo.png", "cnnwidgets", "Filter designer", screenshot=shot)
         wait_first_picture(page, FD_RESULT)
         times.append(time.monotonic() - t0)
         if i < 4:
@@ -159,7 +163,6 @@ def test_filter_designer_from_context_menu(lab, page, files):
     page.keyboard.press("Enter")
     wait_pixels_change(page, FD_RESULT, before_px)
     assert "error" not in status_text(page).lower()
-    widget_screenshot(page, TAB, "extension_filter_designer_tab.png", height=1100)
     page_screenshot(page, "extension_filter_designer.png")
 
     # Open as notebook: a notebook next to the image; running it reproduces the tab's result (its assert cell)
@@ -405,6 +408,7 @@ def test_launcher_cards(lab, page, files):
     ):
         assert label in cards, cards
     assert "Getting started with cnnwidgets" in cards, cards
+    section.scroll_into_view_if_needed()
     page_screenshot(page, "extension_launcher.png")
     section.locator(".jp-LauncherCard").filter(has_text="Filter designer").first.click()
     wait_first_picture(page, FD_RESULT)
