@@ -173,3 +173,10 @@ def test_auto_runs_torch_where_it_must(cache, monkeypatch):
         B.resolve_backend("onnx", model.train())
     with pytest.raises(ValueError, match="backend"):
         M.embed(model, digits_like(), backend="tensorrt")
+
+
+def test_cache_folder_keeps_the_most_recent_exports(cache, monkeypatch):
+    monkeypatch.setattr(B, "KEEP_FILES", 2)
+    for seed in range(3):
+        M.embed(tiny(seed), digits_like(2), backend="onnx")
+    assert len(list(cache.glob("*.onnx"))) == 2

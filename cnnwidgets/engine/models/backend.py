@@ -16,11 +16,12 @@ dynamo=False)``), and kept in ``<cache>/onnx/`` (:func:`cache_dir`: ``CNNWIDGETS
 parameter and buffer: names, dtypes, shapes and bytes), the input size, and the torch, exporter and ONNX Runtime
 versions, so a fine-tuned model or a new head never runs from a stale file. The file is written to a temporary
 name and renamed; a fresh export is used only if its outputs agree with torch (cosine ≥ 0.9999 per image on
-bundled photographs and noise).
+bundled photographs and noise). The folder keeps the 16 most recently used exports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -59,6 +60,7 @@ CACHE_ENV_VAR = "CNNWIDGETS_CACHE_DIR"
 MIN_COSINE = 0.9999
 EXPORTER = "torchscript-opset17"  # part of the file key: another exporter or opset makes another file
 _OPSET = 17
+KEEP_FILES = 16  # exports kept in the cache folder, the least recently used deleted beyond it
 
 _SESSIONS = ModelCache(maxsize=4)  # key: id(model); version: weights fingerprint; value: OnnxModel or failure
 _stats_lock = threading.Lock()
@@ -309,6 +311,8 @@ def _session(model: nn.Module):
     if path.exists():
         try:
             found = OnnxModel(path)
+            with contextlib.suppress(OSError):
+                os.utime(path)  # recently used: kept when the folder is pruned
             with _stats_lock:
                 stats["loads"] += 1
             return found
@@ -321,7 +325,19 @@ def _session(model: nn.Module):
     found = OnnxModel(path)
     with _stats_lock:
         stats["loads"] += 1
+    _prune(path.parent)
     return found
+
+
+def _prune(folder: Path) -> None:
+    """Delete all but the :data:`KEEP_FILES` most recently used exports in ``folder``."""
+    try:
+        files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in files[KEEP_FILES:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def onnx_model(model: nn.Module):
