@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections import Counter
 
 import numpy as np
 
@@ -51,13 +50,15 @@ class BM25:
         self.lengths = np.array([len(d) for d in docs], np.float64)
         self.avgdl = float(self.lengths.mean()) if self.n and self.lengths.sum() else 1.0
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        tmp: dict[str, list] = {}
-        for i, d in enumerate(docs):
-            for term, f in Counter(d).items():
-                tmp.setdefault(term, []).append((i, f))
-        for term, pairs in tmp.items():
-            ids, freqs = zip(*pairs)
-            self.postings[term] = (np.array(ids, np.int64), np.array(freqs, np.float64))
+        vocabulary: dict[str, int] = {}
+        term_of = np.array([vocabulary.setdefault(t, len(vocabulary)) for d in docs for t in d], np.int64)
+        doc_of = np.repeat(np.arange(self.n, dtype=np.int64), self.lengths.astype(np.int64))
+        pairs, freqs = np.unique(term_of * max(self.n, 1) + doc_of, return_counts=True)  # sorted by term, then doc
+        terms, ids = np.divmod(pairs, max(self.n, 1))
+        bounds = np.searchsorted(terms, np.arange(len(vocabulary) + 1))
+        freqs = freqs.astype(np.float64)
+        for term, j in vocabulary.items():
+            self.postings[term] = (ids[bounds[j] : bounds[j + 1]], freqs[bounds[j] : bounds[j + 1]])
 
     def idf(self, term: str) -> float:
         n_t = len(self.postings[term][0]) if term in self.postings else 0

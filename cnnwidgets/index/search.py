@@ -135,12 +135,18 @@ class TextScorer:
         from ..engine.text import BM25
 
         text_vectors = TextVectors() if text_vectors is None else text_vectors
-        docs = [" ".join([r.caption or "", Path(r.path).stem, *[t for t, _ in r.tags]]) for r in rows]
+        stem = os.path.basename  # the file name without its extension, as Path.stem (faster for many rows)
+        docs = [" ".join([r.caption or "", os.path.splitext(stem(r.path))[0], *[t for t, _ in r.tags]]) for r in rows]
         labels = sorted({t for r in rows for t, _ in r.tags})
         cap_rows = [n for n, r in enumerate(rows) if r.caption]
         self.tags = [r.tags for r in rows]
         self.bm25 = BM25(docs)
         self.labels = {l: i for i, l in enumerate(labels)}
+        width = max((len(tg) for tg in self.tags), default=0)
+        # tag_label[row, j]: index in labels of the row's j-th tag, -1 past its last tag
+        self.tag_label = np.full((len(self.tags), width), -1, np.int64)
+        for r, tg in enumerate(self.tags):
+            self.tag_label[r, : len(tg)] = [self.labels[t] for t, _ in tg]
         self.label_vecs = text_vectors.get(labels)
         self.cap_rows = np.array(cap_rows, np.int64)
         self.cap_vecs = text_vectors.get([rows[n].caption for n in cap_rows])
@@ -189,11 +195,9 @@ class TextScorer:
         kw = kw / kw.max() if len(kw) and kw.max() > 0 else np.zeros(n, np.float64)
         q = embed_text(text)
         sem = np.full(n, -1.0)
-        if len(self.labels):
-            lsim = self.label_vecs @ q
-            for r, tg in enumerate(self.tags):
-                if tg:
-                    sem[r] = max(lsim[self.labels[t]] for t, _ in tg)
+        if self.tag_label.shape[1]:
+            lsim = np.append(self.label_vecs @ q, -1.0)  # the last entry for "no tag" (-1)
+            sem = lsim[self.tag_label].max(axis=1).astype(np.float64)
         if len(self.cap_rows):
             sem[self.cap_rows] = np.maximum(sem[self.cap_rows], self.cap_vecs @ q)
         return {"keyword": kw, "semantic": np.clip(sem, 0.0, 1.0), "hierarchy": self.hierarchy_scores(text)[0]}
