@@ -8,6 +8,11 @@ Usage::
 
     from make_notebook import write
     write("notebooks/00_getting_started.ipynb", [("md", "# Title"), ("code", "x = 1"), ("code", "# NBVAL_CHECK_OUTPUT\nprint(x)", "1\n")])
+
+Exercises: a cell ``("exercise", student_source, solution_source)`` becomes a code cell holding the student source in
+the tutorial notebook, and the solution source in a second notebook of the same name under ``notebooks/solutions/``,
+which is written whenever a notebook has exercises. ``{solutions}`` in either source is replaced by ``False`` in the
+tutorial and ``True`` in the solutions (``check = exercises.checks("01", solutions={solutions})``).
 """
 
 import json
@@ -15,6 +20,24 @@ from pathlib import Path
 
 
 def write(path, cells):
+    path = Path(path)
+    _write(path, [_version(cell, solutions=False) for cell in cells])
+    if any(cell[0] == "exercise" for cell in cells):
+        (path.parent / "solutions").mkdir(exist_ok=True)
+        _write(path.parent / "solutions" / path.name, [_version(cell, solutions=True) for cell in cells])
+
+
+def _version(cell, *, solutions):
+    kind, src, *rest = cell
+    if kind == "exercise":
+        src = rest[0] if solutions else src
+        return ("code", src.replace("{solutions}", str(solutions)))
+    if kind == "code":
+        src = src.replace("{solutions}", str(solutions))
+    return (kind, src, *rest)
+
+
+def _write(path, cells):
     nb = {
         "cells": [],
         "metadata": {
@@ -39,3 +62,35 @@ def write(path, cells):
                 cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": expected[0]}]
         nb["cells"].append(cell)
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def exercises(notebook, items, *, intro=""):
+    """The cells of a notebook's exercise section: a heading, the checker, then per exercise a task and an answer cell.
+
+    Parameters
+    ----------
+    notebook : str
+        The notebook's number, as ``cnnwidgets.exercises.checks`` takes it.
+    items : list of tuple
+        ``(task_markdown, solution_source)`` or ``(task_markdown, solution_source, extra_check_arguments)``; the
+        solution source sets ``answer``. The student's cell reads ``answer = None  # your answer here``.
+    intro : str
+        Markdown after the heading.
+    """
+    cells = [
+        (
+            "md",
+            "## Exercises with feedback\nWrite your answer in the cell, run it, and read the feedback. A wrong answer "
+            "gets a hint; nothing breaks, so you can come back later. " + intro,
+        ),
+        (
+            "code",
+            f'from cnnwidgets import exercises\n\ncheck = exercises.checks("{notebook}", solutions={{solutions}})',
+        ),
+    ]
+    for number, (task, solution, *extra) in enumerate(items, 1):
+        call = f"check.ex{number}(answer{', ' + extra[0] if extra else ''})"
+        cells.append(("md", f"**Exercise {number}.** {task.strip()}"))
+        cells.append(("exercise", f"answer = None  # your answer here\n{call}", f"{solution.strip()}\n{call}"))
+    cells.append(("code", "print(check.summary())"))
+    return cells

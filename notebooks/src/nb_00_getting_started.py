@@ -2,7 +2,28 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_notebook import write
+from make_notebook import exercises, write
+
+EXERCISES = exercises(
+    "00",
+    [
+        ("What is the shape of the `coffee` sample? Answer with a tuple.", 'answer = datasets.sample("coffee").shape'),
+        (
+            'What shape does `io.load_image(..., mode="gray")` give for the chelsea JPEG saved above?',
+            'answer = io.load_image(folder / "chelsea.jpg", mode="gray").shape',
+        ),
+        (
+            "Which exception does `io.load_image` raise for a file that is not an image? Answer with the class.",
+            """
+try:
+    io.load_image(folder / "notes.png")
+except Exception as err:
+    answer = type(err)
+""",
+        ),
+        ("How many classes does `datasets.shapes` draw?", "answer = len(datasets.shapes(16, seed=0).classes)"),
+    ],
+)
 
 write(
     "notebooks/00_getting_started.ipynb",
@@ -148,5 +169,6 @@ assert images.classes == ["cats", "cups"] and len(images) == 2 and len(images.sk
 - `05_image_retrieval.ipynb` — search images by text, colour and CNN features with the SearchBox
 """,
         ),
-    ],
+    ]
+    + EXERCISES,
 )

@@ -2,7 +2,34 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_notebook import write
+from make_notebook import exercises, write
+
+EXERCISES = exercises(
+    "01",
+    [
+        (
+            "Find a Butterworth low-pass cutoff (order 2) that gives the `noisy` camera image at least 25 dB PSNR. "
+            "Use the widget or `enhance.frequency_filter` and `enhance.psnr`.",
+            """
+cutoffs = [0.05, 0.1, 0.2, 0.4]
+scores = [enhance.psnr(camera, enhance.frequency_filter(noisy, cutoff=c, order=2)) for c in cutoffs]
+answer = cutoffs[int(np.argmax(scores))]
+""",
+        ),
+        (
+            "Which low-pass shape rings next to edges (Gibbs overshoot): `'ideal'`, `'butterworth'` or `'gaussian'`?",
+            "answer = max(overshoot, key=overshoot.get)",
+        ),
+        (
+            "Which filter removes salt-and-pepper noise best while keeping edges: `'gaussian'` or `'median'`?",
+            'answer = "median"',
+        ),
+        (
+            "What is the mean of `enhance.frequency_filter(camera, highpass=True, cutoff=0.05)`?",
+            "answer = float(enhance.frequency_filter(camera, highpass=True, cutoff=0.05).mean())",
+        ),
+    ],
+)
 
 write(
     "notebooks/01_image_enhancement.ipynb",
@@ -315,5 +342,6 @@ for shape in ("butterworth", "ideal"):
 print("both high-pass results have zero mean")
 """,
         ),
-    ],
+    ]
+    + EXERCISES,
 )

@@ -2,7 +2,23 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_notebook import write
+from make_notebook import exercises, write
+
+EXERCISES = exercises(
+    "02",
+    [
+        ("How many coins did Exercise 1 above count?", "answer = n_coins"),
+        (
+            "Which threshold method do you pick for the unevenly lit `page`? Answer with a method name.",
+            'answer = "sauvola"',
+        ),
+        ("What is the Otsu threshold of `coins` (0–255)?", 'answer = segment.threshold_value(coins, "otsu")'),
+        (
+            "Which edge detector gives one-pixel-thin, linked edges? Answer with a name from `segment.EDGE_METHODS`.",
+            'answer = "canny"',
+        ),
+    ],
+)
 
 write(
     "notebooks/02_segmentation.ipynb",
@@ -236,5 +252,6 @@ wc
 4. Upload a photo of your own and try k-means with 2–6 clusters.
 """,
         ),
-    ],
+    ]
+    + EXERCISES,
 )

@@ -2,7 +2,39 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_notebook import write
+from make_notebook import exercises, write
+
+EXERCISES = exercises(
+    "03",
+    [
+        (
+            "By hand: a 32×32 input, a 5×5 kernel, stride 2, padding 1. How wide is the output?",
+            "answer = (32 + 2 * 1 - 5) // 2 + 1",
+        ),
+        (
+            "How many parameters has `torch.nn.Conv2d(3, 16, kernel_size=3)`? Count by hand, then check with "
+            "`sum(p.numel() for p in ...parameters())`.",
+            "answer = sum(p.numel() for p in torch.nn.Conv2d(3, 16, kernel_size=3).parameters())",
+        ),
+        (
+            """
+Why can't max pooling be inverted? Answer with a letter.
+- (a) because it is a non-linear function
+- (b) because many inputs give the same output: the other values of each window are thrown away
+- (c) because it changes the number of channels
+- (d) because it uses a stride
+""",
+            'answer = "b"\n'
+            "a, b = np.array([[1, 3], [0, 4.0]]), np.array([[4, 0], [2, 2.0]])\n"
+            'assert np.array_equal(layers.pool2d_steps(a, mode="max").output, layers.pool2d_steps(b, mode="max").output)',
+        ),
+        (
+            "Of the layers shown in section 6 (`conv_stem`, `blocks.3.0.conv_pw`, `bn2.act`), whose maps respond to "
+            "edges?",
+            'answer = "conv_stem"',
+        ),
+    ],
+)
 
 write(
     "notebooks/03_cnn_basics.ipynb",
@@ -247,6 +279,16 @@ assert top[0][0] in {"tabby", "tiger cat", "Egyptian cat"}
         (
             "code",
             """
+# Lite1 and Lite2 are wider and deeper and see larger inputs (240 and 260 pixels); preprocess reads each size from the model
+for name in ["efficientnet_lite1", "efficientnet_lite2"]:
+    bigger = models.create_model(name)
+    print(name, models.model_config(bigger)["input_size"], models.classify(bigger, cat, topk=1))
+    assert models.classify(bigger, cat)[0][0] in {"tabby", "tiger cat", "Egyptian cat"}
+""",
+        ),
+        (
+            "code",
+            """
 acts = layers.capture(net, cat, ["conv_stem", "blocks.3.0.conv_pw", "bn2.act"])
 fig, axes = plt.subplots(1, 4, figsize=(16, 4))
 axes[0].imshow(layers.kernel_mosaic(layers.kernels(net, "conv_stem"))); axes[0].set_title("conv_stem kernels (RGB)")
@@ -299,5 +341,6 @@ assert lv.result["topk"][0][0] == top[0][0]
 print(lv.code)
 """,
         ),
-    ],
+    ]
+    + EXERCISES,
 )

@@ -2,7 +2,30 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_notebook import write
+from make_notebook import exercises, write
+
+EXERCISES = exercises(
+    "04",
+    [
+        (
+            "What accuracy does guessing reach on the digits (as a fraction)? The CNN must beat it by far.",
+            "answer = 1 / len(digits.classes)",
+        ),
+        (
+            "How many labelled images does the few-shot classifier of section 4 learn from?",
+            "answer = len(support)",
+        ),
+        (
+            "Which features classify the shapes better: `'cnn'` or `'bovw'`?",
+            'answer = "cnn" if cnn["accuracy"] > bovw["accuracy"] else "bovw"',
+        ),
+        (
+            "Name the first layer of `efficientnet_lite0` (the one whose maps respond to edges). The "
+            "LayerVisualizer's layer dropdown lists the layers in order.",
+            'answer = "conv_stem"',
+        ),
+    ],
+)
 
 write(
     "notebooks/04_cnn_classification.ipynb",
@@ -228,5 +251,6 @@ classifier.classify("new_photo.jpg", topk=2)
 With only a handful of images per class, `train.PrototypeClassifier("efficientnet_lite0").fit(photos)` needs no training at all.
 """,
         ),
-    ],
+    ]
+    + EXERCISES,
 )

@@ -2,7 +2,27 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_notebook import write
+from make_notebook import exercises, write
+
+EXERCISES = exercises(
+    "06",
+    [
+        ("How many regions does the default pipeline find on `coins`?", 'answer = len(out["regions"])'),
+        (
+            "Does the low-pass stage give `'fewer'` or `'more'` false regions on the noisy coins?",
+            'answer = "fewer" if with_filter < without else "more"',
+        ),
+        (
+            """
+What happens with a cutoff that is too low (0.02)? Answer with a letter.
+- (a) neighbouring coins blur into one region
+- (b) the noise comes back
+- (c) the image gets smaller
+""",
+            'answer = "a"',
+        ),
+    ],
+)
 
 write(
     "notebooks/06_pipeline.ipynb",
@@ -167,5 +187,6 @@ exec(w.code, scope)
 assert [r.bbox for r in scope["regions"]] == [r.bbox for r in w.result["regions"]]
 """,
         ),
-    ],
+    ]
+    + EXERCISES,
 )
