@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test lint test-unit test-notebooks test-browser install install-test chromium bench clean
+.PHONY: app docs docs-check lab test lint test-unit test-notebooks test-browser install install-test chromium bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ chromium:
 
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
+
+# One widget as an app, code hidden: `make app NAME=filter_designer` (the names are notebooks/apps/*.ipynb).
+# A class: `make app NAME=... VOILA_ARGS="--no-browser --port=8866 --Voila.ip=0.0.0.0"`.
+NAME ?= filter_designer
+VOILA_ARGS ?=
+app: install
+	$(VENV)/bin/voila notebooks/apps/$(NAME).ipynb $(VOILA_ARGS)
 
 test: install-test chromium
 	$(MAKE) --no-print-directory lint test-unit test-notebooks test-browser

@@ -230,3 +230,51 @@ class Lab:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._log.close()
+
+
+class Voila:
+    """A running Voilà server on 127.0.0.1 that serves one notebook as an app (code hidden, widgets live)."""
+
+    def __init__(self, notebook: Path, root: Path, *, startup_timeout: float = 120.0):
+        self.root = Path(root)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = dict(os.environ)
+        env.setdefault("CNNWIDGETS_DEVICE", "cpu")
+        env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
+        env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
+        self.log_path = self.root / "voila.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in close()
+        cmd = [
+            str(Path(sys.executable).with_name("voila")),
+            str(notebook),
+            "--no-browser",
+            f"--port={self.port}",
+            "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0",
+            "--show_tracebacks=True",
+        ]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+        deadline = self.started + startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Voilà exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"Voilà did not start within {startup_timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
