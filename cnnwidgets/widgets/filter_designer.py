@@ -18,10 +18,12 @@ from ..engine.calls import IMAGE, Call, Recipe, RecipeCache, Step
 from ..io import load_image, resize_to_fit, to_float, to_uint8
 from ._base import ImagePanel, WidgetBase
 from ._plots import html_table, line_plot_svg
+from .browser_widgets import ClickImage
 
 __all__ = ["FilterDesigner"]
 
-METHODS = ("frequency", "median", "weighted_median", "adaptive_median")
+METHODS = ("frequency", "median", "weighted_median", "adaptive_median", "notch", "homomorphic")
+_SPECTRUM_METHODS = ("notch", "homomorphic")  # the methods of the "notch / homomorphic" tab
 RESPONSES = (
     ("low-pass", False, False),
     ("high-pass", True, False),
@@ -38,6 +40,30 @@ def _clean(value: float) -> float:
     return float(f"{float(value):.12g}")
 
 
+def _with_notch_rings(spectrum_u8, centers, radius):
+    """RGB copy of a displayed centred spectrum with a red ring at each notch centre and its mirror.
+
+    Parameters
+    ----------
+    spectrum_u8 : numpy.ndarray
+        h×w (or h×w×3) uint8, frequency 0 at row h // 2, column w // 2.
+    centers : sequence of (fy, fx)
+        Cycles per pixel.
+    radius : float
+        Ring radius in cycles per pixel (at least 2 display pixels are drawn).
+    """
+    rgb = np.repeat(spectrum_u8[:, :, None], 3, axis=2) if spectrum_u8.ndim == 2 else spectrum_u8[:, :, :3].copy()
+    h, w = rgb.shape[:2]
+    rows, cols = np.ogrid[:h, :w]
+    ring = np.zeros((h, w), dtype=bool)
+    r_px = max(2.0, radius * min(h, w))
+    for fy, fx in centers:
+        for sy, sx in ((fy, fx), (-fy, -fx)):
+            ring |= np.abs(np.hypot(rows - (h // 2 + sy * h), cols - (w // 2 + sx * w)) - r_px) < 1.0
+    rgb[ring] = (255, 40, 40)
+    return rgb
+
+
 class FilterDesigner(WidgetBase):
     """Design a filter and see the image, its centred spectrum, the mask and the result side by side.
 
@@ -50,8 +76,8 @@ class FilterDesigner(WidgetBase):
 
     Traits
     ------
-    method : {"frequency", "median", "weighted_median", "adaptive_median"}
-        The active filter (the frequency tab or the spatial tab's choice).
+    method : {"frequency", "median", "weighted_median", "adaptive_median", "notch", "homomorphic"}
+        The active filter (the frequency tab, the spatial tab's or the notch / homomorphic tab's choice).
     shape, highpass, cutoff, order, width
         As in :func:`cnnwidgets.engine.enhance.frequency_filter`; ``band`` switches low/high-pass to band-pass/stop.
     size : int
@@ -60,6 +86,14 @@ class FilterDesigner(WidgetBase):
         Weighted-median kernel (odd sides).
     max_size : int
         Largest window of the adaptive median (odd).
+    notches : list of [fy, fx]
+        Notch centres in cycles per pixel (−0.5 … 0.5), one per pair: the engine also removes (−fy, −fx).
+        A click on the spectrum adds one (and switches ``method`` to ``"notch"``); a click near a centre or
+        its mirror removes it.
+    notch_radius, notch_order
+        ``radius`` and ``order`` of :func:`cnnwidgets.engine.enhance.notch_filter`.
+    gamma_low, gamma_high, homomorphic_cutoff, sharpness
+        γL, γH, cutoff and c of :func:`cnnwidgets.engine.enhance.homomorphic_filter`.
     noise : {"none", "gaussian", "salt_and_pepper", "speckle", "periodic"}
         Noise added to the clean image before filtering; ``noise_amount`` and ``seed`` as in
         :func:`cnnwidgets.engine.enhance.add_noise`.
@@ -86,13 +120,31 @@ class FilterDesigner(WidgetBase):
     size = T.Int(3)
     weights = T.List([[1, 1, 1], [1, 3, 1], [1, 1, 1]])
     max_size = T.Int(7)
+    notches = T.List([])
+    notch_radius = T.Float(0.02)
+    notch_order = T.Float(2.0)
+    gamma_low = T.Float(0.5)
+    gamma_high = T.Float(1.5)
+    homomorphic_cutoff = T.Float(0.05)
+    sharpness = T.Float(1.0)
     noise = T.Enum(("none",) + enhance.NOISE_KINDS, "none")
     noise_amount = T.Float(0.05)
     seed = T.Int(0)
     preview_side = T.Int(1024)
     metrics = T.Dict({})
 
-    _FILTER_TRAITS = ("method", "shape", "highpass", "band", "cutoff", "order", "width", "size", "weights", "max_size")
+    _FILTER_TRAITS = (
+        "method",
+        "shape",
+        "highpass",
+        "band",
+        "cutoff",
+        "order",
+        "width",
+        "size",
+        "weights",
+        "max_size",
+    ) + ("notches", "notch_radius", "notch_order", "gamma_low", "gamma_high", "homomorphic_cutoff", "sharpness")
     _NOISE_TRAITS = ("noise", "noise_amount", "seed")
 
     def __init__(self, image=None, **kwargs):
@@ -116,6 +168,13 @@ class FilterDesigner(WidgetBase):
     def _build_controls(self):
         self.p_input = ImagePanel("input", width=_PANEL_WIDTH)
         self.p_spectrum = ImagePanel("centred log spectrum", width=_PANEL_WIDTH)
+        # the spectrum takes clicks (notch placement): a ClickImage stands where the panel's plain image was
+        self.spectrum_click = ClickImage(width=_PANEL_WIDTH, format="png")
+        self.spectrum_click.add_class("cnnw-fd-spectrum-click")
+        self.spectrum_click.layout.max_width = "100%"
+        self.spectrum_click.observe(self._spectrum_clicked, names="click")
+        self.p_spectrum.image = self.spectrum_click
+        self.p_spectrum.children = (self.p_spectrum.title, self.spectrum_click)
         self.p_mask = ImagePanel("filter mask", width=_PANEL_WIDTH)
         self.p_result = ImagePanel("result", width=_PANEL_WIDTH)
         self.p_input.add_class("cnnw-fd-input")
@@ -195,17 +254,69 @@ class FilterDesigner(WidgetBase):
         self.bind(c_seed, "seed")
         noise_box = W.VBox([c_noise, c_amount, c_seed, self.metrics_view])
 
-        self.tabs = W.Tab([freq_box, spatial_box, noise_box])
+        c_spectral = W.ToggleButtons(options=list(_SPECTRUM_METHODS), description="filter")
+        c_spectral.add_class("cnnw-fd-spectral-method")
+        self.bind(
+            c_spectral,
+            "method",
+            name="spectral_method",
+            to_control=lambda w: w.method if w.method in _SPECTRUM_METHODS else c_spectral.value,
+            from_control=lambda v: {"method": v},
+        )
+        c_radius = W.FloatSlider(min=0.005, max=0.1, step=0.005, readout_format=".3f", description="radius", **slider)
+        c_radius.add_class("cnnw-fd-notch-radius")
+        c_norder = W.FloatSlider(min=0.5, max=10.0, step=0.5, description="order", **slider)
+        c_clear = W.Button(description="clear notches", layout=W.Layout(width="140px"))
+        c_clear.on_click(lambda _: setattr(self, "notches", []))
+        self.notch_info = W.HTML("")
+        self.notch_info.add_class("cnnw-fd-notch-info")
+        self.bind(c_radius, "notch_radius")
+        self.bind(c_norder, "notch_order")
+        self._notch_box = W.VBox(
+            [
+                W.HTML(
+                    "click on the <b>spectrum</b> to place a notch pair (its mirror is added); click near one to remove it"
+                ),
+                c_radius,
+                c_norder,
+                c_clear,
+                self.notch_info,
+            ]
+        )
+        c_glow = W.FloatSlider(min=0.0, max=1.0, step=0.05, description="γL", **slider)
+        c_ghigh = W.FloatSlider(min=1.0, max=3.0, step=0.05, description="γH", **slider)
+        c_hcut = W.FloatSlider(min=0.005, max=0.5, step=0.005, readout_format=".3f", description="cutoff", **slider)
+        c_sharp = W.FloatSlider(min=0.1, max=5.0, step=0.1, description="c", **slider)
+        self.bind(c_glow, "gamma_low")
+        self.bind(c_ghigh, "gamma_high")
+        self.bind(c_hcut, "homomorphic_cutoff")
+        self.bind(c_sharp, "sharpness")
+        self._homomorphic_box = W.VBox(
+            [
+                W.HTML("H(f) = (γH − γL)(1 − exp(−c f² / cutoff²)) + γL on log(1 + image)"),
+                c_glow,
+                c_ghigh,
+                c_hcut,
+                c_sharp,
+            ]
+        )
+        spectral_box = W.VBox([c_spectral, self._notch_box, self._homomorphic_box])
+
+        self.tabs = W.Tab([freq_box, spatial_box, noise_box, spectral_box])
         self.tabs.add_class("cnnw-fd-tabs")
-        for i, title in enumerate(("frequency", "spatial (median)", "noise")):
+        for i, title in enumerate(("frequency", "spatial (median)", "noise", "notch / homomorphic")):
             self.tabs.set_title(i, title)
         self.bind(
             self.tabs,
             "method",
             name="tab",
             attr="selected_index",
-            to_control=lambda w: 0 if w.method == "frequency" else 1,
-            from_control=lambda i: {0: {"method": "frequency"}, 1: {"method": c_method.value}}.get(i, {}),
+            to_control=lambda w: 0 if w.method == "frequency" else 3 if w.method in _SPECTRUM_METHODS else 1,
+            from_control=lambda i: {
+                0: {"method": "frequency"},
+                1: {"method": c_method.value},
+                3: {"method": c_spectral.value},
+            }.get(i, {}),
         )
         self.bind(self.weight_grid, "weights", name="weights", attr="children", to_control=self._weight_cells)
 
@@ -237,6 +348,24 @@ class FilterDesigner(WidgetBase):
     # ------------------------------------------------------------------ inputs
     def _on_upload(self, array):
         self.image = array
+
+    def _spectrum_clicked(self, change):
+        """A click on the centred spectrum: remove the notch under it (or its mirror's), else add one there."""
+        click = change["new"]
+        preview = self._state[0]
+        if len(click) < 2 or preview is None:
+            return
+        h, w = preview.shape[:2]
+        # the centred spectrum has frequency 0 at row h // 2, column w // 2, and 1 / h cycles per pixel per row
+        fy = (min(h - 1, int(click[0] * h)) - h // 2) / h
+        fx = (min(w - 1, int(click[1] * w)) - w // 2) / w
+        near = max(float(self.notch_radius), 2.0 / min(h, w))
+        kept = [c for c in self.notches if min(np.hypot(c[0] - fy, c[1] - fx), np.hypot(c[0] + fy, c[1] + fx)) > near]
+        if len(kept) == len(self.notches):
+            kept.append([round(fy, 4), round(fx, 4)])
+        with self.hold_trait_notifications():
+            self.method = "notch"
+            self.notches = kept
 
     @T.observe("image")
     def _image_changed(self, change):
@@ -276,6 +405,8 @@ class FilterDesigner(WidgetBase):
         self.controls["width"].disabled = not self.band
         self.controls["size"].disabled = self.method != "median"
         self.controls["max_size"].disabled = self.method != "adaptive_median"
+        self._notch_box.layout.display = None if self.method == "notch" else "none"
+        self._homomorphic_box.layout.display = None if self.method == "homomorphic" else "none"
         self._weights_box.layout.display = None if self.method == "weighted_median" else "none"
         self.controls["noise_amount"].disabled = self.controls["seed"].disabled = self.noise == "none"
 
@@ -291,6 +422,24 @@ class FilterDesigner(WidgetBase):
             return Call(enhance.median, data=data, size=int(self.size))
         if self.method == "weighted_median":
             return Call(enhance.weighted_median, [list(map(int, r)) for r in self.weights], data=data)
+        if self.method == "notch":
+            centers = [[_clean(fy), _clean(fx)] for fy, fx in self.notches]
+            return Call(
+                enhance.notch_filter,
+                data=data,
+                centers=centers,
+                radius=_clean(self.notch_radius),
+                order=_clean(self.notch_order),
+            )
+        if self.method == "homomorphic":
+            return Call(
+                enhance.homomorphic_filter,
+                data=data,
+                cutoff=_clean(self.homomorphic_cutoff),
+                gamma_low=_clean(self.gamma_low),
+                gamma_high=_clean(self.gamma_high),
+                sharpness=_clean(self.sharpness),
+            )
         return Call(enhance.adaptive_median, data=data, max_size=int(self.max_size))
 
     def recipe(self) -> Recipe:
@@ -320,9 +469,14 @@ class FilterDesigner(WidgetBase):
         noise_key = recipe.steps[0].call.expression() if self.noise != "none" else "clean"
         if shown.get("input") != noise_key:  # input and its spectrum change only with the image or the noise
             self.p_input.show(self._display(noisy))
-            self.p_spectrum.show(self._display(enhance.spectrum(noisy, mean_over_channels=True), rescale=True))
+            shown["spectrum"] = self._display(enhance.spectrum(noisy, mean_over_channels=True), rescale=True)
             shown["input"] = noise_key
             shown.pop("mask", None)
+            shown.pop("marks", None)
+        marks = (tuple(map(tuple, self.notches)), _clean(self.notch_radius)) if self.method == "notch" else ()
+        if shown.get("marks") != marks:  # the notch rings are drawn over the cached spectrum
+            self.p_spectrum.show(_with_notch_rings(shown["spectrum"], *marks) if marks else shown["spectrum"])
+            shown["marks"] = marks
 
         call = recipe.steps[-1].call
         mask_key = (call.expression(), h, w)
@@ -376,6 +530,14 @@ class FilterDesigner(WidgetBase):
         else:
             m = {}
             self.metrics_view.value = "<i>choose a noise kind to compare against the clean image</i>"
+        if self.method == "notch":
+            pairs = len(self.notches)
+            text = f"{pairs} notch pair{'s' * (pairs != 1)}"
+            if m:
+                text += f"; PSNR {m['psnr_input']:.2f} dB before → {m['psnr_result']:.2f} dB after"
+            else:
+                text += "; add periodic noise (noise tab) to compare PSNR before and after"
+            self.notch_info.value = f"<span style='font-size:12px'>{html.escape(text)}</span>"
         self.metrics = m
         self.code = recipe.code()
         self.result = out
@@ -388,6 +550,14 @@ class FilterDesigner(WidgetBase):
             text = f"weighted median, {w.shape[0]}×{w.shape[1]} kernel, total weight {int(w.sum())}"
         elif call.fn is enhance.median:
             text = f"median over {kw['size']}×{kw['size']} windows (replicate border)"
+        elif call.fn is enhance.notch_filter:
+            pts = ", ".join(f"±({fy:g}, {fx:g})" for fy, fx in kw["centers"]) or "none yet: click the spectrum"
+            text = f"notch-reject at {pts} cycles/pixel, radius {kw['radius']:g}, order {kw['order']:g}"
+        elif call.fn is enhance.homomorphic_filter:
+            text = (
+                f"homomorphic: gain {kw['gamma_low']:g} below, {kw['gamma_high']:g} above cutoff "
+                f"{kw['cutoff']:g} cycles/pixel (c = {kw['sharpness']:g}), on log(1 + image)"
+            )
         else:
             text = f"adaptive median, windows 3×3 … {kw['max_size']}×{kw['max_size']}"
         return f"<span style='font-size:12px'>{html.escape(text)}</span>"

@@ -140,6 +140,7 @@ def notch_filter(image, *, centers, radius=0.02, order=2.0):
         Any layout of :func:`frequency_filter`.
     centers : sequence of (fy, fx)
         Frequencies to remove, in cycles per pixel (−0.5 … 0.5); each is also removed at (−fy, −fx).
+        Empty: nothing is removed (the image comes back as float32).
     radius : float
         Notch radius in cycles per pixel (gain 0.5 at this distance from a centre).
     order : float
@@ -153,8 +154,6 @@ def notch_filter(image, *, centers, radius=0.02, order=2.0):
     import torch
 
     pts = np.asarray(centers, dtype=np.float64).reshape(-1, 2) if len(centers) else np.zeros((0, 2))
-    if pts.size == 0:
-        raise ValueError("centers: give at least one (fy, fx) frequency to remove")
     if np.any(np.abs(pts) > 0.5):
         raise ValueError(f"centers: frequencies must lie in [-0.5, 0.5] cycles per pixel, got {pts.tolist()}")
     if not radius > 0:

@@ -6,6 +6,8 @@ function render({ model, el }) {
   img.className = "cnnw-clickimage-img";
   img.style.cursor = "crosshair";
   img.style.display = "block";
+  img.style.maxWidth = "100%"; // shrinks with its panel in a narrow row, keeping the aspect ratio
+  img.style.height = "auto";
   img.draggable = false;
   el.classList.add("cnnw-clickimage");
   el.appendChild(img);

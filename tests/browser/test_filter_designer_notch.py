@@ -1,0 +1,38 @@
+"""FilterDesigner's notch mode in JupyterLab: clicking the spectrum places a notch pair and changes the result."""
+
+import pytest
+
+from .harness import pixels, wait_pixels_change, widget_screenshot
+
+pytestmark = pytest.mark.browser
+
+RESULT_IMG = ".cnnw-filter-designer .cnnw-fd-result img"
+SPECTRUM_IMG = ".cnnw-filter-designer .cnnw-fd-spectrum-click img"
+
+
+def test_clicking_the_spectrum_places_a_notch_and_changes_the_result(lab, page):
+    lab.write_notebook(
+        "filter_designer_notch.ipynb",
+        [
+            "from cnnwidgets import FilterDesigner, datasets\n"
+            "w = FilterDesigner(datasets.sample('camera')[:256, :256], noise='periodic', noise_amount=0.2)\n"
+            "w"
+        ],
+    )
+    lab.run_notebook(page, "filter_designer_notch.ipynb")
+    lab.wait_idle(page)
+    assert lab.errors(page) == []
+    page.wait_for_selector(".cnnw-filter-designer", state="visible").scroll_into_view_if_needed()
+    result_before = pixels(page, RESULT_IMG)
+    spectrum_before = pixels(page, SPECTRUM_IMG)
+
+    # the periodic noise sits at (fy, fx) = (0.1, 0.15) cycles per pixel: 0.5 + f of the way across the spectrum
+    box = page.wait_for_selector(SPECTRUM_IMG, state="visible").bounding_box()
+    page.mouse.click(box["x"] + (0.5 + 0.15) * box["width"], box["y"] + (0.5 + 0.1) * box["height"])
+    wait_pixels_change(page, RESULT_IMG, result_before)
+    wait_pixels_change(page, SPECTRUM_IMG, spectrum_before)  # the rings of the notch pair
+    page.wait_for_selector(".cnnw-fd-notch-info :text('1 notch pair')")
+    assert "PSNR" in page.inner_text(".cnnw-fd-notch-info")
+    lab.wait_idle(page)
+    widget_screenshot(page, ".cnnw-filter-designer", "filter_designer_notch.png")
+    assert "Error" not in page.locator(".cnnw-filter-designer").inner_text()
