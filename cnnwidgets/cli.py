@@ -1,7 +1,7 @@
 """Command line: index a folder, search an index.
 
     cnnwidgets index FOLDER --index DIR [--descriptors cnn,color] [--captions CSV] [--index-type auto]
-    cnnwidgets search --index DIR (--text "..." | --image PATH) [--mode MODE] [-k K] [--json]
+    cnnwidgets search --index DIR (--text "..." | --image PATH) [--mode MODE] [--rerank R] [-k K] [--json]
 
 Also available as ``python -m cnnwidgets``. Bad input ends with exit status 2 and one line on stderr:
 ``cnnwidgets: error: <what is wrong>``.
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--text", help="words to search for")
     q.add_argument("--image", help="example image file")
     se.add_argument("--mode", default="auto", choices=MODES, help="search mode (default auto)")
+    se.add_argument(
+        "--rerank", default=None, choices=("qe", "diffusion", "kreciprocal"), help="re-rank an image query's results"
+    )
     se.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     se.add_argument("--json", action="store_true", help="print a JSON list of {path, score, scores, tags, caption}")
     return p
@@ -84,7 +87,7 @@ def _run(args) -> int:
     if args.image is not None and not Path(args.image).is_file():
         raise _CliError(f"{args.image}: image file not found")
     index = ImageIndex.load(args.index_dir, progress=False)
-    hits = index.search(text=args.text, image=args.image, mode=args.mode, k=args.k)
+    hits = index.search(text=args.text, image=args.image, mode=args.mode, k=args.k, rerank=args.rerank)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=1))
     else:

@@ -66,6 +66,12 @@ def test_index_then_search_json(indexed, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert rc == 0 and len(lines) == 2 and "coffee_original.png" in lines[0]
 
+    query = str(images / "chelsea" / "chelsea_hue.png")
+    rc = main(["search", "--index", str(root / "idx"), "--image", query, "--rerank", "diffusion", "-k", "3", "--json"])
+    hits = json.loads(capsys.readouterr().out)
+    ref = index.search(image=query, mode="auto", k=3, rerank="diffusion")
+    assert rc == 0 and [h["path"] for h in hits] == [h.path for h in ref] and "diffusion" in hits[0]["scores"]
+
 
 @pytest.mark.parametrize(
     "argv, message",

@@ -4,11 +4,15 @@
 >>> index = ImageIndex.build("photos/", path="photos.index")          # doctest: +SKIP
 >>> index.search(text="kitten", k=5)                                   # doctest: +SKIP
 >>> ImageIndex.load("photos.index").search(image="photos/cat.jpg")    # doctest: +SKIP
+>>> index.search(text="dog", k=5)        # every breed: WordNet's hierarchy over the tags  # doctest: +SKIP
+>>> index.search(image="photos/cat.jpg", mode="cnn", rerank="diffusion")  # doctest: +SKIP
 """
 
 from .build import DESCRIPTORS, read_captions
-from .evaluation import DISTORTIONS, distortion_set, evaluate
+from .evaluation import DISTORTIONS, class_word_set, distortion_set, evaluate
+from .hierarchy import ClassHierarchy, default_hierarchy
 from .image_index import ImageIndex
+from .rerank import RERANKERS
 from .search import MODES, Hit
 from .storage import IndexLoadError
 
@@ -18,7 +22,11 @@ __all__ = [
     "IndexLoadError",
     "evaluate",
     "distortion_set",
+    "class_word_set",
     "DISTORTIONS",
+    "ClassHierarchy",
+    "default_hierarchy",
+    "RERANKERS",
     "read_captions",
     "DESCRIPTORS",
     "MODES",

@@ -343,7 +343,12 @@ class ImageIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
-        """Write the index to folder ``path`` atomically (see :mod:`cnnwidgets.index.storage`); returns the folder."""
+        """Write the index to folder ``path`` atomically (see :mod:`cnnwidgets.index.storage`); returns the folder.
+
+        Besides vectors and rows it stores the class hierarchy and the MiniLM embeddings of every tag label and
+        caption, so that text search after :meth:`load` need not embed them again; labels not embedded yet are
+        embedded here (MiniLM is loaded if it is not).
+        """
         self.root = persist.save(self, path)
         return self.root
 
