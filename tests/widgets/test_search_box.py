@@ -43,7 +43,8 @@ def test_text_query_fills_results_gallery_and_code(index):
     assert [h.path for h in eval(w.code, {"index": index})] == [h.path for h in ref]
     items = w.gallery.items
     assert len(items) == 4 and items[0]["path"] == ref[0].path and items[0]["tags"] == ["tabby", "tiger cat"]
-    assert items[0]["scores"] == {"text": pytest.approx(ref[0].score)}
+    assert items[0]["scores"] == {k: pytest.approx(v) for k, v in ref[0].scores.items()}  # text and its parts
+    assert set(items[0]["scores"]) == {"text", "keyword", "semantic", "hierarchy"}
     head, data = items[0]["thumb"].split(",", 1)
     assert head == "data:image/jpeg;base64" and base64.b64decode(data)[:2] == b"\xff\xd8"
     assert w.status.startswith("4 results in")
