@@ -413,7 +413,7 @@ class ImageIndex:
         top-5 predicted labels. ``hierarchy`` part: for the query's words that name WordNet synsets ("dog",
         "bird", "vehicle"), the summed probability of the image's tags whose classes lie below them (0 for every
         image when no word names one). Result: ``w_keyword * keyword + w_semantic * semantic + w_hierarchy *
-        hierarchy`` (default weights 0.5 / 0.5 / 1, :data:`TEXT_WEIGHTS`).
+        hierarchy`` (default weights 0.5 each, :data:`TEXT_WEIGHTS`).
 
         Returns
         -------

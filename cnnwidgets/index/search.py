@@ -22,7 +22,7 @@ __all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextVectors", "Te
 
 MODES = ("auto", "text", "color", "moments", "sift", "orb", "cnn", "fusion", "semantic")
 DEFAULT_WEIGHTS = {"text": 1.0, "cnn": 1.0, "color": 0.5, "moments": 0.25, "sift": 0.5, "orb": 0.25}
-TEXT_WEIGHTS = {"keyword": 0.5, "semantic": 0.5, "hierarchy": 1.0}
+TEXT_WEIGHTS = {"keyword": 0.5, "semantic": 0.5, "hierarchy": 0.5}
 
 
 @dataclass
