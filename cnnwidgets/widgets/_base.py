@@ -39,6 +39,15 @@ import traitlets as T
 
 from ..io import load_image, to_png_bytes
 
+# Status line colours: JupyterLab's theme variables (so the line reads in light and dark themes), with fallbacks
+# for front ends without them.
+_STATUS_COLOURS = {
+    "error": "var(--jp-error-color1, #b00020)",
+    "busy": "var(--jp-ui-font-color2, #555)",
+    "info": "var(--jp-success-color1, #2e7d32)",
+    "plain": "var(--jp-ui-font-color1, #333)",
+}
+
 __all__ = ["WidgetBase", "ImagePanel", "in_kernel", "figure_png"]
 
 
@@ -156,7 +165,7 @@ class WidgetBase(W.VBox):
     def set_status(self, message: str, kind: str = "info"):
         """Show a message in the status line; ``kind`` is "info", "busy" or "error"."""
         self._base_state()
-        colour = {"error": "#b00020", "busy": "#555", "info": "#2e7d32"}.get(kind, "#333")
+        colour = _STATUS_COLOURS.get(kind, _STATUS_COLOURS["plain"])
         self.status = message
         self._status_kind = kind
         self._status_line.value = f'<span style="color:{colour}">{html.escape(message)}</span>' if message else ""

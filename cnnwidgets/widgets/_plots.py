@@ -44,12 +44,12 @@ def line_plot_svg(
     mark = ""
     if marker is not None:
         cx = px(marker)
-        mark = f"<line x1='{cx:.1f}' y1='6' x2='{cx:.1f}' y2='{base}' stroke='#aaa' stroke-dasharray='3,3'/>"
+        mark = f"<line x1='{cx:.1f}' y1='6' x2='{cx:.1f}' y2='{base}' style='stroke:var(--jp-ui-font-color3,#aaa)' stroke-dasharray='3,3'/>"
     return (
-        f"<svg viewBox='0 0 {width} {height}' width='100%' style='font:10px sans-serif;max-width:{width}px'>"
-        f"<line x1='{pad}' y1='{base}' x2='{width - 6}' y2='{base}' stroke='#444'/>"
-        f"<line x1='{pad}' y1='6' x2='{pad}' y2='{base}' stroke='#444'/>{mark}"
-        f"<polyline points='{pts}' fill='none' stroke='#1565c0' stroke-width='2'/>"
+        f"<svg viewBox='0 0 {width} {height}' width='100%' style='font:10px sans-serif;max-width:{width}px;fill:var(--jp-ui-font-color1,#000)'>"
+        f"<line x1='{pad}' y1='{base}' x2='{width - 6}' y2='{base}' style='stroke:var(--jp-ui-font-color2,#444)'/>"
+        f"<line x1='{pad}' y1='6' x2='{pad}' y2='{base}' style='stroke:var(--jp-ui-font-color2,#444)'/>{mark}"
+        f"<polyline points='{pts}' fill='none' style='stroke:var(--jp-brand-color1,#1565c0)' stroke-width='2'/>"
         f"<text x='{pad}' y='{base + 12}'>{x0:g}</text><text x='{width - 30}' y='{base + 12}'>{x1:g}</text>"
         f"<text x='2' y='12'>{hi:g}</text><text x='2' y='{base}'>{lo:g}</text>"
         f"<text x='{pad + 40}' y='{height - 2}'>{html.escape(x_label)}</text></svg>"

@@ -22,9 +22,9 @@ DEFAULT_IMAGE = [[3, 0, 1, 2], [1, 5, 8, 9], [2, 7, 2, 5], [0, 1, 3, 1]]
 DEFAULT_KERNEL = [[1, 0, -1], [1, 0, -1], [1, 0, -1]]
 DEFAULT_POOL_INPUT = [[1, 3, 2, 1], [0, 4, 6, 2], [3, 1, 0, 0], [5, 2, 1, 7]]
 
-_CELL = "border:1px solid #999;padding:2px 6px;text-align:right;font-family:monospace;min-width:2.5em"
-_HIGHLIGHT = "background:#ffe08a"
-_DONE = "background:#d7ecd9"
+_CELL = "border:1px solid var(--jp-border-color1,#999);padding:2px 6px;text-align:right;font-family:monospace;min-width:2.5em"
+_HIGHLIGHT = "background:#ffe08a;color:#000"  # a fixed pair: readable in light and dark themes
+_DONE = "background:#d7ecd9;color:#000"
 
 
 def parse_grid(text: str, *, name: str = "grid") -> list[list[float]]:

@@ -38,7 +38,7 @@ function render({ model, el }) {
       card.title = `${item.path}\nclick for more like this`;
       const img = document.createElement("img");
       img.src = item.thumb;
-      img.alt = item.name;
+      img.alt = `result ${rank + 1}: ${item.name}`;
       const name = document.createElement("div");
       name.className = "cnnw-gallery-name";
       name.textContent = `${rank + 1}. ${item.name}`;
@@ -51,9 +51,19 @@ function render({ model, el }) {
       tags.className = "cnnw-gallery-tags";
       tags.textContent = (item.tags || []).join(" · ");
       card.appendChild(tags);
-      card.addEventListener("click", () => {
+      card.tabIndex = 0; // Tab reaches each result, Enter or Space asks for more like it
+      card.setAttribute("role", "button");
+      card.setAttribute("aria-label", `${rank + 1}. ${item.name}, score ${item.score.toFixed(3)}: more like this`);
+      const more = () => {
         model.set("clicked", { path: item.path, n: (model.get("clicked")?.n || 0) + 1 });
         model.save_changes();
+      };
+      card.addEventListener("click", more);
+      card.addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") {
+          ev.preventDefault();
+          more();
+        }
       });
       el.appendChild(card);
     });
