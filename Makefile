@@ -59,7 +59,17 @@ app: install
 	$(VENV)/bin/voila notebooks/apps/$(NAME).ipynb $(VOILA_ARGS)
 
 test: install-test chromium
-	$(MAKE) --no-print-directory lint test-unit test-notebooks test-browser
+	$(MAKE) --no-print-directory lint docs-check test-unit test-notebooks test-browser
+
+# The documentation site (mkdocs-material + mkdocstrings, mkdocs.yml): `make docs` builds it into site/;
+# docs-check fails on a broken reference or link (--strict) and runs the docstrings' Examples (doctest).
+DOCTEST_MODULES ?= $(shell grep -rl --include='*.py' '^ *>>> ' cnnwidgets)
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-check: install-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	$(PY) -m pytest --doctest-modules -p no:cacheprovider -q $(DOCTEST_MODULES)
 
 # ruff (configured in pyproject.toml): lint and formatting, enforced by CI.
 lint: install-test

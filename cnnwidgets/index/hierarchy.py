@@ -109,6 +109,8 @@ class ClassHierarchy:
     def path(self, label: str) -> list[str]:
         """The first lemma of each synset from class ``label`` up to the root along first hypernyms.
 
+        Examples
+        --------
         >>> default_hierarchy().path("tabby")[:4]
         ['tabby', 'domestic cat', 'cat', 'feline']
         """
