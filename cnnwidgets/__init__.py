@@ -39,6 +39,7 @@ _LAZY = {
     "TrainingDashboard": "cnnwidgets.widgets",
     "SearchBox": "cnnwidgets.widgets",
     "Pipeline": "cnnwidgets.widgets",
+    "NeuronPlayground": "cnnwidgets.widgets",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -10,6 +10,7 @@ _WIDGETS = {
     "TrainingDashboard": "training",
     "SearchBox": "search_box",
     "Pipeline": "pipeline",
+    "NeuronPlayground": "neuron",
 }
 
 __all__ = sorted(_WIDGETS)

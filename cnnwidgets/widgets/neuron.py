@@ -1,0 +1,340 @@
+"""NeuronPlayground: one neuron with two inputs, and a small MLP trained live, on 2-D toy data.
+
+Thin front end over :mod:`cnnwidgets.engine.neurons`: the neuron's weights, bias and activation are traits;
+the decision boundary is redrawn as they move, with the formulas and their current numbers. Start trains the
+MLP on a background thread (inside a kernel) and redraws its boundary and loss curve as the epochs pass.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import ipywidgets as W
+import numpy as np
+import traitlets as T
+
+from ..engine import neurons
+from ..engine.calls import Call, Recipe, Step
+from ._base import ImagePanel, WidgetBase, figure_png
+from ._plots import line_plot_svg
+
+__all__ = ["NeuronPlayground"]
+
+_GRID = 70  # grid points per side of a decision surface
+_PANEL_WIDTH = 320
+_REDRAW_SECONDS = 0.2  # the MLP's boundary is redrawn at most this often while training (and after the last epoch)
+_FORMULAS = {
+    "step": "a = step(z) = 1 if z > 0 else 0",
+    "sigmoid": "a = σ(z) = 1 / (1 + e^(−z))",
+    "tanh": "a = tanh(z)",
+    "relu": "a = max(0, z)",
+    "linear": "a = z",
+}
+
+
+def boundary_figure(surface, extent, data, *, title: str = "", boundary: float = 0.5):
+    """A Matplotlib figure: ``surface`` (R×R, top row = largest x2) as colours, its ``boundary`` level as a line,
+    and the labelled points of ``data`` (:class:`~cnnwidgets.engine.neurons.ToyData`) on top."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.4, 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(surface, extent=extent, cmap="RdBu_r", alpha=0.55, aspect="auto", interpolation="bilinear")
+    ys = np.linspace(extent[3], extent[2], surface.shape[0])
+    xs = np.linspace(extent[0], extent[1], surface.shape[1])
+    if surface.min() < boundary < surface.max():
+        ax.contour(xs, ys, surface, levels=[boundary], colors="k", linewidths=1.5)
+    for label, colour in ((0, "#1f4e9c"), (1, "#b2182b")):
+        pts = data.points[data.labels == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=9, c=colour, edgecolors="white", linewidths=0.3, label=f"class {label}")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+class NeuronPlayground(WidgetBase):
+    """One neuron and a small multilayer perceptron on XOR, moons or circles.
+
+    Parameters
+    ----------
+    **kwargs
+        Initial values of the traits below.
+
+    Traits
+    ------
+    dataset : {"xor", "moons", "circles"}
+    points, noise, seed
+        As in :func:`cnnwidgets.engine.neurons.toy_data` (``n``, ``noise``, ``seed``).
+    w1, w2, bias : float
+        The neuron's weights and bias: ``z = w1 x1 + w2 x2 + b``.
+    activation : {"step", "sigmoid", "tanh", "relu", "linear"}
+        The neuron's activation ``a = f(z)``.
+    layers, units : int
+        Hidden layers of the MLP and units per layer.
+    mlp_activation : {"tanh", "relu", "sigmoid"}
+    epochs : int
+    lr : float
+        Adam learning rate.
+    running : bool
+        True while the MLP trains (read it, don't set it).
+    result : dict
+        ``data`` (ToyData), ``neuron`` (NeuronOutput on the data), ``history`` (MLPHistory of the last run, None
+        before the first Start; it belongs to the data it was trained on).
+    code : str
+        The engine calls that reproduce ``data``, ``neuron`` and ``history``.
+    """
+
+    dataset = T.Enum(neurons.TOY_DATA, "xor")
+    points = T.Int(200)
+    noise = T.Float(0.1)
+    seed = T.Int(0)
+    w1 = T.Float(1.0)
+    w2 = T.Float(1.0)
+    bias = T.Float(0.0)
+    activation = T.Enum(neurons.ACTIVATIONS, "sigmoid")
+    layers = T.Int(1)
+    units = T.Int(8)
+    mlp_activation = T.Enum(("tanh", "relu", "sigmoid"), "tanh")
+    epochs = T.Int(300)
+    lr = T.Float(0.05)
+    running = T.Bool(False)
+
+    _NEURON_TRAITS = ("dataset", "points", "noise", "seed", "w1", "w2", "bias", "activation")
+    _MLP_TRAITS = ("layers", "units", "mlp_activation", "epochs", "lr")
+
+    def __init__(self, **kwargs):
+        self._stop = threading.Event()
+        self._history = None
+        self._trainer = None
+        slider = dict(continuous_update=True, layout=W.Layout(width="320px"), style={"description_width": "70px"})
+
+        c_data = W.Dropdown(options=list(neurons.TOY_DATA), description="data", layout=W.Layout(width="200px"))
+        c_data.add_class("cnnw-neuron-data")
+        c_noise = W.FloatSlider(min=0.0, max=0.5, step=0.02, description="noise", **slider)
+        c_seed = W.IntText(description="seed", layout=W.Layout(width="160px"))
+        c_w1 = W.FloatSlider(min=-5, max=5, step=0.1, description="w₁", **slider)
+        c_w2 = W.FloatSlider(min=-5, max=5, step=0.1, description="w₂", **slider)
+        c_bias = W.FloatSlider(min=-5, max=5, step=0.1, description="b", **slider)
+        c_w1.add_class("cnnw-neuron-w1")
+        c_act = W.Dropdown(options=list(neurons.ACTIVATIONS), description="activation", style=slider["style"])
+        self.formula = W.HTML("")
+        self.formula.add_class("cnnw-neuron-formula")
+        self.neuron_panel = ImagePanel("one neuron: decision boundary z = 0", width=_PANEL_WIDTH)
+        self.neuron_panel.add_class("cnnw-neuron-panel")
+
+        c_layers = W.IntSlider(min=1, max=3, description="layers", **slider)
+        c_units = W.IntSlider(min=1, max=16, description="units", **slider)
+        c_mact = W.Dropdown(options=["tanh", "relu", "sigmoid"], description="activation", style=slider["style"])
+        c_epochs = W.BoundedIntText(min=1, max=5000, description="epochs", layout=W.Layout(width="160px"))
+        c_lr = W.FloatLogSlider(min=-3, max=0, step=0.1, description="lr", readout_format=".3f", **slider)
+        self._start_btn = W.Button(description="Start", button_style="success", icon="play")
+        self._stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self._start_btn.add_class("cnnw-neuron-start")
+        self._stop_btn.add_class("cnnw-neuron-stop")
+        self._start_btn.on_click(lambda _b: self.start())
+        self._stop_btn.on_click(lambda _b: self.stop())
+        self.mlp_panel = ImagePanel("MLP: press Start", width=_PANEL_WIDTH)
+        self.mlp_panel.add_class("cnnw-neuron-mlp")
+        self.loss_curve = W.HTML("", layout=W.Layout(width=f"{_PANEL_WIDTH}px"))
+        self.loss_curve.add_class("cnnw-neuron-loss")
+        self.mlp_info = W.HTML("")
+        self.mlp_info.add_class("cnnw-neuron-mlp-info")
+
+        for control, trait in (
+            (c_data, "dataset"),
+            (c_noise, "noise"),
+            (c_seed, "seed"),
+            (c_w1, "w1"),
+            (c_w2, "w2"),
+            (c_bias, "bias"),
+            (c_act, "activation"),
+            (c_layers, "layers"),
+            (c_units, "units"),
+            (c_mact, "mlp_activation"),
+            (c_epochs, "epochs"),
+            (c_lr, "lr"),
+        ):
+            self.bind(control, trait)
+
+        neuron_box = W.VBox(
+            [W.HTML("<b>one neuron, two inputs</b>"), c_w1, c_w2, c_bias, c_act, self.formula, self.neuron_panel]
+        )
+        mlp_box = W.VBox(
+            [
+                W.HTML("<b>multilayer perceptron</b>: 2 inputs → hidden layers → 1 output"),
+                c_layers,
+                c_units,
+                c_mact,
+                W.HBox([c_epochs, self._start_btn, self._stop_btn]),
+                c_lr,
+                self.mlp_info,
+                self.mlp_panel,
+                self.loss_curve,
+            ]
+        )
+        top = W.HBox([c_data, c_noise, c_seed])
+        super().__init__([top, W.HBox([neuron_box, mlp_box])], show_code=True)
+        self.add_class("cnnw-neuron-playground")
+        with self.hold_trait_notifications():
+            for name, value in kwargs.items():
+                setattr(self, name, value)
+        self.observe(self.request_update, names=list(self._NEURON_TRAITS))
+        self.observe(self._mlp_settings_changed, names=list(self._MLP_TRAITS))
+        self.request_update()
+
+    # ----------------------------------------------------------------- engine calls
+    def data_call(self) -> Call:
+        return Call(neurons.toy_data, data=int(self.points), kind=self.dataset, noise=float(self.noise), seed=self.seed)
+
+    def neuron_call(self) -> Call:
+        return Call(
+            neurons.neuron,
+            data="data",
+            weights=[float(self.w1), float(self.w2)],
+            bias=float(self.bias),
+            activation=self.activation,
+        )
+
+    def mlp_call(self) -> Call:
+        return Call(
+            neurons.train_mlp,
+            data="data",
+            hidden=[int(self.units)] * int(self.layers),
+            activation=self.mlp_activation,
+            epochs=int(self.epochs),
+            lr=float(self.lr),
+            seed=int(self.seed),
+        )
+
+    def recipe(self) -> Recipe:
+        """Data, the neuron on it, and the MLP's training: what ``result`` and ``code`` hold."""
+        return Recipe(
+            (Step("data", self.data_call()), Step("neuron", self.neuron_call()), Step("history", self.mlp_call()))
+        )
+
+    def _update_code(self):
+        self.code = self.recipe().code(result=False)
+
+    def _mlp_settings_changed(self, change=None):
+        self._update_code()
+
+    # ----------------------------------------------------------------- the neuron
+    def _render(self):
+        data = self.data_call().apply(None)
+        out = self.neuron_call()({"data": data})
+        grid, extent = neurons.grid_points(data, resolution=_GRID)
+        surface_out = self.neuron_call()({"data": grid})
+        surface = surface_out.a.reshape(_GRID, _GRID)
+        level = {"step": 0.5, "sigmoid": 0.5}.get(self.activation, 0.0)
+        title = f"accuracy {out.accuracy:.2f} — a = f(w·x + b)"
+        self.neuron_panel.image.value = figure_png(boundary_figure(surface, extent, data, title=title, boundary=level))
+        self.formula.value = self._formula_html(data, out)
+        history = self._history if self._history is not None and self._history[0] == self._data_key() else None
+        self._data = data
+        self._update_code()
+        self.result = {"data": data, "neuron": out, "history": None if history is None else history[1]}
+
+    def _data_key(self):
+        return (self.dataset, int(self.points), float(self.noise), int(self.seed))
+
+    def _formula_html(self, data, out) -> str:
+        w1, w2, b = float(self.w1), float(self.w2), float(self.bias)
+        x1, x2 = (float(v) for v in data.points[0])
+        lines = [
+            "z = w₁·x₁ + w₂·x₂ + b",
+            f"  = {w1:.2f}·x₁ + ({w2:.2f})·x₂ + ({b:.2f})",
+            _FORMULAS[self.activation],
+            f"first point x = ({x1:.2f}, {x2:.2f}), class {int(data.labels[0])}:",
+            f"  z = {w1:.2f}·{x1:.2f} + ({w2:.2f})·{x2:.2f} + ({b:.2f}) = {float(out.z[0]):.3f}",
+            f"  a = f(z) = {float(out.a[0]):.3f} → class {int(out.predicted[0])}",
+            f"accuracy on all {len(data.labels)} points: {out.accuracy:.3f}",
+        ]
+        return "<pre style='font-size:12px;margin:0'>" + html.escape("\n".join(lines)) + "</pre>"
+
+    # ----------------------------------------------------------------- the MLP
+    def start(self) -> NeuronPlayground:
+        """Train the MLP on the current data (ignored while a run is going); in a kernel it runs in the background."""
+        if self.running:
+            return self
+        self._stop.clear()
+        self.running = True
+        self._start_btn.disabled = True
+        self._stop_btn.disabled = False
+        use_thread = self.background() if callable(self.background) else bool(self.background)
+        if use_thread:
+            self._trainer = threading.Thread(target=self._train, daemon=True)
+            self._trainer.start()
+        else:
+            self._train()
+        return self
+
+    def stop(self):
+        """Ask the running training to end after the current epoch."""
+        self._stop.set()
+
+    def wait_training(self, timeout: float = 120.0) -> NeuronPlayground:
+        """Block until a background training run has ended; returns the widget."""
+        trainer = self._trainer
+        if trainer is not None:
+            trainer.join(timeout)
+            if trainer.is_alive():
+                raise TimeoutError(f"training did not end within {timeout} s")
+        return self
+
+    def _train(self):
+        try:
+            self.wait()
+            key, data = self._data_key(), self.data_call().apply(None)
+            call = self.mlp_call()
+            grid, extent = neurons.grid_points(data, resolution=_GRID)
+            losses, last_draw = [], [0.0]
+
+            def draw(model, title):
+                surface = neurons.mlp_probability(model, grid).reshape(_GRID, _GRID)
+                self.mlp_panel.image.value = figure_png(boundary_figure(surface, extent, data, title=title))
+                self.mlp_panel.set_title(f"MLP {call.keywords()['hidden']}: boundary p = 0.5")
+                top = max(losses) * 1.05 if losses else 1.0
+                self.loss_curve.value = line_plot_svg(
+                    np.arange(1, len(losses) + 1) if len(losses) > 1 else [0, 1],
+                    losses if len(losses) > 1 else [0, 0],
+                    width=_PANEL_WIDTH - 10,
+                    x_label="epoch — training loss (binary cross-entropy)",
+                    y_range=(0.0, top),
+                )
+
+            def on_epoch(m):
+                losses.append(m["loss"])
+                self.mlp_info.value = (
+                    f"<span style='font-family:monospace'>epoch {m['epoch']}/{m['epochs']} · loss {m['loss']:.4f}"
+                    f" · accuracy {m['accuracy']:.3f}</span>"
+                )
+                now = time.perf_counter()
+                if now - last_draw[0] >= _REDRAW_SECONDS or m["epoch"] == m["epochs"]:
+                    draw(m["model"], f"epoch {m['epoch']}: accuracy {m['accuracy']:.2f}")
+                    last_draw[0] = now
+
+            self.set_status("training…", "busy")
+            kw = call.keywords()
+            history = neurons.train_mlp(data, callback=on_epoch, stop=self._stop, **kw)
+            draw(history.model, f"{len(history.losses)} epochs: accuracy {history.accuracy:.2f}")
+            self._history = (key, history)
+            self.set_status(
+                ("stopped" if history.stopped else "done")
+                + f": {len(history.losses)} epochs in {history.seconds:.1f} s, accuracy {history.accuracy:.3f}"
+            )
+            result = dict(self.result or {})
+            if key == self._data_key():
+                result["history"] = history
+            self.result = result
+        except Exception as exc:  # shown to the user; the widget keeps working
+            self.set_status(f"{type(exc).__name__}: {exc}", "error")
+        finally:
+            self.running = False
+            self._start_btn.disabled = False
+            self._stop_btn.disabled = True

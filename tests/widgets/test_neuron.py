@@ -1,0 +1,64 @@
+"""NeuronPlayground: traits drive the neuron; Start trains the MLP; result and code agree with the engine."""
+
+import numpy as np
+import pytest
+
+from cnnwidgets import NeuronPlayground
+from cnnwidgets.engine import neurons
+
+
+@pytest.fixture
+def w():
+    return NeuronPlayground()
+
+
+def run_code(w):
+    ns = {}
+    exec(w.code, ns)
+    return ns
+
+
+def test_sliders_drive_the_neuron_and_formula(w):
+    assert w.status == "" and w.neuron_panel.image.value[:4] == b"\x89PNG"
+    before = w.neuron_panel.image.value
+    w.controls["w1"].value = 2.5
+    w.controls["bias"].value = -1.0
+    w.controls["activation"].value = "tanh"
+    assert (w.w1, w.bias, w.activation) == (2.5, -1.0, "tanh")
+    assert w.neuron_panel.image.value != before
+    data = neurons.toy_data(200, kind="xor", noise=0.1, seed=0)
+    ref = neurons.neuron(data, weights=(2.5, 1.0), bias=-1.0, activation="tanh")
+    np.testing.assert_array_equal(w.result["neuron"].a, ref.a)
+    assert w.result["neuron"].accuracy == ref.accuracy
+    x1, x2 = data.points[0]
+    assert f"2.50·{x1:.2f} + (1.00)·{x2:.2f} + (-1.00) = {float(ref.z[0]):.3f}" in w.formula.value
+    assert "tanh(z)" in w.formula.value
+    ns = run_code(w)
+    np.testing.assert_array_equal(ns["neuron"].a, w.result["neuron"].a)
+
+
+def test_start_trains_the_mlp_on_xor(w):
+    w.controls["units"].value = 6
+    w.epochs = 250
+    assert "hidden=[6]" in w.code and "epochs=250" in w.code
+    w.start()
+    h = w.result["history"]
+    assert h is not None and len(h.losses) == 250 and h.accuracy >= 0.97
+    assert w.status.startswith("done") and not w.running
+    assert w.mlp_panel.image.value[:4] == b"\x89PNG" and "<polyline" in w.loss_curve.value
+    ns = run_code(w)
+    assert ns["history"].losses == h.losses  # the code retrains the same network
+    # the single neuron on the same data stays below 0.8
+    assert w.result["neuron"].accuracy < 0.8
+
+
+def test_changing_data_drops_the_old_history_and_errors_show(w):
+    w.epochs = 20
+    w.start()
+    assert w.result["history"] is not None
+    w.dataset = "circles"
+    assert w.result["history"] is None and w.result["data"].kind == "circles"
+    w.points = 2  # toy_data needs 4
+    assert "ValueError" in w.status
+    w.points = 100
+    assert w.status == "" and len(w.result["data"].labels) == 100
