@@ -132,7 +132,7 @@ class NeuronPlayground(WidgetBase):
         c_units = W.IntSlider(min=1, max=16, description="units", **slider)
         c_mact = W.Dropdown(options=["tanh", "relu", "sigmoid"], description="activation", style=slider["style"])
         c_epochs = W.BoundedIntText(min=1, max=5000, description="epochs", layout=W.Layout(width="160px"))
-        c_lr = W.FloatLogSlider(min=-3, max=0, step=0.1, description="lr", readout_format=".3f", **slider)
+        c_lr = W.FloatSlider(min=0.005, max=0.5, step=0.005, description="lr", readout_format=".3f", **slider)
         self._start_btn = W.Button(description="Start", button_style="success", icon="play")
         self._stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self._start_btn.add_class("cnnw-neuron-start")

@@ -62,3 +62,7 @@ def test_changing_data_drops_the_old_history_and_errors_show(w):
     assert "ValueError" in w.status
     w.points = 100
     assert w.status == "" and len(w.result["data"].labels) == 100
+
+
+def test_lr_slider_keeps_the_value(w):
+    assert w.controls["lr"].value == 0.05 and "lr=0.05," in w.code
