@@ -341,6 +341,41 @@ assert lv.result["topk"][0][0] == top[0][0]
 print(lv.code)
 """,
         ),
+        (
+            "md",
+            """
+## 7. One neuron and a layered network on toy data
+A neuron with two inputs computes the weighted sum z = w₁x₁ + w₂x₂ + b and the activation a = f(z); its decision
+boundary is the line z = 0. On XOR no line separates the classes, so no single neuron can; a network with one
+hidden layer (input, hidden, output layers) can. Move the neuron's sliders, then press **Start** to train the MLP
+and watch its boundary bend while the loss falls.
+""",
+        ),
+        (
+            "code",
+            """
+from cnnwidgets import NeuronPlayground
+from cnnwidgets.engine import neurons
+
+xor = neurons.toy_data(200, kind="xor", noise=0.1, seed=0)
+best_line = max(
+    neurons.neuron(xor, weights=(np.cos(t), np.sin(t)), bias=b).accuracy
+    for t in np.linspace(0, 2 * np.pi, 73)
+    for b in np.linspace(-2, 2, 41)
+)
+mlp = neurons.train_mlp(xor, hidden=(8,), activation="tanh", epochs=300, lr=0.05, seed=0)
+single = neurons.train_mlp(xor, hidden=(), epochs=300, lr=0.05, seed=0)  # one trained neuron
+print(f"best single neuron {best_line:.2f}, trained single neuron {single.accuracy:.2f}, MLP {mlp.accuracy:.2f}")
+assert best_line < 0.8 and single.accuracy < 0.8 and mlp.accuracy >= 0.97
+""",
+        ),
+        (
+            "code",
+            """
+playground = NeuronPlayground(dataset="xor", w1=1.0, w2=-1.0, bias=0.0)
+playground
+""",
+        ),
     ]
     + EXERCISES,
 )
