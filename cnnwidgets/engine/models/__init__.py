@@ -33,7 +33,7 @@ from .cache import ModelCache, shared_model
 from .fuse import fold_bn as _fold_bn  # noqa: F401  (bench/bench_cnn.py times it)
 from .inference import CPU_FORWARD_CHUNK as _CPU_FORWARD_CHUNK  # noqa: F401  (bench/bench_cnn.py)
 from .inference import classify, embed, embed_and_classify
-from .nets import LeNet5, TinyCNN
+from .nets import LeNet5, RBFOutput, TinyCNN
 from .precision import autocast as _autocast  # noqa: F401  (bench/bench_cnn.py)
 from .precision import bf16_supported
 from .preprocessing import preprocess
@@ -66,4 +66,5 @@ __all__ = [
     "efficientnet_lite_weights_path",
     "TinyCNN",
     "LeNet5",
+    "RBFOutput",
 ]

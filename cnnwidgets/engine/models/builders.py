@@ -32,6 +32,7 @@ __all__ = [
     "efficientnet_lite2",
     "tiny_cnn",
     "lenet5",
+    "lenet5_rbf",
     "torchvision_model",
     "timm_model",
 ]
@@ -75,9 +76,18 @@ def tiny_cnn(pretrained=False, *, num_classes=None, in_chans=None) -> nn.Module:
     return _small("tiny_cnn", TinyCNN(num_classes or 10, in_chans or 1), in_chans or 1, pretrained)
 
 
-def lenet5(pretrained=False, *, num_classes=None, in_chans=None) -> nn.Module:
-    """:class:`~cnnwidgets.engine.models.LeNet5`; no published weights (``pretrained=True`` means random ones)."""
-    return _small("lenet5", LeNet5(num_classes or 10, in_chans or 1), in_chans or 1, pretrained)
+def lenet5(pretrained=False, *, num_classes=None, in_chans=None, output="softmax", centres="learned") -> nn.Module:
+    """:class:`~cnnwidgets.engine.models.LeNet5`; no published weights (``pretrained=True`` means random ones).
+
+    ``output="rbf"``: Euclidean RBF output units with ``centres`` "learned" or "fixed" (registered as ``lenet5_rbf``).
+    """
+    net = LeNet5(num_classes or 10, in_chans or 1, output=output, centres=centres)
+    return _small("lenet5" if output == "softmax" else "lenet5_rbf", net, in_chans or 1, pretrained)
+
+
+def lenet5_rbf(pretrained=False, *, num_classes=None, in_chans=None) -> nn.Module:
+    """:class:`~cnnwidgets.engine.models.LeNet5` with learned Euclidean RBF output units (``lenet5(output="rbf")``)."""
+    return lenet5(pretrained, num_classes=num_classes, in_chans=in_chans, output="rbf")
 
 
 def _small(name, model, in_chans, pretrained):

@@ -60,6 +60,11 @@ register_model(
     "conv–ReLU–pool ×2 + FC teaching CNN, 1×32×32 input, 10 classes (no pretrained weights)",
 )
 register_model("lenet5", builders.lenet5, "LeNet-5 (LeCun 1998), 1×32×32 input, 10 classes (no pretrained weights)")
+register_model(
+    "lenet5_rbf",
+    builders.lenet5_rbf,
+    "LeNet-5 with Euclidean RBF output units (learned centres), 1×32×32 input, 10 classes (no pretrained weights)",
+)
 
 
 @functools.lru_cache(maxsize=1)
