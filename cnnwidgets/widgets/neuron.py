@@ -24,7 +24,9 @@ __all__ = ["NeuronPlayground"]
 
 _GRID = 70  # grid points per side of a decision surface
 _PANEL_WIDTH = 320
-_REDRAW_SECONDS = 0.2  # the MLP's boundary is redrawn at most this often while training (and after the last epoch)
+_REDRAW_SECONDS = (
+    0.5  # pause between the end of one redraw of the MLP's boundary and the next (and after the last epoch)
+)
 _FORMULAS = {
     "step": "a = step(z) = 1 if z > 0 else 0",
     "sigmoid": "a = σ(z) = 1 / (1 + e^(−z))",
@@ -32,6 +34,16 @@ _FORMULAS = {
     "relu": "a = max(0, z)",
     "linear": "a = z",
 }
+
+
+def _clean(value: float) -> float:
+    """A slider's float with 12 significant digits, so ``0.049999999999999996`` runs and reads as ``0.05``."""
+    return float(f"{float(value):.12g}")
+
+
+def _n(value: float) -> str:
+    """A number for a formula: two decimals, negative ones in parentheses."""
+    return f"({value:.2f})" if value < 0 else f"{value:.2f}"
 
 
 def boundary_figure(surface, extent, data, *, title: str = "", boundary: float = 0.5):
@@ -190,14 +202,16 @@ class NeuronPlayground(WidgetBase):
 
     # ----------------------------------------------------------------- engine calls
     def data_call(self) -> Call:
-        return Call(neurons.toy_data, data=int(self.points), kind=self.dataset, noise=float(self.noise), seed=self.seed)
+        return Call(
+            neurons.toy_data, data=int(self.points), kind=self.dataset, noise=_clean(self.noise), seed=self.seed
+        )
 
     def neuron_call(self) -> Call:
         return Call(
             neurons.neuron,
             data="data",
-            weights=[float(self.w1), float(self.w2)],
-            bias=float(self.bias),
+            weights=[_clean(self.w1), _clean(self.w2)],
+            bias=_clean(self.bias),
             activation=self.activation,
         )
 
@@ -208,7 +222,7 @@ class NeuronPlayground(WidgetBase):
             hidden=[int(self.units)] * int(self.layers),
             activation=self.mlp_activation,
             epochs=int(self.epochs),
-            lr=float(self.lr),
+            lr=_clean(self.lr),
             seed=int(self.seed),
         )
 
@@ -248,10 +262,10 @@ class NeuronPlayground(WidgetBase):
         x1, x2 = (float(v) for v in data.points[0])
         lines = [
             "z = w₁·x₁ + w₂·x₂ + b",
-            f"  = {w1:.2f}·x₁ + ({w2:.2f})·x₂ + ({b:.2f})",
+            f"  = {_n(w1)}·x₁ + {_n(w2)}·x₂ + {_n(b)}",
             _FORMULAS[self.activation],
             f"first point x = ({x1:.2f}, {x2:.2f}), class {int(data.labels[0])}:",
-            f"  z = {w1:.2f}·{x1:.2f} + ({w2:.2f})·{x2:.2f} + ({b:.2f}) = {float(out.z[0]):.3f}",
+            f"  z = {_n(w1)}·{_n(x1)} + {_n(w2)}·{_n(x2)} + {_n(b)} = {float(out.z[0]):.3f}",
             f"  a = f(z) = {float(out.a[0]):.3f} → class {int(out.predicted[0])}",
             f"accuracy on all {len(data.labels)} points: {out.accuracy:.3f}",
         ]
@@ -299,7 +313,7 @@ class NeuronPlayground(WidgetBase):
                 surface = neurons.mlp_probability(model, grid).reshape(_GRID, _GRID)
                 self.mlp_panel.image.value = figure_png(boundary_figure(surface, extent, data, title=title))
                 self.mlp_panel.set_title(f"MLP {call.keywords()['hidden']}: boundary p = 0.5")
-                top = max(losses) * 1.05 if losses else 1.0
+                top = float(f"{max(losses) * 1.05:.2g}") if losses else 1.0
                 self.loss_curve.value = line_plot_svg(
                     np.arange(1, len(losses) + 1) if len(losses) > 1 else [0, 1],
                     losses if len(losses) > 1 else [0, 0],
@@ -314,10 +328,9 @@ class NeuronPlayground(WidgetBase):
                     f"<span style='font-family:monospace'>epoch {m['epoch']}/{m['epochs']} · loss {m['loss']:.4f}"
                     f" · accuracy {m['accuracy']:.3f}</span>"
                 )
-                now = time.perf_counter()
-                if now - last_draw[0] >= _REDRAW_SECONDS or m["epoch"] == m["epochs"]:
+                if time.perf_counter() - last_draw[0] >= _REDRAW_SECONDS:
                     draw(m["model"], f"epoch {m['epoch']}: accuracy {m['accuracy']:.2f}")
-                    last_draw[0] = now
+                    last_draw[0] = time.perf_counter()
 
             self.set_status("training…", "busy")
             kw = call.keywords()

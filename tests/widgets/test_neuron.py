@@ -31,7 +31,8 @@ def test_sliders_drive_the_neuron_and_formula(w):
     np.testing.assert_array_equal(w.result["neuron"].a, ref.a)
     assert w.result["neuron"].accuracy == ref.accuracy
     x1, x2 = data.points[0]
-    assert f"2.50·{x1:.2f} + (1.00)·{x2:.2f} + (-1.00) = {float(ref.z[0]):.3f}" in w.formula.value
+    n = lambda v: f"({v:.2f})" if v < 0 else f"{v:.2f}"  # noqa: E731
+    assert f"2.50·{n(x1)} + 1.00·{n(x2)} + (-1.00) = {float(ref.z[0]):.3f}" in w.formula.value
     assert "tanh(z)" in w.formula.value
     ns = run_code(w)
     np.testing.assert_array_equal(ns["neuron"].a, w.result["neuron"].a)
@@ -66,3 +67,5 @@ def test_changing_data_drops_the_old_history_and_errors_show(w):
 
 def test_lr_slider_keeps_the_value(w):
     assert w.controls["lr"].value == 0.05 and "lr=0.05," in w.code
+    w.controls["lr"].value = 0.05 + 0.005 - 0.005  # slider arithmetic leaves 0.049999999999999996
+    assert "lr=0.05," in w.code
