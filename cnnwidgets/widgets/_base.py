@@ -79,11 +79,13 @@ class ImagePanel(W.VBox):
         if format not in ("png", "jpeg"):
             raise ValueError(f"format must be 'png' or 'jpeg', got {format!r}")
         self.format = format
+        self._title_text = title
         self.title = W.HTML(f"<b>{html.escape(title)}</b>")
         self.image = W.Image(format=format, layout=W.Layout(width=f"{width}px", height="auto", object_fit="contain"))
         self.array = None
         super().__init__([self.title, self.image], **kwargs)
         self.add_class("cnnw-panel")
+        self._describe()
 
     def show(self, array, *, rescale: bool = False):
         """Display an H×W or H×W×C array (any dtype :func:`cnnwidgets.io.to_uint8` takes)."""
@@ -99,9 +101,35 @@ class ImagePanel(W.VBox):
             self.image.value = to_jpeg_bytes(arr)
         else:
             self.image.value = to_png_bytes(arr)
+        self._describe()
 
     def set_title(self, title: str):
-        self.title.value = f"<b>{html.escape(title)}</b>"
+        self._title_text = title
+        self._describe()
+
+    def _describe(self):
+        """The image's text alternative, in the title line for screen readers (not shown): what the picture is."""
+        if self.array is None:
+            self.alt = f"{self._title_text or 'image'} (not computed yet)"
+        else:
+            h, w = self.array.shape[:2]
+            kind = "colour" if self.array.ndim == 3 and self.array.shape[2] >= 3 else "grey-level"
+            self.alt = f"{self._title_text or 'image'}: {kind} image, {w} by {h} pixels"
+        self.title.value = (
+            f"<b>{html.escape(self._title_text)}</b><span class='cnnw-alt' style='position:absolute;left:-10000px;"
+            f"width:1px;height:1px;overflow:hidden'>{html.escape(self.alt)}</span>"
+        )
+
+
+def _label(control, name: str) -> None:
+    """Give a control without a visible label a text one (its ``tooltip``, the accessible name): the trait's name."""
+    if (
+        isinstance(control, W.DOMWidget)
+        and not isinstance(control, W.Box)
+        and not getattr(control, "description", "")
+        and not control.tooltip
+    ):
+        control.tooltip = name.replace("_", " ")
 
 
 def figure_png(fig, *, dpi: int = 80) -> bytes:
@@ -218,6 +246,7 @@ class WidgetBase(W.VBox):
         key = name or traits[0]
         self._base_state()
         self.controls[key] = control
+        _label(control, key)
 
         def push(change=None):
             value = to_control(self) if to_control is not None else getattr(self, traits[0])
