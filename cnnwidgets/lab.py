@@ -55,6 +55,7 @@ WIDGETS = {
     "threshold_segmenter": ("Threshold segmenter", "image"),
     "layer_visualizer": ("Layer visualizer", "image"),
     "find_similar": ("Find similar images", "image"),
+    "pipeline": ("Pipeline", "image"),
     "search_folder": ("Search images", "folder"),
     "convolution_playground": ("Convolution playground", "none"),
     "training_dashboard": ("Training dashboard", "none"),
@@ -62,7 +63,12 @@ WIDGETS = {
 }
 
 #: Sample shown when a tab is opened from the launcher or the command palette without a file.
-DEFAULT_SAMPLES = {"filter_designer": "astronaut", "threshold_segmenter": "coins", "layer_visualizer": "chelsea"}
+DEFAULT_SAMPLES = {
+    "filter_designer": "astronaut",
+    "threshold_segmenter": "coins",
+    "layer_visualizer": "chelsea",
+    "pipeline": "coins",
+}
 #: Bundled samples indexed for the launcher's search box.
 SEARCH_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "coins", "camera", "horse", "moon")
 
@@ -374,6 +380,12 @@ def _make_widget(req: BenchRequest):
 
             source = sample(req.sample, mode="rgb" if req.widget == "layer_visualizer" else "keep")
         return cls(image=source), {}
+    if req.widget == "pipeline":
+        if source is None:
+            from .datasets import sample
+
+            source = sample(req.sample, mode="keep")
+        return C.Pipeline(source), {}
     if req.widget == "convolution_playground":
         return C.ConvolutionPlayground(), {}
     if req.widget == "training_dashboard":
@@ -570,6 +582,20 @@ def notebook_for(widget, req: BenchRequest, *, folder: Path, extra: dict | None 
             f"expected = {json.dumps(hits, ensure_ascii=False)}",
             "assert [h.path for h in result] == [p for p, _ in expected], [h.path for h in result]",
             "assert np.allclose([h.score for h in result], [s for _, s in expected], atol=1e-4)",
+        ]
+    elif req.widget == "pipeline":
+        src = _image_cell(req, folder, "keep")
+        src += "\nfrom cnnwidgets.io import resize_to_fit\n\nif image.ndim == 3 and image.shape[2] == 4:\n"
+        src += "    image = load_image(image, mode='rgb')\n" if req.path is not None else "    image = image[..., :3]\n"
+        src += f"if max(image.shape[:2]) > {max(widget.working_image.shape[:2])}:  # the size the Pipeline runs at\n"
+        src += f"    image = resize_to_fit(image, {max(widget.working_image.shape[:2])})"
+        cells.append(("code", src))
+        cells.append(("code", widget.code))
+        boxes = [list(r.bbox) for r in result["regions"]]
+        labels = [top[0][0] for top in result["recognise"]]
+        checks = [
+            f"assert [list(r.bbox) for r in regions] == {boxes!r}",
+            f"assert [top[0][0] for top in recognised] == {json.dumps(labels)}",
         ]
     elif req.widget == "convolution_playground":
         cells.append(("code", widget.code))

@@ -153,3 +153,27 @@ def test_sample_grid():
     g = lab.sample_grid(a)
     assert g.shape == (12, 12, 3) and g[0, 0, 0] == 0 and g[-1, -1, -1] == a[-1, -1, -1]
     assert lab.sample_grid(np.ones((3, 4))).shape == (3, 4)
+
+
+def test_notebook_reproduces_the_pipeline(root):
+    from PIL import Image
+
+    from cnnwidgets import Pipeline
+    from cnnwidgets.datasets import sample
+
+    Image.fromarray(sample("coins")).save(root / "photos" / "coins.png")
+    req = lab.parse_request({"widget": "pipeline", "path": "photos/coins.png"}, root=root)
+    assert req.label.startswith("Pipeline")
+    w = Pipeline(str(req.path))
+    w.wait()
+    nb = lab.notebook_for(w, req, folder=req.path.parent)
+    code = [c["source"] for c in nb["cells"] if c["cell_type"] == "code"]
+    env = {}
+    cwd = os.getcwd()
+    os.chdir(req.path.parent)
+    try:
+        for src in code:
+            exec(compile(src, "<cell>", "exec"), env)  # the last cell asserts the tab's regions and labels
+    finally:
+        os.chdir(cwd)
+    assert len(env["regions"]) == len(w.result["regions"]) == 24

@@ -33,6 +33,7 @@ export const WIDGETS: { [kind: string]: { label: string; on: 'image' | 'folder' 
   threshold_segmenter: { label: 'Threshold segmenter', on: 'image' },
   layer_visualizer: { label: 'Layer visualizer', on: 'image' },
   find_similar: { label: 'Find similar images', on: 'image' },
+  pipeline: { label: 'Pipeline', on: 'image' },
   search_folder: { label: 'Search images', on: 'folder' },
   convolution_playground: { label: 'Convolution playground', on: 'none' },
   training_dashboard: { label: 'Training dashboard', on: 'none' },
@@ -43,7 +44,8 @@ export const WIDGETS: { [kind: string]: { label: string; on: 'image' | 'folder' 
 export const DEFAULT_SAMPLES: { [kind: string]: string } = {
   filter_designer: 'astronaut',
   threshold_segmenter: 'coins',
-  layer_visualizer: 'chelsea'
+  layer_visualizer: 'chelsea',
+  pipeline: 'coins'
 };
 
 /** The tab title: "Filter designer — photo.jpg". */

@@ -36,7 +36,8 @@ const IMAGE_ENTRIES: [string, string][] = [
   ['filter_designer', 'Filter designer'],
   ['threshold_segmenter', 'Threshold segmenter'],
   ['layer_visualizer', 'Layer visualizer (classify)'],
-  ['find_similar', 'Find similar images']
+  ['find_similar', 'Find similar images'],
+  ['pipeline', 'Open in pipeline']
 ];
 
 /** Launcher cards (and palette entries) opening a widget on a bundled sample. */
@@ -44,6 +45,7 @@ const LAUNCHER_WIDGETS = [
   'filter_designer',
   'threshold_segmenter',
   'layer_visualizer',
+  'pipeline',
   'convolution_playground',
   'training_dashboard',
   'search_samples'

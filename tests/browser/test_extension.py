@@ -440,3 +440,17 @@ def test_launcher_cards(lab, page, files):
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
     close_notebook(page)
     wait_kernels(lab, before)
+
+
+def test_open_in_pipeline(lab, page, files):
+    open_lab(lab, page)
+    before = kernels(lab)
+    context_menu(page, "photo.png", "cnnwidgets", "Open in pipeline")
+    wait_first_picture(page, f"{TAB} .cnnw-pipeline .cnnw-pl-mask img")
+    page.wait_for_function(
+        f"() => /\\d+ regions?/.test(document.querySelector('{TAB} .cnnw-pipeline')?.innerText || '')",
+        timeout=240_000,
+    )
+    assert "Pipeline — photo.png" in current_title(page)
+    close_tabs(page)
+    wait_kernels(lab, before)
