@@ -58,6 +58,8 @@ class Pipeline(WidgetBase):
         With an index, clicking a region searches it for similar images.
     work_side : int
         Long side of the image the pipeline runs on.
+    show_code : bool
+        Show the chain's script (``code``) under the widget.
     **kwargs
         Initial values of the traits below.
 
@@ -89,7 +91,7 @@ class Pipeline(WidgetBase):
     topk = T.Int(3)
     region = T.Int(0)
 
-    def __init__(self, image=None, *, index=None, work_side: int = 512, **kwargs):
+    def __init__(self, image=None, *, index=None, work_side: int = 512, show_code: bool = False, **kwargs):
         from ..datasets import sample
 
         src = sample("coins") if image is None else image
@@ -168,7 +170,7 @@ class Pipeline(WidgetBase):
                 *([row("5 · retrieve", W.HTML("click a region above"), self.retrieval_gallery)] if index else []),
             ]
         )
-        super().__init__([rows], show_code=True)
+        super().__init__([rows], show_code=show_code)
         self.add_class("cnnw-pipeline")
         with self.hold_trait_notifications():
             for k, v in kwargs.items():

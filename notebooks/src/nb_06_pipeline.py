@@ -172,7 +172,7 @@ mask, the regions and their labels follow; switch the segmentation from *global*
         (
             "code",
             """
-w = Pipeline(coins, index=index)
+w = Pipeline(coins, index=index, show_code=True)
 w
 """,
         ),
