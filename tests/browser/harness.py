@@ -137,6 +137,10 @@ class Lab:
         env = dict(os.environ)
         env.setdefault("CNNWIDGETS_DEVICE", "cpu")
         env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
+        # every cell rendered: with windowing, cells outside the viewport count as hidden and tests wait forever
+        tracker = self.root / ".jupyter-config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
         env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
         self.log_path = self.root / "jupyterlab.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
