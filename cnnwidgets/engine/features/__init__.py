@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import load_image, resize_to_fit
+from ...io import load_image, resize_to_fit
 
 __all__ = [
     "METRICS",
@@ -410,7 +410,7 @@ def cnn(image, *, model, batch_size: int = 32, progress=None, backend: str = "au
     numpy.ndarray
         float32, shape (D,) or (N, D), unit L2 norm. Natural distance: cosine (inner product).
     """
-    from . import models
+    from .. import models
 
     if isinstance(model, str):
         model = models.shared_model(model)
@@ -447,7 +447,7 @@ def cnn_with_tags(
     (numpy.ndarray, list)
         float32 (N, D) unit-norm embeddings, and per image a list of ``(label, probability)``, best first.
     """
-    from . import models
+    from .. import models
 
     images = list(images)
     if not images:
