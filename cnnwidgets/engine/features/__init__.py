@@ -1,21 +1,30 @@
-"""Image descriptors for retrieval: colour histograms, colour moments, bags of local features, CNN embeddings.
+"""Image descriptors for retrieval: colour, shape, texture, bags of local features, CNN embeddings.
 
 Every descriptor returns a float32 vector (or an N×D float32 matrix for a list of images), normalised so
 that FAISS computes its natural distance directly:
 
-========================  =====================  ==================================================  ========
-descriptor                 dimension              natural distance                                    FAISS
-========================  =====================  ==================================================  ========
-:func:`color_histogram`    prod(bins)             Bhattacharyya / Hellinger between histograms        inner product
-:func:`color_moments`      9                      Euclidean between per-channel moments               L2
-:func:`sift_bovw`          vocabulary size        Hellinger between visual-word histograms            inner product
-:func:`orb_bovw`           vocabulary size        Hellinger between visual-word histograms            inner product
-:func:`cnn`                model feature width    cosine between CNN embeddings                       inner product
-========================  =====================  ==================================================  ========
+============================  ===================  ===================================================  ========
+descriptor                    dimension            natural distance                                     FAISS
+============================  ===================  ===================================================  ========
+:func:`color_histogram`       prod(bins)           Bhattacharyya / Hellinger between histograms         inner product
+:func:`color_moments`         9                    Euclidean between per-channel moments                L2
+:func:`color_set`             166                  Hamming between binary colour sets                   L2
+:func:`color_correlogram`     64 × distances       Euclidean between auto-correlograms                  L2
+:func:`hog`                   1764                 cosine between HOG vectors                           inner product
+:func:`gist`                  512                  cosine (Euclidean on unit vectors) between GISTs     inner product
+:func:`glcm`                  48                   Euclidean between range-scaled Haralick properties   L2
+:func:`sift_bovw`             vocabulary size      Hellinger between visual-word histograms             inner product
+:func:`orb_bovw`              vocabulary size      Hellinger between visual-word histograms             inner product
+:func:`cnn`                   model feature width  cosine between CNN embeddings                        inner product
+============================  ===================  ===================================================  ========
 
 Histograms (colour and visual words) are L1-normalised and then square-rooted, so their inner product is the
 Bhattacharyya coefficient ``sum(sqrt(p * q))`` in [0, 1] and the L2 distance between two vectors is
 ``sqrt(2) × Hellinger``. :data:`METRICS` maps descriptor names to the FAISS metric they need.
+
+The classical descriptors live in submodules and are used from here: :func:`hog` and :func:`gist` (with
+:func:`gabor_bank`) in ``features.shape``, :func:`color_set` and :func:`color_correlogram` (with the
+quantisations :func:`hsv166` and :func:`rgb64`) in ``features.color_sets``, :func:`glcm` in ``features.texture``.
 """
 
 from __future__ import annotations
@@ -26,11 +35,30 @@ from pathlib import Path
 import numpy as np
 
 from ...io import load_image, resize_to_fit
+from .._packages import adopt_public_names
+from .color_sets import CORRELOGRAM_DISTANCES, HSV_COLORS, RGB_COLORS, color_correlogram, color_set, hsv166, rgb64
+from .shape import GIST_PREFILTER_SIGMA, gabor_bank, gist, hog
+from .texture import GLCM_ANGLES, GLCM_DISTANCES, GLCM_PROPERTIES, glcm
 
 __all__ = [
     "METRICS",
     "color_histogram",
     "color_moments",
+    "color_set",
+    "color_correlogram",
+    "hsv166",
+    "rgb64",
+    "HSV_COLORS",
+    "RGB_COLORS",
+    "CORRELOGRAM_DISTANCES",
+    "hog",
+    "gist",
+    "gabor_bank",
+    "GIST_PREFILTER_SIGMA",
+    "glcm",
+    "GLCM_PROPERTIES",
+    "GLCM_ANGLES",
+    "GLCM_DISTANCES",
     "local_features",
     "Vocabulary",
     "learn_vocabulary",
@@ -42,7 +70,18 @@ __all__ = [
     "cnn_with_tags",
 ]
 
-METRICS = {"color": "ip", "moments": "l2", "sift": "ip", "orb": "ip", "cnn": "ip"}
+METRICS = {
+    "color": "ip",
+    "moments": "l2",
+    "color_set": "l2",
+    "correlogram": "l2",
+    "hog": "ip",
+    "gist": "ip",
+    "glcm": "l2",
+    "sift": "ip",
+    "orb": "ip",
+    "cnn": "ip",
+}
 """FAISS metric per descriptor name: ``"ip"`` (inner product, higher is closer) or ``"l2"`` (squared L2)."""
 
 _RANGES = {"rgb": ((0, 256), (0, 256), (0, 256)), "hsv": ((0, 180), (0, 256), (0, 256))}
@@ -458,3 +497,6 @@ def cnn_with_tags(
         model, images, topk=topk, batch_size=batch_size, progress=progress, backend=backend
     )
     return np.ascontiguousarray(vecs, dtype=np.float32), tags
+
+
+adopt_public_names(globals())

@@ -1,0 +1,254 @@
+"""Global shape descriptors of the grey image: HOG and GIST (a Gabor filter bank after Oliva & Torralba)."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from ._common import many, positive_int, square_gray, stack
+
+__all__ = ["hog", "gabor_bank", "gist", "GIST_PREFILTER_SIGMA"]
+
+GIST_PREFILTER_SIGMA = 1 / 20
+"""Standard deviation of the Gaussian of GIST's prefilter, as a fraction of the image side (6.4 px at 128 px):
+the spatial counterpart of Oliva & Torralba's whitening filter at 4 cycles per image."""
+
+_GABOR_SIGMA_F = 0.5622  # σ·f of a Gabor with a one-octave half-magnitude bandwidth: sqrt(ln 2 / 2) / π · 3
+_GABOR_TOP = 0.25  # centre frequency of the finest scale, cycles per pixel
+_GIST_CHUNK = 8  # images filtered together: bounds the memory of the N × orientations × L × L responses
+
+
+def _hog_dim(side, orientations, cell, block) -> int:
+    cells = side // cell
+    blocks = max(cells - block + 1, 0)
+    return blocks * blocks * block * block * orientations
+
+
+def hog(image, *, side: int = 128, orientations: int = 9, cell: int = 16, block: int = 2) -> np.ndarray:
+    """Histogram of oriented gradients (Dalal & Triggs) of the whole image, by ``skimage.feature.hog``.
+
+    The grey image (ITU-R 601 luma) is resized to ``side``×``side`` (aspect ratio not kept; area
+    interpolation when shrinking, bilinear when enlarging), so every image gives a vector of the same length.
+    scikit-image computes unsigned gradient orientations in ``orientations`` bins per ``cell``×``cell`` cell and
+    normalises each ``block``×``block`` block of cells with L2-Hys; the concatenated blocks are then scaled to
+    unit L2 norm.
+
+    Parameters
+    ----------
+    image : image or list of images
+        Anything :func:`cnnwidgets.io.load_image` accepts; colour is converted to grey.
+    side : int
+        The image is resized to this square first (default 128).
+    orientations : int
+        Orientation bins over 0–180° (default 9).
+    cell : int
+        Cell side in pixels (default 16: an 8×8 grid of cells at 128 px).
+    block : int
+        Block side in cells (default 2).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (D,) for one image or (N, D) for a list, with
+        ``D = ((side // cell) - block + 1)² × block² × orientations`` (1764 with the defaults); entries
+        ≥ 0, unit L2 norm (all zeros for a flat image). Natural distance: cosine, so the FAISS metric is the
+        inner product; on unit vectors the squared L2 distance is ``2 − 2 × cosine`` and ranks alike.
+    """
+    side, orientations, cell, block = (
+        positive_int(n, v)
+        for n, v in (("side", side), ("orientations", orientations), ("cell", cell), ("block", block))
+    )
+    dim = _hog_dim(side, orientations, cell, block)
+    if dim == 0:
+        raise ValueError(f"hog: side={side} holds fewer than block={block} cells of {cell} px on a side")
+    if many(image):
+        return stack([hog(im, side=side, orientations=orientations, cell=cell, block=block) for im in image], dim)
+    from skimage.feature import hog as skimage_hog
+
+    vec = skimage_hog(
+        square_gray(image, side),
+        orientations=orientations,
+        pixels_per_cell=(cell, cell),
+        cells_per_block=(block, block),
+        block_norm="L2-Hys",
+        feature_vector=True,
+    ).astype(np.float64)
+    return (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- GIST
+
+
+@functools.lru_cache(maxsize=8)
+def _bank(scales: int, orientations: int) -> tuple:
+    out = []
+    for s in range(scales):
+        f = _GABOR_TOP / 2**s
+        sigma = _GABOR_SIGMA_F / f
+        r = math.ceil(3 * sigma)
+        y, x = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
+        envelope = np.exp(-(x**2 + y**2) / (2 * sigma**2))
+        dc = math.exp(-2 * (math.pi * f * sigma) ** 2)  # the carrier's mean under the envelope: removed
+        kernels = []
+        for o in range(orientations):
+            theta = math.pi * o / orientations
+            k = envelope * (np.exp(2j * math.pi * f * (x * math.cos(theta) + y * math.sin(theta))) - dc)
+            kernels.append(k / np.sqrt((np.abs(k) ** 2).sum()))
+        out.append(np.stack(kernels).astype(np.complex128))
+    return tuple(out)
+
+
+def gabor_bank(*, scales: int = 4, orientations: int = 8) -> list:
+    """The complex Gabor filters of :func:`gist`, one array per scale.
+
+    Scale ``s`` (0 = finest) has centre frequency ``f = 0.25 / 2**s`` cycles per pixel and a Gaussian envelope of
+    standard deviation ``σ = 0.5622 / f`` pixels (a one-octave bandwidth), truncated at ``ceil(3σ)``;
+    orientation ``o`` has its carrier along ``θ = π o / orientations``:
+    ``g(x, y) = exp(-(x² + y²) / 2σ²) · (exp(2πi f (x cos θ + y sin θ)) − exp(-2π² f² σ²))``, with zero mean
+    and unit L2 norm. ``x`` runs along columns, ``y`` along rows, both centred on the middle element.
+
+    Parameters
+    ----------
+    scales : int
+        Number of octaves (default 4: 0.25, 0.125, 0.0625 and 0.03125 cycles per pixel, kernels of 15, 29, 55
+        and 109 pixels).
+    orientations : int
+        Orientations per scale over 0–180° (default 8).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        complex128, scale ``s`` of shape (orientations, 2 r + 1, 2 r + 1), ``r = ceil(3σ)``.
+    """
+    return [k.copy() for k in _bank(positive_int("scales", scales), positive_int("orientations", orientations))]
+
+
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    """SciPy's Gaussian (``scipy.ndimage.gaussian_filter``, truncate 4) as a 2-D kernel: float64 (2r+1, 2r+1)."""
+    r = int(4.0 * sigma + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k /= k.sum()
+    return np.outer(k, k)
+
+
+def _kernels(kind: tuple) -> np.ndarray:
+    """The kernels of ``("gauss", sigma)`` (1, 2r+1, 2r+1) float64 or ``("gabor", scales, orientations, s)``."""
+    if kind[0] == "gauss":
+        return _gaussian_kernel(kind[1])[None]
+    return _bank(kind[1], kind[2])[kind[3]]
+
+
+@functools.lru_cache(maxsize=32)
+def _spectra(kind: tuple, side: int, device):
+    """FFT length, kernel radius and the kernels' spectra: zero-padded to L×L and centred on (0, 0);
+    (K, L, L) for Gabor kernels, the half spectrum (K, L, L // 2 + 1) for the real Gaussian."""
+    import scipy.fft
+    import torch
+
+    kernels = _kernels(kind)
+    r = kernels.shape[-1] // 2
+    n = scipy.fft.next_fast_len(side + 2 * r)
+    padded = np.zeros((len(kernels), n, n), kernels.dtype)
+    padded[:, : 2 * r + 1, : 2 * r + 1] = kernels
+    padded = np.roll(padded, (-r, -r), axis=(1, 2))
+    if kind[0] == "gabor":
+        return n, r, torch.fft.fft2(torch.from_numpy(padded.astype(np.complex64)).to(device))
+    return n, r, torch.fft.rfft2(torch.from_numpy(padded.astype(np.float32)).to(device))
+
+
+def _convolve(planes, kind: tuple):
+    """``planes`` (N, S, S) float32 torch convolved with the kernels of ``kind``, mirror boundary (SciPy's
+    ``mode="mirror"``): a torch tensor (N, K, S, S), complex64 for Gabor kernels, float32 for the Gaussian."""
+    import torch
+    import torch.nn.functional as F
+
+    side = planes.shape[-1]
+    n, r, spec = _spectra(kind, side, planes.device)
+    padded = F.pad(planes[:, None], (r, r, r, r), mode="reflect")[:, 0]
+    if kind[0] == "gabor":
+        out = torch.fft.ifft2(torch.fft.fft2(padded, s=(n, n))[:, None] * spec[None])
+    else:
+        out = torch.fft.irfft2(torch.fft.rfft2(padded, s=(n, n))[:, None] * spec[None], s=(n, n))
+    return out[..., r : r + side, r : r + side]
+
+
+def _gist_batch(gray: np.ndarray, scales: int, orientations: int, grid: int) -> np.ndarray:
+    import torch
+
+    from ...device import get_device
+
+    side = gray.shape[-1]
+    with torch.no_grad():
+        x = torch.log1p(torch.from_numpy(gray.astype(np.float32)).to(get_device()))
+        blur = ("gauss", GIST_PREFILTER_SIGMA * side)
+        white = x - _convolve(x, blur)[:, 0]
+        local = torch.sqrt(torch.clamp(_convolve(white**2, blur)[:, 0], min=0.0))
+        x = white / (0.2 + local)
+        cells = []
+        for s in range(scales):
+            energy = _convolve(x, ("gabor", scales, orientations, s)).abs()  # N, orientations, side, side
+            c = side // grid
+            cells.append(energy.reshape(len(x), orientations, grid, c, grid, c).mean(dim=(3, 5)))
+        vec = torch.cat(cells, dim=1).reshape(len(x), -1).double()
+        vec = vec / torch.clamp(torch.linalg.vector_norm(vec, dim=1, keepdim=True), min=1e-12)
+        return vec.float().cpu().numpy()
+
+
+def gist(image, *, side: int = 128, scales: int = 4, orientations: int = 8, grid: int = 4) -> np.ndarray:
+    """GIST: mean local energy of a Gabor filter bank on a grid of cells (after Oliva & Torralba, 2001).
+
+    Steps, on the grey image (ITU-R 601 luma) resized to ``side``×``side``:
+
+    1. prefilter (as Oliva & Torralba's ``prefilt``): ``x = log(1 + grey)`` with grey in [0, 255];
+       whitening ``w = x − G ∗ x``; local contrast normalisation ``w / (0.2 + sqrt(G ∗ w²))``, with ``G`` the
+       Gaussian of standard deviation ``side / 20`` (:data:`GIST_PREFILTER_SIGMA`) truncated at 4σ;
+    2. convolve with every filter of :func:`gabor_bank` (``scales`` × ``orientations`` complex Gabors);
+       the local energy is the magnitude of the complex response;
+    3. average the energy over a ``grid``×``grid`` grid of equal cells;
+    4. scale the vector to unit L2 norm.
+
+    Convolutions are products of FFTs (``torch.fft``, on :func:`cnnwidgets.device.get_device`, images in
+    batches of 8) of the image mirrored at its border by the kernel radius (SciPy's ``mode="mirror"``), so the
+    result equals a direct spatial convolution of the same kernels.
+
+    Parameters
+    ----------
+    image : image or list of images
+    side : int
+        The image is resized to this square (default 128); a multiple of ``grid``, larger than the biggest
+        kernel's radius (54 px with 4 scales).
+    scales, orientations : int
+        Size of the bank (default 4 × 8 = 32 filters).
+    grid : int
+        Cells per side (default 4).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (scales × orientations × grid²,) — 512 with the defaults, ordered scale, orientation,
+        cell row, cell column — or (N, 512) for a list; entries ≥ 0 with unit L2 norm. Natural distance:
+        Euclidean between unit vectors, which ranks as the cosine: the FAISS metric is the inner product.
+    """
+    side, scales, orientations, grid = (
+        positive_int(n, v)
+        for n, v in (("side", side), ("scales", scales), ("orientations", orientations), ("grid", grid))
+    )
+    if side % grid:
+        raise ValueError(f"gist: side={side} is not a multiple of grid={grid}")
+    radius = _bank(scales, orientations)[-1].shape[-1] // 2
+    if side <= radius:
+        raise ValueError(
+            f"gist: side={side} must exceed the largest Gabor kernel radius ({radius} px); use fewer scales"
+        )
+    dim = scales * orientations * grid * grid
+    if not many(image):
+        return _gist_batch(square_gray(image, side)[None], scales, orientations, grid)[0]
+    images = list(image)
+    out = [
+        _gist_batch(np.stack([square_gray(im, side) for im in images[i : i + _GIST_CHUNK]]), scales, orientations, grid)
+        for i in range(0, len(images), _GIST_CHUNK)
+    ]
+    return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, dim), np.float32)
