@@ -14,9 +14,10 @@ FAISS build reports at least one GPU.
 
 Threads
 -------
-One thread count, :func:`cpu_threads`, serves every CPU library: torch's intra-op pool, ONNX Runtime sessions
-and FAISS (OpenMP) compute with that many threads; OpenCV, which runs beside them on decode threads, with one;
-torch's inter-op pool with one. So the libraries never stack their pools on the same cores.
+One thread count, :func:`cpu_threads`, serves every CPU library: torch's intra-op pool, ONNX Runtime sessions,
+FAISS (OpenMP) and the BLAS libraries loaded in the process (numpy's, SciPy's, OpenCV's and FAISS's OpenBLAS, set
+through ``threadpoolctl``) compute with that many threads; OpenCV, which runs beside them on decode threads, with
+one; torch's inter-op pool with one. So the libraries never stack their pools on the same cores.
 
 1. The environment variable ``CNNWIDGETS_THREADS`` wins (a positive integer).
 2. Otherwise ``OMP_NUM_THREADS`` when it is set (the usual way to quiet a shared machine).
@@ -31,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 
 ENV_VAR = "CNNWIDGETS_DEVICE"
 THREADS_ENV_VAR = "CNNWIDGETS_THREADS"
@@ -148,19 +150,24 @@ def cpu_threads() -> int:
     return omp if omp is not None else cpu_cores()
 
 
-_applied: list = []  # the thread count last applied (a cache of what was set, one entry)
+_applied: list = []  # what was last applied: (thread count, BLAS-carrying modules then loaded), one entry
+
+# modules whose import loads a BLAS library of its own: when one appears, the BLAS limit is applied again
+_BLAS_MODULES = ("numpy", "scipy", "cv2", "faiss", "sklearn")
 
 
 def apply_thread_policy() -> int:
-    """Set torch, FAISS and OpenCV thread counts from :func:`cpu_threads`; return the count.
+    """Set torch, FAISS, BLAS and OpenCV thread counts from :func:`cpu_threads`; return the count.
 
-    torch intra-op and FAISS/OpenMP get :func:`cpu_threads`; OpenCV gets one thread (it runs inside decode and
+    torch intra-op, FAISS/OpenMP and every BLAS library loaded in the process (OpenBLAS of numpy, SciPy, OpenCV,
+    FAISS, through ``threadpoolctl``) get :func:`cpu_threads`; OpenCV gets one thread (it runs inside decode and
     descriptor threads that already use the cores); torch's inter-op pool one (where it can still be set).
     ONNX Runtime sessions read :func:`cpu_threads` when they are made. Acts only when the count changed since
-    the last call.
+    the last call, or a module that brings its own BLAS was imported since.
     """
     n = cpu_threads()
-    if _applied and _applied[0] == n:
+    state = (n, frozenset(m for m in _BLAS_MODULES if m in sys.modules))
+    if _applied and _applied[0] == state:
         return n
     import torch
 
@@ -179,5 +186,11 @@ def apply_thread_policy() -> int:
         cv2.setNumThreads(1)
     except ImportError:
         pass
-    _applied[:] = [n]
+    try:
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    except ImportError:
+        pass
+    _applied[:] = [(n, frozenset(m for m in _BLAS_MODULES if m in sys.modules))]
     return n

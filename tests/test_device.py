@@ -69,3 +69,51 @@ def test_thread_policy_env_override(monkeypatch):
     monkeypatch.setenv(device.THREADS_ENV_VAR, "zero")
     with pytest.raises(ValueError, match=device.THREADS_ENV_VAR):
         device.cpu_threads()
+
+
+def test_thread_policy_sets_blas_threads(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS)
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    assert blas_threads(), "no BLAS library found in the process"
+    old = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            monkeypatch.setenv(device.THREADS_ENV_VAR, str(n))
+            assert device.apply_thread_policy() == n
+            assert set(blas_threads().values()) == {n}, blas_threads()
+            a = np.random.default_rng(0).standard_normal((300, 300))
+            assert np.allclose(a @ np.linalg.inv(a), np.eye(300), atol=1e-8)  # BLAS still computes right
+        threadpoolctl.threadpool_limits(limits=2, user_api="blas")  # changed behind the policy's back
+        monkeypatch.setenv(device.THREADS_ENV_VAR, "1")
+        assert device.apply_thread_policy() == 1
+        assert set(blas_threads().values()) == {1}
+    finally:
+        monkeypatch.delenv(device.THREADS_ENV_VAR)
+        device.apply_thread_policy()
+        torch.set_num_threads(old)
+
+
+def test_blas_loaded_after_the_policy_follows_it_at_the_next_call():
+    pytest.importorskip("threadpoolctl")
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import threadpoolctl\n"
+        "from cnnwidgets import device\n"
+        "device.apply_thread_policy()\n"
+        "import scipy.linalg\n"
+        "device.apply_thread_policy()\n"
+        "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'}))\n"
+        "print(sum('scipy' in i['filepath'] for i in threadpoolctl.threadpool_info()))\n"
+    )
+    env = {**os.environ, device.THREADS_ENV_VAR: "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    threads, scipy_libs = out.stdout.split()
+    assert threads == "[1]" and int(scipy_libs) >= 1
