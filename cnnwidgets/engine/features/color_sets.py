@@ -146,23 +146,25 @@ def color_correlogram(image, *, distances=CORRELOGRAM_DISTANCES) -> np.ndarray:
         raise ValueError("distances=(): expected at least one distance")
     if many(image):
         return stack([color_correlogram(im, distances=dists) for im in image], RGB_COLORS * len(dists))
-    q = rgb64(reduced_rgb(image))
+    q = rgb64(reduced_rgb(image)).astype(np.uint8)
     h, w = q.shape
     flat = q.ravel()
     out = []
     for d in dists:
-        same = np.zeros(RGB_COLORS, np.int64)
-        # half of the ring: each unordered pair once; the other half counts the same pairs from their other end
+        # per pixel p: how many q on half of the ring (each unordered pair once) share its colour; the other half
+        # counts the same pairs from their other end
+        same = np.zeros((h, w), np.int32)
         offsets = [(d, dx) for dx in range(-d, d + 1)] + [(dy, d) for dy in range(-d + 1, d)]
         for dy, dx in offsets:
             if abs(dy) >= h or abs(dx) >= w:
                 continue
-            a = q[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
-            b = q[max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)]
-            same += np.bincount(np.where(a == b, a, RGB_COLORS).ravel(), minlength=RGB_COLORS + 1)[:RGB_COLORS]
+            pa = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+            pb = (slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
+            same[pa] += q[pa] == q[pb]
         rows_d, cols_d = _ring_counts(h, d), _ring_counts(w, d)
         rows_in, cols_in = _ring_counts(h, d - 1), _ring_counts(w, d - 1)
         ring = np.outer(rows_d, cols_d) - np.outer(rows_in, cols_in)  # ring pixels inside the image, per pixel
         total = np.bincount(flat, weights=ring.ravel(), minlength=RGB_COLORS)
-        out.append(np.divide(2 * same, total, out=np.zeros(RGB_COLORS), where=total > 0))
+        pairs = np.bincount(flat, weights=same.ravel(), minlength=RGB_COLORS)
+        out.append(np.divide(2 * pairs, total, out=np.zeros(RGB_COLORS), where=total > 0))
     return np.concatenate(out).astype(np.float32)

@@ -90,11 +90,12 @@ def _bank(scales: int, orientations: int) -> tuple:
         r = math.ceil(3 * sigma)
         y, x = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
         envelope = np.exp(-(x**2 + y**2) / (2 * sigma**2))
-        dc = math.exp(-2 * (math.pi * f * sigma) ** 2)  # the carrier's mean under the envelope: removed
         kernels = []
         for o in range(orientations):
             theta = math.pi * o / orientations
-            k = envelope * (np.exp(2j * math.pi * f * (x * math.cos(theta) + y * math.sin(theta))) - dc)
+            carrier = np.exp(2j * math.pi * f * (x * math.cos(theta) + y * math.sin(theta)))
+            dc = (envelope * carrier).sum() / envelope.sum()  # the carrier's mean under the envelope: removed
+            k = envelope * (carrier - dc)
             kernels.append(k / np.sqrt((np.abs(k) ** 2).sum()))
         out.append(np.stack(kernels).astype(np.complex128))
     return tuple(out)
@@ -106,8 +107,10 @@ def gabor_bank(*, scales: int = 4, orientations: int = 8) -> list:
     Scale ``s`` (0 = finest) has centre frequency ``f = 0.25 / 2**s`` cycles per pixel and a Gaussian envelope of
     standard deviation ``σ = 0.5622 / f`` pixels (a one-octave bandwidth), truncated at ``ceil(3σ)``;
     orientation ``o`` has its carrier along ``θ = π o / orientations``:
-    ``g(x, y) = exp(-(x² + y²) / 2σ²) · (exp(2πi f (x cos θ + y sin θ)) − exp(-2π² f² σ²))``, with zero mean
-    and unit L2 norm. ``x`` runs along columns, ``y`` along rows, both centred on the middle element.
+    ``g(x, y) = exp(-(x² + y²) / 2σ²) · (exp(2πi f (x cos θ + y sin θ)) − κ)``, with ``κ`` the carrier's
+    envelope-weighted mean over the kernel (so that ``g`` sums to zero: a flat image gives no response; about
+    ``exp(-2π² f² σ²)`` ≈ 0.002), scaled to unit L2 norm. ``x`` runs along columns, ``y`` along rows, both
+    centred on the middle element.
 
     Parameters
     ----------
