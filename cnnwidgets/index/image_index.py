@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build as building
-from . import persist, vectors
+from . import executors, persist, vectors
 from . import search as searching
 from .build import DESCRIPTORS, _shared_model, read_captions
 from .rows import NO_FINGERPRINT, Fingerprint, ImageRow, RowTable
@@ -99,6 +99,7 @@ class ImageIndex:
         color_bins=(8, 4, 4),
         vocabulary_size: int = 256,
         progress: bool = True,
+        executor="local",
     ) -> ImageIndex:
         """Index the images in a folder (recursively) or a list of paths.
 
@@ -123,6 +124,8 @@ class ImageIndex:
             Visual words for "sift" / "orb"; the vocabulary is learnt from (a sample of) these images.
         progress : bool
             Show a tqdm progress bar.
+        executor : {"local", "ray"} or executor object
+            Where the images are described (see :meth:`add` and :mod:`cnnwidgets.index.executors`).
 
         Returns
         -------
@@ -137,7 +140,7 @@ class ImageIndex:
             vocabulary_size=vocabulary_size,
             progress=progress,
         )
-        index.add(source, captions=captions)
+        index.add(source, captions=captions, executor=executor)
         if path is not None:
             index.save(path)
         return index
@@ -227,31 +230,55 @@ class ImageIndex:
         )
 
     # ------------------------------------------------------------------ growing and shrinking
-    def add(self, source, *, captions=None) -> int:
+    def add(self, source, *, captions=None, executor="local") -> int:
         """Index more images (a folder or a list of paths); changed files are re-indexed, unchanged ones skipped.
 
         Files that cannot be read or decoded are appended to :attr:`skipped` with the reason.
+
+        Parameters
+        ----------
+        source : str, pathlib.Path or list of paths
+        captions : dict, str or pathlib.Path, optional
+            As in :meth:`build`.
+        executor : {"local", "ray"} or executor object
+            Where the images are described: in this process (:class:`~cnnwidgets.index.executors.LocalExecutor`),
+            or on a Ray cluster (:class:`~cnnwidgets.index.executors.RayExecutor`; pass one to set its address,
+            workers and GPUs). Both give the same rows.
 
         Returns
         -------
         int
             How many images were added or re-indexed.
         """
+        run = executors.executor_for(executor)
         files, root = building.list_image_files(source)
         caps = building.resolve_captions(captions, root)
         before = {(r.path, r.fingerprint.sha1) for r in self.rows}
         kinds = [d for d in self.descriptors if d in ("sift", "orb") and d not in self.vocabularies]
         self.vocabularies.update(building.learn_vocabularies(files, kinds, size=self.options["vocabulary_size"]))
-        for batch in building.decode_batches(files, stored_sha1=self._stored_sha1, progress=self.progress):
+        task = self.batch_task()
+        if run.name == "local":
+            task.use_model(self.model)
+        for batch in run.run(files, task, stored_sha1=self._stored_sha1, progress=self.progress):
             self.skipped += batch.skipped
-            if not batch.images:
+            if not batch.paths:
                 continue
             changed = [p for p in batch.paths if p in self.rows]
             if changed:
                 self.remove(changed)
-            vecs, tags = self.describe_images(batch.images)
-            self._append(batch.paths, [caps.get(p, "") for p in batch.paths], tags, batch.fingerprints, vecs)
+            self._append(
+                batch.paths, [caps.get(p, "") for p in batch.paths], batch.tags, batch.fingerprints, batch.vectors
+            )
         return len({(r.path, r.fingerprint.sha1) for r in self.rows} - before)
+
+    def batch_task(self) -> executors.IndexBatch:
+        """The batch function that describes files for this index (its descriptors, model, bins, vocabularies)."""
+        return executors.IndexBatch(
+            descriptors=self.descriptors,
+            model=self.model_name,
+            color_bins=self.options["color_bins"],
+            vocabularies=self.vocabularies,
+        )
 
     def _stored_sha1(self, path: str) -> str | None:
         row = self.rows.get(path)
