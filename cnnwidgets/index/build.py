@@ -34,7 +34,7 @@ __all__ = [
     "DECODE_SIDE",
 ]
 
-DESCRIPTORS = ("cnn", "color", "moments", "sift", "orb")
+DESCRIPTORS = ("cnn", "color", "moments", "sift", "orb", "color_set", "correlogram", "hog", "gist", "glcm")
 TOPK_TAGS = 5
 
 
@@ -202,6 +202,16 @@ def describe_images(
             out[name] = features.color_moments(images)
         elif name == "sift":
             out[name] = features.sift_bovw(images, vocabulary=vocabularies[name])
+        elif name == "color_set":
+            out[name] = features.color_set(images)
+        elif name == "correlogram":
+            out[name] = features.color_correlogram(images)
+        elif name == "hog":
+            out[name] = features.hog(images)
+        elif name == "gist":
+            out[name] = features.gist(images)
+        elif name == "glcm":
+            out[name] = features.glcm(images)
         else:
             out[name] = features.orb_bovw(images, vocabulary=vocabularies[name])
     if tags is None:

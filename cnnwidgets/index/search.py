@@ -20,8 +20,35 @@ from .rows import ImageRow, RowTable
 
 __all__ = ["Hit", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "TextVectors", "TextScorer", "search", "similarity"]
 
-MODES = ("auto", "text", "color", "moments", "sift", "orb", "cnn", "fusion", "semantic")
-DEFAULT_WEIGHTS = {"text": 1.0, "cnn": 1.0, "color": 0.5, "moments": 0.25, "sift": 0.5, "orb": 0.25}
+MODES = (
+    "auto",
+    "text",
+    "color",
+    "moments",
+    "color_set",
+    "correlogram",
+    "hog",
+    "gist",
+    "glcm",
+    "sift",
+    "orb",
+    "cnn",
+    "fusion",
+    "semantic",
+)
+DEFAULT_WEIGHTS = {
+    "text": 1.0,
+    "cnn": 1.0,
+    "color": 0.5,
+    "moments": 0.25,
+    "color_set": 0.25,
+    "correlogram": 0.25,
+    "hog": 0.25,
+    "gist": 0.25,
+    "glcm": 0.25,
+    "sift": 0.5,
+    "orb": 0.25,
+}
 TEXT_WEIGHTS = {"keyword": 0.5, "semantic": 0.5, "hierarchy": 0.5}
 
 
@@ -36,8 +63,9 @@ class Hit:
     score : float
         The ranking score (higher is better); for fusion the weighted mean of normalised component scores in [0, 1].
     scores : dict
-        Raw score per component: inner product for "cnn" (cosine) and "color"/"sift"/"orb" (Bhattacharyya
-        coefficient), ``1 / (1 + L2)`` for "moments", the text score for "text"; "class_match" (1 or 0) in
+        Raw score per component: inner product for "cnn", "hog" and "gist" (cosine) and "color"/"sift"/"orb"
+        (Bhattacharyya coefficient), ``1 / (1 + L2)`` for "moments", "correlogram" and "glcm",
+        ``1 / (1 + sqrt(Hamming))`` for "color_set", the text score for "text"; "class_match" (1 or 0) in
         semantic mode. Text mode also shows which part matched: "keyword" (BM25 / its maximum), "semantic"
         (MiniLM cosine) and "hierarchy" (tag probability below the synsets the query's words name). With
         re-ranking, the re-ranker's score under its name ("qe", "diffusion", "kreciprocal").
