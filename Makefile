@@ -34,7 +34,7 @@ $(VENV)/.stamp-labext: $(LABEXT_SRC) $(VENV)/.stamp-install
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,ray]"
 	touch $@
 
 install: $(VENV)/.stamp-install $(VENV)/.stamp-labext

@@ -1,6 +1,7 @@
 """Command line: index a folder, search an index.
 
     cnnwidgets index FOLDER --index DIR [--descriptors cnn,color] [--captions CSV] [--index-type auto]
+                     [--executor local|ray] [--ray-address ADDRESS] [--workers N] [--gpus-per-worker G]
     cnnwidgets search --index DIR (--text "..." | --image PATH) [--mode MODE] [--rerank R] [-k K] [--json]
 
 Also available as ``python -m cnnwidgets``. Bad input ends with exit status 2 and one line on stderr:
@@ -43,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--index-type", default="auto", choices=INDEX_TYPES, help="FAISS structure (default auto)")
     ix.add_argument("--model", default="efficientnet_lite0", help="CNN for the cnn descriptor and tags")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    ix.add_argument(
+        "--executor", default="local", choices=("local", "ray"), help="where images are described (default local)"
+    )
+    ix.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local one)")
+    ix.add_argument("--workers", type=int, default=None, help="Ray actors (default: the cluster's CPUs or GPUs)")
+    ix.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray actor (default 0)")
+    ix.add_argument("--batch-size", type=int, default=32, help="files per batch (default 32)")
     se = sub.add_parser("search", help="search an index")
     se.add_argument("--index", required=True, dest="index_dir", help="index folder written by 'cnnwidgets index'")
     q = se.add_mutually_exclusive_group(required=True)
@@ -55,6 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     se.add_argument("--json", action="store_true", help="print a JSON list of {path, score, scores, tags, caption}")
     return p
+
+
+def _executor(args):
+    """The executor the ``index`` flags ask for; Ray flags without ``--executor ray`` are an error."""
+    from .index.executors import LocalExecutor, RayExecutor
+
+    for flag, value in (("--workers", args.workers), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise _CliError(f"{flag} {value}: expected a positive number")
+    if args.executor == "local":
+        given = [f for f, v in (("--ray-address", args.ray_address), ("--workers", args.workers)) if v is not None]
+        if args.gpus_per_worker:
+            given.append("--gpus-per-worker")
+        if given:
+            raise _CliError(f"{', '.join(given)} need --executor ray")
+        return LocalExecutor(batch_size=args.batch_size)
+    if args.gpus_per_worker < 0:
+        raise _CliError(f"--gpus-per-worker {args.gpus_per_worker}: expected 0 or more")
+    RayExecutor._ray()
+    return RayExecutor(
+        address=args.ray_address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        batch_size=args.batch_size,
+    )
 
 
 def _run(args) -> int:
@@ -75,6 +108,7 @@ def _run(args) -> int:
             index_type=args.index_type,
             model=args.model,
             progress=not args.quiet,
+            executor=_executor(args),
         )
         print(
             f"indexed {len(index)} images into {args.index_dir} ({', '.join(index.descriptors)}); skipped {len(index.skipped)}"

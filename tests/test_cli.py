@@ -83,7 +83,7 @@ def test_index_then_search_json(indexed, capsys):
         (["search", "--index", "{root}/idx", "--text", "cat", "--mode", "fast"], "invalid choice"),
         (["index", "{root}/nothing", "--index", "{root}/idx2"], "folder not found"),
         (["index", "{root}/caps.csv", "--index", "{root}/idx2"], "not a folder"),
-        (["index", "{root}/images", "--index", "{root}/idx2", "--descriptors", "cnn,hog"], "descriptors"),
+        (["index", "{root}/images", "--index", "{root}/idx2", "--descriptors", "cnn,nope"], "descriptors"),
         ([], "required"),
     ],
 )

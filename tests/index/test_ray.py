@@ -89,3 +89,29 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch, tmp_path):
         ImageIndex.build(tmp_path, executor="ray", progress=False)
     with pytest.raises(ValueError, match="executor='spark'"):
         ImageIndex.build(tmp_path, executor="spark", progress=False)
+
+
+def test_cli_index_on_ray(ray_cluster, tmp_path, capsys):
+    from cnnwidgets.cli import main
+
+    folder = photo_folder(tmp_path / "photos", 3)
+    status = main(["index", str(folder), "--index", str(tmp_path / "ix"), "--executor", "ray", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert status == 0 and "indexed 3 images" in out and "skipped 2" in out
+    assert ImageIndex.load(tmp_path / "ix", progress=False).paths == ImageIndex.build(folder, progress=False).paths
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--workers", "2"], "--workers need --executor ray"),
+        (["--executor", "ray", "--workers", "0"], "--workers 0: expected a positive number"),
+        (["--gpus-per-worker", "1"], "--gpus-per-worker need --executor ray"),
+    ],
+)
+def test_cli_executor_flags_are_checked(tmp_path, capsys, flags, message):
+    from cnnwidgets.cli import main
+
+    (tmp_path / "photos").mkdir()
+    assert main(["index", str(tmp_path / "photos"), "--index", str(tmp_path / "ix"), *flags]) == 2
+    assert message in capsys.readouterr().err
