@@ -98,3 +98,34 @@ def test_from_folder_builds_an_index(tmp_path):
     assert len(w.index) == 2 and w.index.descriptors == ("color",)
     w.image_path = str(tmp_path / "coffee" / "coffee_rot90.png")
     assert len(w.results) == 2 and w.results[0]["score"] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def classical(index):
+    paths = list(index.paths)
+    descriptors = {
+        "color_set": features.color_set(paths),
+        "correlogram": features.color_correlogram(paths),
+        "hog": features.hog(paths),
+        "gist": features.gist(paths),
+        "glcm": features.glcm(paths),
+    }
+    return ImageIndex.from_vectors(paths, descriptors, tags=[index.tags[index.paths.index(p)] for p in paths])
+
+
+@pytest.mark.parametrize("mode", ["color_set", "correlogram", "hog", "gist", "glcm"])
+def test_classical_descriptor_modes_search_by_example(classical, mode):
+    w = SearchBox(classical, k=4)
+    assert mode in w._mode.options
+    query = next(p for p in classical.paths if p.endswith("coffee_original.png"))
+    w.image_path = query
+    w.mode = mode
+    ref = classical.search(image=query, mode=mode, k=4)
+    assert [r["path"] for r in w.results] == [h.path for h in ref]
+    assert w.results[0]["score"] == pytest.approx(1.0, abs=1e-5) and query in [h.path for h in ref]
+    assert all(set(r["scores"]) == {mode} for r in w.results)
+    assert w.code == f"index.search(image={query!r}, mode={mode!r}, k=4)"
+    assert [h.path for h in eval(w.code, {"index": classical})] == [h.path for h in ref]
+    assert w.status.startswith("4 results in")
+    w._mode.value = "cnn"  # the dropdown drives the trait; this index has no CNN vectors
+    assert w.mode == "cnn" and "no 'cnn' descriptor" in w.status
