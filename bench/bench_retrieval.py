@@ -26,9 +26,16 @@ Cases (one JSON line each):
   embeddings and with them dropped (what a format-1 index costs); a fresh process's load and first query,
   MiniLM's own loading included. Search latency per query (k = 10, median of 200 queries) without re-ranking
   and with each re-ranker, in "cnn" and "semantic" modes.
+* descriptors: milliseconds per image of each descriptor of :mod:`cnnwidgets.engine.features` (the classical
+  ones: color_set, correlogram, hog, gist, glcm; and color, moments and cnn to compare), on ``--descriptor-images``
+  (32) photos of the throughput set (≤ 256 px, decoded beforehand): the median of one call per image, and a call
+  on the whole list divided by its length; each as a ratio to the colour histogram. Against the references in
+  the same run: ``skimage.feature.hog`` / ``graycomatrix`` + ``graycoprops`` on the same input, and GIST's FFT
+  against the direct spatial convolution of the same bank (``scipy.signal.convolve2d``, 2 images). Then
+  leave-one-out precision@10 and mAP of each on the distortion set (6 samples × 8 versions, 192 px).
 
-Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,rerank,latency]
-[--images 1000] [--memory-n 100000]``. On a shared machine, ``OMP_NUM_THREADS=1`` keeps OpenBLAS's threads
+Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,rerank,latency,descriptors]
+[--images 1000] [--memory-n 100000] [--descriptor-images 32]``. On a shared machine, ``OMP_NUM_THREADS=1`` keeps OpenBLAS's threads
 from competing with other processes on the small matrices of re-ranking.
 """
 
@@ -369,11 +376,127 @@ def latency(work: Path):
             )
 
 
+def _median_ms(fn, items) -> float:
+    fn(items[0])  # first call: imports, caches, kernel spectra
+    times = []
+    for item in items:
+        t = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def _gist_direct(gray: np.ndarray) -> np.ndarray:
+    """GIST of a 128 px grey image with SciPy: Gaussian prefilter, direct spatial convolution of each kernel."""
+    import scipy.ndimage as ndi
+    import scipy.signal
+
+    from cnnwidgets.engine.features import GIST_PREFILTER_SIGMA, gabor_bank
+
+    x = np.log1p(gray.astype(np.float64))
+    sigma = GIST_PREFILTER_SIGMA * gray.shape[0]
+    white = x - ndi.gaussian_filter(x, sigma, mode="mirror", truncate=4.0)
+    x = white / (0.2 + np.sqrt(ndi.gaussian_filter(white**2, sigma, mode="mirror", truncate=4.0)))
+    cells = []
+    for kernels in gabor_bank():
+        r = kernels.shape[-1] // 2
+        padded = np.pad(x, r, mode="reflect")
+        for k in kernels:
+            e = np.abs(scipy.signal.convolve2d(padded, k, mode="valid"))
+            cells.append(e.reshape(4, e.shape[0] // 4, 4, e.shape[1] // 4).mean(axis=(1, 3)).ravel())
+    vec = np.concatenate(cells)
+    return vec / np.linalg.norm(vec)
+
+
+def descriptors(work: Path, n: int):
+    import cv2
+    import skimage.feature
+
+    from cnnwidgets.engine import features
+    from cnnwidgets.engine.models import shared_model
+    from cnnwidgets.index import ImageIndex, distortion_set, evaluate
+    from cnnwidgets.io import load_image
+
+    make_folder(work / "desc_photos", n, seed=1)
+    images = [load_image(p, mode="rgb") for p in sorted((work / "desc_photos").rglob("*.jpg"))]
+    model = shared_model("efficientnet_lite0")
+    funcs = {
+        "color": features.color_histogram,
+        "moments": features.color_moments,
+        "color_set": features.color_set,
+        "correlogram": features.color_correlogram,
+        "hog": features.hog,
+        "gist": features.gist,
+        "glcm": features.glcm,
+        "cnn": lambda x: features.cnn(x, model=model, progress=False),
+    }
+    timing = {}
+    for name, fn in funcs.items():
+        one = _median_ms(fn, images)
+        fn(images[:2])
+        t = time.perf_counter()
+        dim = fn(images).shape[1]
+        batched = 1000 * (time.perf_counter() - t) / len(images)
+        timing[name] = (one, batched, dim)
+    gray128 = [cv2.resize(load_image(im, mode="gray"), (128, 128), interpolation=cv2.INTER_AREA) for im in images]
+    gray256 = [load_image(im, mode="gray") for im in images]
+    angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
+
+    def skimage_glcm(g):
+        m = skimage.feature.graycomatrix(g // 8, [1, 3, 5], angles, levels=32, symmetric=True, normed=True)
+        return [skimage.feature.graycoprops(m, p) for p in features.GLCM_PROPERTIES]
+
+    refs = {
+        "hog": ("skimage.feature.hog on the 128 px grey image", _median_ms(
+            lambda g: skimage.feature.hog(g, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2)),
+            gray128)),
+        "glcm": ("skimage graycomatrix + graycoprops on the grey image", _median_ms(skimage_glcm, gray256)),
+        "gist": ("direct spatial convolution of the bank (scipy.signal.convolve2d)", _median_ms(
+            _gist_direct, gray128[:2])),
+    }  # fmt: skip
+    base = timing["color"][0]
+    for name, (one, batched, dim) in timing.items():
+        line = {
+            "case": "descriptors",
+            "descriptor": name,
+            "dim": dim,
+            "images": len(images),
+            "ms_per_image": round(one, 2),
+            "ms_per_image_in_a_list": round(batched, 2),
+            "ratio_to_color_histogram": round(one / base, 1),
+        }
+        if name in refs:
+            what, ref_ms = refs[name]
+            line.update(reference=what, reference_ms=round(ref_ms, 2), ratio_to_reference=round(one / ref_ms, 3))
+        emit(line)
+    labels = distortion_set(work / "desc_quality", samples=NOTEBOOK_SAMPLES, size=192)
+    names = ("color", "moments", "color_set", "correlogram", "hog", "gist", "glcm")
+    index = ImageIndex.build(work / "desc_quality", descriptors=names, progress=False)
+    res = evaluate(index, labels, modes=list(names), k=10, details=True)
+    for name in names:
+        per = res[name]["per_query"]
+        by_copy = {
+            kind: round(float(np.mean([ap for p, ap in per.items() if p.endswith(f"_{kind}.png")])), 3)
+            for kind in ("original", "rot90", "rot25", "crop", "scale", "stretch", "noise", "hue")
+        }
+        emit(
+            {
+                "case": "descriptors",
+                "quality": name,
+                "images": len(index),
+                "precision@10": round(res[name]["precision@10"], 4),
+                "mAP": round(res[name]["mAP"], 4),
+                "AP_by_query_copy": by_copy,
+            }
+        )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default="quality,throughput,memory")
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--memory-n", type=int, default=100_000)
+    ap.add_argument("--descriptor-images", type=int, default=32)
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_retrieval_"))
     try:
@@ -390,6 +513,8 @@ def main(argv=None):
                 rerank(work)
             elif case == "latency":
                 latency(work)
+            elif case == "descriptors":
+                descriptors(work, args.descriptor_images)
             else:
                 raise SystemExit(f"unknown case {case!r}")
     finally:
