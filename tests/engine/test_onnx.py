@@ -180,3 +180,14 @@ def test_cache_folder_keeps_the_most_recent_exports(cache, monkeypatch):
     for seed in range(3):
         M.embed(tiny(seed), digits_like(2), backend="onnx")
     assert len(list(cache.glob("*.onnx"))) == 2
+
+
+def test_onnx_runs_without_a_folded_torch_copy(cache, monkeypatch):
+    from cnnwidgets.engine.models import inference
+
+    model = tiny()
+    want = M.embed(model, digits_like(), backend="torch", fuse_bn=False)
+    monkeypatch.setattr(inference, "inference_model", lambda *a, **k: pytest.fail("a torch copy was folded"))
+    got = M.embed(model, digits_like(), backend="onnx")
+    vecs, tags = features.cnn_with_tags(digits_like(), model=model, backend="onnx", topk=1)
+    assert np.abs(got - want).max() < 1e-5 and np.abs(vecs - want).max() < 1e-5 and len(tags) == 6

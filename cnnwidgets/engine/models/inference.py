@@ -277,8 +277,9 @@ def _forward_all(
     n_workers = workers or (max(1, min(8, spare)) if overlap else default_workers())
 
     # folding only for fp32: under bf16 autocast the folded convolutions round worse (min cosine to fp32
-    # fell from 0.997 to 0.986 on camera photos, below the stated 0.99), so bf16 runs the model as it is
-    run = inference_model(model, fuse_bn and prec == "fp32")
+    # fell from 0.997 to 0.986 on camera photos, below the stated 0.99), so bf16 runs the model as it is.
+    # ONNX Runtime runs its own graph (BatchNorm folded at export): no torch copy is folded for it.
+    run = model if ort_model is not None else inference_model(model, fuse_bn and prec == "fp32")
 
     def forward_torch(x):
         with torch.inference_mode(), autocast(device, prec):
