@@ -162,7 +162,7 @@ def test_bad_queries_raise_clear_errors(index):
     with pytest.raises(ValueError, match="k=0"):
         index.search(text="x", k=0)
     with pytest.raises(ValueError, match="descriptors"):
-        ImageIndex(descriptors=("cnn", "hog"))
+        ImageIndex(descriptors=("cnn", "surf"))
 
 
 def test_add_remove_and_fingerprints(index, folder, tmp_path):
