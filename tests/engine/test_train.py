@@ -318,3 +318,110 @@ def test_compare_bovw_cnn_reports_both_on_the_same_split():
     assert rows[1]["accuracy"] == pytest.approx(head.score(te))
     table = train.format_table(rows)
     assert table.count("\n") == 3 and f"{rows[0]['accuracy']:.3f}" in table
+
+
+# ----------------------------------------------------------------------------- descriptors + SVM
+
+
+def _sklearn_svm(kernel, C=1.0, seed=0):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, LinearSVC
+
+    svm = LinearSVC(C=C, random_state=seed, max_iter=20_000) if kernel == "linear" else SVC(C=C, gamma="scale")
+    return make_pipeline(StandardScaler(), svm)
+
+
+@pytest.fixture(scope="module")
+def shapes_split():
+    return train.split(datasets.shapes(80, seed=2), test=0.5, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "kernel", "C"), [("hog", "linear", 1.0), ("hog", "rbf", 3.0), ("glcm", "linear", 0.5)]
+)
+def test_descriptor_classifier_is_the_descriptor_and_a_scikit_learn_svm(shapes_split, descriptor, kernel, C):
+    tr, te = shapes_split
+    clf = train.descriptor_classifier(tr, descriptor=descriptor, kernel=kernel, C=C, seed=3)
+    fn = {"hog": features.hog, "glcm": features.glcm}[descriptor]
+    f_tr, f_te = fn(list(tr.images)), fn(list(te.images))
+    np.testing.assert_array_equal(clf.features(te.images), f_te)
+    ref = _sklearn_svm(kernel, C, seed=3).fit(f_tr, tr.labels)
+    expected = ref.predict(f_te)
+    assert np.array_equal(clf.predict(te.images), expected)
+    assert np.array_equal(clf.predict(None, features=f_te), expected)
+    assert clf.score(te) == pytest.approx(float((expected == te.labels).mean()))
+    # the standardisation is fitted on the training descriptors: zero mean, unit variance there
+    z = clf.svm[0].transform(f_tr)
+    keep = f_tr.std(0) > 1e-6
+    np.testing.assert_allclose(z[:, keep].mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(z[:, keep].std(0), 1, atol=1e-3)
+    label = {"hog": "HOG", "glcm": "GLCM"}[descriptor]
+    assert clf.name == f"{label} + {'linear' if kernel == 'linear' else 'RBF'} SVM"
+
+
+def test_descriptor_classifier_with_a_function_options_and_errors(shapes_split):
+    tr, te = shapes_split
+
+    def mean_colour(images, *, scale=1.0):
+        return np.stack([np.asarray(im, np.float64).reshape(-1, 3).mean(0) * scale for im in images])
+
+    clf = train.descriptor_classifier(tr.images, tr.labels, descriptor=mean_colour, options={"scale": 2.0})
+    f_tr, f_te = mean_colour(tr.images, scale=2.0), mean_colour(te.images, scale=2.0)
+    np.testing.assert_allclose(clf.features(te.images), f_te, rtol=1e-6)
+    ref = _sklearn_svm("linear").fit(f_tr.astype(np.float32), tr.labels)
+    assert np.array_equal(clf.predict(te.images), ref.predict(f_te.astype(np.float32)))
+    assert clf.name == "mean_colour + linear SVM"
+    # HOG at 64 px through options: 3×3 blocks of 2×2 cells of 9 bins
+    small = train.descriptor_classifier(tr, descriptor="hog", options={"side": 64})
+    assert small.features(te.images[:2]).shape == (2, 324)
+    with pytest.raises(ValueError, match="descriptor='surf'"):
+        train.descriptor_classifier(tr, descriptor="surf")
+    with pytest.raises(ValueError, match="kernel='poly'"):
+        train.descriptor_classifier(tr, kernel="poly")
+    with pytest.raises(ValueError, match="returned shape \\(3,\\)"):
+        train.descriptor_classifier(tr, descriptor=lambda images: np.zeros(3))
+    with pytest.raises(ValueError, match="two classes"):
+        train.descriptor_classifier(tr.images[:4], np.zeros(4, int))
+
+
+def test_bag_of_words_is_one_descriptor_classifier(shapes_split):
+    tr, te = shapes_split
+    clf = train.descriptor_classifier(tr, descriptor="sift", options={"vocabulary": 20}, seed=0)
+    assert isinstance(clf, train.BoVWClassifier) and isinstance(clf, train.DescriptorClassifier)
+    ref = train.bovw_classifier(tr, detector="sift", vocabulary=20, seed=0)
+    np.testing.assert_array_equal(clf.vocabulary, ref.vocabulary)
+    hist = clf.features(te.images)
+    np.testing.assert_array_equal(hist, ref.histograms(list(te.images)))
+    expected = _sklearn_svm("linear").fit(ref.histograms(list(tr.images)), tr.labels).predict(hist)
+    assert np.array_equal(clf.predict(te.images), expected)
+    assert clf.name == "BoVW (SIFT, 20 words) + linear SVM"
+    rbf = train.bovw_classifier(tr, detector="sift", vocabulary=ref.vocabulary, kernel="rbf")
+    expected = _sklearn_svm("rbf").fit(ref.histograms(list(tr.images)), tr.labels).predict(hist)
+    assert np.array_equal(rbf.predict(te.images), expected) and rbf.name.endswith("RBF SVM")
+
+
+def test_compare_features_rows_match_each_classifier_on_the_same_split(shapes_split):
+    tr, te = shapes_split
+    net = _tiny(0, in_chans=3, num_classes=4)
+    rows = train.compare_features(
+        tr, te, features=("hog", "sift"), options={"sift": {"vocabulary": 20}}, model=net, epochs=20, seed=0
+    )
+    assert [r["feature"] for r in rows] == ["hog", "sift", "cnn"]
+    assert [r["method"] for r in rows] == [
+        "HOG + linear SVM",
+        "BoVW (SIFT, 20 words) + linear SVM",
+        "tiny_cnn features + linear head",
+    ]
+    assert rows[0]["accuracy"] == pytest.approx(train.descriptor_classifier(tr, descriptor="hog").score(te))
+    bovw = train.bovw_classifier(tr, detector="sift", vocabulary=20, seed=0)
+    assert rows[1]["accuracy"] == pytest.approx(bovw.score(te))
+    head = train.transfer_learn(net, tr, epochs=20, seed=0, progress=False)
+    assert rows[2]["accuracy"] == pytest.approx(head.score(te))
+    for r in rows:
+        assert r["n_train"] == r["n_test"] == 40
+        assert r["ms_per_image"] == pytest.approx(1000 * r["predict_seconds"] / 40) and r["ms_per_image"] > 0
+    table = train.format_table(rows)
+    assert table.count("\n") == 4 and f"| {rows[0]['ms_per_image']:.1f} |" in table
+    only = train.compare_features(tr, te, features=("glcm",), model=None)
+    assert [r["feature"] for r in only] == ["glcm"]

@@ -1,4 +1,4 @@
-"""Learning: training loops, transfer learning, few-shot prototypes and the bag-of-visual-words baseline.
+"""Learning: training loops, transfer learning, few-shot prototypes and the classical descriptor + SVM baselines.
 
 Datasets
 --------
@@ -21,18 +21,29 @@ Contents
   :func:`evaluate_classifier`, :func:`confusion_matrix`.
 - :mod:`.classifiers`: :func:`transfer_learn` (frozen pretrained backbone + a trained linear head →
   :class:`LinearHeadClassifier`) and :class:`PrototypeClassifier` (few-shot, nearest class-mean embedding).
-- :mod:`.bovw`: :func:`bovw_classifier`, the bag-of-visual-words pipeline of
-  :mod:`cnnwidgets.engine.features` + a linear SVM → :class:`BoVWClassifier`; :mod:`.compare`:
-  :func:`compare_bovw_cnn` reports it against CNN features + linear head.
+- :mod:`.descriptors`: :func:`descriptor_classifier`, a global descriptor of :mod:`cnnwidgets.engine.features`
+  (HOG, GIST, colour, texture) or any function from images to vectors, standardised, then an SVM
+  (:func:`make_svm`) → :class:`DescriptorClassifier`. :mod:`.bovw`: :func:`bovw_classifier`, the
+  bag-of-visual-words case (its vocabulary is learnt from the training images) → :class:`BoVWClassifier`.
+- :mod:`.compare`: :func:`compare_features` reports accuracy and time per image of descriptors + SVM against CNN
+  features + linear head on one split (:func:`compare_bovw_cnn`: the bag of words alone); :func:`format_table`.
 """
 
 from __future__ import annotations
 
 from .bovw import BoVWClassifier, bovw_classifier
 from .classifiers import LinearHeadClassifier, PrototypeClassifier, transfer_learn
-from .compare import compare_bovw_cnn, format_table
+from .compare import compare_bovw_cnn, compare_features, format_table
 from .data import as_imageset, input_batch, split
 from .data import split_indices as _split_indices  # noqa: F401  (tests/widgets/test_training.py)
+from .descriptors import (
+    BAG_OF_WORDS,
+    GLOBAL_DESCRIPTORS,
+    SVM_KERNELS,
+    DescriptorClassifier,
+    descriptor_classifier,
+    make_svm,
+)
 from .fit import History, confusion_matrix, evaluate_classifier, fit, predict
 
 evaluate = evaluate_classifier
@@ -51,8 +62,15 @@ __all__ = [
     "transfer_learn",
     "LinearHeadClassifier",
     "PrototypeClassifier",
+    "descriptor_classifier",
+    "DescriptorClassifier",
+    "make_svm",
+    "GLOBAL_DESCRIPTORS",
+    "BAG_OF_WORDS",
+    "SVM_KERNELS",
     "bovw_classifier",
     "BoVWClassifier",
+    "compare_features",
     "compare_bovw_cnn",
     "format_table",
 ]

@@ -1,11 +1,13 @@
-"""The bag-of-visual-words baseline classifier: the retrieval pipeline of :mod:`cnnwidgets.engine.features`
-(local descriptors, k-means vocabulary, Hellinger word histograms) followed by a linear SVM."""
+"""The bag-of-visual-words classifier: the retrieval pipeline of :mod:`cnnwidgets.engine.features`
+(local descriptors, k-means vocabulary, Hellinger word histograms) as the descriptor of a
+:class:`~cnnwidgets.engine.train.DescriptorClassifier` (standardisation + SVM)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .data import _is_tensor, as_imageset
+from .descriptors import DescriptorClassifier, fit_svm
 
 __all__ = ["BoVWClassifier", "bovw_classifier"]
 
@@ -13,17 +15,20 @@ _DETECTORS = ("sift", "orb")
 _DIMS = {"sift": 128, "orb": 256}
 
 
-class BoVWClassifier:
-    """Bag of visual words + linear SVM, made by :func:`bovw_classifier`.
+class BoVWClassifier(DescriptorClassifier):
+    """Bag of visual words + SVM, made by :func:`bovw_classifier`: a :class:`DescriptorClassifier` whose descriptor
+    is the word histogram of :meth:`histograms`.
 
     Attributes
     ----------
     detector : {"sift", "orb"}
+        Also :attr:`descriptor`.
     vocabulary : numpy.ndarray
         K×D float32 visual words (k-means centres of RootSIFT descriptors, or of ORB descriptors unpacked to
         256 bits of 0/1, so squared Euclidean distance between them is the Hamming distance).
     svm : sklearn.pipeline.Pipeline
-        Standardisation + ``LinearSVC`` on the word histograms.
+        Standardisation + SVM (:func:`make_svm`) on the word histograms.
+    kernel : {"linear", "rbf"}
     classes : tuple of str
     image_size : int
         Longer image side the images are resized to before features are detected.
@@ -31,9 +36,16 @@ class BoVWClassifier:
         Step of the dense keypoint grid, or None to use the detector's keypoints.
     """
 
-    def __init__(self, detector, vocabulary, svm, classes, *, image_size, grid, max_features):
-        self.detector, self.vocabulary, self.svm, self.classes = detector, vocabulary, svm, tuple(classes)
+    def __init__(self, detector, vocabulary, svm, classes, *, image_size, grid, max_features, kernel="linear"):
+        super().__init__(detector, svm, classes, kernel=kernel)
+        self.detector, self.vocabulary = detector, vocabulary
         self.image_size, self.grid, self.max_features = image_size, grid, max_features
+
+    @property
+    def name(self) -> str:
+        """What the classifier is, for tables: ``"BoVW (SIFT, 50 words) + linear SVM"``."""
+        svm = "linear" if self.kernel == "linear" else "RBF"
+        return f"BoVW ({self.detector.upper()}, {len(self.vocabulary)} words) + {svm} SVM"
 
     def descriptors(self, image) -> np.ndarray:
         """M×D float32 local descriptors of one image (M may be 0); see :func:`cnnwidgets.engine.features.local_features`."""
@@ -52,15 +64,13 @@ class BoVWClassifier:
         vocab = self._vocabulary()
         return np.stack([bovw(self.descriptors(im), vocabulary=vocab) for im in images])
 
-    def predict(self, images, *, histograms=None) -> np.ndarray:
-        """N int64 class indices."""
-        h = self.histograms(images) if histograms is None else histograms
-        return np.asarray(self.svm.predict(h), np.int64)
+    def features(self, images) -> np.ndarray:
+        """The :meth:`histograms` of a list or array of N images: N×K float32."""
+        return self.histograms(list(images))
 
-    def score(self, dataset) -> float:
-        """Accuracy on a labelled dataset."""
-        data = as_imageset(dataset)
-        return float((self.predict(data.images) == data.labels).mean())
+    def predict(self, images, *, features=None, histograms=None) -> np.ndarray:
+        """N int64 class indices (``features`` or ``histograms``, from :meth:`histograms`, skip the descriptor)."""
+        return super().predict(images, features=histograms if features is None else features)
 
     def _vocabulary(self):
         from ..features import Vocabulary
@@ -81,6 +91,7 @@ def bovw_classifier(
     *,
     detector: str = "sift",
     vocabulary=100,
+    kernel: str = "linear",
     C: float = 1.0,
     image_size: int = 128,
     grid: int | None = None,
@@ -93,8 +104,9 @@ def bovw_classifier(
     Steps (those of the retrieval descriptors in :mod:`cnnwidgets.engine.features`): detect local features
     with OpenCV (RootSIFT or ORB) on each gray image resized to ``image_size``; cluster a sample of the
     descriptors with k-means (FAISS) into a vocabulary of visual words; describe each image by its
-    L1-normalised, square-rooted histogram of nearest words; train a linear SVM (scikit-learn ``LinearSVC``
-    after standardisation) on the histograms.
+    L1-normalised, square-rooted histogram of nearest words; train an SVM (:func:`make_svm`: standardisation,
+    then scikit-learn ``LinearSVC`` or an RBF ``SVC``) on the histograms.
+    ``descriptor_classifier(images, descriptor="sift", options={...})`` calls this.
 
     Parameters
     ----------
@@ -107,6 +119,8 @@ def bovw_classifier(
     vocabulary : int or numpy.ndarray
         Number of visual words for k-means, or a K×D array of words to use as they are
         (D = 128 for SIFT, 256 for ORB's unpacked bits).
+    kernel : {"linear", "rbf"}
+        The SVM (:func:`make_svm`).
     C : float
         SVM regularisation.
     image_size : int
@@ -127,19 +141,17 @@ def bovw_classifier(
     Raises
     ------
     ValueError
-        Unknown detector, a vocabulary of the wrong width, or too few features for the vocabulary.
+        Unknown detector or kernel, a vocabulary of the wrong width, or too few features for the vocabulary.
     """
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
-
     from ..features import Vocabulary, bovw, learn_vocabulary
+    from .descriptors import make_svm
 
     if detector not in _DETECTORS:
         raise ValueError(f"detector must be one of {_DETECTORS}, got {detector!r}")
     data = as_imageset(images if labels is None else (images, labels), name="images")
     if len(np.unique(data.labels)) < 2:
         raise ValueError("images: need at least two classes to train an SVM")
+    make_svm(kernel=kernel, C=C, seed=seed)  # checks the options before the descriptors are computed
     descs = [_descriptors(im, detector, image_size, grid, max_features) for im in data.images]
     dim = _DIMS[detector]
     if isinstance(vocabulary, (int, np.integer)):
@@ -156,8 +168,14 @@ def bovw_classifier(
             raise ValueError(f"vocabulary must be an int or a K×{dim} array for {detector}, got shape {centers.shape}")
         vocab = Vocabulary(detector, centers.copy())
     hists = np.stack([bovw(d, vocabulary=vocab) for d in descs])
-    svm = make_pipeline(StandardScaler(), LinearSVC(C=C, random_state=seed, max_iter=20_000))
-    svm.fit(hists, data.labels)
+    svm = fit_svm(hists, data.labels, kernel=kernel, C=C, seed=seed)
     return BoVWClassifier(
-        detector, vocab.centers, svm, data.classes, image_size=image_size, grid=grid, max_features=max_features
+        detector,
+        vocab.centers,
+        svm,
+        data.classes,
+        image_size=image_size,
+        grid=grid,
+        max_features=max_features,
+        kernel=kernel,
     )
