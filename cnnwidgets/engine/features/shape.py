@@ -181,8 +181,9 @@ def _convolve(planes, kind: tuple):
 def _gist_batch(gray: np.ndarray, scales: int, orientations: int, grid: int) -> np.ndarray:
     import torch
 
-    from ...device import get_device
+    from ...device import apply_thread_policy, get_device
 
+    apply_thread_policy()
     side = gray.shape[-1]
     with torch.no_grad():
         x = torch.log1p(torch.from_numpy(gray.astype(np.float32)).to(get_device()))
@@ -213,9 +214,10 @@ def gist(image, *, side: int = 128, scales: int = 4, orientations: int = 8, grid
     3. average the energy over a ``grid``×``grid`` grid of equal cells;
     4. scale the vector to unit L2 norm.
 
-    Convolutions are products of FFTs (``torch.fft``, on :func:`cnnwidgets.device.get_device`, images in
-    batches of 8) of the image mirrored at its border by the kernel radius (SciPy's ``mode="mirror"``), so the
-    result equals a direct spatial convolution of the same kernels.
+    Convolutions are products of FFTs (``torch.fft``, on :func:`cnnwidgets.device.get_device` with the threads of
+    :func:`cnnwidgets.device.apply_thread_policy`, images in batches of 8) of the image mirrored at its border by
+    the kernel radius (SciPy's ``mode="mirror"``), so the result equals a direct spatial convolution of the same
+    kernels.
 
     Parameters
     ----------
