@@ -341,7 +341,7 @@ def _nb04_ex2(answer):
     return _hint("Multiply the number of classes by 5.")
 
 
-@_exercise("04", 3, "the better features for shapes", "Compare the accuracies that compare_bovw_cnn printed.")
+@_exercise("04", 3, "the better features for shapes", "Compare the accuracies in the table compare_features printed.")
 def _nb04_ex3(answer):
     word = _word(answer)
     if word in {"cnn", "cnn features", "deep"}:

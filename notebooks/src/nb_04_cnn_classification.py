@@ -40,8 +40,9 @@ This notebook goes from a network someone else trained to networks you train you
 1. classify photographs with a **pretrained** EfficientNet-Lite0 (ImageNet weights shipped in a package),
 2. look **inside** it with the `LayerVisualizer`,
 3. **train** a tiny CNN on handwritten digits in well under a minute, watching its loss and accuracy,
+   — and LeNet-5 with the **radial basis function** output layer of the original next to a softmax head,
 4. learn new classes from **five examples each** (few-shot, nearest class prototype),
-5. compare with the classical **bag of visual words** + SVM pipeline that CNNs replaced.
+5. compare with the classical pipelines CNNs replaced: **HOG, GIST and SIFT bag of words + SVM**.
 """,
         ),
         (
@@ -186,6 +187,45 @@ dash
         (
             "md",
             """
+### LeNet-5: a softmax head or radial basis function units
+LeNet-5 (LeCun et al., 1998) ended in **Euclidean RBF units**: output unit *k* holds a centre vector
+$c_k$ and scores the 84 features $h$ of the layer below by $y_k = -\\lVert h - c_k \\rVert^2$, so the class is the
+nearest centre. Today a linear layer and a softmax take its place. `lenet5` is the registry's network with a
+linear head, `lenet5_rbf` the same network with RBF units whose centres are learnt
+(`models.builders.lenet5(output="rbf", centres="fixed")` keeps them at fixed ±1 codes, as in the paper). Both
+train on the same split with the same loop, seed and epochs; cross-entropy on the RBF scores pulls each digit's
+features towards its class's centre.
+""",
+        ),
+        (
+            "code",
+            """
+heads = {}
+for name in ("lenet5", "lenet5_rbf"):
+    torch.manual_seed(0)
+    lenet = models.create_model(name, pretrained=False)
+    start = time.perf_counter()
+    train.fit(lenet, train_set, epochs=4, lr=3e-3, batch_size=32, seed=0, schedule="cosine", progress=False, threads=1)
+    heads[name] = (lenet, train.evaluate_classifier(lenet, test_set)["accuracy"], time.perf_counter() - start)
+table = ["| model | output layer | test accuracy | training s |", "|---|---|---:|---:|"]
+table += [f"| {name} | {lenet.fc3} | {acc:.3f} | {s:.1f} |" for name, (lenet, acc, s) in heads.items()]
+display(Markdown("\\n".join(table)))
+
+rbf_net = heads["lenet5_rbf"][0]
+seen = {}
+hook = rbf_net.fc3.register_forward_hook(lambda layer, inputs, output: seen.update(h=inputs[0]))
+with torch.no_grad():
+    scores = rbf_net(models.preprocess(test_set.images[:64], rbf_net))   # and seen["h"]: the 84 features
+hook.remove()
+distances = ((seen["h"][:, None, :] - rbf_net.fc3.centres[None]) ** 2).sum(-1)  # squared distance to each centre
+assert torch.allclose(scores, -distances, rtol=1e-4, atol=1e-3)                  # the RBF scores are −‖h − c_k‖²
+assert torch.equal(scores.argmax(1), distances.argmin(1))                        # the class is the nearest centre
+assert all(acc > 0.9 for _, acc, _ in heads.values()), heads                     # both far above chance (0.1)
+""",
+        ),
+        (
+            "md",
+            """
 ## 4. Few-shot: five examples per class
 A pretrained network already knows edges, corners and curves. Its pooled features (`models.embed`, one unit vector
 per image) of five labelled examples per class are averaged into a **prototype**; a new image gets the class of the
@@ -217,22 +257,55 @@ plt.show()
         (
             "md",
             """
-## 5. Bag of visual words vs CNN features
-Before CNNs, the standard pipeline was: detect local features (SIFT or ORB), cluster their descriptors with k-means
-into a **vocabulary** of visual words, describe each image by its histogram of words, and train a linear SVM.
-`compare_bovw_cnn` runs it and the CNN alternative (frozen EfficientNet features + a trained linear layer) on the same
-train/test split.
+## 5. Classical features + SVM vs CNN features
+Before CNNs, an image was described by a hand-made feature vector and a support vector machine learnt the classes:
+
+- **HOG** (Dalal & Triggs): histograms of gradient orientations in small cells, normalised over blocks — the
+  outline of a shape, at fixed places in the image;
+- **GIST** (Oliva & Torralba): the energy of a bank of Gabor filters (4 scales × 8 orientations) averaged on a
+  4×4 grid — the image's layout of textures and edges;
+- **SIFT bag of visual words**: local SIFT descriptors, clustered by k-means into a **vocabulary** of visual words,
+  and the image's histogram of words — where the words lie is forgotten;
+- two more of `cnnwidgets.engine.features`: **GLCM** texture (Haralick properties of the grey-level co-occurrence
+  matrix) and the **colour set** (which of 166 HSV colours occur).
+
+`compare_features` trains each (the descriptor, standardised, then a linear SVM: `descriptor_classifier`) and the CNN
+alternative (frozen EfficientNet features + a trained linear layer: `transfer_learn`) on the same train/test split of
+the shapes, and times them. *ms / image* is the cost of classifying one new image: its descriptor and the
+classifier.
 """,
         ),
         (
             "code",
             """
+from scipy.stats import binomtest
+
 shapes_train, shapes_test = train.split(datasets.shapes(120, seed=1), test=0.5, seed=0)
-rows = train.compare_bovw_cnn(shapes_train, shapes_test, model=lite0, detector="sift", vocabulary=50, seed=0)
+rows = train.compare_features(shapes_train, shapes_test, features=("hog", "gist", "sift", "glcm", "color_set"),
+                              options={"sift": {"vocabulary": 50}}, model=lite0, seed=0)
 display(Markdown(train.format_table(rows)))
-bovw, cnn = rows
-assert cnn["accuracy"] > bovw["accuracy"], rows
-assert cnn["accuracy"] > 0.85, rows
+acc = {r["feature"]: r["accuracy"] for r in rows}
+chance, n_test = 1 / len(shapes_train.classes), len(shapes_test.labels)
+p_hog = binomtest(round(acc["hog"] * n_test), n_test, chance, alternative="greater").pvalue
+print(f"HOG + SVM: {acc['hog']:.3f} (chance {chance:.2f}); guessing does as well with probability {p_hog:.1e}")
+assert p_hog < 0.01 and acc["hog"] < acc["cnn"], rows          # HOG + SVM above chance, below the CNN
+assert acc["cnn"] > max(acc["hog"], acc["gist"], acc["sift"]) and acc["cnn"] > 0.85, rows
+bovw, cnn = next(r for r in rows if r["feature"] == "sift"), rows[-1]
+""",
+        ),
+        (
+            "md",
+            """
+The shapes have random colours, so the colour set is no better than guessing; HOG sees the outline but at a fixed
+grid, so a rotated or shifted shape moves its gradients to other cells and bins; the bag of words is blind to
+position, GIST to fine detail. The CNN's features, learnt on a million photographs, describe the shape wherever it is.
+
+A single classifier on its own, for any descriptor or for any function from images to vectors:
+
+```python
+hog_svm = train.descriptor_classifier(shapes_train, descriptor="hog", kernel="rbf")   # or descriptor=my_function
+hog_svm.score(shapes_test), hog_svm.features(images), hog_svm.predict(images)
+```
 """,
         ),
         (
