@@ -271,6 +271,43 @@ assert enhance.psnr(camera, cleaned) > enhance.psnr(camera, periodic) + 5
         (
             "md",
             """
+In the FilterDesigner: the *noise* tab adds the same periodic noise, the *notch / homomorphic* tab's **notch** mode
+removes it. Click one of the two bright dots on the centred spectrum: a notch pair is placed there (its mirror
+image is added for you) and drawn as red rings; click near a ring to remove it; the slider sets the radius. The
+tab shows the PSNR before and after. Below, code clicks where the brightest dot is — the spectrum's `click`
+trait is what the browser sets when you click (`notch.notches = [[0.1, 0.15]]` places the same pair directly).
+""",
+        ),
+        (
+            "code",
+            """
+notch = FilterDesigner(camera, method="notch", noise="periodic", noise_amount=0.15)
+notch.wait()
+spec = enhance.spectrum(periodic)
+n_rows, n_cols = spec.shape                                # frequency 0 at row n_rows // 2, column n_cols // 2
+fy, fx = np.ogrid[-(n_rows // 2):n_rows - n_rows // 2, -(n_cols // 2):n_cols - n_cols // 2]
+off_centre = np.hypot(fy, fx) > 10                         # skip the image's own low frequencies
+row, col = np.unravel_index(np.argmax(np.where(off_centre, spec, -np.inf)), spec.shape)
+notch.spectrum_click.click = [(row + 0.5) / n_rows, (col + 0.5) / n_cols, 1]   # one click on the bright dot
+notch.wait()
+print(notch.notches, notch.metrics)
+print(notch.code)
+notch
+""",
+        ),
+        (
+            "code",
+            """
+[(fy, fx)] = notch.notches                                 # one pair, at ±(0.1, 0.15) cycles/pixel
+assert min(np.hypot(fy - 0.1, fx - 0.15), np.hypot(fy + 0.1, fx + 0.15)) < 2 / 512
+before, after = enhance.psnr(camera, enhance.add_noise(camera, kind="periodic", amount=0.15)), enhance.psnr(camera, notch.result)
+print(f"PSNR against the clean image: {before:.1f} dB before, {after:.1f} dB after the notch")
+assert after > before + 5 and np.isclose(notch.metrics["psnr_result"], after, atol=0.01)
+""",
+        ),
+        (
+            "md",
+            """
 ## Homomorphic filtering: uneven lighting
 
 An image is roughly illumination × reflectance. Taking the logarithm turns the product into a sum; illumination
