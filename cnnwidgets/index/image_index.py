@@ -26,7 +26,7 @@ class ImageIndex:
     Attributes
     ----------
     descriptors : tuple of str
-        The content descriptors indexed (subset of "cnn", "color", "moments", "sift", "orb").
+        The content descriptors indexed (a subset of :data:`~cnnwidgets.index.build.DESCRIPTORS`).
     model_name : str
         CNN used for the "cnn" descriptor and for the predicted tags.
     rows : RowTable
@@ -109,7 +109,8 @@ class ImageIndex:
         path : str or pathlib.Path, optional
             Save the index there when done (see :meth:`save`).
         descriptors : tuple of str
-            Any of "cnn", "color" (HSV histogram), "moments", "sift", "orb".
+            Any of "cnn", "color" (HSV histogram), "moments", "sift", "orb" (bags of visual words), "color_set",
+            "correlogram", "hog", "gist", "glcm" (see :mod:`cnnwidgets.engine.features` and ``docs/retrieval.md``).
         model : str
             Registry name of the CNN (:func:`cnnwidgets.engine.models.create_model`); it computes the "cnn"
             descriptor and every image's top-5 ImageNet labels, stored as tags.
@@ -467,7 +468,9 @@ class ImageIndex:
             Words to look for (captions, file names, predicted labels, and their meaning via MiniLM).
         image : path, array, PIL image, bytes, optional
             The example image. An indexed path reuses its stored descriptors and tags (no recomputation).
-        mode : {"auto", "text", "color", "moments", "sift", "orb", "cnn", "fusion", "semantic"}
+        mode : str
+            One of :data:`~cnnwidgets.index.search.MODES`: "auto", "text", a descriptor's name, "fusion" or
+            "semantic".
             "auto": text only → "text", image only → "semantic" (the first descriptor when the index has no
             "cnn"), both → "fusion".
             "semantic": classify the query, keep images sharing at least one top-5 label with it, rank those by
