@@ -285,6 +285,7 @@ class FilterDesigner(WidgetBase):
         )
         c_glow = W.FloatSlider(min=0.0, max=1.0, step=0.05, description="γL", **slider)
         c_ghigh = W.FloatSlider(min=1.0, max=3.0, step=0.05, description="γH", **slider)
+        c_ghigh.add_class("cnnw-fd-gamma-high")
         c_hcut = W.FloatSlider(min=0.005, max=0.5, step=0.005, readout_format=".3f", description="cutoff", **slider)
         c_sharp = W.FloatSlider(min=0.1, max=5.0, step=0.1, description="c", **slider)
         self.bind(c_glow, "gamma_low")

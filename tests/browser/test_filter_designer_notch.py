@@ -36,3 +36,33 @@ def test_clicking_the_spectrum_places_a_notch_and_changes_the_result(lab, page):
     lab.wait_idle(page)
     widget_screenshot(page, ".cnnw-filter-designer", "filter_designer_notch.png")
     assert "Error" not in page.locator(".cnnw-filter-designer").inner_text()
+
+
+def test_homomorphic_mode_and_gamma_high_change_the_result(lab, page):
+    lab.write_notebook(
+        "filter_designer_homomorphic.ipynb",
+        [
+            "from cnnwidgets import FilterDesigner, datasets\n"
+            "w = FilterDesigner(datasets.sample('camera')[:256, :256], noise='periodic', noise_amount=0.2)\n"
+            "w.tabs.selected_index = 3\n"
+            "w"
+        ],
+    )
+    lab.run_notebook(page, "filter_designer_homomorphic.ipynb")
+    lab.wait_idle(page)
+    assert lab.errors(page) == []
+    page.wait_for_selector(".cnnw-filter-designer", state="visible").scroll_into_view_if_needed()
+    before = pixels(page, RESULT_IMG)
+    page.locator(".cnnw-fd-spectral-method button", has_text="homomorphic").click()
+    page.wait_for_selector(".cnnw-fd-gamma-high", state="visible")
+    homomorphic = wait_pixels_change(page, RESULT_IMG, before)
+    readout = page.locator(".cnnw-fd-gamma-high .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("2.50")
+    page.keyboard.press("Enter")
+    wait_pixels_change(page, RESULT_IMG, homomorphic)  # a stronger high-frequency gain
+    assert readout.inner_text().strip() == "2.50"
+    page.wait_for_selector(".cnnw-filter-designer :text('homomorphic: gain')")
+    lab.wait_idle(page)
+    assert "Error" not in page.locator(".cnnw-filter-designer").inner_text()
