@@ -191,3 +191,89 @@ def test_onnx_runs_without_a_folded_torch_copy(cache, monkeypatch):
     got = M.embed(model, digits_like(), backend="onnx")
     vecs, tags = features.cnn_with_tags(digits_like(), model=model, backend="onnx", topk=1)
     assert np.abs(got - want).max() < 1e-5 and np.abs(vecs - want).max() < 1e-5 and len(tags) == 6
+
+
+def test_pretrained_model_runs_from_its_recorded_export_without_torch(cache, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    images = [sample(n, mode="rgb") for n in PHOTOS[:4]]
+    assert B.pretrained_onnx("efficientnet_lite0") is None  # nothing recorded yet
+    changed = M.create_model("efficientnet_lite0", device="cpu")
+    with torch.no_grad():
+        changed.classifier.bias.add_(1.0)  # fine-tuned in place: its export is never recorded under the name
+    M.classify(changed, images, backend="onnx")
+    assert B.pretrained_onnx("efficientnet_lite0") is None
+    assert not list(cache.glob("*.json"))
+
+    model = M.create_model("efficientnet_lite0", device="cpu")
+    want = M.embed(model, images, backend="torch", fuse_bn=False)
+    want_top = [t[0][0] for t in M.classify(model, images, topk=1, backend="torch")]
+    M.embed(model, images, backend="onnx")  # exported (or loaded) and recorded
+    assert [p.name for p in cache.glob("*.json")] == ["efficientnet_lite0-pretrained.json"]
+    exports = B.stats["exports"]
+    B.clear_sessions()
+    runner = B.pretrained_onnx("efficientnet_lite0")
+    assert isinstance(runner, B.OnnxModel) and B.stats["exports"] == exports
+    assert runner.cnnw_config["input_size"] == (3, 224, 224) and len(runner.cnnw_config["labels"]) == 1000
+    got = M.embed(runner, images)
+    assert (got * want).sum(axis=1).min() >= 0.9999
+    assert [t[0][0] for t in M.classify(runner, images, topk=1)] == want_top
+    vecs, tags = features.cnn_with_tags(images, model=runner, topk=1)
+    assert (vecs * want).sum(axis=1).min() >= 0.9999 and [t[0][0] for t in tags] == want_top
+    with pytest.raises(ValueError, match="torch model"):
+        M.embed(runner, images, backend="torch")
+
+    with torch.no_grad():
+        model.conv_head.weight.mul_(1.01)  # changed after it was recorded: it runs from a new export of its own
+    new = M.embed(model, images, backend="onnx")
+    assert B.stats["exports"] == exports + 1
+    assert np.abs(new - M.embed(model, images, backend="torch", fuse_bn=False)).max() < 1e-4
+    assert [t[0][0] for t in M.classify(B.pretrained_onnx("efficientnet_lite0"), images, topk=1)] == want_top
+
+    # a fresh process runs the recorded export without importing timm or building the torch model
+    code = (
+        "import sys, numpy as np\n"
+        "from cnnwidgets.datasets import sample\n"
+        "from cnnwidgets.engine import models as M\n"
+        "from cnnwidgets.engine.models import backend as B\n"
+        "runner = B.pretrained_onnx('efficientnet_lite0')\n"
+        f"v = M.embed(runner, [sample(n, mode='rgb') for n in {PHOTOS[:4]!r}])\n"
+        "np.save(sys.argv[1], v)\n"
+        "print('timm' in sys.modules, 'torchvision' in sys.modules)\n"
+    )
+    out = cache.parent / "fresh.npy"
+    env = {**os.environ, B.CACHE_ENV_VAR: str(cache.parent)}
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, env=env, check=True)
+    assert r.stdout.split() == ["False", "False"]
+    assert (np.load(out) * want).sum(axis=1).min() >= 0.9999
+
+    manifest = cache / "efficientnet_lite0-pretrained.json"
+    with monkeypatch.context() as patch:
+        patch.setattr(B, "EXPORTER", B.EXPORTER + "-other")  # another exporter: the record is out of date
+        B.clear_sessions()
+        assert B.pretrained_onnx("efficientnet_lite0") is None
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "key": "0" * 32}))  # a record of other weights
+    B.clear_sessions()
+    assert B.pretrained_onnx("efficientnet_lite0") is None
+
+
+def test_same_padding_is_exported_as_constants(lite0):
+    import collections
+
+    import onnx
+
+    cfg = lite0.cnnw_config
+    fixed = B._constant_padding(lite0, cfg)
+    assert any(type(m).__name__ == "Conv2dSame" for m in lite0.modules())  # the model itself is not changed
+    assert not any(type(m).__name__ == "Conv2dSame" for m in fixed.modules())
+    x = torch.randn(2, *cfg["input_size"])
+    with torch.inference_mode():
+        assert torch.allclose(fixed(x), lite0(x), atol=1e-5)
+    found = B.onnx_model(lite0)
+    ops = collections.Counter(n.op_type for n in onnx.load(str(found.path)).graph.node)
+    assert ops["Shape"] == 0 and ops["Ceil"] == 0 and ops["Conv"] == 49, ops
+    small = tiny()
+    assert B._constant_padding(small, small.cnnw_config) is small  # no Conv2dSame: the model as it is

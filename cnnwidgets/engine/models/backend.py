@@ -17,12 +17,20 @@ parameter and buffer: names, dtypes, shapes and bytes), the input size, and the 
 versions, so a fine-tuned model or a new head never runs from a stale file. The file is written to a temporary
 name and renamed; a fresh export is used only if its outputs agree with torch (cosine ≥ 0.9999 per image on
 bundled photographs and noise). The folder keeps the 16 most recently used exports.
+
+A model made by ``create_model(name, pretrained=True)`` and not changed since also records its export under its name
+(``<name>-pretrained.json``: the export's file, the model's configuration, and a key of the weights file's bytes, the
+code of this package's model builders and the torch, timm, ONNX Runtime and exporter versions). A later process can
+then run that model from the file without building it in torch (:func:`pretrained_onnx`), which saves importing
+timm (and with it torchvision and ``torch._dynamo``) and loading the weights. A model the user changed is never
+recorded, and a record whose key no longer matches is not used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -51,6 +59,8 @@ __all__ = [
     "onnxruntime_available",
     "features_and_logits",
     "clear_sessions",
+    "pretrained_onnx",
+    "mark_pristine",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,7 +68,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "torch")
 CACHE_ENV_VAR = "CNNWIDGETS_CACHE_DIR"
 MIN_COSINE = 0.9999
-EXPORTER = "torchscript-opset17"  # part of the file key: another exporter or opset makes another file
+EXPORTER = "torchscript-opset17-constpad"  # part of the file key: another exporter or opset makes another file
 _OPSET = 17
 KEEP_FILES = 16  # exports kept in the cache folder, the least recently used deleted beyond it
 
@@ -125,6 +135,72 @@ class _Outputs(nn.Module):
         return features_and_logits(self.model, x)
 
 
+class _ConstantPadConv(nn.Module):
+    """A TensorFlow-style "same" convolution (timm's ``Conv2dSame``) with its padding fixed for one input size.
+
+    ``Conv2dSame`` computes its padding from the input's size at run time, which the exporter writes as some
+    thirty shape operations per layer around a ``Pad``; with the size known, the padding is a constant.
+    """
+
+    def __init__(self, conv: nn.Conv2d, pad: tuple[int, int, int, int]):
+        super().__init__()
+        self.conv = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=0,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            device="meta",
+        )
+        self.conv.weight, self.conv.bias = conv.weight, conv.bias  # the same parameters
+        self.pad = pad  # (left, right, top, bottom), as torch.nn.functional.pad takes it
+
+    def forward(self, x):
+        return self.conv(nn.functional.pad(x, self.pad) if any(self.pad) else x)
+
+
+def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
+    """Total "same" padding of one axis (as TensorFlow and timm's ``get_same_padding`` compute it)."""
+    return max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+
+
+def _constant_padding(model: nn.Module, cfg) -> nn.Module:
+    """A copy of ``model`` whose run-time "same" paddings are constants for the input size ``cfg["input_size"]``
+    (``model`` itself when it has no timm ``Conv2dSame``). It computes the same function at that size."""
+    same = [
+        (name, m)
+        for name, m in model.named_modules()
+        if type(m).__name__ == "Conv2dSame" and type(m).__module__.startswith("timm.")
+    ]
+    if not same:
+        return model
+    import copy
+
+    from .surgery import set_submodule
+
+    sizes = {}
+    hooks = [
+        m.register_forward_pre_hook(lambda _mod, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[-2:])))
+        for name, m in same
+    ]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *cfg["input_size"]))
+    finally:
+        for h in hooks:
+            h.remove()
+    fixed = copy.deepcopy(model)
+    for name, (h, w) in sizes.items():
+        conv = fixed.get_submodule(name)
+        ph = _same_pad(h, conv.kernel_size[0], conv.stride[0], conv.dilation[0])
+        pw = _same_pad(w, conv.kernel_size[1], conv.stride[1], conv.dilation[1])
+        set_submodule(fixed, name, _ConstantPadConv(conv, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)))
+    return fixed.eval()
+
+
 def _has_hooks(model: nn.Module) -> bool:
     from .fuse import _has_hooks as hooks
 
@@ -171,6 +247,15 @@ def resolve_backend(backend: str, model: nn.Module, *, precision: str = "fp32") 
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    if isinstance(model, OnnxModel):
+        if backend == "torch":
+            raise ValueError(
+                f"{model.path.name} is an ONNX Runtime model; backend='torch' needs the torch model "
+                "(cnnwidgets.engine.models.create_model or shared_model)"
+            )
+        if precision != "fp32":
+            raise ValueError(f"precision {precision!r} needs the torch model; an ONNX Runtime model runs fp32")
+        return model
     if backend == "torch":
         return None
     reason = _torch_reason(model, precision)
@@ -228,10 +313,19 @@ class OnnxModel:
     ----------
     path : pathlib.Path
         The ONNX file (one input ``"input"``, outputs ``"features"`` and ``"logits"``).
+    config : dict, optional
+        The model's ``cnnw_config``; with it the session can stand in for the torch model in
+        :func:`~cnnwidgets.engine.models.embed`, :func:`~cnnwidgets.engine.models.classify` and
+        :func:`~cnnwidgets.engine.models.embed_and_classify` (see :func:`pretrained_onnx`).
     """
 
-    def __init__(self, path: Path):
+    device = "cpu"
+
+    def __init__(self, path: Path, config: dict | None = None):
         import onnxruntime as ort
+
+        if config is not None:
+            self.cnnw_config = config
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = cpu_threads()
@@ -266,14 +360,14 @@ def _export(model: nn.Module, path: Path, cfg) -> str | None:
     import warnings
 
     x = _check_inputs(cfg)
-    wrapped = _Outputs(model).eval()
     with torch.inference_mode():
-        want_f, want_l = (t.float().numpy() for t in wrapped(torch.from_numpy(x)))
+        want_f, want_l = (t.float().numpy() for t in _Outputs(model).eval()(torch.from_numpy(x)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         try:
+            wrapped = _Outputs(_constant_padding(model, cfg)).eval()
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
@@ -306,7 +400,7 @@ def _export(model: nn.Module, path: Path, cfg) -> str | None:
 def _session(model: nn.Module):
     """OnnxModel for ``model`` (from the cached file, exported first when there is none), or the reason why not."""
     cfg = model_config(model)
-    name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(cfg.get("name") or type(model).__name__))
+    name = _file_name(str(cfg.get("name") or type(model).__name__))
     path = cache_dir() / "onnx" / f"{name}-{_weights_key(model)}.onnx"
     if path.exists():
         try:
@@ -315,6 +409,7 @@ def _session(model: nn.Module):
                 os.utime(path)  # recently used: kept when the folder is pruned
             with _stats_lock:
                 stats["loads"] += 1
+            _record_pristine(model, path)
             return found
         except Exception as exc:  # a damaged file: export it again
             log.warning("%s cannot be loaded (%s); exporting again", path, exc)
@@ -326,6 +421,173 @@ def _session(model: nn.Module):
     with _stats_lock:
         stats["loads"] += 1
     _prune(path.parent)
+    _record_pristine(model, path)
+    return found
+
+
+def _file_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+# ---------------------------------------------------------------------- pretrained models without torch
+def _config_json(cfg: dict) -> str:
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, sort_keys=True)
+
+
+def mark_pristine(model: nn.Module, name: str) -> None:
+    """Note that ``model`` is ``create_model(name, pretrained=True)`` as built (its weights and configuration now), so
+    that its export can be recorded under ``name`` while it stays unchanged (see :func:`pretrained_onnx`)."""
+    from .fuse import _fingerprint
+
+    with contextlib.suppress(RuntimeError, TypeError):  # weights without version counters: never recorded
+        model._cnnw_pristine = (name, _fingerprint(model), _config_json(model_config(model)))
+
+
+def _pristine_name(model: nn.Module) -> str | None:
+    """The registry name of ``model`` if it is still exactly as :func:`mark_pristine` saw it, else None."""
+    from .fuse import _fingerprint
+
+    mark = getattr(model, "_cnnw_pristine", None)
+    if not mark:
+        return None
+    name, stamp, cfg = mark
+    try:
+        same = _fingerprint(model) == stamp and _config_json(model_config(model)) == cfg
+    except (RuntimeError, TypeError):
+        return None
+    return name if same else None
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _pretrained_key(name: str, weights: Path) -> str:
+    """Hex digest of what ``create_model(name, pretrained=True)`` and its export are made from: the weights file's
+    bytes, the source of this package's model code, and the torch, timm, ONNX Runtime and exporter versions."""
+    import importlib.metadata
+
+    import onnxruntime
+
+    def version(dist):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((name, str(weights), EXPORTER, torch.__version__, onnxruntime.__version__)).encode())
+    h.update(repr((version("timm"), version("cnnwidgets"))).encode())
+    h.update(_file_digest(weights).encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):  # the code that turns the file into the model
+        h.update(source.name.encode() + source.read_bytes())
+    return h.hexdigest()
+
+
+def _manifest(name: str) -> Path:
+    return cache_dir() / "onnx" / f"{_file_name(name)}-pretrained.json"
+
+
+def _record_pristine(model: nn.Module, path: Path) -> None:
+    """Record ``path`` as the export of ``create_model(name, pretrained=True)`` if ``model`` is that model unchanged."""
+    from .builders import pretrained_file
+
+    name = _pristine_name(model)
+    weights = pretrained_file(name) if name else None
+    if weights is None or str(model_config(model).get("pretrained")) != str(weights):
+        return
+    manifest = _manifest(name)
+    record = {
+        "name": name,
+        "weights": str(weights),
+        "key": _pretrained_key(name, weights),
+        "onnx": path.name,
+        "config": json.loads(_config_json(model_config(model))),
+    }
+    try:
+        if manifest.exists() and json.loads(manifest.read_text(encoding="utf-8")) == record:
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=manifest.stem + ".", suffix=".tmp", dir=manifest.parent)
+    except OSError as exc:
+        log.info("%s not written (%s)", manifest, exc)
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        os.replace(tmp, manifest)
+    except OSError as exc:
+        log.info("%s not written (%s)", manifest, exc)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+_PRETRAINED = ModelCache(maxsize=4)  # key: registry name; version: (weights file stat, record stat)
+
+
+def pretrained_onnx(name: str) -> OnnxModel | None:
+    """The ONNX Runtime model of ``create_model(name, pretrained=True)`` from the export cache, without building the
+    torch model.
+
+    It exists once a process has run that model, unchanged, on ONNX Runtime (which records its export), and while
+    the weights file, this package's model code and the torch, timm, ONNX Runtime and exporter versions are the
+    ones it was recorded with.
+
+    Parameters
+    ----------
+    name : str
+        A registered name with packaged weights (``"efficientnet_lite0"``, ``"efficientnet_lite1"``,
+        ``"efficientnet_lite2"``).
+
+    Returns
+    -------
+    OnnxModel or None
+        With ``cnnw_config``, so it can be passed as the model to :func:`~cnnwidgets.engine.models.embed`,
+        :func:`~cnnwidgets.engine.models.classify` and :func:`~cnnwidgets.engine.models.embed_and_classify`
+        (fp32, ``backend="auto"`` or ``"onnx"``). None when there is no usable record: build the model in torch.
+    """
+    from .builders import pretrained_file
+
+    weights = pretrained_file(name)
+    if weights is None or not onnxruntime_available():
+        return None
+    manifest = _manifest(name)
+    try:
+        stamp = tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in (weights.stat(), manifest.stat()))
+    except OSError:  # nothing recorded yet
+        return None
+    found = _PRETRAINED.get(name, lambda: _load_pretrained(name, weights, manifest), version=stamp)
+    return found if isinstance(found, OnnxModel) else None
+
+
+def _load_pretrained(name: str, weights: Path, manifest: Path):
+    """The recorded OnnxModel of ``name``, or the reason it cannot be used."""
+    try:
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        onnx_name = str(record["onnx"])
+        if record.get("name") != name or record.get("weights") != str(weights):
+            return f"{manifest} records another model"
+        if Path(onnx_name).name != onnx_name or record.get("key") != _pretrained_key(name, weights):
+            return f"{manifest} is out of date"
+        cfg = dict(record["config"])
+        for k in ("input_size", "mean", "std"):
+            cfg[k] = tuple(cfg[k])
+        path = manifest.parent / onnx_name
+        found = OnnxModel(path, config=cfg)
+    except Exception as exc:  # unreadable, out of date or damaged: the torch model is built instead
+        log.info("%s not used: %s", manifest, exc)
+        return str(exc)
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    with _stats_lock:
+        stats["loads"] += 1
     return found
 
 
@@ -360,3 +622,4 @@ def onnx_model(model: nn.Module):
 def clear_sessions() -> None:
     """Forget every ONNX Runtime session (the files stay)."""
     _SESSIONS.clear()
+    _PRETRAINED.clear()

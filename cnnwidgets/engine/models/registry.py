@@ -194,7 +194,12 @@ def create_model(
     cfg["std"] = tuple(float(v) for v in cfg["std"])
     if cfg["labels"] is not None:
         cfg["labels"] = list(cfg["labels"])
-    return model.to(dev).eval()
+    model = model.to(dev).eval()
+    if pretrained is True and num_classes is None and in_chans is None and builders.pretrained_file(name):
+        from .backend import mark_pristine
+
+        mark_pristine(model, name)
+    return model
 
 
 def model_config(model: nn.Module) -> dict:
