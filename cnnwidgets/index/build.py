@@ -52,6 +52,15 @@ def _shared_model(name: str):
     return shared_model(name, pretrained=True)
 
 
+def _describing_model(name: str):
+    """What computes the CNN descriptor and tags of ``name``: the shared CNN when this process has it, else its
+    recorded ONNX Runtime export, which starts without timm or the torch model
+    (:func:`cnnwidgets.engine.models.shared_runner`)."""
+    from ..engine.models import shared_runner
+
+    return shared_runner(name)
+
+
 def list_image_files(source) -> tuple[list[Path], Path | None]:
     """The image files of a folder (recursively, hidden entries left out, sorted) or of a list of paths.
 

@@ -116,9 +116,10 @@ class IndexBatch:
 
     @property
     def model(self):
-        """The CNN (from the process-wide model cache)."""
+        """The CNN (from the process-wide model cache, or its recorded ONNX Runtime export: see
+        :func:`cnnwidgets.engine.models.shared_runner`)."""
         if self._model is None:
-            self._model = building._shared_model(self.model_name)
+            self._model = building._describing_model(self.model_name)
         return self._model
 
     def use_model(self, model) -> IndexBatch:

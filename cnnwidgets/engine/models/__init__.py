@@ -29,7 +29,7 @@ ONNX Runtime sessions of cached, verified exports) and :mod:`.inference` (:func:
 from __future__ import annotations
 
 from .backend import BACKENDS, OnnxUnavailable, cache_dir
-from .cache import ModelCache, shared_model
+from .cache import ModelCache, shared_model, shared_runner
 from .fuse import fold_bn as _fold_bn  # noqa: F401  (bench/bench_cnn.py times it)
 from .inference import CPU_FORWARD_CHUNK as _CPU_FORWARD_CHUNK  # noqa: F401  (bench/bench_cnn.py)
 from .inference import classify, embed, embed_and_classify
@@ -51,6 +51,7 @@ __all__ = [
     "register_model",
     "create_model",
     "shared_model",
+    "shared_runner",
     "ModelCache",
     "model_config",
     "imagenet_labels",

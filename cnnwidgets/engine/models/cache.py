@@ -17,7 +17,7 @@ from cnnwidgets.device import get_device
 
 from .registry import create_model
 
-__all__ = ["ModelCache", "shared_model"]
+__all__ = ["ModelCache", "shared_model", "shared_runner"]
 
 
 class ModelCache:
@@ -62,6 +62,12 @@ class ModelCache:
                 self._items.popitem(last=False)
             return value
 
+    def peek(self, key, *, version=None):
+        """The value stored under ``key`` with ``version``, or None; never builds one."""
+        with self._lock:
+            hit = self._items.get(key)
+            return hit[1] if hit is not None and hit[0] == version else None
+
     def _drop(self, key) -> None:
         with self._lock:
             self._items.pop(key, None)
@@ -99,3 +105,36 @@ def shared_model(name: str, *, pretrained=True, device=None) -> nn.Module:
     dev = get_device(device)
     weights = pretrained if isinstance(pretrained, bool) else str(pretrained)
     return _SHARED.get((name, weights, str(dev)), lambda: create_model(name, pretrained=pretrained, device=dev))
+
+
+def shared_runner(name: str, *, device=None):
+    """What runs inference of the pretrained model ``name`` in this process, at the least start-up cost.
+
+    The shared model (:func:`shared_model`) when it exists already or the device is not the CPU; otherwise the
+    recorded ONNX Runtime export of ``create_model(name, pretrained=True)``
+    (:func:`~cnnwidgets.engine.models.backend.pretrained_onnx`), which runs without timm and without building the
+    torch model; otherwise the shared model, created now (its first ONNX Runtime run records the export for the
+    next process).
+
+    Parameters
+    ----------
+    name : str
+        As :func:`create_model` takes it.
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    torch.nn.Module or OnnxModel
+        Either can be passed as the model to :func:`~cnnwidgets.engine.models.embed`,
+        :func:`~cnnwidgets.engine.models.classify`, :func:`~cnnwidgets.engine.models.embed_and_classify` and the
+        CNN descriptors of :mod:`cnnwidgets.engine.features` (fp32). Use :func:`shared_model` where the torch
+        module itself is needed (layers, Grad-CAM, training).
+    """
+    dev = get_device(device)
+    made = _SHARED.peek((name, True, str(dev)))
+    if made is not None or dev.type != "cpu":
+        return made if made is not None else shared_model(name, pretrained=True, device=dev)
+    from .backend import pretrained_onnx
+
+    found = pretrained_onnx(name)
+    return found if found is not None else shared_model(name, pretrained=True, device=dev)
