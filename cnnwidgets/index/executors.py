@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -366,6 +367,7 @@ class RayExecutor:
         if not files:
             return
         ray = self.connect()
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # the tqdm bar below reports progress
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
