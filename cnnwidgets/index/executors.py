@@ -123,11 +123,6 @@ class IndexBatch:
             self._model = building._describing_model(self.model_name)
         return self._model
 
-    def use_model(self, model) -> IndexBatch:
-        """Describe with this already-loaded model instead of loading one; returns ``self``."""
-        self._model = model
-        return self
-
     def describe(self, decoded: building.DecodedBatch) -> DescribedBatch:
         """The rows of a decoded batch: its vectors and tags, and its skipped files passed on."""
         out = DescribedBatch(paths=list(decoded.paths), fingerprints=list(decoded.fingerprints))
