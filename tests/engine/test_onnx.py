@@ -274,6 +274,9 @@ def test_same_padding_is_exported_as_constants(lite0):
         assert torch.allclose(fixed(x), lite0(x), atol=1e-5)
     found = B.onnx_model(lite0)
     ops = collections.Counter(n.op_type for n in onnx.load(str(found.path)).graph.node)
-    assert ops["Shape"] == 0 and ops["Ceil"] == 0 and ops["Conv"] == 49, ops
+    assert ops["Shape"] == 0 and ops["Pad"] == 0 and ops["Conv"] == 49, ops  # the padding is part of each Conv
+    pads = [list(a.ints) for n in onnx.load(str(found.path)).graph.node for a in n.attribute if a.name == "pads"]
+    same = [m.pad for m in fixed.modules() if isinstance(m, B._ConstantPadConv)]
+    assert len(same) == 5 and [p for p in pads if p[:2] != p[2:]] == [[t, left, b, r] for left, r, t, b in same]
     small = tiny()
     assert B._constant_padding(small, small.cnnw_config) is small  # no Conv2dSame: the model as it is

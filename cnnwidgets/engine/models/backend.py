@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "torch")
 CACHE_ENV_VAR = "CNNWIDGETS_CACHE_DIR"
 MIN_COSINE = 0.9999
-EXPORTER = "torchscript-opset17-constpad"  # part of the file key: another exporter or opset makes another file
+EXPORTER = "torchscript-opset17-padconv"  # part of the file key: another exporter or opset makes another file
 _OPSET = 17
 KEEP_FILES = 16  # exports kept in the cache folder, the least recently used deleted beyond it
 
@@ -135,11 +135,38 @@ class _Outputs(nn.Module):
         return features_and_logits(self.model, x)
 
 
+class _PaddedConv(torch.autograd.Function):
+    """A zero-padded convolution that the exporter writes as one ONNX ``Conv`` with (asymmetric) ``pads``.
+
+    Written as ``Pad`` then ``Conv``, ONNX Runtime cannot keep the ``Pad`` in its blocked (NCHWc) layout and
+    converts the activation out of it and back around each one; as one ``Conv`` it stays in that layout.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, dilation, groups, pad):
+        return nn.functional.conv2d(nn.functional.pad(x, pad), weight, bias, stride, 0, dilation, groups)
+
+    @staticmethod
+    def symbolic(g, x, weight, bias, stride, dilation, groups, pad):
+        left, right, top, bottom = pad
+        no_bias = bias is None or bias.node().mustBeNone()
+        return g.op(
+            "Conv",
+            *((x, weight) if no_bias else (x, weight, bias)),
+            kernel_shape_i=list(weight.type().sizes()[2:]),
+            strides_i=list(stride),
+            dilations_i=list(dilation),
+            group_i=groups,
+            pads_i=[top, left, bottom, right],
+        )
+
+
 class _ConstantPadConv(nn.Module):
     """A TensorFlow-style "same" convolution (timm's ``Conv2dSame``) with its padding fixed for one input size.
 
     ``Conv2dSame`` computes its padding from the input's size at run time, which the exporter writes as some
-    thirty shape operations per layer around a ``Pad``; with the size known, the padding is a constant.
+    thirty shape operations per layer around a ``Pad``; with the size known, the padding is a constant of the
+    convolution (:class:`_PaddedConv`).
     """
 
     def __init__(self, conv: nn.Conv2d, pad: tuple[int, int, int, int]):
@@ -156,10 +183,11 @@ class _ConstantPadConv(nn.Module):
             device="meta",
         )
         self.conv.weight, self.conv.bias = conv.weight, conv.bias  # the same parameters
-        self.pad = pad  # (left, right, top, bottom), as torch.nn.functional.pad takes it
+        self.pad = tuple(int(v) for v in pad)  # (left, right, top, bottom), as torch.nn.functional.pad takes it
 
     def forward(self, x):
-        return self.conv(nn.functional.pad(x, self.pad) if any(self.pad) else x)
+        c = self.conv
+        return _PaddedConv.apply(x, c.weight, c.bias, tuple(c.stride), tuple(c.dilation), c.groups, self.pad)
 
 
 def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
@@ -332,6 +360,9 @@ class OnnxModel:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting between operators: spinning threads take the cores the decode threads need (index build
+        # of 300 files on 2 cores, interleaved: 12.8 → 16.5 images/s median, 25 % less CPU time)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.threads = opts.intra_op_num_threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
