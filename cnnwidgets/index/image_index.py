@@ -34,7 +34,8 @@ class ImageIndex:
         in ID order; :attr:`paths`, :attr:`ids`, :attr:`captions`, :attr:`tags` and :attr:`fingerprints` are
         its columns.
     faiss : dict
-        ``{descriptor: ID-mapped FAISS index}``; the IDs are the rows' IDs.
+        ``{descriptor: ID-mapped FAISS index}`` (an :class:`~cnnwidgets.index.ondisk.IVFPQIndex` for "ivfpq");
+        the IDs are the rows' IDs.
     dims : dict
         Vector dimension per descriptor.
     vocabularies : dict
@@ -117,8 +118,11 @@ class ImageIndex:
         captions : dict, str or pathlib.Path, optional
             ``{path: caption}`` (relative paths are taken from the folder) or a CSV file ``path,caption``.
             By default ``captions.csv`` in the folder is read when present.
-        index_type : {"auto", "flat", "ivf", "hnsw"}
-            FAISS structure; "auto" is exact below :data:`cnnwidgets.index.vectors.AUTO_THRESHOLD` images.
+        index_type : {"auto", "flat", "ivf", "hnsw", "ivfpq"}
+            FAISS structure; "auto" is exact below :data:`cnnwidgets.index.vectors.AUTO_THRESHOLD` images and
+            "ivfpq" above :data:`cnnwidgets.index.vectors.AUTO_MEMORY_BUDGET` bytes of float32 vectors.
+            "ivfpq" (IVF with product quantisation, :mod:`cnnwidgets.index.ondisk`) re-ranks its candidates with
+            the exact vectors; after :meth:`save` / :meth:`load` its lists and exact vectors are memory-mapped.
         color_bins : int or tuple of 3 ints
             HSV histogram bins.
         vocabulary_size : int
@@ -195,7 +199,7 @@ class ImageIndex:
 
     @property
     def index_types(self) -> dict:
-        """The FAISS structure per descriptor ("flat", "ivf" or "hnsw")."""
+        """The FAISS structure per descriptor ("flat", "ivf", "hnsw" or "ivfpq")."""
         return {name: vectors.kind_of(ix) for name, ix in self.faiss.items()}
 
     def __len__(self) -> int:
@@ -313,7 +317,7 @@ class ImageIndex:
         gone = self.rows.ids[sorted(found)]
         keep = np.setdiff1d(self.rows.ids, gone)
         for name, ix in list(self.faiss.items()):
-            if vectors.kind_of(ix) == "flat" and not self.gpu:
+            if vectors.kind_of(ix) == "ivfpq" or (vectors.kind_of(ix) == "flat" and not self.gpu):
                 ix.remove_ids(np.ascontiguousarray(gone, dtype=np.int64))
             else:  # HNSW cannot delete, IVF and GPU indexes do not compact IDs: rebuild from the kept vectors
                 self._rebuild(name, vectors.kind_of(ix), keep_ids=keep)
@@ -337,7 +341,7 @@ class ImageIndex:
         for name, x in x_by_name.items():
             if name not in self.faiss:
                 self.dims[name] = int(x.shape[1])
-                kind = vectors.choose_type(self.index_type, n, gpu=self.gpu)
+                kind = vectors.choose_type(self.index_type, n, gpu=self.gpu, dim=x.shape[1])
                 self.faiss[name] = vectors.to_device(
                     vectors.new_index(kind, x.shape[1], building.metric(name), train=x), gpu=self.gpu
                 )
@@ -348,7 +352,7 @@ class ImageIndex:
 
     def _maybe_restructure(self):
         for name in list(self.faiss):
-            want = vectors.choose_type(self.index_type, len(self.rows), gpu=self.gpu)
+            want = vectors.choose_type(self.index_type, len(self.rows), gpu=self.gpu, dim=self.dims[name])
             if vectors.kind_of(self.faiss[name]) != want:
                 self._rebuild(name, want)
 
@@ -362,8 +366,10 @@ class ImageIndex:
 
             cpu = faiss.clone_index(vectors.to_cpu(self.faiss[name]))
             cpu.reset()
+        elif kind == "ivfpq" and vectors.kind_of(self.faiss[name]) == "ivfpq":
+            cpu = self.faiss[name].empty_copy()
         else:
-            train = x if kind == "ivf" else None
+            train = x if kind in ("ivf", "ivfpq") else None
             cpu = vectors.new_index(kind, self.dims[name], building.metric(name), train=train)
         if len(ids):
             cpu.add_with_ids(x, ids)

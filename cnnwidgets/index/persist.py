@@ -15,6 +15,7 @@ import numpy as np
 
 from . import storage, vectors
 from .build import metric
+from .ondisk import IVFPQIndex
 from .rows import ImageRow, RowTable
 from .storage import TABLE, IndexLoadError
 
@@ -57,14 +58,19 @@ def save(index, path) -> Path:
     """Write ``index`` to folder ``path`` atomically; returns the folder.
 
     FAISS files, vocabularies and the SQLite table go to a new data folder, then the manifest naming it replaces
-    the old one (:func:`.storage.finish_save`).
+    the old one (:func:`.storage.finish_save`). An "ivfpq" index writes its lists and exact vectors there too
+    (:meth:`.ondisk.IVFPQIndex.write`), so the manifest lists them with their sums; ``index`` then searches those
+    files, memory-mapped, instead of its copies in memory.
     """
     import faiss
 
     root = Path(path).expanduser()
     gen = storage.new_generation(root)
     for name, ix in index.faiss.items():
-        faiss.write_index(vectors.to_cpu(ix), str(gen / f"{name}.faiss"))
+        if isinstance(ix, IVFPQIndex):
+            ix.write(gen, name)
+        else:
+            faiss.write_index(vectors.to_cpu(ix), str(gen / f"{name}.faiss"))
     for kind, vocab in index.vocabularies.items():
         vocab.save(gen / f"vocab_{kind}.npy")
     storage.write_table(gen / TABLE, index.rows.records())
@@ -83,7 +89,12 @@ def save(index, path) -> Path:
         "skipped": [list(s) for s in index.skipped],
         **extra,
     }
+    if any(isinstance(ix, IVFPQIndex) for ix in index.faiss.values()):
+        manifest["format_version"] = 3
     storage.finish_save(root, gen, manifest)
+    for name, ix in index.faiss.items():  # from now on search the saved files, memory-mapped
+        if isinstance(ix, IVFPQIndex):
+            index.faiss[name] = IVFPQIndex.open(gen, name, root=root)
     return root
 
 
@@ -181,6 +192,9 @@ def options_from_manifest(manifest: dict) -> dict:
 def check_vector_index(root: Path, name: str, ix, manifest: dict, ids: np.ndarray):
     """Check FAISS index ``name`` against the manifest and the table's IDs; return it as an ID-mapped index.
 
+    An :class:`~.ondisk.IVFPQIndex` is checked by the IDs in its inverted lists and, when it keeps them, of its
+    exact vectors.
+
     Raises
     ------
     IndexLoadError
@@ -195,6 +209,12 @@ def check_vector_index(root: Path, name: str, ix, manifest: dict, ids: np.ndarra
         )
     if ix.d != manifest["dims"].get(name):
         raise IndexLoadError(root, f"{name}.faiss has dimension {ix.d}, the manifest says {manifest['dims'].get(name)}")
+    if isinstance(ix, IVFPQIndex):
+        if not np.array_equal(ix.stored_ids(), ids):
+            raise IndexLoadError(root, f"{name}.ivfdata and {TABLE} list different image IDs")
+        if ix.exact is not None and not np.array_equal(ix.exact.ids, ids):
+            raise IndexLoadError(root, f"{name}.ids and {TABLE} list different image IDs")
+        return ix
     if not hasattr(ix, "id_map"):
         ix = faiss.downcast_index(ix)
     if not hasattr(ix, "id_map"):
@@ -205,9 +225,11 @@ def check_vector_index(root: Path, name: str, ix, manifest: dict, ids: np.ndarra
     return ix
 
 
-def _read_vector_index(root: Path, gen: Path, name: str):
+def _read_vector_index(root: Path, gen: Path, name: str, kind: str | None):
     import faiss
 
+    if kind == "ivfpq":
+        return IVFPQIndex.open(gen, name, root=root)
     f = gen / f"{name}.faiss"
     if not f.exists():
         raise IndexLoadError(root, f"{gen.name}/{name}.faiss is missing (descriptor {name!r} is in the manifest)")
@@ -263,7 +285,7 @@ def read_contents(root: Path, gen: Path, manifest: dict, descriptors) -> StoredI
     for name in descriptors:
         if not records and name not in manifest["counts"]:
             continue  # an empty index has no FAISS files yet
-        ix = _read_vector_index(root, gen, name)
+        ix = _read_vector_index(root, gen, name, manifest.get("index_types", {}).get(name))
         faiss_indexes[name] = check_vector_index(root, name, ix, manifest, ids)
         if name in ("sift", "orb"):
             vocabularies[name] = _read_vocabulary(root, gen, name)

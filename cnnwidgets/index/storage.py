@@ -10,6 +10,9 @@ Layout of an index folder::
         hierarchy.json.gz    the WordNet hierarchy of the tags' classes (format 2)
         text_vectors.npy     MiniLM embeddings of every tag label and caption, float32 M×384 (format 2)
         text_vectors.json    the M texts those rows embed, in row order (format 2)
+        <descriptor>.ivfdata, .exact, .ids, .ivfpq.json
+                             an "ivfpq" descriptor's inverted lists, exact vectors, their IDs and its structure
+                             (format 3, :mod:`cnnwidgets.index.ondisk`); memory-mapped when loaded
 
 A save writes a new ``data-*`` folder next to the old one, then replaces ``manifest.json`` with
 :func:`os.replace` (atomic on POSIX and Windows), then deletes the old folder. A crash at any moment leaves
@@ -42,8 +45,15 @@ __all__ = [
 ]
 
 FORMAT = "cnnwidgets-image-index"
-FORMAT_VERSION = 2
-"""2: adds the class hierarchy and the text embeddings (``hierarchy.json.gz``, ``text_vectors.npy`` / ``.json``)."""
+FORMAT_VERSION = 3
+"""The newest format this version reads and writes.
+
+2: adds the class hierarchy and the text embeddings (``hierarchy.json.gz``, ``text_vectors.npy`` / ``.json``).
+3: adds "ivfpq" descriptors (the files of :mod:`cnnwidgets.index.ondisk`); written only for an index that has one,
+every other index is still written as format 2.
+"""
+BASE_FORMAT_VERSION = 2
+"""The format of a save whose manifest names none (one without "ivfpq" descriptors)."""
 MANIFEST = "manifest.json"
 TABLE = "metadata.sqlite"
 COLUMNS = ("id", "path", "caption", "tags", "size", "mtime_ns", "sha1")
@@ -101,7 +111,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 def finish_save(root: Path, gen: Path, manifest: dict) -> None:
-    """Record file sums in ``manifest``, write it atomically, then delete older generations."""
+    """Record file sums in ``manifest``, write it atomically, then delete older generations.
+
+    The manifest's ``format_version`` is kept when it names one, else :data:`BASE_FORMAT_VERSION`.
+    """
     root, gen = Path(root), Path(gen)
     files = {}
     for p in sorted(gen.iterdir()):
@@ -109,7 +122,8 @@ def finish_save(root: Path, gen: Path, manifest: dict) -> None:
             os.fsync(f.fileno())
         files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256(p)}
     _fsync_dir(gen)
-    manifest = dict(manifest, format=FORMAT, format_version=FORMAT_VERSION, generation=gen.name, files=files)
+    version = int(manifest.get("format_version", BASE_FORMAT_VERSION))
+    manifest = dict(manifest, format=FORMAT, format_version=version, generation=gen.name, files=files)
     write_manifest(root, manifest)
     for old in root.iterdir():
         if old.is_dir() and old.name.startswith("data-") and old.name != gen.name:

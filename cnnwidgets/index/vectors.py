@@ -1,7 +1,9 @@
 """FAISS indexes for one descriptor: choice of exact or approximate structure, GPU placement, search with ID filters.
 
-Every index is wrapped in :class:`faiss.IndexIDMap2`, so its IDs are the row IDs of the metadata table and
-vectors can be reconstructed by ID (for "more like this" and for rebuilding).
+Every "flat", "ivf" and "hnsw" index is wrapped in :class:`faiss.IndexIDMap2`, so its IDs are the row IDs of the
+metadata table and vectors can be reconstructed by ID (for "more like this" and for rebuilding). An "ivfpq" index
+is an :class:`cnnwidgets.index.ondisk.IVFPQIndex`: its inverted lists carry the row IDs themselves, and it keeps the
+exact vectors by ID for re-ranking and reconstruction; saved, both are memory-mapped from disk.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import math
 
 import numpy as np
 
+from .ondisk import IVFPQIndex
+
 __all__ = [
     "AUTO_THRESHOLD",
+    "AUTO_MEMORY_BUDGET",
     "INDEX_TYPES",
     "choose_type",
     "new_index",
@@ -34,21 +39,43 @@ on one CPU core, still interactive. Above that the approximate index's speed-up 
 outweighs its small recall loss (recall@10 ≥ 0.95 at the default search parameters).
 """
 
-INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+AUTO_MEMORY_BUDGET = 2 * 1024**3
+"""``index_type="auto"`` uses "ivfpq" once the float32 vectors of a descriptor would take more bytes than this.
+
+Bytes per vector held in RAM at search time, for dimension d (d = 1280 for the "cnn" descriptor of
+EfficientNet-Lite0):
+
+* flat: 4·d (5,120 B); IVF-flat: 4·d + 8 (5,128 B); HNSW (M = 32): 4·d + 2·M·4 = 4·d + 256 (5,376 B);
+  all three must be in memory whole.
+* ivfpq saved and loaded: nothing per vector is read in advance. On disk: 64 B of codes + 8 B of ID in the
+  inverted lists and 2·d (float16) or 4·d (float32, what :class:`~cnnwidgets.index.ImageIndex` keeps) of exact
+  vectors; a search touches the lists of ``nprobe`` cells and ``max(4k, 100)`` exact vectors per query. In RAM:
+  the coarse quantiser, 4 · 256 · 4√N bytes (4 MB at N = 10⁶), the PCA matrix, 4 · 1280 · 256 bytes (1.3 MB), and 8 B per ID.
+
+2 GiB of vectors is 419,430 CNN vectors (2 GiB / 5,120 B), 4.2 million colour histograms (d = 128). Above it an
+index no longer fits beside the CNN and the kernel on an 8 GB laptop or in a 4 GB Ray worker, while IVF-PQ with
+exact re-ranking still reaches recall@10 ≥ 0.9 (``bench/bench_scale.py``).
+"""
+
+INDEX_TYPES = ("auto", "flat", "ivf", "hnsw", "ivfpq")
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 
 
-def choose_type(index_type: str, n: int, *, gpu: bool) -> str:
-    """The concrete structure for ``n`` vectors: ``index_type`` itself unless it is ``"auto"``.
+def choose_type(index_type: str, n: int, *, gpu: bool, dim: int | None = None) -> str:
+    """The concrete structure for ``n`` vectors of dimension ``dim``: ``index_type`` itself unless it is ``"auto"``.
 
-    Auto picks "flat" below :data:`AUTO_THRESHOLD`, then "hnsw" on the CPU or "ivf" on a GPU (FAISS has no GPU HNSW).
+    Auto picks "flat" below :data:`AUTO_THRESHOLD`, "ivfpq" when ``n × 4 × dim`` bytes exceed
+    :data:`AUTO_MEMORY_BUDGET` (never when ``dim`` is not given), else "hnsw" on the CPU or "ivf" on a GPU (FAISS
+    has no GPU HNSW).
     """
     if index_type not in INDEX_TYPES:
         raise ValueError(f"index_type={index_type!r}: expected one of {INDEX_TYPES}")
     if index_type != "auto":
         return index_type
+    if dim is not None and n * 4 * int(dim) > AUTO_MEMORY_BUDGET:
+        return "ivfpq"
     if n < AUTO_THRESHOLD:
         return "flat"
     return "ivf" if gpu else "hnsw"
@@ -68,11 +95,35 @@ def ivf_nprobe(nlist: int) -> int:
     return int(min(nlist, max(16, nlist // 32)))
 
 
+IVFPQ_TRAIN_MAX = 1 << 17
+"""At most this many vectors (a seeded random sample) train a new "ivfpq" index."""
+
+
 def new_index(kind: str, dim: int, metric: str, train: np.ndarray | None = None):
-    """An empty ID-mapped FAISS index of structure ``kind``; IVF is trained on ``train`` (required for IVF)."""
+    """An empty index of structure ``kind``; IVF and IVF-PQ are trained on ``train`` (required for them).
+
+    "flat", "ivf" and "hnsw" are ID-mapped FAISS indexes; "ivfpq" is an :class:`~.ondisk.IVFPQIndex` of
+    :func:`~.ondisk.ivfpq_factory` structure for ``len(train)`` vectors, keeping exact float32 vectors.
+    """
     import faiss
 
     m = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+    if kind == "ivfpq":
+        if train is None or len(train) == 0:
+            raise ValueError("an IVF-PQ index needs training vectors")
+        from .ondisk import ExactVectors, ivfpq_factory, trained_index
+
+        factory = ivfpq_factory(len(train), dim)
+        sample = train
+        if len(train) > IVFPQ_TRAIN_MAX:
+            pick = np.sort(np.random.default_rng(0).choice(len(train), IVFPQ_TRAIN_MAX, replace=False))
+            sample = train[pick]
+        return IVFPQIndex(
+            trained_index(factory, dim, metric, sample),
+            metric=metric,
+            exact=ExactVectors(dim, "float32"),
+            factory=factory,
+        )
     if kind == "flat":
         inner = faiss.IndexFlatIP(dim) if metric == "ip" else faiss.IndexFlatL2(dim)
     elif kind == "hnsw":
@@ -91,14 +142,16 @@ def new_index(kind: str, dim: int, metric: str, train: np.ndarray | None = None)
         quantizer.this.disown()  # the IVF index owns and frees its quantizer
         inner.own_fields = True
     else:
-        raise ValueError(f"index structure {kind!r}: expected 'flat', 'ivf' or 'hnsw'")
+        raise ValueError(f"index structure {kind!r}: expected 'flat', 'ivf', 'hnsw' or 'ivfpq'")
     return faiss.IndexIDMap2(inner)
 
 
 def kind_of(index) -> str:
-    """ "flat", "ivf" or "hnsw" for an ID-mapped index (CPU or GPU)."""
+    """ "flat", "ivf" or "hnsw" for an ID-mapped index (CPU or GPU), "ivfpq" for an :class:`~.ondisk.IVFPQIndex`."""
     import faiss
 
+    if isinstance(index, IVFPQIndex):
+        return "ivfpq"
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
     name = type(inner).__name__
     if "HNSW" in name:
@@ -117,7 +170,7 @@ def _gpu_resources():
 
 def to_device(index, *, gpu: bool):
     """Move a CPU index to GPU 0 when ``gpu`` and its structure runs there (flat, IVF); otherwise return it."""
-    if not gpu or kind_of(index) == "hnsw":
+    if not gpu or kind_of(index) in ("hnsw", "ivfpq"):
         return index
     import faiss
 
@@ -128,15 +181,19 @@ def to_cpu(index):
     """A CPU copy of a GPU index (the index itself when it is already on the CPU)."""
     import faiss
 
+    if isinstance(index, IVFPQIndex):
+        return index
     if "Gpu" in type(faiss.downcast_index(index.index) if hasattr(index, "index") else index).__name__:
         return faiss.index_gpu_to_cpu(index)
     return index
 
 
 def vectors_and_ids(index) -> tuple[np.ndarray, np.ndarray]:
-    """All stored vectors (float32, N×D) and their IDs (int64, N), in storage order."""
+    """All stored vectors (float32, N×D) and their IDs (int64, N), in storage order (ID order for "ivfpq")."""
     import faiss
 
+    if isinstance(index, IVFPQIndex):
+        return index.vectors_and_ids()
     index = to_cpu(index)
     ids = faiss.vector_to_array(index.id_map).astype(np.int64)
     n = index.ntotal
@@ -150,9 +207,13 @@ def vectors_and_ids(index) -> tuple[np.ndarray, np.ndarray]:
 
 
 def set_search_params(index, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
-    """Set IVF ``nprobe`` or HNSW ``efSearch`` on an ID-mapped index (ignored where they do not apply)."""
+    """Set IVF ``nprobe`` or HNSW ``efSearch`` on an index (ignored where they do not apply)."""
     import faiss
 
+    if isinstance(index, IVFPQIndex):
+        if nprobe is not None:
+            index.nprobe = int(nprobe)
+        return
     inner = faiss.downcast_index(index.index)
     if nprobe is not None and hasattr(inner, "nprobe"):
         inner.nprobe = int(nprobe)
@@ -166,10 +227,13 @@ def search(index, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = N
     Returns
     -------
     (distances, ids) : float32 (Q, k'), int64 (Q, k') with k' = min(k, number searchable); FAISS's raw
-    values: inner products for "ip" indexes, squared L2 distances for "l2" ones.
+    values: inner products for "ip" indexes, squared L2 distances for "l2" ones ("ivfpq": of the exact vectors
+    of its re-ranked candidates, :meth:`~.ondisk.IVFPQIndex.search`).
     """
     import faiss
 
+    if isinstance(index, IVFPQIndex):
+        return index.search(queries, k, allowed=allowed)
     q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     n = index.ntotal if allowed is None else len(allowed)
     k = int(min(k, n))
