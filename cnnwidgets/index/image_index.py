@@ -262,8 +262,6 @@ class ImageIndex:
         kinds = [d for d in self.descriptors if d in ("sift", "orb") and d not in self.vocabularies]
         self.vocabularies.update(building.learn_vocabularies(files, kinds, size=self.options["vocabulary_size"]))
         task = self.batch_task()
-        if run.name == "local":
-            task.use_model(self.model)
         for batch in run.run(files, task, stored_sha1=self._stored_sha1, progress=self.progress):
             self.skipped += batch.skipped
             if not batch.paths:
