@@ -34,13 +34,17 @@ Issue 10 adds, per set: naive_batch32 (the issue's naive loop: PIL decode, torch
 forward, batch 32), embed_onnx (``backend="onnx"``: the cached, verified ONNX Runtime export; cosine to torch fp32
 and the fraction of queries whose top-10 neighbours are identical), cnn_with_tags_onnx (embeddings and tags from
 one pass) and index_build_cnn_color (``ImageIndex.build(folder, descriptors=("cnn", "color"))`` in a fresh
-process, with its peak RSS; ``--no-build`` skips it); and the ONNX Runtime forward pass alone (chunks of 8).
+process: images/s of the build call and of the whole process, its peak RSS (VmHWM), and one index_build_phase line
+per step of its fixed cost, wall and CPU seconds; ``--no-build`` skips it); and the ONNX Runtime forward pass alone
+at batch 8 (what embed runs), 16 and 32, and at batch 8 with ONNX Runtime's spinning threads (its default; the
+sessions cnnwidgets makes do not spin). ``--forward-only`` runs only the forward-pass cases, ``--forward-repeats``
+sets how many timed passes their median is taken over. Every line carries the 1-minute load average.
 
 Targets (issue 5): embed ≥ 5× the naive loop and ≥ 100 images/s on the 2-core machine. Issue 10: index build
 ≥ 4× naive_batch32 (web) and ≥ 3× (camera), ≥ 100 images/s quiet; forward-only ≥ 110 images/s; cosine ≥ 0.9999.
 
 Usage: ``python bench/bench_cnn.py [--images 1000] [--naive-images 200] [--batch-size 32] [--sets web,camera]
-[--no-build]``
+[--no-build] [--forward-only] [--forward-repeats 7]``
 """
 
 from __future__ import annotations
@@ -168,21 +172,84 @@ def naive_batch_embed(model, paths, batch_size=32):
     return np.concatenate(out)
 
 
-def index_build(folder: str) -> dict:
-    """``ImageIndex.build(folder, descriptors=("cnn", "color"))`` in a fresh process: seconds and peak RSS."""
+_BUILD_CHILD = r"""
+import json, os, sys, time
+os.environ.setdefault("CNNWIDGETS_DEVICE", "cpu")
+start_w, start_c = time.perf_counter(), time.process_time()
+phases, last = [], [start_w, start_c]
+
+
+def mark(name):
+    w, c = time.perf_counter(), time.process_time()
+    phases.append({"phase": name, "wall_s": round(w - last[0], 3), "cpu_s": round(c - last[1], 3)})
+    last[:] = [time.perf_counter(), time.process_time()]
+
+
+import torch
+mark("import torch")
+from cnnwidgets.index import ImageIndex, build as building
+mark("import cnnwidgets.index (FAISS, OpenCV, PIL)")
+from cnnwidgets.device import apply_thread_policy
+apply_thread_policy()
+mark("thread policy (threadpoolctl included)")
+from cnnwidgets.engine.models import backend
+runner = backend.pretrained_onnx(sys.argv[2]) if hasattr(backend, "pretrained_onnx") else None
+if runner is not None:  # the build describes with the recorded export: no timm, no torch model
+    session = runner
+    mark("ONNX Runtime model from the recorded export (weights digest, InferenceSession)")
+else:
+    import timm
+    mark("import timm (torchvision, torch._dynamo)")
+    from cnnwidgets.engine.models import shared_model
+    model = shared_model(sys.argv[2])
+    mark("create the model, load its weights")
+    backend._weights_key(model)
+    mark("ONNX cache key (hash of every weight)")
+    session = backend.onnx_model(model)
+    mark("ONNX Runtime session (key again, file, InferenceSession)")
+setup_w = time.perf_counter() - start_w
+seen = [0]
+describe = building.describe_images
+
+
+def first_timed(*args, **kwargs):
+    out = describe(*args, **kwargs)
+    seen[0] += 1
+    if seen[0] == 1:
+        mark("build: list files, first batch (decode + describe)")
+    return out
+
+
+building.describe_images = first_timed
+t = time.perf_counter()
+ix = ImageIndex.build(sys.argv[1], descriptors=("cnn", "color"), model=sys.argv[2], progress=False)
+build_s = time.perf_counter() - t
+mark("build: the other batches")
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's resident size when it was spawned
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"images": len(ix), "skipped": len(ix.skipped), "seconds": build_s,
+                  "fresh_process_s": time.perf_counter() - start_w, "setup_s": setup_w,
+                  "cpu_s": time.process_time() - start_c, "onnx": not isinstance(session, str),
+                  "timm_imported": "timm" in sys.modules, "torch_model_built": runner is None,
+                  "peak_rss_mb": hwm_kb / 1024, "phases": phases}))
+"""
+
+
+def index_build(folder: str, model: str = "efficientnet_lite0") -> dict:
+    """``ImageIndex.build(folder, descriptors=("cnn", "color"))`` in a fresh process, its fixed cost step by step.
+
+    The child does in order, each timed (wall and CPU seconds), what a fresh build does before its first batch:
+    import torch and cnnwidgets.index, apply the thread policy, then either open the recorded ONNX Runtime export
+    of the packaged model (:func:`cnnwidgets.engine.models.backend.pretrained_onnx`, what the build uses when a
+    process has run the model before) or import timm, create the model, compute the ONNX cache key and open the
+    session; then it times the build itself (first batch apart). ``seconds`` is the build call after that setup,
+    ``fresh_process_s`` everything from the first import; ``peak_rss_mb`` is the child's peak RSS (``VmHWM``; its
+    ``ru_maxrss`` would start at this process's resident size).
+    """
     import subprocess
     import sys
 
-    code = (
-        "import json, resource, sys, time\n"
-        "from cnnwidgets.index import ImageIndex\n"
-        "t = time.perf_counter()\n"
-        "ix = ImageIndex.build(sys.argv[1], descriptors=('cnn', 'color'), progress=False)\n"
-        "dt = time.perf_counter() - t\n"
-        "print(json.dumps({'images': len(ix), 'seconds': dt, 'skipped': len(ix.skipped),"
-        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code, folder], capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-c", _BUILD_CHILD, folder, model], capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -193,6 +260,7 @@ def neighbours(e: np.ndarray, k: int = 10) -> np.ndarray:
 
 
 def emit(case: dict):
+    case.setdefault("loadavg_1min", round(os.getloadavg()[0], 2))  # others' load on the shared machine, as it ran
     print(json.dumps(case), flush=True)
 
 
@@ -286,6 +354,7 @@ def run_set(name, model, paths, args, common):
 
     if args.build:
         b = index_build(os.path.dirname(paths[0]))
+        phases = b.pop("phases")
         emit(
             {
                 "case": "index_build_cnn_color",
@@ -293,8 +362,13 @@ def run_set(name, model, paths, args, common):
                 **{k: round(v, 2) if isinstance(v, float) else v for k, v in b.items()},
                 "images_per_s": round(b["images"] / b["seconds"], 1),
                 "speedup_vs_naive_batch32": round(b["images"] / b["seconds"] / nb_rate, 2),
+                "fresh_process_images_per_s": round(b["images"] / b["fresh_process_s"], 1),
+                "fresh_process_speedup_vs_naive_batch32": round(b["images"] / b["fresh_process_s"] / nb_rate, 2),
+                "loadavg_1min": round(os.getloadavg()[0], 2),
             }
         )
+        for ph in phases:
+            emit({"case": "index_build_phase", "set": name, **ph})
 
     if not common["bf16_supported"]:
         emit({"case": "embed_auto_bf16", **tag, "skipped": "no native bf16 on this device; auto uses fp32"})
@@ -340,6 +414,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--sets", default="web,camera", help="comma-separated: web, camera")
     ap.add_argument("--no-build", dest="build", action="store_false", help="skip the ImageIndex.build case")
+    ap.add_argument("--forward-repeats", type=int, default=7, help="timed passes over the ready batch (median)")
+    ap.add_argument("--forward-only", action="store_true", help="only the forward pass on a ready batch (no files)")
     args = ap.parse_args()
 
     import torch
@@ -363,7 +439,7 @@ def main():
     }
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name in [n.strip() for n in args.sets.split(",") if n.strip()]:
+        for name in [n.strip() for n in args.sets.split(",") if n.strip() and not args.forward_only]:
             t = time.perf_counter()
             paths = make_jpegs(tmp, args.images, prefix=name, **specs[name])
             mb = sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6
@@ -402,26 +478,57 @@ def main():
                     "images_per_s": round(args.batch_size / dt, 1),
                 }
             )
+    import statistics
+
     from cnnwidgets.engine.models.backend import onnx_model
 
     session = onnx_model(model)
+    spinning = _spinning_session(session)
     xs = x.contiguous().cpu().numpy()
-    for xb in np.split(xs, len(xs) // chunk):
-        session.run(xb)
-    t = time.perf_counter()
-    for _ in range(3):
-        for xb in np.split(xs, len(xs) // chunk):
-            session.run(xb)
-    dt = (time.perf_counter() - t) / 3
-    emit(
-        {
-            "case": f"forward_only_b{chunk}_onnx_fp32",
-            **common,
-            "batch": chunk,
-            "onnx_threads": session.threads,
-            "images_per_s": round(args.batch_size / dt, 1),
-        }
-    )
+    # embed runs chunks of `chunk` on the session as made; the other batch sizes and a session whose threads
+    # busy-wait between operators (ONNX Runtime's default) for comparison
+    variants = [(bs, "", session) for bs in dict.fromkeys((chunk, 16, args.batch_size))] + [
+        (chunk, "_spinning", spinning)
+    ]
+    for bs, label, sess in variants:
+        parts = np.split(xs, max(1, len(xs) // bs))
+        for xb in parts:
+            sess.run(xb)
+        times = []
+        for _ in range(args.forward_repeats):
+            t = time.perf_counter()
+            for xb in parts:
+                sess.run(xb)
+            times.append(time.perf_counter() - t)
+        emit(
+            {
+                "case": f"forward_only_b{bs}_onnx_fp32{label}",
+                **common,
+                "batch": bs,
+                "onnx_threads": sess.threads,
+                "images_per_s": round(len(xs) / statistics.median(times), 1),
+                "images_per_s_best": round(len(xs) / min(times), 1),
+                "repeats": args.forward_repeats,
+                "loadavg_1min": round(os.getloadavg()[0], 2),
+            }
+        )
+
+
+def _spinning_session(found):
+    """A copy of the OnnxModel ``found`` whose intra-op threads busy-wait between operators."""
+    import copy
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = found.threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    out = copy.copy(found)
+    out.session = ort.InferenceSession(str(found.path), opts, providers=["CPUExecutionProvider"])
+    return out
 
 
 if __name__ == "__main__":
