@@ -47,3 +47,43 @@ def test_unchanged_files_are_left_out(tmp_path):
     batches = list(build.decode_batches(paths, stored_sha1=known.get, chunk=2, progress=False))
     assert [Path(p).name for b in batches for p in b.paths] == ["img00.jpg", "img02.jpg"]
     assert all(im.shape == (240, 320, 3) for b in batches for im in b.images)  # small files: full size
+
+
+def test_fresh_process_builds_from_the_recorded_export_without_timm(tmp_path, monkeypatch):
+    """Once a process has run the packaged CNN on ONNX Runtime, a new process indexes with that export alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cnnwidgets.engine import models as M
+    from cnnwidgets.engine.models import backend as B
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(B.CACHE_ENV_VAR, str(cache))
+    B.clear_sessions()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = write_jpegs(folder, 4, size=(400, 300))
+    model = M.create_model("efficientnet_lite0", device="cpu")
+    want, want_tags = M.embed_and_classify(model, [str(p) for p in paths], topk=5, backend="torch", fuse_bn=False)
+    M.embed(model, [str(paths[0])], backend="onnx")  # exported and recorded
+    B.clear_sessions()
+    code = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "from cnnwidgets.index import ImageIndex, vectors\n"
+        "ix = ImageIndex.build(sys.argv[1], descriptors=('cnn', 'color'), progress=False)\n"
+        "x, ids = vectors.vectors_and_ids(ix.faiss['cnn'])\n"
+        "x = x[np.argsort(ids)]\n"
+        "print(json.dumps({'timm': 'timm' in sys.modules, 'paths': ix.paths, 'cnn': x.tolist(),\n"
+        "                  'tags': [[t for t, _ in row] for row in ix.tags]}))\n"
+    )
+    env = {**os.environ, B.CACHE_ENV_VAR: str(cache), "CNNWIDGETS_DEVICE": "cpu"}
+    r = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, check=True)
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["timm"] is False
+    assert got["paths"] == [str(p.resolve()) for p in paths]
+    x = np.asarray(got["cnn"], dtype=np.float32)
+    assert (x * want).sum(axis=1).min() >= 0.9999
+    assert got["tags"] == [[t for t, _ in row] for row in want_tags]
