@@ -34,7 +34,14 @@ touched. Targets: IVF-PQ on disk with re-ranking recall@10 ≥ 0.90 and VmRSS < 
 Temporary files go to a folder under ``--workdir`` (default the system's temporary folder) that is removed
 at the end (``--keep`` keeps it).
 
-Usage: ``python bench/bench_scale.py --case search [--n 1000000] [--queries 1000] [--workdir /tmp]``
+Case ``build``: one folder of ``--images`` (2,000) JPEGs (``bench_retrieval.make_folder``: rotations, scales and
+crops of the bundled samples, ≤ 256 px) and one broken file, indexed with the default descriptors by the local
+executor and by Ray with 1 and 2 actors (one CPU each) on a local 2-CPU cluster started once before the timings;
+builds interleaved, medians of ``--build-repeats``; ratio of each to the local build; max abs difference of the
+Ray vectors from the local ones, and whether tags, paths and the skipped list are identical.
+
+Usage: ``python bench/bench_scale.py --case search|build|all [--n 1000000] [--queries 1000] [--images 2000]
+[--build-repeats 2] [--workdir /tmp]``
 """
 
 from __future__ import annotations
@@ -362,7 +369,82 @@ def case_search(args) -> list[dict]:
     return rows
 
 
-CASES = {"search": case_search}
+# ---------------------------------------------------------------------------------------------- build
+def _vectors_by_path(index, name: str) -> dict:
+    from cnnwidgets.index.vectors import vectors_and_ids
+
+    x, ids = vectors_and_ids(index.faiss[name])
+    path = {int(r.id): r.path for r in index.rows}
+    return {path[int(i)]: v for i, v in zip(ids, x)}
+
+
+def case_build(args) -> list[dict]:
+    """Local vs Ray (1 and 2 actors) on one folder of ``--images`` JPEGs plus a broken file; builds interleaved,
+    medians of ``--build-repeats``; the Ray rows checked against the local ones (vectors, tags, skipped)."""
+    import ray
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_retrieval import make_folder
+
+    from cnnwidgets.engine.models import shared_model
+    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.index.executors import LocalExecutor, RayExecutor
+
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-build-", dir=args.workdir))
+    try:
+        folder = work / "photos"
+        make_folder(folder, args.images)
+        (folder / "broken.jpg").write_bytes(b"not a jpeg")
+        shared_model("efficientnet_lite0")  # model loading and the ONNX export are not indexing
+        ImageIndex.build(sorted(folder.rglob("*.jpg"))[:8], progress=False)
+        t = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=512 * 1024**2, log_to_driver=False)
+        cluster_start = time.perf_counter() - t
+        configs = {"local": LocalExecutor(), "ray_1": RayExecutor(workers=1), "ray_2": RayExecutor(workers=2)}
+        times = {name: [] for name in configs}
+        built = {}
+        for _ in range(args.build_repeats):
+            for name, executor in configs.items():
+                t = time.perf_counter()
+                built[name] = ImageIndex.build(folder, progress=False, executor=executor)
+                times[name].append(time.perf_counter() - t)
+        ray.shutdown()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    local = built["local"]
+    base = statistics.median(times["local"])
+    rows = []
+    for name, index in built.items():
+        agree = {
+            "same_paths": index.paths == local.paths,
+            "same_tags": [[t for t, _ in r] for r in index.tags] == [[t for t, _ in r] for r in local.tags],
+            "same_skipped": index.skipped == local.skipped,
+        }
+        for d in local.descriptors:
+            a, b = _vectors_by_path(local, d), _vectors_by_path(index, d)
+            agree[f"max_abs_diff_{d}"] = float(max(np.abs(a[p] - b[p]).max() for p in a))
+        med = statistics.median(times[name])
+        rows.append(
+            {
+                "case": "build",
+                "executor": name,
+                "images": len(index),
+                "skipped": len(index.skipped),
+                "median_s": round(med, 2),
+                "runs_s": [round(x, 2) for x in times[name]],
+                "images_per_s": round(len(index) / med, 1),
+                "ratio_to_local": round(base / med, 2),
+                "ray_cluster_start_s": round(cluster_start, 1),
+                "load_average": load_average(),
+                **agree,
+            }
+        )
+        emit(rows[-1])
+    return rows
+
+
+CASES = {"search": case_search, "build": case_build}
 
 
 def main(argv=None):
@@ -375,6 +457,8 @@ def main(argv=None):
     ap.add_argument("--noise", type=float, default=0.4, help="length of the isotropic noise")
     ap.add_argument("--workdir", default=None, help="folder for the temporary files (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary files")
+    ap.add_argument("--images", type=int, default=2000, help="JPEGs in the build case")
+    ap.add_argument("--build-repeats", type=int, default=2, help="builds per executor in the build case")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
