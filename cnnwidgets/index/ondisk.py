@@ -164,6 +164,24 @@ def _trained(faiss, factory: str, d: int, metric: str, sample: np.ndarray):
     return ix
 
 
+class _Growing:
+    """An int64 array appended to in place: :attr:`view` shows the first ``n`` of an owned buffer that doubles."""
+
+    def __init__(self, values: np.ndarray):
+        self._buf = np.array(values, np.int64)
+        self.view = self._buf[:]
+
+    def extend(self, new: np.ndarray) -> np.ndarray:
+        n = len(self.view)
+        if n + len(new) > len(self._buf):
+            buf = np.empty(max(2 * (n + len(new)), 1024), np.int64)
+            buf[:n] = self.view
+            self._buf = buf
+        self._buf[n : n + len(new)] = new
+        self.view = self._buf[: n + len(new)]
+        return self.view
+
+
 def _default_nprobe(nlist: int) -> int:
     from .vectors import ivf_nprobe
 
@@ -188,9 +206,10 @@ class ExactVectors:
         self._chunks: list[np.ndarray] = []
         self._starts: list[int] = []
         self._rows = 0
-        self._ids = np.zeros(0, np.int64)  # live IDs, sorted
-        self._pos = np.zeros(0, np.int64)  # the row of each ID in the chunks (unused while _identity)
+        self._ids = np.zeros(0, np.int64)  # live IDs, sorted (a view of a buffer that may be longer)
+        self._pos = None  # the row of each ID in the chunks (None while _identity)
         self._identity = True  # row j holds the vector of _ids[j]
+        self._grow_ids = self._grow_pos = None  # the buffers _ids and _pos are views of, while appended to
 
     @classmethod
     def wrap(cls, x: np.ndarray, ids: np.ndarray, dtype: str) -> ExactVectors:
@@ -234,9 +253,21 @@ class ExactVectors:
     def _positions(self) -> np.ndarray:
         return np.arange(len(self._ids), dtype=np.int64) if self._identity else self._pos
 
+    def _consolidate(self) -> None:
+        """Join the chunks added in memory into one (mapped chunks come first and stay), keeping row numbers."""
+        mapped = [c for c in self._chunks if isinstance(c, np.memmap)]
+        added = self._chunks[len(mapped) :]
+        if len(added) > 1:
+            self._chunks = mapped + [np.concatenate(added)]
+            self._starts = self._starts[: len(mapped) + 1]
+
     def add(self, ids: np.ndarray, x: np.ndarray) -> None:
-        """Store ``x`` (N×D) under ``ids`` (int64, N; none of them stored yet)."""
-        ids = np.asarray(ids, np.int64)
+        """Store ``x`` (N×D) under ``ids`` (int64, N; none of them stored yet).
+
+        IDs above every stored one (the usual case: row IDs only grow) are appended without sorting, to buffers
+        that grow by doubling, so that adding batch after batch costs time in proportion to the rows added.
+        """
+        ids = np.asarray(ids, np.int64).ravel()
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.dim or len(x) != len(ids):
             raise ValueError(f"expected {len(ids)} × {self.dim} vectors, got {x.shape}")
@@ -246,11 +277,25 @@ class ExactVectors:
         self._chunks.append(np.ascontiguousarray(x, dtype=self.dtype))
         self._starts.append(self._rows)
         self._rows += len(ids)
-        all_ids = np.concatenate([np.asarray(self._ids), ids])
+        n = len(self._ids)
+        if bool(np.all(ids[1:] > ids[:-1])) and (n == 0 or ids[0] > self._ids[n - 1]):
+            identity = self._identity and n == rows[0]  # still row j = j-th ID
+            if self._grow_ids is None or self._grow_ids.view is not self._ids:
+                self._grow_ids = _Growing(self._ids)
+            if not identity and (self._grow_pos is None or self._grow_pos.view is not self._pos):
+                self._grow_pos = _Growing(self._positions())
+            self._ids = self._grow_ids.extend(ids)
+            self._pos = None if identity else self._grow_pos.extend(rows)
+            self._identity = identity
+            return
+        all_ids = np.concatenate([self.ids, ids])
         all_pos = np.concatenate([self._positions(), rows])
         order = np.argsort(all_ids, kind="stable")
         all_ids = all_ids[order]
         if np.any(all_ids[1:] == all_ids[:-1]):
+            self._chunks.pop()
+            self._starts.pop()
+            self._rows -= len(ids)
             raise ValueError("an ID is already stored")
         self._ids, self._pos, self._identity = all_ids, all_pos[order], False
 
@@ -277,6 +322,7 @@ class ExactVectors:
         if not found.all():
             raise KeyError(f"ID {int(ids[~found][0])} has no stored vector")
         rows = at if self._identity else self._pos[at]
+        self._consolidate()
         out = np.empty((len(ids), self.dim), np.float32)
         starts = np.asarray(self._starts, np.int64)
         chunk_of = np.searchsorted(starts, rows, side="right") - 1

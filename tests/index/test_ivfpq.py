@@ -352,3 +352,30 @@ def test_pca_keeps_inner_products_and_opq_factories_work(tmp_path):
     assert np.abs(faiss.vector_to_array(pca.b)).max() < 1e-5  # no mean subtracted
     with pytest.raises(ValueError, match="not an IVF structure"):
         ondisk.trained_index("PQ8", d, "ip", x)
+
+
+def test_exact_vectors_by_id_through_adds_removals_and_writes(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(900, 8)).astype(np.float32)
+    store = ondisk.ExactVectors(8)
+    for s in range(0, 600, 7):  # many small batches of increasing IDs
+        store.add(np.arange(s, min(s + 7, 600)), x[s : min(s + 7, 600)])
+    store.add(np.array([899, 650, 700]), x[[899, 650, 700]])  # out of order
+    with pytest.raises(ValueError, match="already stored"):
+        store.add(np.array([5]), x[:1])
+    store.remove(np.arange(0, 600, 3))
+    live = np.sort(np.concatenate([np.setdiff1d(np.arange(600), np.arange(0, 600, 3)), [650, 700, 899]]))
+    np.testing.assert_array_equal(store.ids, live)
+    probe = rng.permutation(live)[:100]
+    np.testing.assert_array_equal(store.take(probe), x[probe])
+    with pytest.raises(KeyError, match="ID 3 has no stored vector"):
+        store.take(np.array([1, 3]))
+    assert store.write(tmp_path / "v", tmp_path / "i") == len(live)
+    mapped = ondisk.ExactVectors.wrap(
+        np.memmap(tmp_path / "v", dtype="<f4", mode="r", shape=(len(live), 8)),
+        np.fromfile(tmp_path / "i", "<i8"),
+        "float32",
+    )
+    assert mapped.mapped
+    mapped.add(np.array([1000, 1001]), x[:2])
+    np.testing.assert_array_equal(mapped.take(np.array([1001, 899, 1])), x[[1, 899, 1]])
