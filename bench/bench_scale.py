@@ -47,6 +47,7 @@ Usage: ``python bench/bench_scale.py --case search|build|all [--n 1000000] [--qu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -203,7 +204,7 @@ def child(spec: dict) -> dict:
         results[label] = {"recall@10": round(recall(ids, truth), 4), "qps": round(len(q) / t, 1)}
     after = memory()
     if spec.get("float32"):  # the same lists, re-ranked with the float32 vectors (after the memory reading)
-        x32 = np.memmap(spec["float32"], dtype=np.float32, mode="r", shape=(index.ntotal, DIM))
+        x32 = ondisk.map_file(Path(spec["float32"]), "<f4", (index.ntotal, DIM), random=True)
         index.exact = ondisk.ExactVectors.wrap(x32, np.arange(index.ntotal, dtype=np.int64), "float32")
         for nprobe in spec["nprobe"]:
             t, ids = timed(lambda nprobe=nprobe: index.search(q, K, nprobe=nprobe)[1], spec["repeats"])
@@ -225,6 +226,19 @@ def run_child(spec: dict) -> dict:
         [sys.executable, __file__, "--child", json.dumps(spec)], check=True, capture_output=True, text=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def c_stdout_to_stderr():
+    """Send what C code prints to stdout (FAISS's "resizing ... bytes") to stderr, keeping stdout JSON lines."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def emit(case: dict) -> None:
@@ -271,14 +285,15 @@ def case_search(args) -> list[dict]:
         nlist_flat = max(1, int(round(np.sqrt(n))))
         factory = f"IVF{nlist_flat},Flat"
         t = time.perf_counter()
-        ivf = ondisk.build_ondisk(
-            shards_from(work / "vectors.f32", n),
-            work / "ivf_flat",
-            name="cnn",
-            factory=factory,
-            exact_dtype=None,
-            train_size=min(n, 40 * nlist_flat),
-        )
+        with c_stdout_to_stderr():
+            ivf = ondisk.build_ondisk(
+                shards_from(work / "vectors.f32", n),
+                work / "ivf_flat",
+                name="cnn",
+                factory=factory,
+                exact_dtype=None,
+                train_size=min(n, 40 * nlist_flat),
+            )
         build_s = time.perf_counter() - t
         nprobe_flat = vectors.ivf_nprobe(ivf.nlist)
         del ivf
@@ -309,9 +324,10 @@ def case_search(args) -> list[dict]:
         shutil.rmtree(work / "ivf_flat")
 
         t = time.perf_counter()
-        pq = ondisk.build_ondisk(
-            shards_from(work / "vectors.f32", n), work / "ivfpq", name="cnn", count=n, exact_dtype="float16"
-        )
+        with c_stdout_to_stderr():
+            pq = ondisk.build_ondisk(
+                shards_from(work / "vectors.f32", n), work / "ivfpq", name="cnn", count=n, exact_dtype="float16"
+            )
         build_s = time.perf_counter() - t
         factory, default_nprobe = pq.factory, pq.nprobe
         del pq

@@ -43,7 +43,9 @@ __all__ = [
     "ExactVectors",
     "IVFPQIndex",
     "ivfpq_factory",
+    "trained_index",
     "build_ondisk",
+    "map_file",
 ]
 
 EXACT_DTYPES = ("float32", "float16")
@@ -71,9 +73,9 @@ def ivfpq_factory(n: int, d: int) -> str:
 
     * Dimension: vectors longer than 256 are projected on their 256 principal axes and randomly rotated
       ("PCAR256"; :func:`trained_index` trains the PCA so that inner products keep their meaning). OPQ would
-      learn a better rotation but its training took 134 s for 65,536 vectors of 256 dimensions on this 2-core
-      machine (5 iterations; 15 s for the PCA of 1280-d vectors); pass ``factory="OPQ64_256,IVF…,PQ64"`` to
-      :func:`build_ondisk` to use it.
+      learn a better rotation but its training took 134 s for 65,536 vectors of 256 dimensions (5 iterations)
+      on the shared 2-core development machine, against 15 s for the PCA of 65,536 1280-d vectors; pass
+      ``factory="OPQ64_256,IVF…,PQ64"`` to :func:`build_ondisk` to use it.
     * Codes: ``m = d' / 4`` sub-quantisers (4 dimensions each, at most 64), 8 bits each, so 64 bytes per vector
       at d' = 256 (1/80 of the 5,120 float32 bytes of a 1280-d vector). Below 39 · 256 training vectors the codes
       get fewer bits (``log2(n / 39)``, at least 1), so that every centroid has training data.
@@ -210,10 +212,12 @@ class ExactVectors:
         self._pos = None  # the row of each ID in the chunks (None while _identity)
         self._identity = True  # row j holds the vector of _ids[j]
         self._grow_ids = self._grow_pos = None  # the buffers _ids and _pos are views of, while appended to
+        self._n_mapped = 0  # the first chunks, mapped from a file
 
     @classmethod
-    def wrap(cls, x: np.ndarray, ids: np.ndarray, dtype: str) -> ExactVectors:
-        """A store over an existing (memory-mapped) array ``x`` (N×D) whose row ``j`` is the vector of ``ids[j]``.
+    def wrap(cls, x: np.ndarray, ids: np.ndarray, dtype: str, *, mapped: bool = True) -> ExactVectors:
+        """A store over an existing array ``x`` (N×D, memory-mapped when ``mapped``) whose row ``j`` is the vector
+        of ``ids[j]``.
 
         Raises
         ------
@@ -221,7 +225,7 @@ class ExactVectors:
             If ``ids`` holds an ID twice.
         """
         store = cls(x.shape[1], dtype)
-        store._chunks, store._starts, store._rows = [x], [0], len(x)
+        store._chunks, store._starts, store._rows, store._n_mapped = [x], [0], len(x), int(bool(mapped))
         if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
             store._ids, store._pos, store._identity = ids, None, True
         else:
@@ -243,7 +247,7 @@ class ExactVectors:
     @property
     def mapped(self) -> bool:
         """Whether some stored rows are memory-mapped from a file rather than held in memory."""
-        return any(isinstance(c, np.memmap) for c in self._chunks)
+        return self._n_mapped > 0
 
     @property
     def nbytes(self) -> int:
@@ -255,8 +259,8 @@ class ExactVectors:
 
     def _consolidate(self) -> None:
         """Join the chunks added in memory into one (mapped chunks come first and stay), keeping row numbers."""
-        mapped = [c for c in self._chunks if isinstance(c, np.memmap)]
-        added = self._chunks[len(mapped) :]
+        mapped = self._chunks[: self._n_mapped]
+        added = self._chunks[self._n_mapped :]
         if len(added) > 1:
             self._chunks = mapped + [np.concatenate(added)]
             self._starts = self._starts[: len(mapped) + 1]
@@ -740,6 +744,22 @@ class IVFPQIndex:
         return out
 
 
+def map_file(path: Path, dtype, shape: tuple, *, random: bool = False) -> np.ndarray:
+    """A read-only array over the whole of file ``path`` (memory-mapped; nothing is read until it is touched).
+
+    ``random``: advise the kernel that reads are random (``MADV_RANDOM``), so that touching one row does not read
+    ahead its neighbours: re-ranking reads ~100 scattered rows per query, and with read-ahead a warm 1M-vector
+    float16 file became almost all resident (2.7 GB RssFile after 9,000 queries, ``bench/bench_scale.py``).
+    """
+    import mmap
+
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if random and hasattr(mm, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mm.madvise(mmap.MADV_RANDOM)
+    return np.frombuffer(mm, dtype=dtype).reshape(shape)
+
+
 def _open_exact(folder: Path, name: str, dtype: str, count: int, dim: int, fail, prefix: str) -> ExactVectors:
     xf, idf = folder / f"{name}.exact", folder / f"{name}.ids"
     for f in (xf, idf):
@@ -752,8 +772,8 @@ def _open_exact(folder: Path, name: str, dtype: str, count: int, dim: int, fail,
         raise fail(f"{prefix}{idf.name} has {idf.stat().st_size} bytes, {count} int64 IDs need {8 * count}")
     if count == 0:
         return ExactVectors(dim, dtype)
-    x = np.memmap(xf, dtype=_LE[dtype], mode="r", shape=(count, dim))
-    ids = np.memmap(idf, dtype="<i8", mode="r", shape=(count,))
+    x = map_file(xf, _LE[dtype], (count, dim), random=True)
+    ids = map_file(idf, "<i8", (count,))
     try:
         return ExactVectors.wrap(x, ids, dtype)
     except ValueError as exc:
