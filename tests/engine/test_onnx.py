@@ -211,7 +211,8 @@ def test_pretrained_model_runs_from_its_recorded_export_without_torch(cache, mon
     want = M.embed(model, images, backend="torch", fuse_bn=False)
     want_top = [t[0][0] for t in M.classify(model, images, topk=1, backend="torch")]
     M.embed(model, images, backend="onnx")  # exported (or loaded) and recorded
-    assert [p.name for p in cache.glob("*.json")] == ["efficientnet_lite0-pretrained.json"]
+    records = list(cache.glob("*.json"))
+    assert len(records) == 1 and records[0].name.startswith("efficientnet_lite0-pretrained-")
     exports = B.stats["exports"]
     B.clear_sessions()
     runner = B.pretrained_onnx("efficientnet_lite0")
@@ -249,7 +250,7 @@ def test_pretrained_model_runs_from_its_recorded_export_without_torch(cache, mon
     assert r.stdout.split() == ["False", "False"]
     assert (np.load(out) * want).sum(axis=1).min() >= 0.9999
 
-    manifest = cache / "efficientnet_lite0-pretrained.json"
+    manifest = records[0]
     with monkeypatch.context() as patch:
         patch.setattr(B, "EXPORTER", B.EXPORTER + "-other")  # another exporter: the record is out of date
         B.clear_sessions()

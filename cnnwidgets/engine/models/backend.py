@@ -19,8 +19,9 @@ name and renamed; a fresh export is used only if its outputs agree with torch (c
 bundled photographs and noise). The folder keeps the 16 most recently used exports.
 
 A model made by ``create_model(name, pretrained=True)`` and not changed since also records its export under its name
-(``<name>-pretrained.json``: the export's file, the model's configuration, and a key of the weights file's bytes, the
-code of this package's model builders and the torch, timm, ONNX Runtime and exporter versions). A later process can
+(``<name>-pretrained-<key>.json``: the export's file and the model's configuration; the key hashes the weights file's
+path and bytes, the code of this package's model builders and the torch, timm, ONNX Runtime and exporter versions,
+so installations that differ in any of them keep records of their own). A later process can
 then run that model from the file without building it in torch (:func:`pretrained_onnx`), which saves importing
 timm (and with it torchvision and ``torch._dynamo``) and loading the weights. A model the user changed is never
 recorded, and a record whose key no longer matches is not used.
@@ -519,8 +520,19 @@ def _pretrained_key(name: str, weights: Path) -> str:
     return h.hexdigest()
 
 
-def _manifest(name: str) -> Path:
-    return cache_dir() / "onnx" / f"{_file_name(name)}-pretrained.json"
+_KEYS: dict = {}  # (name, weights path, size, mtime, inode) -> _pretrained_key, computed once per process
+
+
+def _pretrained_key_of(name: str, weights: Path) -> str:
+    st = weights.stat()
+    sig = (name, str(weights), st.st_size, st.st_mtime_ns, st.st_ino)
+    if sig not in _KEYS:
+        _KEYS[sig] = _pretrained_key(name, weights)
+    return _KEYS[sig]
+
+
+def _record_path(name: str, key: str) -> Path:
+    return cache_dir() / "onnx" / f"{_file_name(name)}-pretrained-{key}.json"
 
 
 def _record_pristine(model: nn.Module, path: Path) -> None:
@@ -531,11 +543,12 @@ def _record_pristine(model: nn.Module, path: Path) -> None:
     weights = pretrained_file(name) if name else None
     if weights is None or str(model_config(model).get("pretrained")) != str(weights):
         return
-    manifest = _manifest(name)
+    key = _pretrained_key_of(name, weights)
+    manifest = _record_path(name, key)
     record = {
         "name": name,
         "weights": str(weights),
-        "key": _pretrained_key(name, weights),
+        "key": key,
         "onnx": path.name,
         "config": json.loads(_config_json(model_config(model))),
     }
@@ -560,7 +573,7 @@ def _record_pristine(model: nn.Module, path: Path) -> None:
             os.unlink(tmp)
 
 
-_PRETRAINED = ModelCache(maxsize=4)  # key: registry name; version: (weights file stat, record stat)
+_PRETRAINED = ModelCache(maxsize=4)  # key: registry name; version: (record key, record file's inode and size)
 
 
 def pretrained_onnx(name: str) -> OnnxModel | None:
@@ -589,24 +602,27 @@ def pretrained_onnx(name: str) -> OnnxModel | None:
     weights = pretrained_file(name)
     if weights is None or not onnxruntime_available():
         return None
-    manifest = _manifest(name)
     try:
-        stamp = tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in (weights.stat(), manifest.stat()))
-    except OSError:  # nothing recorded yet
+        key = _pretrained_key_of(name, weights)
+        st = _record_path(name, key).stat()
+    except OSError:  # nothing recorded for these weights, code and versions yet
         return None
-    found = _PRETRAINED.get(name, lambda: _load_pretrained(name, weights, manifest), version=stamp)
+    manifest = _record_path(name, key)
+    found = _PRETRAINED.get(
+        name, lambda: _load_pretrained(name, weights, key, manifest), version=(key, st.st_ino, st.st_size)
+    )
     return found if isinstance(found, OnnxModel) else None
 
 
-def _load_pretrained(name: str, weights: Path, manifest: Path):
+def _load_pretrained(name: str, weights: Path, key: str, manifest: Path):
     """The recorded OnnxModel of ``name``, or the reason it cannot be used."""
     try:
         record = json.loads(manifest.read_text(encoding="utf-8"))
         onnx_name = str(record["onnx"])
-        if record.get("name") != name or record.get("weights") != str(weights):
+        if record.get("name") != name or record.get("weights") != str(weights) or record.get("key") != key:
             return f"{manifest} records another model"
-        if Path(onnx_name).name != onnx_name or record.get("key") != _pretrained_key(name, weights):
-            return f"{manifest} is out of date"
+        if Path(onnx_name).name != onnx_name:
+            return f"{manifest} names a file outside its folder"
         cfg = dict(record["config"])
         for k in ("input_size", "mean", "std"):
             cfg[k] = tuple(cfg[k])
@@ -616,21 +632,23 @@ def _load_pretrained(name: str, weights: Path, manifest: Path):
         log.info("%s not used: %s", manifest, exc)
         return str(exc)
     with contextlib.suppress(OSError):
-        os.utime(path)
+        os.utime(path)  # recently used: kept when the folder is pruned
+        os.utime(manifest)
     with _stats_lock:
         stats["loads"] += 1
     return found
 
 
 def _prune(folder: Path) -> None:
-    """Delete all but the :data:`KEEP_FILES` most recently used exports in ``folder``."""
-    try:
-        files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
-    except OSError:
-        return
-    for old in files[KEEP_FILES:]:
-        with contextlib.suppress(OSError):
-            old.unlink()
+    """Delete all but the :data:`KEEP_FILES` most recently used exports in ``folder``, and as many records."""
+    for pattern in ("*.onnx", "*-pretrained-*.json"):
+        try:
+            files = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        except OSError:
+            continue
+        for old in files[KEEP_FILES:]:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def onnx_model(model: nn.Module):
@@ -654,3 +672,4 @@ def clear_sessions() -> None:
     """Forget every ONNX Runtime session (the files stay)."""
     _SESSIONS.clear()
     _PRETRAINED.clear()
+    _KEYS.clear()
