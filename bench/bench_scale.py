@@ -30,7 +30,8 @@ Case ``search`` (one JSON line per structure, then a summary line):
   from /proc/self/status), bytes per vector on disk, build time.
 
 The page cache is warm (the files were just written); RssFile counts the pages of mapped files the searches
-touched. Targets: IVF-PQ on disk with re-ranking recall@10 ≥ 0.90 and VmRSS < 1 GB at 1,000,000 vectors.
+touched (the inverted lists; IVF-PQ reads its exact vectors with positioned reads, which leave them in the page
+cache and out of the process, see :class:`cnnwidgets.index.ondisk.FileRows`). Targets: IVF-PQ on disk with re-ranking recall@10 ≥ 0.90 and VmRSS < 1 GB at 1,000,000 vectors.
 Temporary files go to a folder under ``--workdir`` (default the system's temporary folder) that is removed
 at the end (``--keep`` keeps it).
 
@@ -204,7 +205,7 @@ def child(spec: dict) -> dict:
         results[label] = {"recall@10": round(recall(ids, truth), 4), "qps": round(len(q) / t, 1)}
     after = memory()
     if spec.get("float32"):  # the same lists, re-ranked with the float32 vectors (after the memory reading)
-        x32 = ondisk.map_file(Path(spec["float32"]), "<f4", (index.ntotal, DIM), random=True)
+        x32 = ondisk.FileRows(Path(spec["float32"]), "<f4", (index.ntotal, DIM))
         index.exact = ondisk.ExactVectors.wrap(x32, np.arange(index.ntotal, dtype=np.int64), "float32")
         for nprobe in spec["nprobe"]:
             t, ids = timed(lambda nprobe=nprobe: index.search(q, K, nprobe=nprobe)[1], spec["repeats"])

@@ -1,4 +1,4 @@
-"""IVF-PQ indexes for collections larger than memory: inverted lists and exact vectors on disk, memory-mapped.
+"""IVF-PQ indexes for collections larger than memory: inverted lists memory-mapped, exact vectors read from disk.
 
 An :class:`IVFPQIndex` is an inverted-file index with product quantisation (FAISS ``IndexIVFPQ``), optionally
 behind a PCA or an OPQ rotation that reduces the dimension, whose IDs are the row IDs themselves (``add_with_ids``;
@@ -14,13 +14,14 @@ Files of one index named ``name`` in a folder (a generation folder of an index f
     <name>.ids          the ID of each row of <name>.exact, raw little-endian int64 (with <name>.exact)
     <name>.ivfpq.json   structure, metric, count, dimension, exact dtype, search parameters; written last
 
-:meth:`IVFPQIndex.open` memory-maps ``.ivfdata`` and ``.exact`` (nothing of them is read until a search touches
-it). :func:`build_ondisk` assembles these files from shards of vectors that never need to be in memory together:
+:meth:`IVFPQIndex.open` memory-maps ``.ivfdata`` and opens ``.exact`` for positioned reads (:class:`FileRows`):
+nothing of either is read until a search needs it, and the rows a re-ranking reads are not kept by the process
+(mapped, each 2.5 KB row brings its neighbouring pages into the resident set; see :class:`FileRows`). :func:`build_ondisk` assembles these files from shards of vectors that never need to be in memory together:
 it trains on a sample, adds each shard to an empty trained copy, writes per-shard indexes and merges their lists
 into one ``.ivfdata`` file with :func:`faiss.contrib.ondisk.merge_ondisk`.
 
 Adding to or removing from an index whose lists are on disk first copies its lists into memory
-(``count × (code_size + 8)`` bytes: 72 MB per million vectors with 64-byte codes); the exact vectors stay mapped
+(``count × (code_size + 8)`` bytes: 72 MB per million vectors with 64-byte codes); the exact vectors stay on disk
 and new ones are kept in memory until the index is written again.
 """
 
@@ -30,6 +31,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,6 +48,7 @@ __all__ = [
     "trained_index",
     "build_ondisk",
     "map_file",
+    "FileRows",
 ]
 
 EXACT_DTYPES = ("float32", "float16")
@@ -191,7 +194,7 @@ def _default_nprobe(nlist: int) -> int:
 
 
 class ExactVectors:
-    """Exact vectors by ID, for re-ranking: memory-mapped chunks from disk plus chunks added in memory.
+    """Exact vectors by ID, for re-ranking: rows in a file (:class:`FileRows`) plus chunks added in memory.
 
     Parameters
     ----------
@@ -212,12 +215,12 @@ class ExactVectors:
         self._pos = None  # the row of each ID in the chunks (None while _identity)
         self._identity = True  # row j holds the vector of _ids[j]
         self._grow_ids = self._grow_pos = None  # the buffers _ids and _pos are views of, while appended to
-        self._n_mapped = 0  # the first chunks, mapped from a file
+        self._n_on_disk = 0  # the first chunks are rows of files
 
     @classmethod
-    def wrap(cls, x: np.ndarray, ids: np.ndarray, dtype: str, *, mapped: bool = True) -> ExactVectors:
-        """A store over an existing array ``x`` (N×D, memory-mapped when ``mapped``) whose row ``j`` is the vector
-        of ``ids[j]``.
+    def wrap(cls, x, ids: np.ndarray, dtype: str) -> ExactVectors:
+        """A store over existing rows ``x`` (N×D: a :class:`FileRows`, a memory-mapped or an in-memory array) whose
+        row ``j`` is the vector of ``ids[j]``.
 
         Raises
         ------
@@ -225,7 +228,8 @@ class ExactVectors:
             If ``ids`` holds an ID twice.
         """
         store = cls(x.shape[1], dtype)
-        store._chunks, store._starts, store._rows, store._n_mapped = [x], [0], len(x), int(bool(mapped))
+        store._chunks, store._starts, store._rows = [x], [0], len(x)
+        store._n_on_disk = int(isinstance(x, (FileRows, np.memmap)))
         if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
             store._ids, store._pos, store._identity = ids, None, True
         else:
@@ -245,25 +249,25 @@ class ExactVectors:
         return np.asarray(self._ids)
 
     @property
-    def mapped(self) -> bool:
-        """Whether some stored rows are memory-mapped from a file rather than held in memory."""
-        return self._n_mapped > 0
+    def on_disk(self) -> bool:
+        """Whether some stored rows are read from a file when needed rather than held in memory."""
+        return self._n_on_disk > 0
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the stored rows (mapped or in memory)."""
+        """Bytes of the stored rows (on disk or in memory)."""
         return self._rows * self.dim * np.dtype(self.dtype).itemsize
 
     def _positions(self) -> np.ndarray:
         return np.arange(len(self._ids), dtype=np.int64) if self._identity else self._pos
 
     def _consolidate(self) -> None:
-        """Join the chunks added in memory into one (mapped chunks come first and stay), keeping row numbers."""
-        mapped = self._chunks[: self._n_mapped]
-        added = self._chunks[self._n_mapped :]
+        """Join the chunks added in memory into one (file chunks come first and stay), keeping row numbers."""
+        files = self._chunks[: self._n_on_disk]
+        added = self._chunks[self._n_on_disk :]
         if len(added) > 1:
-            self._chunks = mapped + [np.concatenate(added)]
-            self._starts = self._starts[: len(mapped) + 1]
+            self._chunks = files + [np.concatenate(added)]
+            self._starts = self._starts[: len(files) + 1]
 
     def add(self, ids: np.ndarray, x: np.ndarray) -> None:
         """Store ``x`` (N×D) under ``ids`` (int64, N; none of them stored yet).
@@ -333,7 +337,7 @@ class ExactVectors:
         for c in np.unique(chunk_of):
             sel = np.flatnonzero(chunk_of == c)
             local = rows[sel] - starts[c]
-            order = np.argsort(local, kind="stable")  # read a mapped file front to back
+            order = np.argsort(local, kind="stable")  # read a file front to back
             out[sel[order]] = self._chunks[c][local[order]]
         return out
 
@@ -744,20 +748,74 @@ class IVFPQIndex:
         return out
 
 
-def map_file(path: Path, dtype, shape: tuple, *, random: bool = False) -> np.ndarray:
-    """A read-only array over the whole of file ``path`` (memory-mapped; nothing is read until it is touched).
-
-    ``random``: advise the kernel that reads are random (``MADV_RANDOM``), so that touching one row does not read
-    ahead its neighbours: re-ranking reads ~100 scattered rows per query, and with read-ahead a warm 1M-vector
-    float16 file became almost all resident (2.7 GB RssFile after 9,000 queries, ``bench/bench_scale.py``).
-    """
+def map_file(path: Path, dtype, shape: tuple) -> np.ndarray:
+    """A read-only array over the whole of file ``path`` (memory-mapped; nothing is read until it is touched)."""
     import mmap
 
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    if random and hasattr(mm, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-        mm.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mm, dtype=dtype).reshape(shape)
+
+
+class FileRows:
+    """Rows of a raw C-order array file, read when indexed with positioned reads; nothing is kept in memory.
+
+    Re-ranking reads about 100 scattered rows per query. Memory-mapped instead, each row read maps its page and,
+    through the kernel's read-ahead and fault-around, its neighbours: after 9,000 queries on a warm 1M-vector
+    float16 file the searching process held 2.7 GB of it (1.7 GB with ``MADV_RANDOM``), where these reads leave
+    the rows in the page cache, which the kernel shares and reclaims, and out of the process
+    (``bench/bench_scale.py``).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    dtype : numpy dtype
+        Of the file's values (e.g. ``"<f2"``).
+    shape : (int, int)
+        Rows and values per row; the file holds exactly ``rows × values × itemsize`` bytes.
+    """
+
+    def __init__(self, path, dtype, shape: tuple):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self._row_bytes = self.shape[1] * self.dtype.itemsize
+        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # closed with the object
+        self._lock = None if hasattr(os, "pread") else threading.Lock()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def _read(self, offset: int, size: int) -> bytes:
+        if self._lock is None:
+            return os.pread(self._fd, size, offset)
+        with self._lock:  # no pread (Windows): seek and read under a lock
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            return os.read(self._fd, size)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        """The rows ``rows`` (int array), in that order, as an array of :attr:`dtype` (len × values)."""
+        rows = np.asarray(rows, np.int64).ravel()
+        out = np.empty((len(rows), self.shape[1]), self.dtype)
+        if len(rows) == 0:
+            return out
+        if rows.min() < 0 or rows.max() >= self.shape[0]:
+            raise IndexError(f"{self.path.name}: rows outside 0..{self.shape[0] - 1}")
+        order = np.argsort(rows, kind="stable")
+        r = rows[order]
+        cut = np.flatnonzero(np.diff(r) != 1) + 1  # runs of consecutive rows are read at once
+        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [len(r)]])):
+            size = int(b - a) * self._row_bytes
+            data = self._read(int(r[a]) * self._row_bytes, size)
+            if len(data) != size:
+                raise OSError(f"{self.path}: {len(data)} bytes read where {size} were expected (truncated?)")
+            out[order[a:b]] = np.frombuffer(data, self.dtype).reshape(int(b - a), self.shape[1])
+        return out
 
 
 def _open_exact(folder: Path, name: str, dtype: str, count: int, dim: int, fail, prefix: str) -> ExactVectors:
@@ -772,7 +830,7 @@ def _open_exact(folder: Path, name: str, dtype: str, count: int, dim: int, fail,
         raise fail(f"{prefix}{idf.name} has {idf.stat().st_size} bytes, {count} int64 IDs need {8 * count}")
     if count == 0:
         return ExactVectors(dim, dtype)
-    x = map_file(xf, _LE[dtype], (count, dim), random=True)
+    x = FileRows(xf, _LE[dtype], (count, dim))
     ids = map_file(idf, "<i8", (count,))
     try:
         return ExactVectors.wrap(x, ids, dtype)
@@ -859,7 +917,7 @@ def build_ondisk(
     Returns
     -------
     IVFPQIndex
-        Opened from ``folder``: lists and exact vectors memory-mapped.
+        Opened from ``folder``: lists memory-mapped, exact vectors read from their file when needed.
 
     Raises
     ------

@@ -157,7 +157,7 @@ def test_image_index_ivfpq_save_load_memory_maps(saved, data):
     before = vectors.search(index.faiss["cnn"], q, 10)
     loaded = ImageIndex.load(root)
     ix = loaded.faiss["cnn"]
-    assert isinstance(ix, ondisk.IVFPQIndex) and ix.on_disk and ix.exact.mapped
+    assert isinstance(ix, ondisk.IVFPQIndex) and ix.on_disk and ix.exact.on_disk
     after = vectors.search(ix, q, 10)
     np.testing.assert_array_equal(after[1], before[1])
     np.testing.assert_allclose(after[0], before[0], rtol=1e-6)
@@ -251,7 +251,7 @@ def test_build_ondisk_from_shards(tmp_path, data):
 
     out = ondisk.build_ondisk(shards(), tmp_path / "od", count=N)
     assert sorted(p.name for p in (tmp_path / "od").iterdir()) == sorted(ondisk.IVFPQIndex.files("cnn"))
-    assert out.on_disk and out.exact.mapped and out.exact.dtype == "float16" and out.ntotal == N
+    assert out.on_disk and out.exact.on_disk and out.exact.dtype == "float16" and out.ntotal == N
     assert (tmp_path / "od" / "cnn.exact").stat().st_size == N * D * 2
     np.testing.assert_array_equal(out.stored_ids(), ids)
     truth, _ = brute_force(x, ids, q, 10)
@@ -376,6 +376,20 @@ def test_exact_vectors_by_id_through_adds_removals_and_writes(tmp_path):
         np.fromfile(tmp_path / "i", "<i8"),
         "float32",
     )
-    assert mapped.mapped
+    assert mapped.on_disk
     mapped.add(np.array([1000, 1001]), x[:2])
     np.testing.assert_array_equal(mapped.take(np.array([1001, 899, 1])), x[[1, 899, 1]])
+
+
+def test_file_rows_read_rows_in_any_order(tmp_path):
+    x = np.random.default_rng(2).normal(size=(500, 6)).astype("<f2")
+    x.tofile(tmp_path / "rows")
+    rows = ondisk.FileRows(tmp_path / "rows", "<f2", x.shape)
+    pick = np.array([499, 3, 4, 5, 3, 0, 250, 251])
+    np.testing.assert_array_equal(rows[pick], x[pick])
+    assert rows[np.zeros(0, np.int64)].shape == (0, 6)
+    with pytest.raises(IndexError, match="rows outside"):
+        rows[np.array([500])]
+    (tmp_path / "rows").write_bytes(x[:100].tobytes())  # truncated after opening
+    with pytest.raises(OSError, match="truncated"):
+        rows[np.array([400])]
