@@ -122,7 +122,8 @@ class ImageIndex:
             FAISS structure; "auto" is exact below :data:`cnnwidgets.index.vectors.AUTO_THRESHOLD` images and
             "ivfpq" above :data:`cnnwidgets.index.vectors.AUTO_MEMORY_BUDGET` bytes of float32 vectors.
             "ivfpq" (IVF with product quantisation, :mod:`cnnwidgets.index.ondisk`) re-ranks its candidates with
-            the exact vectors; after :meth:`save` / :meth:`load` its lists and exact vectors are memory-mapped.
+            the exact vectors; after :meth:`save` / :meth:`load` its lists are memory-mapped and its exact vectors
+            read from disk when needed.
         color_bins : int or tuple of 3 ints
             HSV histogram bins.
         vocabulary_size : int

@@ -60,7 +60,7 @@ def save(index, path) -> Path:
     FAISS files, vocabularies and the SQLite table go to a new data folder, then the manifest naming it replaces
     the old one (:func:`.storage.finish_save`). An "ivfpq" index writes its lists and exact vectors there too
     (:meth:`.ondisk.IVFPQIndex.write`), so the manifest lists them with their sums; ``index`` then searches those
-    files, memory-mapped, instead of its copies in memory.
+    files (lists memory-mapped, exact vectors read when needed) instead of its copies in memory.
     """
     import faiss
 
@@ -92,7 +92,7 @@ def save(index, path) -> Path:
     if any(isinstance(ix, IVFPQIndex) for ix in index.faiss.values()):
         manifest["format_version"] = 3
     storage.finish_save(root, gen, manifest)
-    for name, ix in index.faiss.items():  # from now on search the saved files, memory-mapped
+    for name, ix in index.faiss.items():  # from now on search the saved files
         if isinstance(ix, IVFPQIndex):
             index.faiss[name] = IVFPQIndex.open(gen, name, root=root)
     return root

@@ -12,7 +12,7 @@ Layout of an index folder::
         text_vectors.json    the M texts those rows embed, in row order (format 2)
         <descriptor>.ivfdata, .exact, .ids, .ivfpq.json
                              an "ivfpq" descriptor's inverted lists, exact vectors, their IDs and its structure
-                             (format 3, :mod:`cnnwidgets.index.ondisk`); memory-mapped when loaded
+                             (format 3, :mod:`cnnwidgets.index.ondisk`); not read into memory when loaded
 
 A save writes a new ``data-*`` folder next to the old one, then replaces ``manifest.json`` with
 :func:`os.replace` (atomic on POSIX and Windows), then deletes the old folder. A crash at any moment leaves

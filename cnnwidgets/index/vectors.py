@@ -3,7 +3,8 @@
 Every "flat", "ivf" and "hnsw" index is wrapped in :class:`faiss.IndexIDMap2`, so its IDs are the row IDs of the
 metadata table and vectors can be reconstructed by ID (for "more like this" and for rebuilding). An "ivfpq" index
 is an :class:`cnnwidgets.index.ondisk.IVFPQIndex`: its inverted lists carry the row IDs themselves, and it keeps the
-exact vectors by ID for re-ranking and reconstruction; saved, both are memory-mapped from disk.
+exact vectors by ID for re-ranking and reconstruction; loaded, the lists are memory-mapped and the exact vectors
+read from disk when needed.
 """
 
 from __future__ import annotations
