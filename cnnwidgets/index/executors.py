@@ -387,9 +387,7 @@ class RayExecutor:
                 seen.update(covered)
                 bar.update(len(covered))
                 yield batch
-        except Exception as exc:
-            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
-                raise
+        except Exception as exc:  # KeyboardInterrupt and GeneratorExit are not Exceptions: they pass through
             raise RuntimeError(
                 f"the Ray build stopped after {len(seen)} of {len(keys)} files: {_first_line(exc)}; "
                 "the images described so far were added"
