@@ -39,20 +39,33 @@ _PIL_LIMIT_LOCK = threading.Lock()
 
 
 class ImageLoadError(ValueError):
-    """An image could not be loaded; the message names the source and the reason."""
+    """An image could not be loaded; the message names the source and the reason.
 
-    def __init__(self, source, reason: str):
+    The message is one short line (under 300 characters): a long path is shortened and an array is described by
+    its shape and dtype, never its contents. ``name``, when given, is the parameter the source was passed as
+    (``"image"``) and starts the message.
+    """
+
+    def __init__(self, source, reason: str, *, name: str | None = None):
         self.source = describe_source(source)
-        self.reason = reason
-        super().__init__(f"{self.source}: {reason}")
+        self.reason = _clip(" ".join(str(reason).split()), 160)
+        self.name = name
+        super().__init__(f"{name + ': ' if name else ''}{self.source}: {self.reason}")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe_source(source) -> str:
     """A short human-readable name for an image source, used in error messages."""
     if isinstance(source, str) and source.startswith("<"):
-        return source
+        return _clip(source, 120)
     if isinstance(source, (str, os.PathLike)):
-        return str(source)
+        text = str(source)
+        if "\n" in text or len(text) > 4096:  # not a path: its start, quoted
+            return repr(text) if len(text) <= 40 else repr(text[:40]) + f"… ({len(text)} characters)"
+        return text if len(text) <= 120 else "…" + text[-119:]  # a long path: its end, where the file name is
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<bytes: {len(source)} bytes>"
     if isinstance(source, np.ndarray):
@@ -64,7 +77,7 @@ def describe_source(source) -> str:
         return f"<torch tensor: shape {tuple(source.shape)}, dtype {source.dtype}>"
     name = getattr(source, "name", None)
     if isinstance(name, (str, os.PathLike)):
-        return str(name)
+        return describe_source(name) if not str(name).startswith("<") else _clip(str(name), 120)
     if hasattr(source, "read"):
         return f"<file object {type(source).__name__}>"
     return f"<{type(source).__name__}>"
@@ -103,7 +116,7 @@ def load_image(source, *, mode: str = "rgb", max_pixels: int | None = DEFAULT_MA
         shape or dtype, or more pixels than ``max_pixels``.
     """
     if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        raise ValueError(f"mode must be one of {_MODES}, got {_clip(repr(mode), 60)}")
     if isinstance(source, np.ndarray):
         return _convert_array(_validate_array(source, source), mode, source)
     if isinstance(source, Image.Image):
@@ -131,10 +144,15 @@ def load_image(source, *, mode: str = "rgb", max_pixels: int | None = DEFAULT_MA
 
 
 def _read_path(path) -> bytes:
-    p = Path(path).expanduser()
-    if not p.exists():
+    try:
+        p = Path(path).expanduser()
+        exists, is_dir = p.exists(), p.is_dir()
+    except (OSError, ValueError) as exc:  # a name the OS refuses (too long, a NUL byte): not a file
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a valid path"
+        raise ImageLoadError(path, f"file not found ({reason.lower()})") from None
+    if not exists:
         raise ImageLoadError(path, "file not found")
-    if p.is_dir():
+    if is_dir:
         raise ImageLoadError(path, "is a directory, not an image file")
     try:
         return p.read_bytes()

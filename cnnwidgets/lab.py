@@ -379,7 +379,7 @@ def _make_widget(req: BenchRequest):
             from .datasets import sample
 
             source = sample(req.sample, mode="rgb" if req.widget == "layer_visualizer" else "keep")
-        return cls(image=source), {}
+        return cls(source), {}  # the image widgets take the image first
     if req.widget == "pipeline":
         if source is None:
             from .datasets import sample

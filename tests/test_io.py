@@ -292,3 +292,22 @@ def test_resize_to_fit(chelsea):
     assert max(small.shape[:2]) == 200 and small.dtype == np.uint8
     assert resize_to_fit(chelsea, 5000) is chelsea
     assert resize_to_fit(chelsea[:, :, 0] > 100, 100).dtype == bool
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["x" * 5000, "line one\nline two", "/no/such/" + "deep/" * 60 + "photo.png", np.zeros((64, 64, 7), np.uint8)],
+)
+def test_errors_are_one_short_line_without_contents(source):
+    with pytest.raises(ImageLoadError) as info:
+        load_image(source)
+    msg = str(info.value)
+    assert len(msg) < 300 and "\n" not in msg and "0, 0, 0" not in msg and "[[" not in msg, msg
+    if isinstance(source, str) and source.endswith(".png"):
+        assert msg.startswith("…") and "photo.png: file not found" in msg  # a long path keeps its end
+
+
+def test_error_can_name_the_parameter():
+    err = ImageLoadError(np.zeros((2, 2, 2)), "unsupported array shape", name="image")
+    assert str(err).startswith("image: <numpy array: shape (2, 2, 2), dtype float64>: unsupported")
+    assert err.name == "image" and err.reason == "unsupported array shape"

@@ -15,8 +15,8 @@ import traitlets as T
 
 from ..engine import enhance
 from ..engine.calls import IMAGE, Call, Recipe, RecipeCache, Step
-from ..io import load_image, resize_to_fit, to_float, to_uint8
-from ._base import ImagePanel, WidgetBase
+from ..io import resize_to_fit, to_float, to_uint8
+from ._base import ImagePanel, ImageSource, WidgetBase, load_source
 from ._plots import html_table, line_plot_svg
 from .browser_widgets import ClickImage
 
@@ -69,10 +69,17 @@ class FilterDesigner(WidgetBase):
 
     Parameters
     ----------
-    image : any source :func:`cnnwidgets.io.load_image` accepts, optional
+    image : any source :func:`cnnwidgets.io.load_image` accepts, or a sample name, optional
         The clean image (default: the ``astronaut`` sample). Gray stays gray, colour is filtered per channel.
     **kwargs
         Initial values of the traits below.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A keyword that is no trait, a trait value of the wrong type or not allowed, or an ``image`` that is no
+        image source (a short message naming the parameter; see :mod:`cnnwidgets.widgets._base`). An image that
+        cannot be decoded shows in the status line instead.
 
     Traits
     ------
@@ -109,7 +116,7 @@ class FilterDesigner(WidgetBase):
         Python that reproduces ``result`` at full resolution from ``image`` (the loaded array, :attr:`source`).
     """
 
-    image = T.Any(None, allow_none=True)
+    image = ImageSource()
     method = T.Enum(METHODS, "frequency")
     shape = T.Enum(enhance.FILTER_SHAPES, "butterworth")
     highpass = T.Bool(False)
@@ -156,9 +163,7 @@ class FilterDesigner(WidgetBase):
         top = W.HBox([self.upload, self.full_button, self.info])
         super().__init__([top, panels, self.tabs])
         self.add_class("cnnw-filter-designer")
-        with self.hold_trait_notifications():
-            for name, value in kwargs.items():
-                setattr(self, name, value)
+        self.set_traits_from(kwargs)
         self._update_enabled()
         from ..datasets import sample
 
@@ -371,9 +376,9 @@ class FilterDesigner(WidgetBase):
     @T.observe("image")
     def _image_changed(self, change):
         try:
-            arr = load_image(change["new"], mode="keep")
+            arr = load_source(change["new"], mode="keep")
             if arr.ndim == 3 and arr.shape[2] == 4:
-                arr = load_image(arr, mode="rgb")
+                arr = load_source(arr, mode="rgb")
         except Exception as exc:
             self.set_status(f"{getattr(exc, 'source', 'image')}: {getattr(exc, 'reason', exc)}", "error")
             return

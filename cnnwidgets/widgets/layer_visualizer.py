@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import html
-import pathlib
 
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..datasets import list_samples, sample
+from ..datasets import list_samples
 from ..engine import layers as L
 from ..engine import models as M
-from ..io import load_image, to_png_bytes
-from ._base import ImagePanel, WidgetBase, figure_png
+from ..io import to_png_bytes
+from ._base import ImagePanel, ImageSource, WidgetBase, figure_png, load_source
 from .browser_widgets import ClickImage
 
 __all__ = ["LayerVisualizer"]
@@ -33,12 +32,20 @@ class LayerVisualizer(WidgetBase):
 
     Parameters
     ----------
-    model : str
-        A name from :func:`cnnwidgets.engine.models.list_models` (default ``"efficientnet_lite0"``).
     image : any source :func:`cnnwidgets.io.load_image` accepts, or a sample name, optional
-        Default: the ``chelsea`` sample.
+        Default: the ``chelsea`` sample. The image comes first, as in the other image widgets:
+        ``LayerVisualizer(photo, model="tiny_cnn")``.
+    model : str, keyword-only
+        A name from :func:`cnnwidgets.engine.models.list_models` (default ``"efficientnet_lite0"``).
     **kwargs
         Initial values of the traits below.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A keyword that is no trait, a trait value of the wrong type or not allowed, or an ``image`` that is no
+        image source (a short message naming the parameter). An unknown model name, or an image that cannot be
+        decoded, shows in the status line instead.
 
     Traits
     ------
@@ -63,13 +70,16 @@ class LayerVisualizer(WidgetBase):
 
     model = T.Unicode("efficientnet_lite0")
     layer = T.Unicode("")
-    image = T.Any(None, allow_none=True)
+    image = ImageSource()
     channel = T.Int(0)
     per_map = T.Bool(True)
     max_maps = T.Int(64)
     topk = T.Int(5)
 
-    def __init__(self, model: str = "efficientnet_lite0", image=None, **kwargs):
+    def __init__(self, image=None, *, model: str = "efficientnet_lite0", **kwargs):
+        self.check_keywords(kwargs)
+        if isinstance(image, str) and image in M.list_models() and image not in list_samples():
+            raise TypeError(f"LayerVisualizer: {image!r} is a model name; the image comes first, pass model={image!r}")
         self._cache: dict = {}
         self._array = None
         self._array_key = None
@@ -116,8 +126,7 @@ class LayerVisualizer(WidgetBase):
         self.mosaic.observe(self._mosaic_clicked, names="click")
 
         with self.hold_trait_notifications():
-            for k, v in kwargs.items():
-                setattr(self, k, v)
+            self.set_traits_from(kwargs)
             self.model = model
             self.image = "chelsea" if image is None else image
 
@@ -160,11 +169,7 @@ class LayerVisualizer(WidgetBase):
     # ----------------------------------------------------------------- computing
     def _load(self):
         if self._array_key is None:
-            src = self.image
-            if isinstance(src, str) and src in list_samples() and not pathlib.Path(src).exists():
-                arr = sample(src, mode="rgb")
-            else:
-                arr = load_image(src, mode="rgb")
+            arr = load_source(self.image, mode="rgb")
             self._array = arr
             self._array_key = hashlib.sha1(arr.tobytes()).hexdigest()[:16] + str(arr.shape)
         return self._array, self._array_key

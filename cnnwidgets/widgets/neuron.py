@@ -193,9 +193,7 @@ class NeuronPlayground(WidgetBase):
         top = W.HBox([c_data, c_noise, c_seed])
         super().__init__([top, W.HBox([neuron_box, mlp_box])], show_code=True)
         self.add_class("cnnw-neuron-playground")
-        with self.hold_trait_notifications():
-            for name, value in kwargs.items():
-                setattr(self, name, value)
+        self.set_traits_from(kwargs)
         self.observe(self.request_update, names=list(self._NEURON_TRAITS))
         self.observe(self._mlp_settings_changed, names=list(self._MLP_TRAITS))
         self.request_update()

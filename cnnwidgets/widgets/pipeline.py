@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import numbers
 
 import ipywidgets as W
 import numpy as np
@@ -18,8 +19,8 @@ import traitlets as T
 
 from ..engine import pipeline as P
 from ..engine.calls import Call, Ref
-from ..io import load_image, resize_to_fit, to_jpeg_bytes, to_uint8
-from ._base import ImagePanel, WidgetBase
+from ..io import resize_to_fit, to_jpeg_bytes, to_uint8
+from ._base import ImagePanel, TraitTypeError, TraitValueError, WidgetBase, check_image, describe, load_source
 from .browser_widgets import Gallery
 from .filter_designer import FilterDesigner
 from .threshold_segmenter import ThresholdSegmenter
@@ -51,7 +52,7 @@ class Pipeline(WidgetBase):
 
     Parameters
     ----------
-    image : any source :func:`cnnwidgets.io.load_image` accepts, optional
+    image : any source :func:`cnnwidgets.io.load_image` accepts, or a sample name, optional
         Default: the ``coins`` sample. Images larger than ``work_side`` are processed at that size
         (:attr:`working_image`).
     index : cnnwidgets.index.ImageIndex, optional
@@ -92,12 +93,19 @@ class Pipeline(WidgetBase):
     region = T.Int(0)
 
     def __init__(self, image=None, *, index=None, work_side: int = 512, show_code: bool = False, **kwargs):
-        from ..datasets import sample
-
-        src = sample("coins") if image is None else image
-        arr = load_image(src, mode="keep")
+        self.check_keywords(kwargs)
+        check_image(image, owner="Pipeline")
+        if index is not None and not callable(getattr(index, "search", None)):
+            raise TraitTypeError(
+                f"Pipeline: index must be a cnnwidgets.index.ImageIndex or None; got {describe(index)}"
+            )
+        if not isinstance(work_side, numbers.Integral) or isinstance(work_side, bool):
+            raise TraitTypeError(f"Pipeline: work_side must be an int; got {describe(work_side)}")
+        if work_side < 16:
+            raise TraitValueError(f"Pipeline: work_side must be at least 16 pixels; got {work_side}")
+        arr = load_source("coins" if image is None else image, mode="keep", name="Pipeline.image")
         if arr.ndim == 3 and arr.shape[2] == 4:
-            arr = load_image(arr, mode="rgb")
+            arr = load_source(arr, mode="rgb", name="Pipeline.image")
         self.working_image = resize_to_fit(arr, int(work_side)) if max(arr.shape[:2]) > work_side else arr
         self.index = index
         self._engine = P.Pipeline.default(index_given=index is not None)
@@ -172,9 +180,7 @@ class Pipeline(WidgetBase):
         )
         super().__init__([rows], show_code=show_code)
         self.add_class("cnnw-pipeline")
-        with self.hold_trait_notifications():
-            for k, v in kwargs.items():
-                setattr(self, k, v)
+        self.set_traits_from(kwargs)
         self._ready = True
         self.p_input.show(self._rgb(self.working_image))
         self.request_update()

@@ -174,9 +174,7 @@ class ConvolutionPlayground(WidgetBase):
             self.bind(control, trait)
         for control, trait in ((self._s_step, "step"), (self._s_pstep, "pool_step")):
             self.bind(control, trait, to_control=lambda w, c=control, t=trait: _within_max(c, getattr(w, t)))
-        with self.hold_trait_notifications():
-            for k, v in kwargs.items():
-                setattr(self, k, v)
+        self.set_traits_from(kwargs)
         if not kwargs:
             self.request_update()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import numbers
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import traitlets as T
 
 from ..engine.calls import Call, Recipe, Ref, Step
 from ..index.image_index import MODES, ImageIndex
-from ._base import ImagePanel, WidgetBase
+from ._base import ImagePanel, TraitTypeError, TraitValueError, WidgetBase, describe
 from .browser_widgets import Gallery
 
 __all__ = ["SearchBox", "Gallery"]
@@ -59,6 +60,12 @@ class SearchBox(WidgetBase):
     results = T.List()
 
     def __init__(self, index, *, text: str = "", mode: str = "auto", k: int = 12, thumb_side: int = 160):
+        if not callable(getattr(index, "search", None)):
+            raise TraitTypeError(f"SearchBox: index must be a cnnwidgets.index.ImageIndex; got {describe(index)}")
+        if not isinstance(thumb_side, numbers.Integral) or isinstance(thumb_side, bool):
+            raise TraitTypeError(f"SearchBox: thumb_side must be an int; got {describe(thumb_side)}")
+        if not 16 <= thumb_side <= 1024:
+            raise TraitValueError(f"SearchBox: thumb_side must lie in 16 … 1024 pixels; got {thumb_side}")
         self.index = index
         self.query_image = None
         self.thumb_side = thumb_side
@@ -98,7 +105,8 @@ class SearchBox(WidgetBase):
         self.gallery.observe(self._on_click, names="clicked")
         self.observe(self._changed, names=["text", "mode", "k", "image_path"])
         with self.quiet():
-            self.text, self.mode, self.k = text, mode, int(k)
+            self.text, self.mode = text, mode
+            self.k = int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
         self.request_update()
 
     @classmethod

@@ -13,8 +13,8 @@ import traitlets as T
 
 from ..engine import segment
 from ..engine.calls import Call, Computed, Recipe, RecipeCache, Ref, Step
-from ..io import load_image, resize_to_fit, to_jpeg_bytes
-from ._base import ImagePanel, WidgetBase
+from ..io import resize_to_fit, to_jpeg_bytes
+from ._base import ImagePanel, ImageSource, WidgetBase, load_source
 from .browser_widgets import ClickImage, HistogramView
 
 __all__ = ["ThresholdSegmenter", "HistogramView", "ClickImage"]
@@ -41,11 +41,18 @@ class ThresholdSegmenter(WidgetBase):
 
     Parameters
     ----------
-    image : any source :func:`cnnwidgets.io.load_image` accepts, optional
+    image : any source :func:`cnnwidgets.io.load_image` accepts, or a sample name, optional
         Default: the ``coins`` sample. Thresholds and edges work on its gray version
         (:func:`cnnwidgets.engine.segment.as_gray`); region growing and k-means on the colours.
     **kwargs
         Initial values of the traits below.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A keyword that is no trait, a trait value of the wrong type or not allowed, or an ``image`` that is no
+        image source (a short message naming the parameter). An image that cannot be decoded shows in the
+        status line instead.
 
     Traits
     ------
@@ -86,7 +93,7 @@ class ThresholdSegmenter(WidgetBase):
         Python that reproduces the result at full resolution from ``image`` (the loaded array, :attr:`source`).
     """
 
-    image = T.Any(None, allow_none=True)
+    image = ImageSource()
     mode = T.Enum(MODES, "global")
     method = T.Enum(GLOBAL_CHOICES, "otsu")
     value = T.Float(128.0)
@@ -119,8 +126,7 @@ class ThresholdSegmenter(WidgetBase):
         self._show_controls()
         super().__init__([self._upload, self._tabs, self._full_button])
         self.add_class("cnnw-threshold-segmenter")
-        for name, value in kwargs.items():
-            setattr(self, name, value)
+        self.set_traits_from(kwargs, hold=False)
         self._building = False
         from ..datasets import sample
 
@@ -276,7 +282,7 @@ class ThresholdSegmenter(WidgetBase):
         if change["new"] is None:
             return
         try:
-            src = load_image(change["new"], mode="keep")
+            src = load_source(change["new"], mode="keep")
         except Exception as exc:
             self.set_status(f"{type(exc).__name__}: {exc}", "error")
             return

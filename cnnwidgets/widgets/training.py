@@ -14,7 +14,7 @@ import numpy as np
 import traitlets as T
 
 from ..engine import train
-from ._base import ImagePanel, WidgetBase, figure_png
+from ._base import ImagePanel, TraitTypeError, TraitValueError, WidgetBase, describe, figure_png
 
 __all__ = ["TrainingDashboard", "curves_figure", "confusion_figure"]
 
@@ -135,15 +135,28 @@ class TrainingDashboard(WidgetBase):
     def __init__(self, model="tiny_cnn", dataset="digits", **kwargs):
         from ..engine.train import as_imageset
 
+        self.check_keywords(kwargs)
+        if not isinstance(model, str) and not callable(getattr(model, "state_dict", None)):
+            raise TraitTypeError(
+                f"TrainingDashboard: model must be a registry name or a torch.nn.Module; got {describe(model)}"
+            )
         self._net_name = model if isinstance(model, str) else None
         self._set_name = dataset if isinstance(dataset, str) else None
         if isinstance(dataset, str):
             if dataset not in _DATASETS:
-                raise ValueError(f"dataset must be one of {_DATASETS} or a labelled dataset, got {dataset!r}")
+                raise TraitValueError(
+                    f"TrainingDashboard: dataset must be one of {_DATASETS} or a labelled dataset; got {describe(dataset)}"
+                )
             from .. import datasets
 
             dataset = getattr(datasets, dataset)()
-        self.dataset = as_imageset(dataset)
+        try:
+            self.dataset = as_imageset(dataset)
+        except (TypeError, ValueError) as exc:
+            msg = " ".join(str(exc).split())
+            if len(msg) > 200 or "[[" in msg or "array(" in msg:
+                msg = f"dataset: cannot read {describe(dataset)} as a labelled dataset"
+            raise (ValueError if isinstance(exc, ValueError) else TypeError)(f"TrainingDashboard: {msg}") from None
         self.classes = self.dataset.classes
         self.model = None if self._net_name is not None else model
         self._initial_state = None if self._net_name is not None else copy.deepcopy(model.state_dict())
