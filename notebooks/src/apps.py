@@ -34,7 +34,7 @@ APPS = {
     ),
     "layer_visualizer": (
         "# Inside a CNN\nChoose a layer and see its kernels, feature maps and the network's top classes.",
-        'from cnnwidgets import LayerVisualizer\n\nLayerVisualizer(model="efficientnet_lite0", image="chelsea")',
+        'from cnnwidgets import LayerVisualizer\n\nLayerVisualizer("chelsea", model="efficientnet_lite0")',
     ),
     "search_box": (
         "# Image search\nType words, drop an image, or click a result for more like it.",

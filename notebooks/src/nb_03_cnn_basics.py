@@ -326,7 +326,7 @@ switching layers reuses the captured activations.
             "code",
             """
 from cnnwidgets import LayerVisualizer
-lv = LayerVisualizer(model="efficientnet_lite0", image=cat)
+lv = LayerVisualizer(cat, model="efficientnet_lite0")
 lv
 """,
         ),

@@ -101,7 +101,7 @@ colours, late layers to parts of objects.
             """
 from cnnwidgets import LayerVisualizer
 
-viz = LayerVisualizer(model="efficientnet_lite0", image="chelsea")
+viz = LayerVisualizer("chelsea", model="efficientnet_lite0")
 viz.wait()
 viz
 """,

@@ -114,7 +114,7 @@ def test_new_image_and_errors_in_status(widget, counted):
 def test_tiny_cnn_lists_its_layers():
     from cnnwidgets import LayerVisualizer
 
-    w = LayerVisualizer(model="tiny_cnn", image=sample("camera")).wait()
+    w = LayerVisualizer(sample("camera"), model="tiny_cnn").wait()
     assert list(w.controls["layer"].options) == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc"]
     assert w.layer == "conv1" and w.result["shape"] == (16, 32, 32)
     w.layer = "fc"
