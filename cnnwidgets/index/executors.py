@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build as building
+from . import raycluster
 from .rows import Fingerprint
 
 __all__ = [
@@ -339,10 +340,7 @@ class RayExecutor:
 
     def connect(self):
         """Connect to the cluster (starting a local one when there is none); returns the ``ray`` module."""
-        ray = self._ray()
-        if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="warning")
-        return ray
+        return raycluster.connect(self._ray(), self.address)
 
     def pool_size(self, ray) -> int:
         """Actors in the pool: :attr:`workers`, or what the cluster's resources allow."""
@@ -369,13 +367,14 @@ class RayExecutor:
         context.print_on_execution_start = False
         keys = [str(p) for p in files]
         items = [{"path": k, "known": stored_sha1(k) or ""} for k in keys]
-        dataset = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // self.batch_size)))
+        blocks = max(1, -(-len(items) // self.batch_size))
+        dataset = ray.data.from_items(items, override_num_blocks=blocks)
         described = dataset.map_batches(
             _RayIndexBatch,
             fn_constructor_kwargs={"task": task, "cpus": self.cpus_per_worker},
             batch_size=self.batch_size,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self.pool_size(ray)),
+            compute=ray.data.ActorPoolStrategy(size=min(self.pool_size(ray), blocks)),  # no actor without work
             num_cpus=self.cpus_per_worker,
             num_gpus=self.gpus_per_worker or None,
         )
@@ -389,7 +388,7 @@ class RayExecutor:
                 yield batch
         except Exception as exc:  # KeyboardInterrupt and GeneratorExit are not Exceptions: they pass through
             raise RuntimeError(
-                f"the Ray build stopped after {len(seen)} of {len(keys)} files: {_first_line(exc)}; "
+                f"the Ray build stopped after {len(seen)} of {len(keys)} files: {raycluster.first_line(exc)}; "
                 "the images described so far were added"
             ) from exc
         finally:
@@ -397,11 +396,6 @@ class RayExecutor:
         lost = [k for k in keys if k not in seen]
         if lost:
             yield DescribedBatch(skipped=[(k, LOST_REASON) for k in lost])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _RayIndexBatch:
