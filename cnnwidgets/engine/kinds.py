@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_torch", "to_numpy", "like"]
+__all__ = ["is_torch", "to_numpy", "like", "to_float"]
 
 
 def is_torch(x) -> bool:
@@ -54,3 +54,23 @@ def like(out, original, *, torch_dtype=None):
         t = torch.from_numpy(np.ascontiguousarray(out))
         return t.to(device=original.device, dtype=torch_dtype) if torch_dtype is not None else t.to(original.device)
     return out
+
+
+def to_float(image):
+    """:func:`cnnwidgets.io.to_float` for every integer dtype, of NumPy arrays and torch tensors alike.
+
+    float32 of the same shape and kind: bool → {0, 1}; integers divided by their dtype's maximum (uint8 by 255,
+    int8 by 127, int64 by 2**63 − 1); floats converted, not clipped. (``io.to_float`` refuses the integer tensors
+    other than uint8, int16, int32 and uint16.)
+    """
+    if is_torch(image):
+        import torch
+
+        if image.dtype == torch.bool or image.is_floating_point():
+            return image.float()
+        if image.is_complex():
+            raise ValueError(f"image: complex tensors are not images (dtype {image.dtype})")
+        return image.float() / float(torch.iinfo(image.dtype).max)
+    from ..io import to_float as io_to_float
+
+    return io_to_float(image)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...device import get_device
-from ...io import to_float
-from .. import kinds
+from .. import checks, kinds
+from ..kinds import to_float
 
 FILTER_SHAPES = ("ideal", "butterworth", "exponential", "gaussian")
 """Names accepted by ``shape=`` in :func:`frequency_filter` and :func:`frequency_mask`."""
@@ -26,7 +26,11 @@ _CHUNK_ELEMENTS = 32 * 2**20
 
 
 class _Layout:
-    """Converts an image to an N×C×H×W view and back to the caller's kind and layout."""
+    """Converts an image to an N×C×H×W view and back to the caller's kind and layout.
+
+    Refuses what is not an image: another type, another number of dimensions, no pixels, complex or object
+    data, NaN or infinity (a ValueError naming ``name``).
+    """
 
     def __init__(self, image, name: str = "image"):
 
@@ -55,6 +59,7 @@ class _Layout:
             raise ValueError(f"{name}: complex tensors are not images")
         if not self.torch and image.dtype.kind not in "buif":
             raise ValueError(f"{name}: unsupported dtype {image.dtype}")
+        checks.finite(name, image)
         self.ndim = image.ndim
         self.image = image
         self.device = image.device if self.torch else None

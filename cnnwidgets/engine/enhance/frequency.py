@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...device import get_device
+from .. import checks
 from ._layout import _float_planes, _Layout, _map_planes
 from .masks import _MASKS, _check_params, _is_number, _radial_grid, _rfft_mask
 
@@ -153,13 +154,18 @@ def notch_filter(image, *, centers, radius=0.02, order=2.0):
     """
     import torch
 
-    pts = np.asarray(centers, dtype=np.float64).reshape(-1, 2) if len(centers) else np.zeros((0, 2))
+    if centers is None or isinstance(centers, str):
+        raise ValueError(f"centers must be a sequence of (fy, fx) frequencies, got {checks.short(centers)}")
+    pts = checks.numbers_array("centers", centers, dtype=np.float64)
+    if pts.size and (pts.ndim != 2 or pts.shape[1] != 2):
+        raise ValueError(f"centers must be a sequence of (fy, fx) frequencies, got shape {pts.shape}")
+    pts = pts.reshape(-1, 2)
     if np.any(np.abs(pts) > 0.5):
-        raise ValueError(f"centers: frequencies must lie in [-0.5, 0.5] cycles per pixel, got {pts.tolist()}")
-    if not radius > 0:
-        raise ValueError(f"radius must be positive, got {radius!r}")
-    if not order > 0:
-        raise ValueError(f"order must be positive, got {order!r}")
+        raise ValueError(
+            f"centers: frequencies must lie in [-0.5, 0.5] cycles per pixel, got up to {np.abs(pts).max():g}"
+        )
+    checks.number("radius", radius, lo=0, lo_open=True)
+    checks.number("order", order, lo=0, lo_open=True)
     key = ("notch", tuple(map(tuple, pts.tolist())), float(radius), float(order))
 
     def run(x):
@@ -169,7 +175,7 @@ def notch_filter(image, *, centers, radius=0.02, order=2.0):
             fy = np.fft.fftfreq(h)[:, None]
             fx = np.fft.rfftfreq(w)[None, :]
             m = np.ones((h, w // 2 + 1))
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", over="ignore"):  # at a centre d2 = 0: gain 1 / (1 + inf) = 0
                 for cy, cx in pts:
                     for sy, sx in ((cy, cx), (-cy, -cx)):
                         d2 = (fy - sy) ** 2 + (fx - sx) ** 2
@@ -195,7 +201,7 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
     cutoff : float
         Where the gain moves from ``gamma_low`` to ``gamma_high``, in cycles per pixel (0 < cutoff <= 0.5).
     gamma_low, gamma_high : float
-        Gains for low (illumination) and high (reflectance) frequencies; ``gamma_low < 1 < gamma_high``
+        Gains for low (illumination) and high (reflectance) frequencies, 0 … 100; ``gamma_low < 1 < gamma_high``
         evens out lighting and raises contrast.
     sharpness : float
         Steepness of the transition (> 0).
@@ -206,13 +212,20 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
     -------
     numpy.ndarray or torch.Tensor
         float32, the input's shape and kind.
+
+    Raises
+    ------
+    ValueError
+        For parameters out of their bounds, and with ``rescale=False`` when ``exp(·) − 1`` exceeds float32
+        (large gains on large values); the rescaled result is computed without overflow.
     """
     import torch
 
     if not (_is_number(cutoff) and 0 < cutoff <= 0.5):
-        raise ValueError(f"cutoff must satisfy 0 < cutoff <= 0.5, got {cutoff!r}")
-    if not sharpness > 0:
-        raise ValueError(f"sharpness must be positive, got {sharpness!r}")
+        raise ValueError(f"cutoff must satisfy 0 < cutoff <= 0.5, got {checks.short(cutoff)}")
+    checks.number("gamma_low", gamma_low, lo=0, hi=100)
+    checks.number("gamma_high", gamma_high, lo=0, hi=100)
+    checks.number("sharpness", sharpness, lo=0, lo_open=True)
     key = ("homomorphic", float(cutoff), float(gamma_low), float(gamma_high), float(sharpness))
 
     def run(x):
@@ -224,11 +237,22 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
             return torch.from_numpy(m.astype(np.float32)).to(x.device)
 
         mask = _MASKS.get((key, h, w, str(x.device)), build)
-        y = torch.expm1(torch.fft.irfft2(torch.fft.rfft2(torch.log1p(x.clamp_min(0))) * mask, s=(h, w)))
+        z = torch.fft.irfft2(torch.fft.rfft2(torch.log1p(x.clamp_min(0))) * mask, s=(h, w))
+        y = torch.expm1(z)
         if rescale:
             lo = y.amin(dim=(-2, -1), keepdim=True)
             hi = y.amax(dim=(-2, -1), keepdim=True)
-            y = (y - lo) / (hi - lo).clamp_min(1e-12)
+            if bool(torch.isfinite(hi).all()):
+                return (y - lo) / (hi - lo).clamp_min(1e-12)
+            # exp overflows float32: (e^z − e^lo) / (e^hi − e^lo) with every exponent shifted by the maximum
+            zlo = z.amin(dim=(-2, -1), keepdim=True)
+            zhi = z.amax(dim=(-2, -1), keepdim=True)
+            return (torch.exp(z - zhi) - torch.exp(zlo - zhi)) / (-torch.expm1(zlo - zhi)).clamp_min(1e-12)
+        if not bool(torch.isfinite(y).all()):
+            raise ValueError(
+                f"gamma_high={gamma_high!r}: exp of the filtered log-image exceeds float32; "
+                "use smaller gains, smaller values or rescale=True"
+            )
         return y
 
     return _map_planes(image, run)

@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 from collections import OrderedDict
 
 import numpy as np
 
+from .. import checks
 from ._layout import _MASK_CACHE_BYTES, FILTER_SHAPES
 
 # ============================================================================ masks
 
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+_is_number = checks.is_number
 
 
 def _check_params(shape, cutoff, order, width):
-    if shape not in FILTER_SHAPES:
-        raise ValueError(f"shape must be one of {FILTER_SHAPES}, got {shape!r}")
+    checks.choice("shape", shape, FILTER_SHAPES)
     if not _is_number(cutoff) or not (0 < cutoff <= 0.5):
         raise ValueError(
-            f"cutoff must be a number with 0 < cutoff <= 0.5 (a fraction of the sampling frequency), got {cutoff!r}"
+            "cutoff must be a number with 0 < cutoff <= 0.5 (a fraction of the sampling frequency), "
+            f"got {checks.short(cutoff)}"
         )
-    if not _is_number(order) or not order > 0:
-        raise ValueError(f"order must be a positive number, got {order!r}")
+    checks.number("order", order, lo=0, lo_open=True)
     if width is not None and (not _is_number(width) or not width > 0):
-        raise ValueError(f"width must be None (low/high-pass) or a positive band width, got {width!r}")
+        raise ValueError(f"width must be None (low/high-pass) or a positive band width, got {checks.short(width)}")
 
 
 def _butterworth(d2, order, highpass: bool):
@@ -75,7 +72,7 @@ def radial_profile(freq, *, shape="butterworth", highpass=False, cutoff=0.1, ord
         float64 gains in [0, 1], the shape of ``freq``.
     """
     _check_params(shape, cutoff, order, width)
-    f = np.abs(np.asarray(freq, dtype=np.float64))
+    f = np.abs(checks.numbers_array("freq", freq, dtype=np.float64))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if width is None:
             d = f / cutoff
@@ -176,6 +173,8 @@ def frequency_mask(shape_hw, *, shape="butterworth", highpass=False, cutoff=0.1,
     numpy.ndarray
         H×W float32 gains in [0, 1].
     """
+    if not (isinstance(shape_hw, (tuple, list)) and len(shape_hw) == 2 and all(checks.is_integer(v) for v in shape_hw)):
+        raise ValueError(f"shape_hw must be (H, W), two positive integers, got {checks.short(shape_hw)}")
     h, w = (int(v) for v in shape_hw)
     if h < 1 or w < 1:
         raise ValueError(f"shape_hw must be two positive sizes, got {shape_hw!r}")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from ...device import get_device
-from ...io import to_float
+from .. import checks
+from ..kinds import to_float
 from ._layout import _CHUNK_ELEMENTS, _Layout
 
 # ============================================================================ median filters
 
 
 def _odd(size, name):
-    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
-        raise ValueError(f"{name} must be an odd positive integer (window side in pixels), got {size!r}")
+    if not checks.is_integer(size) or size < 1 or size % 2 == 0:
+        raise ValueError(f"{name} must be an odd positive integer (window side in pixels), got {checks.short(size)}")
     return int(size)
 
 
@@ -135,15 +136,16 @@ def center_weighted_kernel(size=3, center=3):
         size×size int64.
     """
     k = _odd(size, "size")
-    if not isinstance(center, (int, np.integer)) or center < 1:
-        raise ValueError(f"center must be a positive integer, got {center!r}")
+    checks.integer("center", center, lo=1)
     w = np.ones((k, k), np.int64)
     w[k // 2, k // 2] = center
     return w
 
 
 def _check_weights(weights):
-    w = np.asarray(weights)
+    if weights is None or isinstance(weights, str):
+        raise ValueError(f"weights must be a 2-D kernel of integers, got {checks.short(weights)}")
+    w = checks.numbers_array("weights", weights)
     if w.ndim != 2 or w.shape[0] % 2 == 0 or w.shape[1] % 2 == 0:
         raise ValueError(f"weights must be a 2-D kernel with odd sides, got shape {w.shape}")
     if w.dtype.kind == "f":
@@ -275,12 +277,16 @@ def median_combination(image, *, sizes=(3, 5, 7), coefficients=None):
     numpy.ndarray or torch.Tensor
         float32, the input's shape and kind.
     """
+    if not isinstance(sizes, (list, tuple, np.ndarray)):
+        raise ValueError(f"sizes must be a sequence of odd window sides, got {checks.short(sizes)}")
     sizes = [_odd(s, "sizes[]") for s in sizes]
     if not sizes:
         raise ValueError("sizes: give at least one window size")
     if coefficients is None:
         coefficients = [1.0 / len(sizes)] * len(sizes)
-    coefficients = [float(c) for c in coefficients]
+    if not isinstance(coefficients, (list, tuple, np.ndarray)):
+        raise ValueError(f"coefficients must be a sequence of numbers, got {checks.short(coefficients)}")
+    coefficients = [checks.number("coefficients[]", c) for c in coefficients]
     if len(coefficients) != len(sizes):
         raise ValueError(f"coefficients: need one per size ({len(sizes)}), got {len(coefficients)}")
     total = None

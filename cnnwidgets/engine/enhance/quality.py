@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ...device import get_device
-from ...io import to_float
+from .. import checks
+from ..kinds import to_float
 from ._layout import NOISE_KINDS, _float_planes, _Layout
 from .masks import _is_number
 from .median_filters import _odd
@@ -29,9 +30,9 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
     amount : float
         Noise strength (≥ 0), see ``kind``.
     seed : int, optional
-        Seed for reproducible noise.
+        Seed for reproducible noise, 0 … 2**63 − 1.
     frequency : (float, float)
-        (fy, fx) of the periodic noise in cycles per pixel.
+        (fy, fx) of the periodic noise in cycles per pixel (finite numbers).
 
     Returns
     -------
@@ -46,8 +47,16 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
         raise ValueError(f"amount must be a number >= 0, got {amount!r}")
     if kind == "salt_and_pepper" and amount > 1:
         raise ValueError(f"amount is a fraction of pixels for salt_and_pepper (0 … 1), got {amount!r}")
+    if seed is not None:
+        checks.integer("seed", seed, lo=0, hi=2**63 - 1)
+    if not (
+        isinstance(frequency, (tuple, list, np.ndarray)) and len(frequency) == 2 and all(map(_is_number, frequency))
+    ):
+        raise ValueError(f"frequency must be (fy, fx), two finite numbers, got {checks.short(frequency)}")
     layout = _Layout(image)
     device = get_device()
+    # past this the clipped result no longer changes, and amount × N(0, 1) stays finite in float32 (0 × inf is NaN)
+    amount = min(float(amount), 1e30)
     with torch.no_grad():
         x = _float_planes(layout, device)
         gen = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
@@ -72,6 +81,8 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
 def _metric_pair(image_true, image_test, data_range):
     import torch
 
+    if data_range is not None:
+        checks.number("data_range", data_range, lo=0, lo_open=True)
     a, b = _Layout(image_true, "image_true"), _Layout(image_test, "image_test")
     if tuple(a.image.shape) != tuple(b.image.shape):
         raise ValueError(
@@ -98,7 +109,7 @@ def psnr(image_true, image_test, *, data_range=None):
     image_true, image_test : numpy.ndarray, PIL.Image.Image or torch.Tensor
         Same shape and layout.
     data_range : float, optional
-        Peak-to-peak range of the data; by default both images are scaled to [0, 1]
+        Peak-to-peak range of the data (> 0); by default both images are scaled to [0, 1]
         (:func:`cnnwidgets.io.to_float`) and the range is 1.
 
     Returns
@@ -108,7 +119,10 @@ def psnr(image_true, image_test, *, data_range=None):
     """
     x, y, r = _metric_pair(image_true, image_test, data_range)
     mse = float(((x - y) ** 2).mean())
-    return math.inf if mse == 0 else 10.0 * math.log10(r * r / mse)
+    if mse == 0:
+        return math.inf
+    # log10(r² / mse) as a difference of logarithms: r² / mse over- or underflows for extreme ranges
+    return 10.0 * (2.0 * math.log10(r) - math.log10(mse))
 
 
 def ssim(image_true, image_test, *, data_range=None, win_size=7):
@@ -125,7 +139,7 @@ def ssim(image_true, image_test, *, data_range=None, win_size=7):
     data_range : float, optional
         As in :func:`psnr`.
     win_size : int
-        Odd window side.
+        Odd window side, ≥ 3.
 
     Returns
     -------
@@ -135,6 +149,8 @@ def ssim(image_true, image_test, *, data_range=None, win_size=7):
     import torch.nn.functional as F
 
     win = _odd(win_size, "win_size")
+    if win < 3:
+        raise ValueError(f"win_size must be at least 3 (the sample covariance needs two pixels), got {win_size!r}")
     x, y, r = _metric_pair(image_true, image_test, data_range)
     if min(x.shape[-2:]) < win:
         raise ValueError(f"ssim: images of {tuple(x.shape[-2:])} pixels are smaller than win_size={win}")
@@ -151,6 +167,8 @@ def ssim(image_true, image_test, *, data_range=None, win_size=7):
     vx = cov_norm * (filt(x * x) - ux * ux)
     vy = cov_norm * (filt(y * y) - uy * uy)
     vxy = cov_norm * (filt(x * y) - ux * uy)
-    c1, c2 = (0.01 * r) ** 2, (0.03 * r) ** 2
+    c1, c2 = (0.01 * r) * (0.01 * r), (0.03 * r) * (0.03 * r)
+    if c1 == 0 or math.isinf(c2):
+        raise ValueError(f"data_range={data_range!r} is too small or too large for SSIM's constants (0.01 × range)²")
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return float(s.mean())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kinds
+from .. import checks, kinds
 
 GLOBAL_METHODS = ("otsu", "li", "yen", "triangle", "isodata", "mean", "minimum")
 """Methods accepted by :func:`threshold_value`."""
@@ -46,6 +46,8 @@ def as_gray(image, *, name: str = "image") -> np.ndarray:
     """
     torch_in = _is_torch(image)
     arr = _numpy(image, name)
+    if arr.dtype.kind == "f":
+        checks.finite(name, arr)  # before the colour conversion, which would spread NaN with a warning
     if torch_in and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -61,8 +63,6 @@ def as_gray(image, *, name: str = "image") -> np.ndarray:
             arr = arr[..., :3].astype(np.float64) @ np.array(_LUMA)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be H×W or H×W×C with C in 1, 3, 4; got shape {arr.shape}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
     if arr.dtype.kind not in "uif":
         raise ValueError(f"{name} has unsupported dtype {arr.dtype}")
     return arr
@@ -71,24 +71,41 @@ def as_gray(image, *, name: str = "image") -> np.ndarray:
 # ----------------------------------------------------------------------------- histogram
 
 
-def histogram(gray, *, nbins: int = 256):
+#: Integer images with more gray levels than this (a wide int32 range) are binned like float images.
+MAX_INTEGER_LEVELS = 65536
+#: Largest ``nbins`` of :func:`histogram`.
+MAX_BINS = 65536
+
+
+def histogram(gray, *, nbins: int = 256, max_levels: int = MAX_INTEGER_LEVELS):
     """Counts and bin centres of a gray image, as scikit-image's ``exposure.histogram(source_range="image")``.
 
     Parameters
     ----------
-    gray : numpy.ndarray
-        H×W. Integer images get one bin per integer value from their min to their max;
-        float images get ``nbins`` equal bins over [min, max].
+    gray : numpy.ndarray or torch.Tensor
+        H×W (colour is converted with :func:`as_gray`). Integer images get one bin per integer value from their
+        min to their max when that is at most ``max_levels`` values; float images, and integer images with a wider
+        range, get ``nbins`` equal bins over [min, max].
+    nbins : int
+        1 … 65536.
+    max_levels : int
+        See ``gray`` (default 65536: every 8- and 16-bit image gets a bin per value).
 
     Returns
     -------
     counts : numpy.ndarray of float64
     centers : numpy.ndarray
-        The value each bin stands for (integers for integer images).
+        The value each bin stands for (integers for integer images with a bin per value).
+
+    Raises
+    ------
+    ValueError
+        For a ``gray`` that :func:`as_gray` refuses (no pixels, NaN or infinity), or ``nbins`` out of range.
     """
-    gray = np.asarray(gray)
+    nbins = checks.integer("nbins", nbins, lo=1, hi=MAX_BINS)
+    gray = as_gray(gray, name="gray")
     lo, hi = gray.min(), gray.max()
-    if gray.dtype.kind in "ui":
+    if gray.dtype.kind in "ui" and int(hi) - int(lo) < max_levels:
         lo, hi = int(lo), int(hi)
         if gray.dtype == np.uint8:
             import cv2
@@ -99,7 +116,8 @@ def histogram(gray, *, nbins: int = 256):
         return counts.astype(np.float64), np.arange(lo, hi + 1)
     lo, hi = float(lo), float(hi)
     if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
+        pad = max(0.5, abs(lo) * 1e-6)  # ±0.5, or enough to make distinct bin edges at large magnitudes
+        lo, hi = lo - pad, hi + pad
     edges_ = np.linspace(lo, hi, nbins + 1)
     if gray.dtype == np.float32:
         import cv2
@@ -108,5 +126,6 @@ def histogram(gray, *, nbins: int = 256):
         top = float(np.nextafter(np.float32(hi), np.float32(np.inf)))
         counts = cv2.calcHist([np.ascontiguousarray(gray)], [0], None, [nbins], [lo, top]).ravel()
     else:
-        counts, _ = np.histogram(gray, bins=nbins, range=(lo, hi))
+        # float64 bin edges (NumPy makes float16 ones, which collapse for many bins)
+        counts, _ = np.histogram(gray.astype(np.float64, copy=False), bins=nbins, range=(lo, hi))
     return counts.astype(np.float64), (edges_[:-1] + edges_[1:]) / 2

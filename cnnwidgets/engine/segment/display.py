@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ._base import _is_torch, _numpy
 
 # ----------------------------------------------------------------------------- display
@@ -49,15 +50,20 @@ def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) 
     arr = _numpy(image)
     if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
+        raise ValueError(f"image must be H×W or H×W×C with C in 1, 3, 4; got shape {arr.shape}")
+    checks.numbers_array("image", arr)
+    alpha = checks.number("alpha", alpha, lo=0, hi=1)
+    color = checks.rgb_color("color", color)
     base = to_uint8(arr)
+    if base.ndim == 3 and base.shape[2] == 1:
+        base = base[..., 0]
     if base.ndim == 2:
         base = np.repeat(base[..., None], 3, axis=2)
     base = base[..., :3]
     lab = _numpy(mask_or_labels, "mask_or_labels")
     if lab.shape != base.shape[:2]:
         raise ValueError(f"mask_or_labels has shape {lab.shape}, the image {base.shape[:2]}")
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     import cv2
 
     base = np.ascontiguousarray(base)
@@ -69,9 +75,9 @@ def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) 
         if lab.dtype.kind not in "ui":
             raise ValueError(f"mask_or_labels must be bool or integer, got {lab.dtype}")
         sel = lab > 0
-        top = max(int(lab.max()), 0)
-        lut = _PALETTE[(np.arange(top + 1) - 1) % len(_PALETTE)]
-        paint = lut.take(np.clip(lab, 0, None), axis=0)
+        # label v > 0 gets palette entry (v − 1) mod 12, computed per pixel: a look-up table up to the largest
+        # label would be as long as that label (2**62 for an int64 image)
+        paint = _PALETTE[(lab.astype(np.int64) - 1) % len(_PALETTE)]
     blended = cv2.addWeighted(base, 1.0 - alpha, paint, alpha, 0.0)  # rounds to nearest, saturates
     return cv2.copyTo(blended, sel.view(np.uint8), base.copy())
 
@@ -92,11 +98,10 @@ def mask_stats(mask, *, connectivity: int = 2) -> dict:
     """
     import cv2
 
-    m = _numpy(mask, "mask")
+    m = checks.numbers_array("mask", _numpy(mask, "mask"))
     if m.ndim != 2:
         raise ValueError(f"mask must be H×W, got shape {m.shape}")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 or 2, got {connectivity}")
+    checks.choice("connectivity", connectivity, (1, 2))
     fg = (m != 0).astype(np.uint8)
     n, _ = cv2.connectedComponents(fg, connectivity=4 if connectivity == 1 else 8)
     pixels = int(fg.sum())
@@ -111,18 +116,26 @@ def mark_points(image, points, *, radius: int = 2, color=(255, 255, 0)) -> np.nd
     image : numpy.ndarray
         H×W×3 uint8.
     points : sequence of (row, col)
-        Pixel positions; squares are clipped at the border.
+        Pixel positions (rounded); squares are clipped at the border, points outside the image draw nothing.
     radius : int
-        Half the side of each square (side 2·radius + 1).
+        Half the side of each square (side 2·radius + 1), ≥ 0.
     color : (int, int, int)
+        0 … 255 each.
 
     Returns
     -------
     numpy.ndarray
         H×W×3 uint8.
     """
-    out = np.array(image, copy=True)
-    for r, c in points:
-        y, x = int(r), int(c)
-        out[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = color
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"image must be an H×W×3 uint8 array, got {checks.short(image)}")
+    radius = checks.integer("radius", radius, lo=0)
+    color = checks.rgb_color("color", color)
+    out = image.copy()
+    h, w = out.shape[:2]
+    for y, x in checks.points("points", points):
+        # clipped to the image: a negative stop would count from the far end
+        y0, y1 = min(max(0, y - radius), h), min(max(0, y + radius + 1), h)
+        x0, x1 = min(max(0, x - radius), w), min(max(0, x + radius + 1), w)
+        out[y0:y1, x0:x1] = color
     return out

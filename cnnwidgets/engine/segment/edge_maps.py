@@ -6,8 +6,12 @@ import math
 
 import numpy as np
 
+from .. import checks
 from ._base import EDGE_METHODS, GRADIENT_METHODS, _like, _numpy, as_gray
 from ._filters import _backend, _conv, _float_image, _gauss_kernel, _gradient_kernels, _pad, _smooth_t, _to_torch
+
+#: Largest ``sigma`` of :func:`edges` (its Gaussian has 8 sigma + 1 taps).
+MAX_SIGMA = 100.0
 
 
 def zero_crossings(response, *, threshold: float = 0.0):
@@ -25,7 +29,8 @@ def zero_crossings(response, *, threshold: float = 0.0):
     -------
     numpy.ndarray or torch.Tensor of bool, H×W
     """
-    r = _numpy(response, "response").astype(np.float64, copy=False)
+    threshold = checks.number("threshold", threshold)
+    r = checks.numbers_array("response", _numpy(response, "response")).astype(np.float64, copy=False)
     if r.ndim != 2:
         raise ValueError(f"response must be H×W, got shape {r.shape}")
     out = np.zeros(r.shape, bool)
@@ -62,15 +67,16 @@ def edges(
         ``scipy.ndimage.gaussian_laplace``; ``"canny"`` is ``skimage.feature.canny``.
     sigma : float, optional
         Gaussian pre-smoothing for the gradient operators and Laplace (default 0: none), the scale of
-        the Laplacian of Gaussian (default 2), Canny's sigma (default 1).
+        the Laplacian of Gaussian (default 2; at least 0.1), Canny's sigma (default 1); at most 100.
     output : {"auto", "response", "edges"}
         ``"response"``: the magnitude or second-derivative image. ``"edges"``: a boolean edge mask
         (magnitude > ``threshold``; zero crossings whose jump exceeds ``threshold``; Canny edges).
         ``"auto"``: response for gradient operators, edges for the others.
     threshold : float
-        See ``output``.
+        See ``output`` (a finite number).
     low, high : float, optional
-        Canny's hysteresis thresholds on the gradient magnitude (scikit-image's defaults when None).
+        Canny's hysteresis thresholds on the gradient magnitude, ``0 <= low <= high`` (scikit-image's defaults
+        when None).
 
     Returns
     -------
@@ -84,23 +90,29 @@ def edges(
     ``filter2D`` when it is the CPU (several times faster there than torch's single-channel convolution).
     Both give the same numbers (tests compare them).
     """
-    if method not in EDGE_METHODS:
-        raise ValueError(f"method must be one of {EDGE_METHODS}, got {method!r}")
-    if output not in ("auto", "response", "edges"):
-        raise ValueError(f"output must be 'auto', 'response' or 'edges', got {output!r}")
+    checks.choice("method", method, EDGE_METHODS)
+    checks.choice("output", output, ("auto", "response", "edges"))
+    if sigma is not None:
+        sigma = checks.number("sigma", sigma, lo=0, hi=MAX_SIGMA)
+    threshold = checks.number("threshold", threshold)
+    if method == "canny":
+        if output == "response":
+            raise ValueError("method 'canny' gives edges only; use output='edges' or 'auto'")
+        low = None if low is None else checks.number("low", low, lo=0)
+        high = None if high is None else checks.number("high", high, lo=0)
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"low must not exceed high (Canny's hysteresis), got low={low:g}, high={high:g}")
     gray = _float_image(as_gray(image))
     if method == "canny":
         from skimage.feature import canny
 
-        if output == "response":
-            raise ValueError("method 'canny' gives edges only; use output='edges' or 'auto'")
-        out = canny(gray, sigma=1.0 if sigma is None else float(sigma), low_threshold=low, high_threshold=high)
+        out = canny(gray, sigma=1.0 if sigma is None else sigma, low_threshold=low, high_threshold=high)
         return _like(out, image)
     want_edges = output == "edges" or (output == "auto" and method in ("laplace", "log"))
     if method == "log":
-        sigma = 2.0 if sigma is None else float(sigma)
-        if sigma <= 0:
-            raise ValueError(f"sigma must be > 0 for the Laplacian of Gaussian, got {sigma}")
+        sigma = 2.0 if sigma is None else sigma
+        if sigma < 0.1:
+            raise ValueError(f"sigma must be ≥ 0.1 for the Laplacian of Gaussian, got {sigma}")
     resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend())
     if not want_edges:
         return _like(resp, image)
@@ -124,10 +136,24 @@ def edge_mask(response, method: str = "sobel", *, threshold: float = 0.0):
     -------
     numpy.ndarray or torch.Tensor of bool, H×W
     """
-    if method not in EDGE_METHODS or method == "canny":
-        raise ValueError(f"method must be one of {tuple(m for m in EDGE_METHODS if m != 'canny')}, got {method!r}")
-    resp = _numpy(response, "response")
-    out = resp > threshold if method in GRADIENT_METHODS else zero_crossings(resp, threshold=threshold)
+    if not isinstance(method, str) or method not in EDGE_METHODS or method == "canny":
+        raise ValueError(
+            f"method must be one of {tuple(m for m in EDGE_METHODS if m != 'canny')}, got {checks.short(method)}"
+        )
+    threshold = checks.number("threshold", threshold)
+    resp = checks.numbers_array("response", _numpy(response, "response"))
+    if resp.ndim != 2:
+        raise ValueError(f"response must be H×W, got shape {resp.shape}")
+    if method in GRADIENT_METHODS:
+        # compared in the response's float type, as NumPy compares with a Python float, but clipped to its range
+        # first (NumPy's own cast of 1e300 to float32 overflows)
+        t = threshold
+        if resp.dtype.kind == "f":
+            info = np.finfo(resp.dtype)
+            t = resp.dtype.type(min(max(threshold, float(info.min)), float(info.max)))
+        out = resp > t
+    else:
+        out = zero_crossings(resp, threshold=threshold)
     return _like(out, response)
 
 

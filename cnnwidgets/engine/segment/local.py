@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ._base import LOCAL_METHODS, _like, as_gray
 from ._filters import _backend, _gauss_kernel, _pad, _separable, _to_torch
 
 # ----------------------------------------------------------------------------- local thresholds
+
+#: Largest window of :func:`local_threshold` (SciPy's median filter and OpenCV's box filter allocate per window).
+MAX_WINDOW = 4095
 
 
 def _box_mean_cv(x: np.ndarray, w: int, border) -> np.ndarray:
@@ -48,13 +52,13 @@ def local_threshold(
         (Gaussian with sigma = (window - 1) / 6). ``"niblack"``: mean - k·std; ``"sauvola"``:
         mean·(1 + k·(std / r - 1)), both over window×window, as ``skimage.filters.threshold_niblack/_sauvola``.
     window : int
-        Odd window side in pixels (≥ 3).
+        Odd window side in pixels (≥ 3, at most 4095).
     k : float
         Weight of the standard deviation (Niblack, Sauvola).
     offset : float
         Subtracted from the mean/Gaussian/median surface.
     r : float, optional
-        Sauvola's dynamic range of the standard deviation; default half the dtype's range
+        Sauvola's dynamic range of the standard deviation (> 0); default half the dtype's range
         (127.5 for uint8, 1 for float), as scikit-image.
 
     Returns
@@ -62,22 +66,31 @@ def local_threshold(
     numpy.ndarray or torch.Tensor of float64, H×W
         Pass it to :func:`threshold` for the mask (foreground where the image is above it).
 
+    Raises
+    ------
+    ValueError
+        For parameters out of their bounds, and when ``k``, ``r`` or ``offset`` make the surface overflow float64.
+
     Notes
     -----
     Box and Gaussian windows run in OpenCV on the CPU and in torch on a GPU device; median uses SciPy.
     """
-    if method not in LOCAL_METHODS:
-        raise ValueError(f"method must be one of {LOCAL_METHODS}, got {method!r}")
+    checks.choice("method", method, LOCAL_METHODS)
+    if not (checks.is_integer(window) and 3 <= window <= MAX_WINDOW and window % 2 == 1):
+        raise ValueError(f"window must be an odd integer ≥ 3 (at most {MAX_WINDOW}), got {checks.short(window)}")
     window = int(window)
-    if window < 3 or window % 2 == 0:
-        raise ValueError(f"window must be an odd integer ≥ 3, got {window}")
+    k = checks.number("k", k)
+    offset = checks.number("offset", offset)
+    if r is not None:
+        r = checks.number("r", r, lo=0, lo_open=True)
     gray = as_gray(image)
     x = gray.astype(np.float64)
     backend = _backend()
     if method in ("niblack", "sauvola"):
         m, s = _local_mean_std(x, window, backend=backend)
         if method == "niblack":
-            out = m - k * s
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below
+                out = m - k * s
         else:
             if r is None:  # half the dtype's range, as skimage's dtype_limits
                 r = (
@@ -85,7 +98,8 @@ def local_threshold(
                     if gray.dtype.kind in "ui"
                     else 1.0
                 )
-            out = m * (1 + k * (s / r - 1))
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below
+                out = m * (1 + k * (s / r - 1))
     elif method == "median":
         from scipy import ndimage as ndi
 
@@ -107,4 +121,6 @@ def local_threshold(
     else:
         kern = _gauss_kernel((window - 1) / 6.0)
         out = _separable(x, kern, kern, backend=backend) - offset
+    if not np.isfinite(out).all():  # k · std or std / r past float64 (huge k, tiny r, the int64 range)
+        raise ValueError(f"k={k!r}, offset={offset!r} and r={r!r} make the threshold surface overflow float64")
     return _like(out, image)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ._base import _is_torch, _like, _numpy, as_gray
 from .edge_maps import edges
 
 # ----------------------------------------------------------------------------- regions
 
 
-def _seed_list(seeds, shape) -> list[tuple[int, int]]:
-    pts = np.asarray(seeds, dtype=float).reshape(-1, 2) if len(seeds) else np.zeros((0, 2))
-    out = []
-    for y, x in pts:
-        yi, xi = int(round(y)), int(round(x))
-        if not (0 <= yi < shape[0] and 0 <= xi < shape[1]):
-            raise ValueError(f"seed ({y}, {x}) lies outside the image of shape {shape[:2]}")
-        out.append((yi, xi))
-    return out
+def _seed_list(seeds, shape, name="seeds") -> list[tuple[int, int]]:
+    return checks.points(name, seeds, shape[:2])
+
+
+def _pixels(image) -> np.ndarray:
+    """H×W or H×W×C NumPy pixels of an image (torch C×H×W moved to channels last), numbers without NaN/inf."""
+    arr = _numpy(image)
+    if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"image must be H×W or H×W×C, got shape {arr.shape}")
+    return checks.numbers_array("image", arr)
 
 
 def region_grow(image, seeds, *, tolerance: float = 10.0, connectivity: int = 2):
@@ -44,17 +48,11 @@ def region_grow(image, seeds, *, tolerance: float = 10.0, connectivity: int = 2)
     """
     import cv2
 
-    arr = _numpy(image)
-    if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
-        arr = np.moveaxis(arr, 0, -1)
+    arr = _pixels(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"image must be H×W or H×W×C, got shape {arr.shape}")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 or 2, got {connectivity}")
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be ≥ 0, got {tolerance}")
+    checks.choice("connectivity", connectivity, (1, 2))
+    tolerance = checks.number("tolerance", tolerance, lo=0)
     pts = _seed_list(seeds, arr.shape)
     labels = np.zeros(arr.shape[:2], np.int32)
     x = arr.astype(np.float64)
@@ -92,19 +90,22 @@ def watershed(image, markers=None, *, sigma: float = 1.0, compactness: float = 0
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed as sk_watershed
 
+    checks.number("compactness", compactness, lo=0)
+    if markers is None:
+        checks.number("marker_quantile", marker_quantile, lo=0, hi=1, lo_open=True, hi_open=True)
     gray = as_gray(image)
     grad = edges(gray, "sobel", sigma=sigma, output="response")
     if markers is None:
-        if not 0 < marker_quantile < 1:
-            raise ValueError(f"marker_quantile must be in (0, 1), got {marker_quantile}")
         m, _ = ndi.label(grad <= np.quantile(grad, marker_quantile))
     else:
         m = markers if not _is_torch(markers) else markers.detach().cpu().numpy()
-        m = np.asarray(m)
+        m = checks.numbers_array("markers", m)
         if m.shape == gray.shape and m.dtype.kind in "iub":
+            if m.dtype.kind != "b" and (m.min() < 0 or m.max() > np.iinfo(np.int32).max):
+                raise ValueError(f"markers: labels must lie in 0 … 2**31 − 1, got {m.min()} … {m.max()}")
             m = m.astype(np.int32)
         else:
-            pts = _seed_list(m, gray.shape)
+            pts = _seed_list(m, gray.shape, "markers")
             if not pts:
                 raise ValueError("markers: give at least one seed point")
             m = np.zeros(gray.shape, np.int32)
@@ -130,6 +131,8 @@ def kmeans_regions(image, clusters: int = 3, seed: int = 0):
     numpy.ndarray or torch.Tensor of int32, H×W
         Labels 1..clusters, ordered by increasing centre brightness.
     """
+    checks.integer("clusters", clusters, lo=1)
+    checks.integer("seed", seed, lo=0)
     labels, _ = kmeans_colors(image, clusters, seed)
     return labels + 1
 
@@ -144,10 +147,11 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
     k : int
         Number of clusters, ≥ 1.
     seed : int
-        Seed of the initialisation and of the pixel sample; same seed, same result.
+        Seed of the initialisation and of the pixel sample (≥ 0); same seed, same result.
     max_iter : int
+        Most Lloyd iterations (≥ 0).
     sample : int
-        At most this many randomly chosen pixels fit the centres; every pixel is then assigned.
+        At most this many randomly chosen pixels fit the centres (≥ 1); every pixel is then assigned.
 
     Returns
     -------
@@ -159,18 +163,17 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
 
     from ...device import get_device
 
-    arr = _numpy(image)
-    if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
-        arr = np.moveaxis(arr, 0, -1)
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"image must be H×W or H×W×C, got shape {arr.shape}")
+    if not (checks.is_integer(k) and k >= 1):
+        raise ValueError(f"k must be ≥ 1, got {checks.short(k)}")
     k = int(k)
-    if k < 1:
-        raise ValueError(f"k must be ≥ 1, got {k}")
+    checks.integer("seed", seed, lo=0)
+    max_iter = checks.integer("max_iter", max_iter, lo=0)
+    sample = checks.integer("sample", sample, lo=1)
+    arr = _pixels(image)
     h, w = arr.shape[:2]
     pixels = arr.reshape(h * w, -1).astype(np.float32)
     if len(np.unique(pixels[:: max(1, len(pixels) // 50_000)], axis=0)) < k and len(np.unique(pixels, axis=0)) < k:
-        raise ValueError(f"the image has fewer than k={k} distinct colours")
+        raise ValueError(f"the image has fewer than k={checks.short(k)} distinct colours")
     rng = np.random.default_rng(seed)
     fit = pixels if len(pixels) <= sample else pixels[rng.choice(len(pixels), sample, replace=False)]
     dev = get_device()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .. import checks
 from ._base import GLOBAL_METHODS, _like, _numpy, as_gray, histogram
+
+#: Most histogram bins of the multi-level Otsu search (its cost grows with their square).
+MAX_MULTIOTSU_BINS = 1024
 
 # ----------------------------------------------------------------------------- global thresholds
 
@@ -69,21 +71,20 @@ def _triangle(counts, centers):
     return centers[level]
 
 
+def _maxima(h) -> list:
+    """scikit-image's ``find_local_maxima_idx`` (plateaus count once), vectorised: the first fall after a rise
+    (or after the start), flat steps ignored."""
+    rising = h[1:] > h[:-1]
+    steps = np.flatnonzero(rising | (h[1:] < h[:-1]))  # the non-flat steps, in order
+    up = rising[steps]
+    first_fall = ~up & np.concatenate([[True], up[:-1]])
+    return steps[first_fall].tolist()
+
+
 def _minimum(counts, centers, max_iter: int = 10000):
     from scipy import ndimage as ndi
 
-    def maxima(h):
-        idx, direction = [], 1
-        rising = h[1:] > h[:-1]
-        falling = h[1:] < h[:-1]
-        for i in range(h.shape[0] - 1):
-            if direction > 0:
-                if falling[i]:
-                    direction = -1
-                    idx.append(i)
-            elif rising[i]:
-                direction = 1
-        return idx
+    maxima = _maxima
 
     smooth = counts.astype(np.float32)
     for _ in range(max_iter):
@@ -102,7 +103,9 @@ def _li(gray, counts, centers):
     if gray.dtype.kind in "ui":
         tol = 0.5
     else:
-        fine, edges_ = np.histogram(gray, bins=4096, range=(float(gray.min()), float(gray.max())))
+        fine, edges_ = np.histogram(
+            gray.astype(np.float64, copy=False), bins=4096, range=(float(gray.min()), float(gray.max()))
+        )
         counts, centers = fine.astype(np.float64), (edges_[:-1] + edges_[1:]) / 2
         tol = (edges_[1] - edges_[0]) / 2
     lo = float(gray.min())
@@ -136,7 +139,7 @@ def threshold_value(image, method: str = "otsu", *, nbins: int = 256) -> float:
     method : {"otsu", "li", "yen", "triangle", "isodata", "mean", "minimum"}
         The definitions of ``skimage.filters.threshold_<method>``.
     nbins : int
-        Histogram bins for float images (integer images use one bin per value).
+        Histogram bins for float images, 2 … 65536 (integer images use one bin per value, see :func:`histogram`).
 
     Returns
     -------
@@ -146,10 +149,11 @@ def threshold_value(image, method: str = "otsu", *, nbins: int = 256) -> float:
     Raises
     ------
     ValueError
-        Unknown method, NaN/inf in the image, or (``"minimum"``) a histogram without two peaks.
+        Unknown method, NaN/inf in the image, ``nbins`` not in 2 … 65536, or (``"minimum"``) a histogram
+        without two peaks.
     """
-    if method not in GLOBAL_METHODS:
-        raise ValueError(f"method must be one of {GLOBAL_METHODS}, got {method!r}")
+    checks.choice("method", method, GLOBAL_METHODS)
+    checks.integer("nbins", nbins, lo=2, hi=65536)
     gray = as_gray(image)
     lo, hi = gray.min(), gray.max()
     if lo == hi:
@@ -175,6 +179,9 @@ def threshold_values(image, method: str = "multiotsu", *, classes: int = 3, nbin
     method : {"multiotsu"}
     classes : int
         2 to 5.
+    nbins : int
+        Histogram bins for float images, 2 … 1024. Integer images use one bin per value when they have at most
+        1024 gray levels, ``nbins`` equal bins otherwise (the search's cost grows with the square of the bins).
 
     Returns
     -------
@@ -187,12 +194,13 @@ def threshold_values(image, method: str = "multiotsu", *, classes: int = 3, nbin
         Unknown method, ``classes`` out of range, or fewer distinct gray levels than classes.
     """
     if method != "multiotsu":
-        raise ValueError(f"method must be 'multiotsu', got {method!r}")
-    if not 2 <= int(classes) <= 5:
-        raise ValueError(f"classes must be between 2 and 5, got {classes}")
+        raise ValueError(f"method must be 'multiotsu', got {checks.short(method)}")
+    if not (checks.is_integer(classes) and 2 <= classes <= 5):
+        raise ValueError(f"classes must be between 2 and 5, got {checks.short(classes)}")
     classes = int(classes)
+    checks.integer("nbins", nbins, lo=2, hi=MAX_MULTIOTSU_BINS)
     gray = as_gray(image)
-    counts, centers = histogram(gray, nbins=nbins)
+    counts, centers = histogram(gray, nbins=nbins, max_levels=MAX_MULTIOTSU_BINS)
     prob = counts / counts.sum()
     nonzero = np.flatnonzero(prob)
     if nonzero.size < classes:
@@ -249,13 +257,20 @@ def threshold(image, method_or_value="otsu", *, invert: bool = False, **options)
     """
     gray = as_gray(image)
     if isinstance(method_or_value, str):
-        t = threshold_value(gray, method_or_value, **options)
-    elif isinstance(method_or_value, (int, float, np.number)) and not isinstance(method_or_value, bool):
-        t = float(method_or_value)
-        if not math.isfinite(t):
-            raise ValueError(f"method_or_value must be a finite number, got {method_or_value}")
+        if method_or_value not in GLOBAL_METHODS:
+            raise ValueError(f"method_or_value: method must be one of {GLOBAL_METHODS}, got {method_or_value!r}")
+        try:
+            t = threshold_value(gray, method_or_value, **options)
+        except ValueError as exc:  # the image is checked: this is about the method (or nbins)
+            raise ValueError(f"method_or_value={method_or_value!r}: {exc}") from None
+    elif checks.is_integer(method_or_value) or isinstance(method_or_value, (float, np.floating)):
+        t = checks.number("method_or_value", method_or_value)
+    elif method_or_value is None or isinstance(method_or_value, (bool, np.bool_)):
+        raise ValueError(
+            f"method_or_value must be a method name, a number or a threshold surface, got {method_or_value!r}"
+        )
     else:
-        t = _numpy(method_or_value, "method_or_value")
+        t = checks.numbers_array("method_or_value", _numpy(method_or_value, "method_or_value"))
         if t.shape != gray.shape:
             raise ValueError(f"threshold surface has shape {t.shape}, the image {gray.shape}")
     mask = gray <= t if invert else gray > t
@@ -277,8 +292,13 @@ def threshold_classes(image, thresholds):
     numpy.ndarray or torch.Tensor of int32, H×W
         ``numpy.digitize(gray, thresholds, right=True)``: a pixel equal to a threshold joins the lower class.
     """
+    if thresholds is None or isinstance(thresholds, str):
+        raise ValueError(f"thresholds must be a sequence of increasing numbers, got {checks.short(thresholds)}")
+    t = checks.numbers_array("thresholds", thresholds, ndim=1, dtype=np.float64)
+    if np.any(np.diff(t) < 0):
+        raise ValueError(f"thresholds must be increasing, got {checks.short(thresholds)}")
     gray = as_gray(image)
-    return _like(np.digitize(gray, np.asarray(thresholds, dtype=np.float64), right=True).astype(np.int32), image)
+    return _like(np.digitize(gray, t, right=True).astype(np.int32), image)
 
 
 def auto_thresholds(image, methods=GLOBAL_METHODS, *, nbins: int = 256) -> dict:
@@ -297,6 +317,9 @@ def auto_thresholds(image, methods=GLOBAL_METHODS, *, nbins: int = 256) -> dict:
         ``{method: threshold}``, with ``None`` for a method that fails on this image (``"minimum"`` on a
         histogram without two peaks).
     """
+    if isinstance(methods, str) or not isinstance(methods, (list, tuple)):
+        raise ValueError(f"methods must be a sequence of method names, got {checks.short(methods)}")
+    checks.integer("nbins", nbins, lo=2, hi=65536)
     gray = as_gray(image)
     out = {}
     for m in methods:
@@ -324,6 +347,9 @@ def threshold_each(image, thresholds: dict, *, invert: bool = False) -> dict:
     dict
         ``{name: H×W bool mask}``.
     """
+    if not isinstance(thresholds, dict):
+        raise ValueError(f"thresholds must be a dict {{name: threshold}}, got {checks.short(thresholds)}")
+    values = {m: checks.number(f"thresholds[{m!r}]", t) for m, t in thresholds.items() if t is not None}
     gray = as_gray(image)
-    masks = {m: threshold(gray, float(t), invert=invert) for m, t in thresholds.items() if t is not None}
+    masks = {m: threshold(gray, t, invert=invert) for m, t in values.items()}
     return {m: _like(v, image) for m, v in masks.items()}
