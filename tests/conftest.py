@@ -1,5 +1,12 @@
+import contextlib
 import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -20,28 +27,92 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+class RayHead:
+    """A Ray cluster started by ``ray start --head`` on 127.0.0.1 with token authentication, in its own temp folder."""
+
+    def __init__(self, temp: Path):
+        self.temp = temp
+        self.token_file = temp / "auth_token"
+        self.token_file.write_text(secrets.token_hex(32), encoding="utf-8")
+        self.token_file.chmod(0o600)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = dict(
+            os.environ,
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=str(self.token_file),
+            RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # the node takes 127.0.0.1, not the machine's address
+            # a loaded machine starts Ray's agents and workers slowly: give them minutes, not seconds
+            RAY_agent_register_timeout_ms="180000",
+            RAY_worker_register_timeout_seconds="180",
+        )
+
+    def start(self) -> None:
+        ray_cli = Path(sys.executable).with_name("ray")
+        cmd = [str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}", "--num-cpus=2"]
+        cmd += ["--include-dashboard=false", "--object-store-memory=268435456", f"--temp-dir={self.temp}"]
+        cmd += ["--disable-usage-stats"]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"ray start failed ({done.returncode}): {done.stderr[-2000:]}")
+
+    def processes(self) -> list:
+        """The cluster's processes: those started with its temp folder, and their children."""
+        import psutil
+
+        roots = []
+        for p in psutil.process_iter(["cmdline"]):
+            if str(self.temp) in " ".join(p.info["cmdline"] or []):
+                roots.append(p)
+        found = {p.pid: p for p in roots}
+        for p in roots:
+            with contextlib.suppress(psutil.Error):
+                found.update({c.pid: c for c in p.children(recursive=True)})
+        return list(found.values())
+
+    def stop(self) -> None:
+        import psutil
+
+        procs = self.processes()
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray cluster for the whole test session: 2 CPUs, no dashboard, a small object store, 127.0.0.1."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'cnnwidgets[ray]')")
-    # a loaded machine starts Ray's agents and workers slowly: give them minutes, not seconds
-    os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
-    os.environ.setdefault("RAY_worker_register_timeout_seconds", "180")
-    for attempt in range(3):  # the raylet has 30 s to start, which a loaded machine can miss
-        if ray.is_initialized():
-            break
-        try:
-            ray.init(
-                num_cpus=2,
-                include_dashboard=False,
-                object_store_memory=256 * 1024**2,
-                _node_ip_address="127.0.0.1",
-                log_to_driver=False,
-                logging_level="warning",
-            )
-        except Exception:
-            ray.shutdown()
-            if attempt == 2:
-                raise
+def ray_head():
+    """A real cluster, as a user starts one: ``ray start --head`` on 127.0.0.1, token authentication on, 2 CPUs,
+    no dashboard; stopped at the end of the session."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'cnnwidgets[ray]')")
+    pytest.importorskip("psutil")
+    head = RayHead(Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")))  # Ray's socket paths must stay short
+    head.start()
+    try:
+        yield head
+    finally:
+        head.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_head):
+    """This test process connected to :func:`ray_head` the way a user's is: its address, and its token found in
+    the file ``RAY_AUTH_TOKEN_PATH`` names (``RAY_AUTH_MODE`` left unset)."""
+    import ray
+
+    from cnnwidgets.index import raycluster
+
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(ray_head.token_file)
+    os.environ["RAY_ADDRESS"] = ray_head.address
+    raycluster.connect(ray)
     yield ray
     ray.shutdown()
+    for name in ("RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        os.environ.pop(name, None)

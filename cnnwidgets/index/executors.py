@@ -2,8 +2,8 @@
 
 :class:`IndexBatch` is the batch function of indexing: it reads, fingerprints and decodes files and computes
 their descriptor vectors and tags. :class:`LocalExecutor` runs it in this process, decoding the next batch on
-a thread pool while the current one runs forward. :class:`RayExecutor` runs the same class on a Ray Data actor
-pool (``map_batches``): each actor loads the model once and describes the batches it is sent, and the results
+a thread pool while the current one runs forward. :class:`RayExecutor` runs the same class in a pool of Ray
+actors: each actor loads the model once and describes the batches it is sent, and the results
 come back to this process in file order, as batches of rows that :meth:`ImageIndex.add` appends.
 
 Both executors yield :class:`DescribedBatch` objects, so the index is assembled the same way whichever ran.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,7 +68,7 @@ class IndexBatch:
     """Read, fingerprint, decode and describe batches of image files.
 
     One instance holds one CNN (loaded on first use). :meth:`describe` computes the rows of files already
-    decoded; calling the instance with a batch of columns (the Ray Data form) does everything, decoding on a
+    decoded; calling the instance with a batch of columns (the form a Ray actor is sent) does everything, decoding on a
     small thread pool.
 
     Parameters
@@ -147,7 +146,7 @@ class IndexBatch:
             self._dims = {name: int(v.shape[1]) for name, v in vecs.items()}
         return self._dims
 
-    # ------------------------------------------------------------------ the Ray Data form
+    # ------------------------------------------------------------------ the column form (a Ray actor's)
     def __call__(self, batch: dict) -> dict:
         """Describe a batch of columns ``path`` (str) and ``known`` (the SHA-1 recorded for the path, or "").
 
@@ -275,8 +274,8 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """Run :class:`IndexBatch` on a Ray cluster: Ray Data reads the file list and ``map_batches`` sends batches to
-    a pool of actors, each with the model loaded once.
+    """Run :class:`IndexBatch` on a Ray cluster: a pool of actors, each with the model loaded once, is sent the
+    file list in batches, at most two waiting per actor.
 
     The files must be readable by the workers at the same paths (one machine, or a shared filesystem).
     Results come back in file order. A worker that dies is restarted and its batch retried by Ray; a file
@@ -333,7 +332,6 @@ class RayExecutor:
     def _ray():
         try:
             import ray
-            import ray.data
         except ImportError:
             raise ImportError(RAY_MISSING) from None
         return ray
@@ -360,28 +358,39 @@ class RayExecutor:
         if not files:
             return
         ray = self.connect()
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # the tqdm bar below reports progress
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
         keys = [str(p) for p in files]
-        items = [{"path": k, "known": stored_sha1(k) or ""} for k in keys]
-        blocks = max(1, -(-len(items) // self.batch_size))
-        dataset = ray.data.from_items(items, override_num_blocks=blocks)
-        described = dataset.map_batches(
-            _RayIndexBatch,
-            fn_constructor_kwargs={"task": task, "cpus": self.cpus_per_worker},
-            batch_size=self.batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(self.pool_size(ray), blocks)),  # no actor without work
+        chunks = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]
+        actor = ray.remote(_RayIndexBatch).options(
             num_cpus=self.cpus_per_worker,
-            num_gpus=self.gpus_per_worker or None,
+            num_gpus=self.gpus_per_worker,
+            max_restarts=-1,  # a lost actor is started again from its arguments, which travel inline (small)
+            max_task_retries=-1,  # and the batch it was describing is sent again
         )
+        pool = [actor.remote(task, self.cpus_per_worker) for _ in range(min(self.pool_size(ray), len(chunks)))]
+        window = 2 * len(pool)  # batches in flight: each actor has its next batch queued while it works
+        pending: list = []
         seen: set = set()
         bar = tqdm(total=len(keys), desc="indexing (ray)", unit="img", disable=not progress)
+
+        def send(i: int) -> None:
+            chunk = chunks[i]
+            columns = {
+                "path": np.array(chunk, dtype=object),
+                "known": np.array([stored_sha1(k) or "" for k in chunk], dtype=object),
+            }
+            pending.append(pool[i % len(pool)].describe_columns.remote(columns))
+
         try:
-            for cols in described.iter_batches(batch_size=None, batch_format="numpy"):
+            sent = 0
+            for _ in range(len(chunks)):
+                while sent < len(chunks) and len(pending) < window:
+                    send(sent)
+                    sent += 1
+                ref = pending.pop(0)
+                try:
+                    cols = ray.get(ref)
+                except ray.exceptions.RayActorError:  # the actor is gone for good: its batch is reported lost
+                    continue
                 batch, covered = _from_columns(cols, task.descriptors)
                 seen.update(covered)
                 bar.update(len(covered))
@@ -393,13 +402,15 @@ class RayExecutor:
             ) from exc
         finally:
             bar.close()
+            for a in pool:
+                ray.kill(a, no_restart=True)
         lost = [k for k in keys if k not in seen]
         if lost:
             yield DescribedBatch(skipped=[(k, LOST_REASON) for k in lost])
 
 
 class _RayIndexBatch:
-    """The actor-side wrapper of :class:`IndexBatch`: sets the actor's thread count from its CPUs first."""
+    """The Ray actor around :class:`IndexBatch`: sets the actor's thread count from its CPUs, loads the model once."""
 
     def __init__(self, task: IndexBatch, cpus: float):
         from ..device import THREADS_ENV_VAR, apply_thread_policy
@@ -409,7 +420,8 @@ class _RayIndexBatch:
         self.task = task
         task.dims()  # load the model before the first batch arrives
 
-    def __call__(self, batch: dict) -> dict:
+    def describe_columns(self, batch: dict) -> dict:
+        """:meth:`IndexBatch.__call__` on a batch of columns."""
         return self.task(batch)
 
 
