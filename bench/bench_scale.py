@@ -404,7 +404,7 @@ def case_build(args) -> list[dict]:
     from bench_retrieval import make_folder
 
     from cnnwidgets.engine.models import shared_model
-    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.index import ImageIndex, raycluster
     from cnnwidgets.index.executors import LocalExecutor, RayExecutor
 
     work = Path(tempfile.mkdtemp(prefix="bench-scale-build-", dir=args.workdir))
@@ -415,7 +415,7 @@ def case_build(args) -> list[dict]:
         shared_model("efficientnet_lite0")  # model loading and the ONNX export are not indexing
         ImageIndex.build(sorted(folder.rglob("*.jpg"))[:8], progress=False)
         t = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=512 * 1024**2, log_to_driver=False)
+        raycluster.connect(ray, num_cpus=2)  # the local cluster the CLI starts: loopback, token, no dashboard
         cluster_start = time.perf_counter() - t
         configs = {"local": LocalExecutor(), "ray_1": RayExecutor(workers=1), "ray_2": RayExecutor(workers=2)}
         times = {name: [] for name in configs}
