@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ...io import load_image, resize_to_fit
+from .. import checks
 from .._packages import adopt_public_names
 from .color_sets import CORRELOGRAM_DISTANCES, HSV_COLORS, RGB_COLORS, color_correlogram, color_set, hsv166, rgb64
 from .shape import GIST_PREFILTER_SIGMA, gabor_bank, gist, hog
@@ -100,7 +101,13 @@ def _convert(rgb: np.ndarray, space: str) -> np.ndarray:
         return rgb
     if space == "hsv":
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # H in [0, 180), S and V in [0, 255]
-    raise ValueError(f"space={space!r}: expected 'rgb' or 'hsv'")
+    raise ValueError(f"space={checks.short(space)}: expected 'rgb' or 'hsv'")
+
+
+def _space(space) -> str:
+    if not isinstance(space, str) or space not in _RANGES:
+        raise ValueError(f"space={checks.short(space)}: expected 'rgb' or 'hsv'")
+    return space
 
 
 def _many(images) -> bool:
@@ -118,7 +125,8 @@ def color_histogram(image, *, space: str = "hsv", bins=(8, 4, 4)) -> np.ndarray:
     space : {"hsv", "rgb"}
         Colour space. HSV uses OpenCV's ranges (H in [0, 180)).
     bins : int or tuple of 3 ints
-        Bins per channel; the vector has ``prod(bins)`` entries. The default (8, 4, 4) gives 128.
+        Bins per channel, 1 … 256 each (the channels have 8 bits); the vector has ``prod(bins)`` entries. The
+        default (8, 4, 4) gives 128.
 
     Returns
     -------
@@ -126,6 +134,7 @@ def color_histogram(image, *, space: str = "hsv", bins=(8, 4, 4)) -> np.ndarray:
         float32, shape (prod(bins),) for one image or (N, prod(bins)) for a list; entries in [0, 1]
         with unit L2 norm. The inner product of two vectors is their Bhattacharyya coefficient.
     """
+    _space(space)
     if _many(image):
         return (
             np.stack([color_histogram(im, space=space, bins=bins) for im in image])
@@ -143,10 +152,10 @@ def color_histogram(image, *, space: str = "hsv", bins=(8, 4, 4)) -> np.ndarray:
 
 
 def _bins(bins) -> tuple:
-    b = (bins,) * 3 if isinstance(bins, (int, np.integer)) else tuple(int(x) for x in bins)
-    if len(b) != 3 or min(b) < 1:
-        raise ValueError(f"bins={bins!r}: expected a positive int or three positive ints")
-    return b
+    b = (bins,) * 3 if checks.is_integer(bins) else tuple(bins) if isinstance(bins, (tuple, list)) else ()
+    if len(b) != 3 or not all(checks.is_integer(x) and 1 <= x <= 256 for x in b):
+        raise ValueError(f"bins={checks.short(bins)}: expected an int or three ints, each 1 … 256")
+    return tuple(int(x) for x in b)
 
 
 def color_moments(image, *, space: str = "hsv") -> np.ndarray:
@@ -167,6 +176,7 @@ def color_moments(image, *, space: str = "hsv") -> np.ndarray:
         or (N, 9) for a list. Means and standard deviations lie in [0, 1], skewness in [-1, 1].
         Natural distance: L2.
     """
+    _space(space)
     if _many(image):
         return np.stack([color_moments(im, space=space) for im in image]) if image else np.zeros((0, 9), np.float32)
     arr = _convert(_rgb(image), space).reshape(-1, 3).astype(np.float64)
@@ -201,13 +211,13 @@ def local_features(
         Reduced to at most ``side`` pixels on its longer side first (area interpolation).
     kind : {"sift", "orb"}
     max_features : int
-        At most this many keypoints (the strongest).
+        At most this many keypoints (the strongest), ≥ 1.
     side : int
-        Longer side the grey image is reduced to (default 512).
+        Longer side the grey image is reduced to (default 512), 1 … 4096.
     enlarge : bool
         Also enlarge smaller images to ``side`` (bilinear), so detectors find features on tiny images.
     grid : int, optional
-        Describe a dense grid of keypoints with this step (and size ``2 * grid``) instead of detecting them.
+        Describe a dense grid of keypoints with this step (≥ 1, and size ``2 * grid``) instead of detecting them.
 
     Returns
     -------
@@ -218,6 +228,10 @@ def local_features(
     """
     import cv2
 
+    max_features = checks.integer("max_features", max_features, lo=1, hi=2**31 - 1)
+    side = checks.integer("side", side, lo=1, hi=4096)
+    if grid is not None:
+        grid = checks.integer("grid", grid, lo=1)
     if kind == "sift":
         det = cv2.SIFT_create(nfeatures=max_features)
         dim = 128
@@ -225,8 +239,10 @@ def local_features(
         det = cv2.ORB_create(nfeatures=max_features, edgeThreshold=_ORB_BORDER, patchSize=_ORB_BORDER)
         dim = 256
     else:
-        raise ValueError(f"kind={kind!r}: expected 'sift' or 'orb'")
+        raise ValueError(f"kind={checks.short(kind)}: expected 'sift' or 'orb'")
     gray = _gray_at(image, side, enlarge)
+    if kind == "orb" and min(gray.shape) < 2:  # OpenCV's ORB fails on one-pixel-thin images (no pyramid)
+        return np.zeros((0, dim), np.float32)
     if grid:
         h, w = gray.shape
         margin = 8 if kind == "sift" else 16
@@ -235,6 +251,8 @@ def local_features(
             for y in range(margin, h - margin + 1, grid)
             for x in range(margin, w - margin + 1, grid)
         ]
+        if not kps:  # no grid point inside the margins (OpenCV's compute fails on an empty list)
+            return np.zeros((0, dim), np.float32)
         _, desc = det.compute(gray, kps)
     else:
         _, desc = det.detectAndCompute(gray, None)
@@ -304,12 +322,13 @@ def learn_vocabulary(
     images : list of images, or list of (M_i, D) descriptor arrays from :func:`local_features`
     kind : {"sift", "orb"}
     size : int
-        Number of visual words; lowered to the number of descriptors when there are fewer.
+        Number of visual words (≥ 1); lowered to the number of descriptors when there are fewer.
     max_features : int
-        Keypoints per image.
+        Keypoints per image (≥ 1).
     max_descriptors : int
-        A random sample of at most this many descriptors is clustered.
+        A random sample of at most this many descriptors (≥ 1) is clustered.
     seed : int
+        0 … 2**31 − 1.
 
     Returns
     -------
@@ -318,11 +337,23 @@ def learn_vocabulary(
     Raises
     ------
     ValueError
-        If the images have no keypoints at all.
+        If the images have no keypoints at all, a descriptor array holds NaN or infinity, or a parameter is out of
+        its bounds.
     """
     import faiss
 
-    descs = [d if _is_desc(d, kind) else local_features(d, kind=kind, max_features=max_features) for d in images]
+    if kind not in ("sift", "orb"):
+        raise ValueError(f"kind={checks.short(kind)}: expected 'sift' or 'orb'")
+    size = checks.integer("size", size, lo=1)
+    checks.integer("max_features", max_features, lo=1)
+    max_descriptors = checks.integer("max_descriptors", max_descriptors, lo=1)
+    seed = checks.integer("seed", seed, lo=0, hi=2**31 - 1)
+    if not isinstance(images, (list, tuple)):
+        raise ValueError(f"images must be a list of images or descriptor arrays, got {checks.short(images)}")
+    descs = [
+        checks.finite("images[]", d) if _is_desc(d, kind) else local_features(d, kind=kind, max_features=max_features)
+        for d in images
+    ]
     allx = np.concatenate([d for d in descs if len(d)], axis=0) if any(len(d) for d in descs) else None
     if allx is None:
         raise ValueError("learn_vocabulary: the images have no keypoints (flat or tiny images?)")
@@ -362,12 +393,28 @@ def visual_words(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarr
     """
     import faiss
 
+    if not isinstance(vocabulary, Vocabulary):
+        raise ValueError(f"vocabulary must be a Vocabulary, got {checks.short(vocabulary)}")
+    descriptors = _descriptor_rows(descriptors, vocabulary)
     if len(descriptors) == 0:
         return np.zeros(0, np.int64)
     index = faiss.IndexFlatL2(vocabulary.centers.shape[1])
     index.add(np.ascontiguousarray(vocabulary.centers, dtype=np.float32))
     _, words = index.search(np.ascontiguousarray(descriptors, dtype=np.float32), 1)
     return words[:, 0].astype(np.int64)
+
+
+def _descriptor_rows(descriptors, vocabulary: Vocabulary) -> np.ndarray:
+    """``descriptors`` as an M×D array of finite numbers with the vocabulary's D, or a ValueError."""
+    if descriptors is None or isinstance(descriptors, str):
+        raise ValueError(f"descriptors must be an M×D array, got {checks.short(descriptors)}")
+    d = checks.numbers_array("descriptors", descriptors)
+    dim = vocabulary.centers.shape[1]
+    if d.size == 0 and d.ndim <= 2:
+        return np.zeros((0, dim), np.float32)
+    if d.ndim != 2 or d.shape[1] != dim:
+        raise ValueError(f"descriptors must be M×{dim} for this vocabulary, got shape {d.shape}")
+    return d
 
 
 def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
@@ -385,6 +432,9 @@ def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
         float32, shape (K,), values in [0, 1], unit L2 norm (all zeros when M = 0).
         Inner product = Bhattacharyya coefficient of the word histograms.
     """
+    if not isinstance(vocabulary, Vocabulary):
+        raise ValueError(f"vocabulary must be a Vocabulary, got {checks.short(vocabulary)}")
+    descriptors = _descriptor_rows(descriptors, vocabulary)
     hist = np.zeros(vocabulary.size, np.float64)
     if len(descriptors):
         hist = np.bincount(visual_words(descriptors, vocabulary=vocabulary), minlength=vocabulary.size)
@@ -393,6 +443,9 @@ def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
 
 
 def _bovw_images(images, vocabulary: Vocabulary, kind: str, max_features: int) -> np.ndarray:
+    if not isinstance(vocabulary, Vocabulary):
+        raise ValueError(f"vocabulary must be a Vocabulary, got {checks.short(vocabulary)}")
+    checks.integer("max_features", max_features, lo=1)
     if vocabulary.kind != kind:
         raise ValueError(f"vocabulary is for {vocabulary.kind!r} descriptors, not {kind!r}")
     if _many(images):

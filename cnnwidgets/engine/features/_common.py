@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...io import load_image, resize_to_fit
+from .. import checks
 
 WORK_SIDE = 256  # colour and texture statistics are computed on a copy at most this large
 
@@ -48,6 +49,16 @@ def square_gray(image, side: int) -> np.ndarray:
 
 def positive_int(name: str, value) -> int:
     """``value`` as an int, or a ValueError naming the option when it is not a positive whole number."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r}: expected a positive int")
+    if not checks.is_integer(value) or value < 1:
+        raise ValueError(f"{name}={checks.short(value)}: expected a positive int")
     return int(value)
+
+
+def int_sequence(name: str, values) -> tuple:
+    """A non-empty sequence of positive ints (distances), or a ValueError naming the option."""
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        raise ValueError(f"{name}={checks.short(values)}: expected a sequence of positive ints")
+    out = tuple(positive_int(name, d) for d in values)
+    if not out:
+        raise ValueError(f"{name}=(): expected at least one distance")
+    return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import many, positive_int, reduced_rgb, stack
+from .. import checks
+from ._common import int_sequence, many, reduced_rgb, stack
 
 __all__ = ["HSV_COLORS", "RGB_COLORS", "CORRELOGRAM_DISTANCES", "color_set", "color_correlogram", "hsv166", "rgb64"]
 
@@ -14,6 +15,13 @@ RGB_COLORS = 64
 """Colours of :func:`rgb64`: 4 levels per RGB channel."""
 CORRELOGRAM_DISTANCES = (1, 3, 5, 7)
 """Default distances of :func:`color_correlogram` (chessboard, in pixels), as in Huang et al. (1997)."""
+
+
+def _rgb8(rgb) -> np.ndarray:
+    """``rgb`` if it is an H×W×3 uint8 array, else a ValueError (the quantisations read 8-bit channels)."""
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        raise ValueError(f"rgb must be an H×W×3 uint8 array, got {checks.short(rgb)}")
+    return rgb
 
 
 def hsv166(rgb: np.ndarray) -> np.ndarray:
@@ -39,7 +47,7 @@ def hsv166(rgb: np.ndarray) -> np.ndarray:
     numpy.ndarray
         int16, H×W, colours 0–165.
     """
-    c = rgb.astype(np.int32)
+    c = _rgb8(rgb).astype(np.int32)
     r, g, b = c[..., 0], c[..., 1], c[..., 2]
     mx = c.max(axis=-1)
     d = mx - c.min(axis=-1)
@@ -73,7 +81,7 @@ def rgb64(rgb: np.ndarray) -> np.ndarray:
     numpy.ndarray
         int16, H×W, colours 0–63.
     """
-    c = rgb.astype(np.int16) >> 6
+    c = _rgb8(rgb).astype(np.int16) >> 6
     return 16 * c[..., 0] + 4 * c[..., 1] + c[..., 2]
 
 
@@ -99,8 +107,8 @@ def color_set(image, *, min_fraction: float = 0.01) -> np.ndarray:
     numpy.ndarray
         float32, shape (166,) for one image or (N, 166) for a list; entries 0.0 or 1.0.
     """
-    if not 0 < float(min_fraction) <= 1:
-        raise ValueError(f"min_fraction={min_fraction!r}: expected a share of the pixels in (0, 1]")
+    if not (checks.is_number(min_fraction) and 0 < min_fraction <= 1):
+        raise ValueError(f"min_fraction={checks.short(min_fraction)}: expected a share of the pixels in (0, 1]")
     if many(image):
         return stack([color_set(im, min_fraction=min_fraction) for im in image], HSV_COLORS)
     labels = hsv166(reduced_rgb(image))
@@ -141,9 +149,7 @@ def color_correlogram(image, *, distances=CORRELOGRAM_DISTANCES) -> np.ndarray:
         list; entries in [0, 1]. Natural distance: Euclidean (FAISS squared L2; scores ``1 / (1 + L2)``).
         Huang et al.'s relative L1 distance ``Σ |a − b| / (1 + a + b)`` is not a FAISS metric.
     """
-    dists = tuple(positive_int("distances", d) for d in distances)
-    if not dists:
-        raise ValueError("distances=(): expected at least one distance")
+    dists = int_sequence("distances", distances)
     if many(image):
         return stack([color_correlogram(im, distances=dists) for im in image], RGB_COLORS * len(dists))
     q = rgb64(reduced_rgb(image)).astype(np.uint8)
@@ -154,13 +160,15 @@ def color_correlogram(image, *, distances=CORRELOGRAM_DISTANCES) -> np.ndarray:
         # per pixel p: how many q on half of the ring (each unordered pair once) share its colour; the other half
         # counts the same pairs from their other end
         same = np.zeros((h, w), np.int32)
-        offsets = [(d, dx) for dx in range(-d, d + 1)] + [(dy, d) for dy in range(-d + 1, d)]
+        # the offsets of half the ring that stay inside the image (a ring past the image has none; listing all of
+        # a ring of radius 10**9 would take minutes and gigabytes)
+        offsets = [(d, dx) for dx in range(max(-d, 1 - w), min(d, w - 1) + 1)] if d < h else []
+        offsets += [(dy, d) for dy in range(max(-d + 1, 1 - h), min(d - 1, h - 1) + 1)] if d < w else []
         for dy, dx in offsets:
-            if abs(dy) >= h or abs(dx) >= w:
-                continue
             pa = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
             pb = (slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
             same[pa] += q[pa] == q[pb]
+        d = min(d, max(h, w) + 1)  # rings past the image are alike (and 10**30 would overflow int64)
         rows_d, cols_d = _ring_counts(h, d), _ring_counts(w, d)
         rows_in, cols_in = _ring_counts(h, d - 1), _ring_counts(w, d - 1)
         ring = np.outer(rows_d, cols_d) - np.outer(rows_in, cols_in)  # ring pixels inside the image, per pixel

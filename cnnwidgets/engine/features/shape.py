@@ -18,6 +18,25 @@ the spatial counterpart of Oliva & Torralba's whitening filter at 4 cycles per i
 _GABOR_SIGMA_F = 0.5622  # σ·f of a Gabor with a one-octave half-magnitude bandwidth: sqrt(ln 2 / 2) / π · 3
 _GABOR_TOP = 0.25  # centre frequency of the finest scale, cycles per pixel
 _GIST_CHUNK = 8  # images filtered together: bounds the memory of the N × orientations × L × L responses
+MAX_SCALES = 7  # the 7th octave's kernels are 865 px wide (radius 432); an 8th would be 1729 px, 12th 27,633 px
+MAX_ORIENTATIONS = 64
+
+
+def _radius(scale: int) -> int:
+    """Radius ``ceil(3σ)`` of the Gabor kernels of scale ``scale`` (0 = finest), as :func:`_bank` builds them."""
+    return math.ceil(3 * (_GABOR_SIGMA_F / (_GABOR_TOP / 2**scale)))
+
+
+def _bank_size(scales, orientations) -> tuple[int, int]:
+    """``scales`` and ``orientations`` checked against the bank's bounds (its kernels' memory)."""
+    scales, orientations = positive_int("scales", scales), positive_int("orientations", orientations)
+    if scales > MAX_SCALES:
+        raise ValueError(
+            f"scales={scales}: at most {MAX_SCALES} (scale {scales - 1}'s kernels would be {2 * _radius(scales - 1) + 1} px wide)"
+        )
+    if orientations > MAX_ORIENTATIONS:
+        raise ValueError(f"orientations={orientations}: at most {MAX_ORIENTATIONS}")
+    return scales, orientations
 
 
 def _hog_dim(side, orientations, cell, block) -> int:
@@ -115,17 +134,17 @@ def gabor_bank(*, scales: int = 4, orientations: int = 8) -> list:
     Parameters
     ----------
     scales : int
-        Number of octaves (default 4: 0.25, 0.125, 0.0625 and 0.03125 cycles per pixel, kernels of 15, 29, 55
-        and 109 pixels).
+        Number of octaves, 1 … 7 (default 4: 0.25, 0.125, 0.0625 and 0.03125 cycles per pixel, kernels of 15, 29,
+        55 and 109 pixels; the 7th is 865 pixels wide).
     orientations : int
-        Orientations per scale over 0–180° (default 8).
+        Orientations per scale over 0–180°, 1 … 64 (default 8).
 
     Returns
     -------
     list of numpy.ndarray
         complex128, scale ``s`` of shape (orientations, 2 r + 1, 2 r + 1), ``r = ceil(3σ)``.
     """
-    return [k.copy() for k in _bank(positive_int("scales", scales), positive_int("orientations", orientations))]
+    return [k.copy() for k in _bank(*_bank_size(scales, orientations))]
 
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:
@@ -226,7 +245,7 @@ def gist(image, *, side: int = 128, scales: int = 4, orientations: int = 8, grid
         The image is resized to this square (default 128); a multiple of ``grid``, larger than the biggest
         kernel's radius (54 px with 4 scales).
     scales, orientations : int
-        Size of the bank (default 4 × 8 = 32 filters).
+        Size of the bank (default 4 × 8 = 32 filters), see :func:`gabor_bank`.
     grid : int
         Cells per side (default 4).
 
@@ -237,13 +256,11 @@ def gist(image, *, side: int = 128, scales: int = 4, orientations: int = 8, grid
         cell row, cell column — or (N, 512) for a list; entries ≥ 0 with unit L2 norm. Natural distance:
         Euclidean between unit vectors, which ranks as the cosine: the FAISS metric is the inner product.
     """
-    side, scales, orientations, grid = (
-        positive_int(n, v)
-        for n, v in (("side", side), ("scales", scales), ("orientations", orientations), ("grid", grid))
-    )
+    side, grid = positive_int("side", side), positive_int("grid", grid)
+    scales, orientations = _bank_size(scales, orientations)
     if side % grid:
         raise ValueError(f"gist: side={side} is not a multiple of grid={grid}")
-    radius = _bank(scales, orientations)[-1].shape[-1] // 2
+    radius = _radius(scales - 1)  # known before the bank is built
     if side <= radius:
         raise ValueError(
             f"gist: side={side} must exceed the largest Gabor kernel radius ({radius} px); use fewer scales"

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._common import many, positive_int, reduced_gray, stack
+from ._common import int_sequence, many, positive_int, reduced_gray, stack
 
 __all__ = ["GLCM_PROPERTIES", "GLCM_ANGLES", "GLCM_DISTANCES", "glcm"]
 
@@ -50,9 +50,7 @@ def glcm(image, *, levels: int = 32, distances=GLCM_DISTANCES) -> np.ndarray:
     levels = positive_int("levels", levels)
     if not 2 <= levels <= 256:
         raise ValueError(f"levels={levels}: expected 2 to 256 grey levels")
-    dists = tuple(positive_int("distances", d) for d in distances)
-    if not dists:
-        raise ValueError("distances=(): expected at least one distance")
+    dists = int_sequence("distances", distances)
     dim = len(GLCM_PROPERTIES) * len(dists) * len(GLCM_ANGLES)
     if many(image):
         return stack([glcm(im, levels=levels, distances=dists) for im in image], dim)
