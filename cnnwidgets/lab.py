@@ -13,7 +13,8 @@ absolute paths, symbolic links leading out) are refused with :class:`RefusedPath
 
 "Search images in this folder" keeps its index in a per-user cache folder (:func:`cache_dir`), one
 sub-folder per resolved folder path, and reuses it while it is up to date (same files, sizes and
-modification times); nothing is written into the user's folder.
+modification times); nothing is written into the user's folder. Kernels that share an entry take turns through
+its lock, and a damaged entry is reported in one warning and built again (:func:`folder_index`).
 
 "Open as notebook" (:func:`open_as_notebook`) writes a notebook next to the image holding the tab's
 ``code`` and an assert cell that checks that running it reproduces the tab's ``result``.
@@ -26,6 +27,7 @@ import binascii
 import hashlib
 import html
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -73,6 +75,8 @@ DEFAULT_SAMPLES = {
 SEARCH_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "coins", "camera", "horse", "moon")
 
 _PAYLOAD_LIMIT = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class RefusedPath(ValueError):
@@ -303,40 +307,60 @@ class FolderIndex:
         return f"{n} images indexed in {self.seconds:.1f} s"
 
 
+def _cached(cache: Path, descriptors, progress: bool):
+    """(the cached index of ``descriptors`` or None, why it cannot be used or None): nothing cached is no problem."""
+    from .index import ImageIndex, IndexLoadError
+
+    if not (cache / "manifest.json").exists():
+        return None, None
+    try:
+        index = ImageIndex.load(cache, progress=progress)
+    except (IndexLoadError, OSError, ValueError, KeyError) as exc:  # damaged, or from another version
+        return None, " ".join(str(exc).split())  # one line
+    if set(index.descriptors) != set(descriptors):
+        return None, None
+    return index, None
+
+
 def folder_index(folder, *, progress: bool = True, descriptors=("cnn", "color")) -> FolderIndex:
     """The index of ``folder`` from the per-user cache, updated or built (and saved there) when needed.
 
     Up to date means: the same image files, each with the same size and modification time as when indexed.
-    Changed and new files are indexed, removed ones dropped; nothing is written into ``folder``.
+    Changed and new files are indexed, removed ones dropped; nothing is written into ``folder``, which may be
+    read-only.
+
+    Kernels sharing the cache (two tabs, two users of one folder) take turns: building, updating and saving hold
+    the cache entry's lock (:func:`cnnwidgets.index.storage.locked`), and a kernel that waited for it loads what
+    the other one saved instead of indexing again. A damaged entry (a truncated or altered file, a manifest that
+    is not JSON) is never used: one warning names the file and what is wrong, and the index is built again.
     """
-    from .index import ImageIndex, IndexLoadError
+    from .index import ImageIndex, storage
 
     folder = Path(folder).resolve()
     cache = index_folder_for(folder)
     start = time.perf_counter()
     files = _scan(folder)
-    index = None
-    if (cache / "manifest.json").exists() or cache.is_dir():
-        try:
-            index = ImageIndex.load(cache, progress=progress)
-        except (IndexLoadError, OSError, ValueError, KeyError):
-            index = None  # unreadable or from another version: rebuild
-        if index is not None and set(index.descriptors) != set(descriptors):
-            index = None
-    if index is not None:
-        changed, gone = _stale(index, files)
-        if not changed and not gone:
-            return FolderIndex(index, folder, cache, "loaded", time.perf_counter() - start)
-        if gone:
-            index.remove(gone)
-        if changed:
-            index.add(changed)
+    index, problem = _cached(cache, descriptors, progress)
+    if index is not None and _stale(index, files) == ([], []):
+        return FolderIndex(index, folder, cache, "loaded", time.perf_counter() - start)
+    with storage.locked(cache) as held:
+        if held:  # another kernel may have built, updated or repaired the entry while this one waited
+            index, problem = _cached(cache, descriptors, progress)
+        if problem:
+            log.warning("cached index of %s not used, building it again: %s", folder, problem)
+        if index is not None:
+            changed, gone = _stale(index, files)
+            if not changed and not gone:
+                return FolderIndex(index, folder, cache, "loaded", time.perf_counter() - start)
+            if gone:
+                index.remove(gone)
+            if changed:
+                index.add(changed)
+            index.save(cache)
+            return FolderIndex(index, folder, cache, "updated", time.perf_counter() - start, len(changed))
+        index = ImageIndex.build(sorted(files), descriptors=descriptors, progress=progress)
         index.save(cache)
-        return FolderIndex(index, folder, cache, "updated", time.perf_counter() - start, len(changed))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    index = ImageIndex.build(sorted(files), descriptors=descriptors, progress=progress)
-    index.save(cache)
-    return FolderIndex(index, folder, cache, "built", time.perf_counter() - start, len(files))
+        return FolderIndex(index, folder, cache, "built", time.perf_counter() - start, len(files))
 
 
 # ---------------------------------------------------------------------------------------------- the tab
@@ -407,15 +431,14 @@ def _make_widget(req: BenchRequest):
 
 def _write_samples(folder: Path):
     from .datasets import sample
+    from .files import atomic_write
     from .io import to_png_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in SEARCH_SAMPLES:
         p = folder / f"{name}.png"
-        if not p.exists():
-            tmp = p.with_suffix(".tmp")
-            tmp.write_bytes(to_png_bytes(sample(name, mode="rgb")))
-            tmp.replace(p)
+        if not p.exists():  # two kernels may write the same file: each its own temporary one
+            atomic_write(p, to_png_bytes(sample(name, mode="rgb")))
 
 
 def open_bench(payload, *, root=None):
@@ -464,6 +487,8 @@ def open_as_notebook() -> Reply:
 
     The path is relative to the server's root, so the extension can open it.
     """
+    from .files import atomic_write
+
     req: BenchRequest = _STATE.get("request")
     widget = _STATE.get("widget")
     if req is None or widget is None:
@@ -481,9 +506,7 @@ def open_as_notebook() -> Reply:
         folder, stem = req.path.parent, req.path.stem
     nb = notebook_for(widget, req, folder=folder, extra=_STATE.get("extra", {}))
     target = _free_name(folder, f"{stem}-{req.widget}")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(target)
+    atomic_write(target, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return Reply(path=target.relative_to(req.root).as_posix())
 
 

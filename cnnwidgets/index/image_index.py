@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build as building
-from . import executors, persist, vectors
+from . import executors, persist, storage, vectors
 from . import search as searching
 from .build import DESCRIPTORS, _shared_model, read_captions
 from .rows import NO_FINGERPRINT, Fingerprint, ImageRow, RowTable
@@ -393,8 +393,26 @@ class ImageIndex:
         ------
         cnnwidgets.index.IndexLoadError
             Naming the folder, the file and the disagreement (missing file, checksum, counts, dimensions, IDs).
+
+        Notes
+        -----
+        The folder's lock is held shared while it is read, so a save by another process waits
+        (:func:`cnnwidgets.index.storage.locked`). Where it cannot be (a read-only shared index), a load that fails
+        while a save replaced the manifest is tried once more.
         """
         root = Path(path).expanduser()
+        for attempt in (1, 2):
+            with storage.locked(root, shared=True) as held:
+                before = storage.generation_of(root)
+                try:
+                    return cls._read(root, progress=progress)
+                except IndexLoadError:
+                    if held or attempt == 2 or storage.generation_of(root) in (None, before):
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _read(cls, root: Path, *, progress: bool) -> ImageIndex:
         manifest, gen = persist.open_folder(root)
         try:
             index = cls(**persist.options_from_manifest(manifest), progress=progress)

@@ -58,43 +58,46 @@ def save(index, path) -> Path:
     """Write ``index`` to folder ``path`` atomically; returns the folder.
 
     FAISS files, vocabularies and the SQLite table go to a new data folder, then the manifest naming it replaces
-    the old one (:func:`.storage.finish_save`). An "ivfpq" index writes its lists and exact vectors there too
-    (:meth:`.ondisk.IVFPQIndex.write`), so the manifest lists them with their sums; ``index`` then searches those
-    files (lists memory-mapped, exact vectors read when needed) instead of its copies in memory.
-    """
+    the old one (:func:`.storage.finish_save`), all under the folder's lock (:func:`.storage.saving`). An "ivfpq"
+    index writes its lists and exact vectors there too (:meth:`.ondisk.IVFPQIndex.write`), so the manifest lists
+    them with their sums; ``index`` then searches those files (lists memory-mapped, exact vectors read when
+    needed) instead of its copies in memory.
+
+    A save that fails leaves the last one as it was and no half-written data folder; on a full disk it raises an
+    :class:`OSError` (``errno.ENOSPC``): "no space left on device while saving the index to <folder>"."""
     import faiss
 
     root = Path(path).expanduser()
-    gen = storage.new_generation(root)
-    for name, ix in index.faiss.items():
-        if isinstance(ix, IVFPQIndex):
-            ix.write(gen, name)
-        else:
-            faiss.write_index(vectors.to_cpu(ix), str(gen / f"{name}.faiss"))
-    for kind, vocab in index.vocabularies.items():
-        vocab.save(gen / f"vocab_{kind}.npy")
-    storage.write_table(gen / TABLE, index.rows.records())
-    extra = _save_text_data(index, gen)
-    manifest = {
-        "model": index.model_name,
-        "descriptors": list(index.descriptors),
-        "count": len(index.rows),
-        "counts": {n: int(ix.ntotal) for n, ix in index.faiss.items()},
-        "dims": index.dims,
-        "metrics": {n: metric(n) for n in index.descriptors},
-        "index_type": index.index_type,
-        "index_types": index.index_types,
-        "options": index.options,
-        "next_id": int(index.next_id),
-        "skipped": [list(s) for s in index.skipped],
-        **extra,
-    }
-    if any(isinstance(ix, IVFPQIndex) for ix in index.faiss.values()):
-        manifest["format_version"] = 3
-    storage.finish_save(root, gen, manifest)
-    for name, ix in index.faiss.items():  # from now on search the saved files
-        if isinstance(ix, IVFPQIndex):
-            index.faiss[name] = IVFPQIndex.open(gen, name, root=root)
+    with storage.saving(root) as gen:  # locked; a failure removes gen, a full disk says so
+        for name, ix in index.faiss.items():
+            if isinstance(ix, IVFPQIndex):
+                ix.write(gen, name)
+            else:
+                faiss.write_index(vectors.to_cpu(ix), str(gen / f"{name}.faiss"))
+        for kind, vocab in index.vocabularies.items():
+            vocab.save(gen / f"vocab_{kind}.npy")
+        storage.write_table(gen / TABLE, index.rows.records())
+        extra = _save_text_data(index, gen)
+        manifest = {
+            "model": index.model_name,
+            "descriptors": list(index.descriptors),
+            "count": len(index.rows),
+            "counts": {n: int(ix.ntotal) for n, ix in index.faiss.items()},
+            "dims": index.dims,
+            "metrics": {n: metric(n) for n in index.descriptors},
+            "index_type": index.index_type,
+            "index_types": index.index_types,
+            "options": index.options,
+            "next_id": int(index.next_id),
+            "skipped": [list(s) for s in index.skipped],
+            **extra,
+        }
+        if any(isinstance(ix, IVFPQIndex) for ix in index.faiss.values()):
+            manifest["format_version"] = 3
+        storage.finish_save(root, gen, manifest)
+        for name, ix in index.faiss.items():  # from now on search the saved files
+            if isinstance(ix, IVFPQIndex):
+                index.faiss[name] = IVFPQIndex.open(gen, name, root=root)
     return root
 
 

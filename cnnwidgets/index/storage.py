@@ -14,21 +14,49 @@ Layout of an index folder::
                              an "ivfpq" descriptor's inverted lists, exact vectors, their IDs and its structure
                              (format 3, :mod:`cnnwidgets.index.ondisk`); not read into memory when loaded
 
+    .lock                    the advisory lock of the folder (empty; created by the first save or load)
+
 A save writes a new ``data-*`` folder next to the old one, then replaces ``manifest.json`` with
-:func:`os.replace` (atomic on POSIX and Windows), then deletes the old folder. A crash at any moment leaves
-either the old index or the new one, never a mixture. Nothing is pickled: FAISS's own format, NumPy arrays
+:func:`os.replace` (atomic on POSIX and Windows, through :func:`cnnwidgets.files.atomic_write`), then deletes the
+old folder. A crash at any moment leaves either the old index or the new one, never a mixture. A save that fails
+(a full disk: an :class:`OSError` with ``errno.ENOSPC`` naming the folder) removes its half-written ``data-*``
+folder and leaves the last save as it was (:func:`saving`). Nothing is pickled: FAISS's own format, NumPy arrays
 without objects, SQLite and JSON.
+
+Processes sharing a folder (two kernels, two users on one cached index) take turns through an advisory
+:func:`fcntl.flock` lock on ``.lock`` (:func:`locked`): a save holds it exclusively from creating its ``data-*``
+folder until the older ones are deleted, a load holds it shared while it reads, so a save never deletes a
+generation that another process is still writing or reading. A caller may hold it around more (the lab's
+:func:`~cnnwidgets.lab.folder_index` holds it around "load, else build or update, and save", so that a second
+kernel waits and loads the fresh index instead of building it again); the lock is re-entrant within a process.
+Where ``.lock`` cannot be created or opened (a read-only shared index, a file system without locks, Windows)
+the save or load goes ahead unlocked, and a load that finds its generation gone because a save replaced it meanwhile is
+retried once (:meth:`~cnnwidgets.index.ImageIndex.load`). The lock file is never deleted (deleting a lock file
+lets two processes lock two different files).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
+
+from ..files import TEMP_SUFFIX, atomic_write, fsync_dir
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, loads retry instead
+    fcntl = None
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT",
@@ -38,7 +66,11 @@ __all__ = [
     "read_manifest",
     "new_generation",
     "finish_save",
+    "saving",
+    "locked",
+    "atomic_write",
     "check_files",
+    "generation_of",
     "write_table",
     "read_table",
     "sha256",
@@ -55,6 +87,7 @@ every other index is still written as format 2.
 BASE_FORMAT_VERSION = 2
 """The format of a save whose manifest names none (one without "ivfpq" descriptors)."""
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 TABLE = "metadata.sqlite"
 COLUMNS = ("id", "path", "caption", "tags", "size", "mtime_ns", "sha1")
 
@@ -76,6 +109,16 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _check_target(root: Path) -> None:
+    """Refuse to save into a file, or into a non-empty folder that is not an index folder."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root}: exists and is not a folder")
+    own = ("data-", ".manifest", LOCK)
+    foreign = [p for p in root.iterdir() if not p.name.startswith(own)] if root.is_dir() else []
+    if foreign and not (root / MANIFEST).exists():
+        raise ValueError(f"{root}: folder is not empty and is not an image index; choose an empty or new folder")
+
+
 def new_generation(root: Path) -> Path:
     """Create ``root`` (if needed) and a fresh, empty ``data-*`` folder inside it.
 
@@ -86,60 +129,188 @@ def new_generation(root: Path) -> Path:
         index files into a user's folder).
     """
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"{root}: exists and is not a folder")
-    foreign = [p for p in root.iterdir() if not p.name.startswith(("data-", ".manifest"))] if root.is_dir() else []
-    if foreign and not (root / MANIFEST).exists():
-        raise ValueError(f"{root}: folder is not empty and is not an image index; choose an empty or new folder")
+    _check_target(root)
     root.mkdir(parents=True, exist_ok=True)
     gen = root / f"data-{uuid.uuid4().hex[:12]}"
     gen.mkdir()
     return gen
 
 
-def _fsync_dir(path: Path) -> None:
+# ---------------------------------------------------------------------------------------------- the lock
+class _Held:
+    """This process's hold on one folder's lock: a re-entrant guard for its threads, the descriptor, the depth."""
+
+    __slots__ = ("guard", "fd", "depth", "exclusive")
+
+    def __init__(self):
+        self.guard = threading.RLock()
+        self.fd = -1
+        self.depth = 0
+        self.exclusive = False
+
+
+_HELD: dict[str, _Held] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _open_lock(root: Path, *, create: bool) -> int:
+    """A descriptor of ``root/.lock`` (created when ``create``), or -1 where it cannot be opened."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return -1
+    path = root / LOCK
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    # read-write where possible (NFS emulates flock with byte-range locks, whose exclusive kind needs it), else
+    # read-only: a lock file made by another user, in a folder this one may not write
+    for flags in ((os.O_RDWR | os.O_CREAT) if create else os.O_RDWR, os.O_RDONLY):
+        try:
+            return os.open(path, flags | cloexec, 0o666)
+        except OSError:  # read-only folder or file system, no permission, no folder
+            continue
+    return -1
+
+
+def _flock(fd: int, root: Path, *, exclusive: bool) -> bool:
+    op = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+        try:
+            fcntl.flock(fd, op | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process to finish with %s", root)
+            fcntl.flock(fd, op)
+        return True
+    except OSError as exc:  # a file system without locks (ENOLCK): go ahead unlocked
+        log.info("%s not locked (%s)", root / LOCK, exc)
+        return False
+
+
+@contextlib.contextmanager
+def locked(root, *, shared: bool = False):
+    """Hold the advisory lock of index folder ``root`` for the ``with`` block: exclusive, or ``shared`` for reads.
+
+    Re-entrant in this process: an inner ``locked`` of a thread that already holds the folder's lock adds nothing
+    (an exclusive one upgrades a shared hold until the outermost block ends); another thread waits for the first.
+    The exclusive lock creates ``root`` and ``.lock`` when they are missing; a shared one creates ``.lock`` only in
+    a folder that holds an index (``manifest.json``), so a load never writes into another folder.
+
+    Yields
+    ------
+    bool
+        Whether the lock is held: False where ``.lock`` cannot be created or opened (a read-only shared index,
+        no such folder, a file system without locks, Windows); the block then runs unlocked.
+    """
+    root = Path(root)
+    key = os.path.abspath(root)
+    with _HELD_GUARD:
+        held = _HELD.setdefault(key, _Held())
+    with held.guard:
+        if held.depth == 0:
+            if not shared:
+                with contextlib.suppress(OSError):  # a failing mkdir is reported by the save itself
+                    root.mkdir(parents=True, exist_ok=True)
+            held.fd = _open_lock(root, create=not shared or (root / MANIFEST).exists())
+            if held.fd >= 0 and not _flock(held.fd, root, exclusive=not shared):
+                os.close(held.fd)
+                held.fd = -1
+            held.exclusive = held.fd >= 0 and not shared
+        elif not shared and not held.exclusive and held.fd >= 0:
+            held.exclusive = _flock(held.fd, root, exclusive=True)
+        held.depth += 1
+        try:
+            yield held.fd >= 0
+        finally:
+            held.depth -= 1
+            if held.depth == 0 and held.fd >= 0:
+                os.close(held.fd)  # closing the last descriptor releases the lock
+                held.fd = -1
+                held.exclusive = False
+
+
+# ---------------------------------------------------------------------------------------------- saving
+def _disk_full(exc: BaseException, root: Path) -> int | None:
+    """``errno.ENOSPC`` / ``errno.EDQUOT`` if ``exc`` comes from a full disk, else None.
+
+    Writers report it in their own ways: an OSError with the number (Python's files), ``SQLITE_FULL``, FAISS's
+    RuntimeError quoting :func:`os.strerror`, NumPy's "N requested and M written" OSError without a number
+    (then the free space of the folder's file system decides).
+    """
+    quota = getattr(errno, "EDQUOT", None)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, quota):
+        return exc.errno
+    text = str(exc)
+    if os.strerror(errno.ENOSPC) in text or "disk is full" in text or getattr(exc, "sqlite_errorcode", None) == 13:
+        return errno.ENOSPC
+    if quota is not None and os.strerror(quota) in text:
+        return quota
+    if isinstance(exc, (OSError, RuntimeError)):
+        try:
+            st = os.statvfs(root)
+        except (OSError, AttributeError):  # pragma: no cover - Windows has no statvfs
+            return None
+        if st.f_bavail * st.f_frsize < 1 << 16:
+            return errno.ENOSPC
+    return None
+
+
+@contextlib.contextmanager
+def saving(root):
+    """A save into index folder ``root``: hold its lock, yield a new ``data-*`` folder to write and commit
+    (:func:`finish_save`) in the ``with`` block.
+
+    If the block fails before the manifest names the new folder, the folder is deleted and the last save stays
+    as it was; a full disk becomes an :class:`OSError` with ``errno.ENOSPC`` (or ``EDQUOT``) whose message names
+    ``root``: "no space left on device while saving the index to …".
+
+    Raises
+    ------
+    ValueError
+        As :func:`new_generation`.
+    """
+    root = Path(root)
+    _check_target(root)  # before the lock creates anything in a user's folder
+    with locked(root):
+        gen = new_generation(root)
+        try:
+            yield gen
+        except BaseException as exc:
+            if generation_of(root) == gen.name:  # committed: a later step failed
+                raise
+            full = _disk_full(exc, root) if isinstance(exc, Exception) else None  # before space is freed
+            shutil.rmtree(gen, ignore_errors=True)
+            if full is None:
+                raise
+            what = "disk quota exceeded" if full != errno.ENOSPC else "no space left on device"
+            kept = "; the last save is kept" if (root / MANIFEST).exists() else ""
+            raise OSError(full, f"{what} while saving the index to {root}{kept}") from None
 
 
 def finish_save(root: Path, gen: Path, manifest: dict) -> None:
     """Record file sums in ``manifest``, write it atomically, then delete older generations.
 
-    The manifest's ``format_version`` is kept when it names one, else :data:`BASE_FORMAT_VERSION`.
+    Holds the folder's lock (:func:`locked`) for the commit and the deletion. The manifest's ``format_version``
+    is kept when it names one, else :data:`BASE_FORMAT_VERSION`.
     """
     root, gen = Path(root), Path(gen)
-    files = {}
-    for p in sorted(gen.iterdir()):
-        with open(p, "rb+") as f:
-            os.fsync(f.fileno())
-        files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256(p)}
-    _fsync_dir(gen)
-    version = int(manifest.get("format_version", BASE_FORMAT_VERSION))
-    manifest = dict(manifest, format=FORMAT, format_version=version, generation=gen.name, files=files)
-    write_manifest(root, manifest)
-    for old in root.iterdir():
-        if old.is_dir() and old.name.startswith("data-") and old.name != gen.name:
-            shutil.rmtree(old, ignore_errors=True)
+    with locked(root):
+        files = {}
+        for p in sorted(gen.iterdir()):
+            with open(p, "rb+") as f:
+                os.fsync(f.fileno())
+            files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256(p)}
+        fsync_dir(gen)
+        version = int(manifest.get("format_version", BASE_FORMAT_VERSION))
+        manifest = dict(manifest, format=FORMAT, format_version=version, generation=gen.name, files=files)
+        write_manifest(root, manifest)
+        for old in root.iterdir():
+            if old.is_dir() and old.name.startswith("data-") and old.name != gen.name:
+                shutil.rmtree(old, ignore_errors=True)
+            elif old.name.startswith(f".{MANIFEST}.") and old.name.endswith(TEMP_SUFFIX):  # left by a crash
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
 
 def write_manifest(root: Path, manifest: dict) -> None:
-    """Write ``manifest.json`` via a temporary file and :func:`os.replace`."""
-    root = Path(root)
-    tmp = root / f".manifest-{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / MANIFEST)
-    _fsync_dir(root)
+    """Write ``manifest.json`` atomically (:func:`cnnwidgets.files.atomic_write`)."""
+    atomic_write(Path(root) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def read_manifest(root: Path) -> dict:
@@ -173,6 +344,15 @@ def read_manifest(root: Path) -> dict:
         if key not in manifest:
             raise IndexLoadError(root, f"{MANIFEST} lacks the {key!r} entry")
     return manifest
+
+
+def generation_of(root: Path) -> str | None:
+    """The data folder ``manifest.json`` names now, or None (no readable manifest)."""
+    try:
+        gen = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8")).get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return gen if isinstance(gen, str) else None
 
 
 def check_files(root: Path, manifest: dict) -> Path:

@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import torch
 from torch import nn
 
 from cnnwidgets.device import cpu_threads
+from cnnwidgets.files import atomic_write
 
 from .cache import ModelCache
 from .registry import model_config
@@ -387,6 +387,10 @@ class OnnxModel:
         return feats, logits
 
 
+class _Unusable(Exception):
+    """An export that cannot stand in for the torch model; its message is the reason."""
+
+
 def _export(model: nn.Module, path: Path, cfg) -> str | None:
     """Export ``model`` to ``path`` atomically and check it against torch; the reason when it is not usable."""
     import warnings
@@ -394,10 +398,8 @@ def _export(model: nn.Module, path: Path, cfg) -> str | None:
     x = _check_inputs(cfg)
     with torch.inference_mode():
         want_f, want_l = (t.float().numpy() for t in _Outputs(model).eval()(torch.from_numpy(x)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:  # checked before atomic_write renames it into place
         try:
             wrapped = _Outputs(_constant_padding(model, cfg)).eval()
             with warnings.catch_warnings(), torch.no_grad():
@@ -405,7 +407,7 @@ def _export(model: nn.Module, path: Path, cfg) -> str | None:
                 torch.onnx.export(
                     wrapped,
                     (torch.from_numpy(x[:2]),),
-                    tmp,
+                    str(tmp),
                     dynamo=False,
                     opset_version=_OPSET,
                     input_names=["input"],
@@ -414,19 +416,28 @@ def _export(model: nn.Module, path: Path, cfg) -> str | None:
                 )
             with _stats_lock:
                 stats["exports"] += 1
-            got_f, got_l = OnnxModel(Path(tmp)).run(x)
+            got_f, got_l = OnnxModel(tmp).run(x)
         except Exception as exc:  # any exporter or runtime failure means: run in torch
-            return f"export failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            raise _Unusable(f"export failed ({type(exc).__name__}: {_first_line(exc)})") from None
         if got_f.shape != want_f.shape or got_l.shape != want_l.shape:
-            return f"export gives shapes {got_f.shape}, {got_l.shape}; torch {want_f.shape}, {want_l.shape}"
+            raise _Unusable(f"export gives shapes {got_f.shape}, {got_l.shape}; torch {want_f.shape}, {want_l.shape}")
         cos = min(_min_cosine(got_f, want_f), _min_cosine(got_l, want_l))
         if not cos >= MIN_COSINE:
-            return f"export disagrees with torch (cosine {cos:.6f} < {MIN_COSINE})"
-        os.replace(tmp, path)
-        return None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            raise _Unusable(f"export disagrees with torch (cosine {cos:.6f} < {MIN_COSINE})")
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, write)
+    except _Unusable as exc:
+        return str(exc)
+    except OSError as exc:  # a read-only or full cache folder
+        return f"export not saved ({_first_line(exc)})"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
 
 
 def _session(model: nn.Module):
@@ -443,8 +454,8 @@ def _session(model: nn.Module):
                 stats["loads"] += 1
             _record_pristine(model, path)
             return found
-        except Exception as exc:  # a damaged file: export it again
-            log.warning("%s cannot be loaded (%s); exporting again", path, exc)
+        except Exception as exc:  # a damaged file (truncated, not ONNX): never used, exported again
+            log.warning("%s cannot be loaded (%s); exporting it again", path, _first_line(exc))
     reason = _export(model, path, cfg)
     if reason is not None:
         log.warning("running %s in torch: %s", cfg.get("name", type(model).__name__), reason)
@@ -558,19 +569,9 @@ def _record_pristine(model: nn.Module, path: Path) -> None:
     except (OSError, ValueError):
         pass
     try:
-        fd, tmp = tempfile.mkstemp(prefix=manifest.stem + ".", suffix=".tmp", dir=manifest.parent)
+        atomic_write(manifest, json.dumps(record))
     except OSError as exc:
         log.info("%s not written (%s)", manifest, exc)
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f)
-        os.replace(tmp, manifest)
-    except OSError as exc:
-        log.info("%s not written (%s)", manifest, exc)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 _PRETRAINED = ModelCache(maxsize=4)  # key: registry name; version: (record key, record file's inode and size)
