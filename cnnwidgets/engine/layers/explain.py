@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnwidgets.engine import checks
 from cnnwidgets.engine.models import model_config, preprocess
 from cnnwidgets.engine.models.preprocessing import load_at_input_size
 
@@ -67,6 +68,10 @@ def grad_cam(model: nn.Module, image, *, layer: str | None = None, target: int |
     GradCAM
     """
     cfg = model_config(model)
+    if target is not None:
+        checks.integer("target", target)
+    if layer is not None and not isinstance(layer, str):
+        raise ValueError(f"layer must be a dotted layer name, got {checks.short(layer)}")
     x = preprocess(image, model)
     if x.shape[0] != 1:
         raise ValueError("grad_cam takes one image")
@@ -100,21 +105,25 @@ def top_classes(model: nn.Module, logits, *, k: int = 5) -> list[tuple[str, floa
         A model of :func:`cnnwidgets.engine.models.create_model` (its class names are read from
         ``model.cnnw_config["labels"]``; "class i" without them).
     logits : array_like, shape (num_classes,)
-        The model's output for one image (:func:`capture` with ``output=True``).
+        The model's output for one image (:func:`capture` with ``output=True``): at least one finite number.
     k : int
-        Number of classes.
+        Number of classes (≥ 0; more than there are gives them all).
 
     Returns
     -------
     list of (str, float)
         (label, softmax probability), most probable first.
     """
-    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    k = checks.integer("k", k, lo=0)
+    if logits is None or isinstance(logits, str):
+        raise ValueError(f"logits must be an array of numbers, got {checks.short(logits)}")
+    z = checks.numbers_array("logits", logits, allow_empty=False).astype(np.float64).reshape(-1)
     p = np.exp(z - z.max())
     p /= p.sum()
     labels = getattr(model, "cnnw_config", {}).get("labels")
-    order = np.argsort(-p, kind="stable")[: int(k)]
-    return [(labels[i] if labels else f"class {i}", float(p[i])) for i in order]
+    order = np.argsort(-p, kind="stable")[:k]
+    # labels may be fewer than the logits (a head replaced by hand): name the rest by index
+    return [(labels[i] if labels and i < len(labels) else f"class {i}", float(p[i])) for i in order]
 
 
 def heatmap_overlay(image, heatmap, *, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
@@ -136,17 +145,22 @@ def heatmap_overlay(image, heatmap, *, alpha: float = 0.5, colormap: str = "jet"
     """
     import matplotlib
 
-    from cnnwidgets.io import to_float
+    from cnnwidgets.engine.kinds import to_float
 
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    img = to_float(np.asarray(image))
+    alpha = checks.number("alpha", alpha, lo=0, hi=1)
+    if not isinstance(colormap, str) or colormap not in matplotlib.colormaps:
+        raise ValueError(f"colormap must be the name of a Matplotlib colormap, got {checks.short(colormap)}")
+    arr = checks.numbers_array("image", image, ndim=(2, 3), allow_empty=False)
+    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image must be H×W, H×W×1, H×W×3 or H×W×4, got shape {arr.shape}")
+    heat = checks.numbers_array("heatmap", heatmap, ndim=2, allow_empty=False)
+    img = to_float(arr)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     img = img[:, :, :3]
-    heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1)
+    heat = np.clip(heat.astype(np.float32), 0, 1)
     if heat.shape != img.shape[:2]:
         t = torch.from_numpy(np.ascontiguousarray(heat))[None, None]
         heat = torch.nn.functional.interpolate(t, size=img.shape[:2], mode="bilinear", align_corners=False)[

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnwidgets.engine import checks
 from cnnwidgets.engine.models import model_config, preprocess
 
 KINDS = ("conv", "act", "pool", "linear", "norm")
@@ -74,8 +75,10 @@ def layer_names(model: nn.Module, kinds=("conv", "act", "pool", "linear")) -> li
         Names usable with ``model.get_submodule`` and :func:`capture` (a pool that wraps
         another pool, like timm's ``SelectAdaptivePool2d``, is listed once, as the outer one).
     """
+    if not isinstance(kinds, (str, list, tuple, set, frozenset)):
+        raise ValueError(f"kinds must be a kind or a sequence of kinds from {KINDS}, got {checks.short(kinds)}")
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-    bad = [k for k in kinds if k not in KINDS]
+    bad = [k for k in kinds if not isinstance(k, str) or k not in KINDS]
     if bad:
         raise ValueError(f"unknown layer kinds {bad}; choose from {KINDS}")
     names, pools = [], []
@@ -91,9 +94,11 @@ def layer_names(model: nn.Module, kinds=("conv", "act", "pool", "linear")) -> li
     return names
 
 
-def _modules(model: nn.Module, layers) -> dict[str, nn.Module]:
+def _modules(model: nn.Module, layers, what: str = "layers") -> dict[str, nn.Module]:
     if isinstance(layers, str):
         layers = [layers]
+    if not isinstance(layers, (list, tuple)) or not all(isinstance(n, str) for n in layers):
+        raise ValueError(f"{what} must be a dotted layer name or a list of them, got {checks.short(layers)}")
     out = {}
     for name in layers:
         try:
@@ -166,6 +171,7 @@ def capture(model: nn.Module, image, layers=None, *, output: bool = False):
     """
     if layers is None:
         layers = layer_names(model)
+    _modules(model, layers)  # the names checked before the forward pass
     x, single = _input_tensor(model, image)
     with hooks(model, layers) as rec, torch.inference_mode():
         out = model(x)
@@ -203,7 +209,9 @@ def kernels(model: nn.Module, layer: str) -> np.ndarray:
     numpy.ndarray
         float32 copy, out_channels × (in_channels / groups) × kH × kW.
     """
-    mod = _modules(model, [layer])[layer]
+    if not isinstance(layer, str):
+        raise ValueError(f"layer must be a dotted layer name, got {checks.short(layer)}")
+    mod = _modules(model, [layer], "layer")[layer]
     if not isinstance(mod, nn.Conv2d):
         raise ValueError(f"layer {layer!r} is a {type(mod).__name__}, not a convolution; kernels need a conv layer")
     return mod.weight.detach().float().cpu().numpy().copy()

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from cnnwidgets.engine import kinds
+from cnnwidgets.engine import checks, kinds
 
 # ----------------------------------------------------------------------------- playground: convolution
 
@@ -16,7 +16,7 @@ def _as_2d(x, name: str) -> np.ndarray:
     a = kinds.to_numpy(x, name) if kinds.is_torch(x) else np.asarray(x)
     if a.ndim != 2 or a.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be a 2-D array of numbers, got shape {a.shape} dtype {a.dtype}")
-    return a.astype(np.float64)
+    return checks.finite(name, a).astype(np.float64)
 
 
 class ConvStep(NamedTuple):
@@ -70,8 +70,9 @@ def conv2d_steps(
     """
     img = _as_2d(image, "image")
     k = _as_2d(kernel, "kernel")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"stride must be ≥ 1 and padding ≥ 0, got stride={stride}, padding={padding}")
+    stride = checks.integer("stride", stride, lo=1)
+    padding = checks.integer("padding", padding, lo=0)
+    bias = checks.number("bias", bias)
     if flip:
         k = k[::-1, ::-1].copy()
     padded = np.pad(img, padding)
@@ -117,20 +118,24 @@ _DEFAULT_ALPHA = {"prelu": 0.25, "elu": 1.0}
 
 
 def _act_args(x, kind, alpha):
-    if kind not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {kind!r}; choose from {sorted(ACTIVATIONS)}")
-    a = _DEFAULT_ALPHA.get(kind, 0.0) if alpha is None else float(alpha)
+    if not isinstance(kind, str) or kind not in ACTIVATIONS:
+        raise ValueError(f"kind: unknown activation {checks.short(kind)}; choose from {sorted(ACTIVATIONS)}")
+    a = _DEFAULT_ALPHA.get(kind, 0.0) if alpha is None else checks.number("alpha", alpha)
     is_t = isinstance(x, torch.Tensor)
-    arr = x.detach().cpu().numpy() if is_t else np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"x must be numbers, got dtype {arr.dtype}")
+    arr = checks.numbers_array("x", x)
     return arr.astype(np.float64), a, is_t, x
 
 
-def _back(y, is_t, x):
-    if is_t:
-        return kinds.like(np.asarray(y), x, torch_dtype=x.dtype if x.is_floating_point() else torch.float64)
-    return y
+def _apply(fn, arr, a, is_t, x, alpha):
+    """``fn(arr, a)`` as the kind of ``x``; a ValueError naming ``alpha`` when the values overflow the result's dtype
+    (a large ``alpha`` on large inputs, or a float16 tensor)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = np.asarray(fn(arr, a))
+        dtype = x.dtype if is_t and x.is_floating_point() else torch.float64
+        out = kinds.like(y, x, torch_dtype=dtype) if is_t else y
+    if not (bool(torch.isfinite(out).all()) if is_t else np.isfinite(out).all()):
+        raise ValueError(f"alpha={alpha!r} with x of {checks.short(x)}: the result overflows its dtype")
+    return out
 
 
 def activate(x, kind: str, *, alpha: float | None = None):
@@ -149,13 +154,13 @@ def activate(x, kind: str, *, alpha: float | None = None):
     numpy.ndarray (float64) or torch.Tensor (the input's float dtype), same shape as ``x``.
     """
     arr, a, is_t, orig = _act_args(x, kind, alpha)
-    return _back(ACTIVATIONS[kind][0](arr, a), is_t, orig)
+    return _apply(ACTIVATIONS[kind][0], arr, a, is_t, orig, alpha)
 
 
 def activation_grad(x, kind: str, *, alpha: float | None = None):
     """Derivative of :func:`activate` with respect to x, element-wise (same parameters and return)."""
     arr, a, is_t, orig = _act_args(x, kind, alpha)
-    return _back(ACTIVATIONS[kind][1](arr, a), is_t, orig)
+    return _apply(ACTIVATIONS[kind][1], arr, a, is_t, orig, alpha)
 
 
 # ----------------------------------------------------------------------------- playground: pooling
@@ -189,14 +194,14 @@ def pool2d_steps(x, *, size: int = 2, stride: int | None = None, mode: str = "ma
     x : array-like
         H×W numbers. Stochastic pooling needs non-negative values (activations after a ReLU).
     size : int
-        Window side.
+        Window side (≥ 1).
     stride : int, optional
-        Window step; default ``size`` (non-overlapping windows).
+        Window step (≥ 1); default ``size`` (non-overlapping windows).
     mode : {"max", "mean", "stochastic"}
         ``"stochastic"`` (Zeiler & Fergus, 2013): within each window, pick one value at random
         with probability proportional to it (p = a / Σa); an all-zero window gives 0.
     seed : int or None
-        Seed of the random generator for stochastic pooling (same seed → same picks).
+        Seed of the random generator for stochastic pooling (≥ 0; same seed → same picks).
 
     Returns
     -------
@@ -204,13 +209,14 @@ def pool2d_steps(x, *, size: int = 2, stride: int | None = None, mode: str = "ma
         ``output`` has shape ((H − size) // stride + 1, (W − size) // stride + 1), float64.
     """
     a = _as_2d(x, "x")
-    stride = size if stride is None else int(stride)
-    if size < 1 or stride < 1:
-        raise ValueError(f"size and stride must be ≥ 1, got size={size}, stride={stride}")
-    if mode not in ("max", "mean", "stochastic"):
-        raise ValueError(f"mode must be 'max', 'mean' or 'stochastic', got {mode!r}")
+    size = checks.integer("size", size, lo=1)
+    stride = size if stride is None else checks.integer("stride", stride, lo=1)
+    if seed is not None:
+        checks.integer("seed", seed, lo=0)
+    if not isinstance(mode, str) or mode not in ("max", "mean", "stochastic"):
+        raise ValueError(f"mode must be 'max', 'mean' or 'stochastic', got {checks.short(mode)}")
     if mode == "stochastic" and (a < 0).any():
-        raise ValueError("stochastic pooling needs non-negative values (apply a ReLU first)")
+        raise ValueError("x: stochastic pooling needs non-negative values (apply a ReLU first)")
     oh = (a.shape[0] - size) // stride + 1
     ow = (a.shape[1] - size) // stride + 1
     if oh < 1 or ow < 1:
