@@ -142,8 +142,9 @@ def test_export_written_atomically(cache, monkeypatch):
 
     monkeypatch.setattr(B.os, "replace", watch)
     M.embed(tiny(), digits_like(), backend="onnx")
-    assert len(renames) == 1 and str(renames[0][1]).endswith(".onnx") and os.path.dirname(renames[0][0]) == str(cache)
-    assert [p.suffix for p in cache.iterdir()] == [".onnx"]
+    assert [os.path.splitext(dst)[1] for _, dst in renames] == [".onnx", ".blake2b"]  # the export, then its digest
+    assert all(os.path.dirname(src) == str(cache) for src, _ in renames)
+    assert sorted(p.suffix for p in cache.iterdir()) == [".blake2b", ".onnx"]
 
 
 def test_torch_backend_never_touches_onnxruntime(cache, monkeypatch):

@@ -428,11 +428,34 @@ def _export(model: nn.Module, path: Path, cfg) -> str | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
+        atomic_write(_digest_path(path), _file_digest(path).encode())
     except _Unusable as exc:
         return str(exc)
     except OSError as exc:  # a read-only or full cache folder
         return f"export not saved ({_first_line(exc)})"
     return None
+
+
+def _digest_path(path: Path) -> Path:
+    """The file that records the digest of the export ``path`` when it was written and checked."""
+    return path.with_name(path.name + ".blake2b")
+
+
+def _checked_onnx(path: Path, **kwargs) -> OnnxModel:
+    """An :class:`OnnxModel` of ``path`` if its bytes are those recorded when it was exported and checked.
+
+    Raises
+    ------
+    ValueError
+        When the digest is missing or differs (the file was changed or damaged since): it is never used.
+    """
+    try:
+        recorded = _digest_path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        raise ValueError("no digest recorded at export") from None
+    if _file_digest(path) != recorded:
+        raise ValueError("its bytes differ from those checked at export: the file was changed or damaged")
+    return OnnxModel(path, **kwargs)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -447,7 +470,7 @@ def _session(model: nn.Module):
     path = cache_dir() / "onnx" / f"{name}-{_weights_key(model)}.onnx"
     if path.exists():
         try:
-            found = OnnxModel(path)
+            found = _checked_onnx(path)
             with contextlib.suppress(OSError):
                 os.utime(path)  # recently used: kept when the folder is pruned
             with _stats_lock:
@@ -628,7 +651,7 @@ def _load_pretrained(name: str, weights: Path, key: str, manifest: Path):
         for k in ("input_size", "mean", "std"):
             cfg[k] = tuple(cfg[k])
         path = manifest.parent / onnx_name
-        found = OnnxModel(path, config=cfg)
+        found = _checked_onnx(path, config=cfg)
     except Exception as exc:  # unreadable, out of date or damaged: the torch model is built instead
         log.info("%s not used: %s", manifest, exc)
         return str(exc)
@@ -650,6 +673,8 @@ def _prune(folder: Path) -> None:
         for old in files[KEEP_FILES:]:
             with contextlib.suppress(OSError):
                 old.unlink()
+            with contextlib.suppress(OSError):
+                _digest_path(old).unlink(missing_ok=True)
 
 
 def onnx_model(model: nn.Module):
