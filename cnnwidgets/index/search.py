@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import checks
 from ..io import load_image
 from . import vectors
 from .build import DESCRIPTORS, TOPK_TAGS, metric
@@ -281,11 +282,21 @@ def _exact(index, name, q, ids) -> np.ndarray:
     return similarity(name, raw)
 
 
-def _need(index, name):
+def _need(index, name, mode):
     if name not in index.faiss:
         raise ValueError(
-            f"this index has no {name!r} descriptor (it has {index.descriptors}); build it with descriptors=(..., {name!r})"
+            f"mode={mode!r}: this index has no {name!r} descriptor (it has {index.descriptors}); "
+            f"build it with descriptors=(..., {name!r})"
         )
+
+
+def _check_weights(weights) -> None:
+    if weights is None:
+        return
+    if not isinstance(weights, dict):
+        raise ValueError(f"weights must be a dict {{component: weight}}, got {checks.short(weights)}")
+    for name, w in weights.items():
+        checks.number(f"weights[{name!r}]", w, lo=0)
 
 
 def search(
@@ -299,13 +310,14 @@ def search(
     rerank: str | None = None,
 ) -> list[Hit]:
     """Find images of ``index`` by text, by an example image, or both (see :meth:`ImageIndex.search`)."""
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r}: expected one of {MODES}")
-    if rerank is not None and rerank not in RERANKERS:
-        raise ValueError(f"rerank={rerank!r}: expected None or one of {RERANKERS}")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode={checks.short(mode)}: expected one of {MODES}")
+    if rerank is not None and (not isinstance(rerank, str) or rerank not in RERANKERS):
+        raise ValueError(f"rerank={checks.short(rerank)}: expected None or one of {RERANKERS}")
+    if not checks.is_integer(k) or k < 1:
+        raise ValueError(f"k={checks.short(k)}: expected a positive number of results")
     k = int(k)
-    if k < 1:
-        raise ValueError(f"k={k}: expected a positive number of results")
+    _check_weights(weights)
     has_text = text is not None and str(text).strip() != ""
     has_image = image is not None
     if not has_text and not has_image:
@@ -333,7 +345,7 @@ def search(
             for r in order
         ]
     if mode in DESCRIPTORS or mode == "semantic":
-        _need(index, "cnn" if mode == "semantic" else mode)
+        _need(index, "cnn" if mode == "semantic" else mode, mode)
         if not has_image:
             raise ValueError(f"mode={mode!r} needs image=...")
     names = ["cnn"] if mode == "semantic" else [mode] if mode in DESCRIPTORS else list(index.descriptors)

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ..engine import checks
 from .ondisk import IVFPQIndex
 
 __all__ = [
@@ -225,20 +226,56 @@ def set_search_params(index, *, nprobe: int | None = None, ef_search: int | None
         inner.hnsw.efSearch = int(ef_search)
 
 
+def query_matrix(queries, dim: int, name: str = "queries") -> np.ndarray:
+    """``queries`` (D or Q×D numbers) as a C-contiguous float32 Q×D matrix, or a ValueError naming ``name``: another
+    dimension, NaN or infinity (also from float64 values beyond float32), or what is not numbers."""
+    if queries is None or isinstance(queries, str):
+        raise ValueError(f"{name} must be a D or Q×D array of numbers (D = {dim}), got {checks.short(queries)}")
+    q = checks.numbers_array(name, queries)
+    if q.ndim not in (1, 2) or q.shape[-1] != dim:
+        raise ValueError(f"{name} must be a D or Q×D array with D = {dim}, got shape {q.shape}")
+    q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.float32)
+    return checks.finite(name, q)
+
+
 def search(index, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None):
     """Search ``queries`` (float32, Q×D) for the ``k`` nearest; ``allowed`` restricts to those IDs.
+
+    Parameters
+    ----------
+    index : FAISS index or IVFPQIndex
+    queries : array_like
+        D or Q×D numbers, D the index's dimension, finite (other dtypes are converted to float32).
+    k : int
+        ≥ 0 (0 gives no columns; more than there are gives them all).
+    allowed : array_like of int, optional
+        IDs the results are restricted to.
 
     Returns
     -------
     (distances, ids) : float32 (Q, k'), int64 (Q, k') with k' = min(k, number searchable); FAISS's raw
     values: inner products for "ip" indexes, squared L2 distances for "l2" ones ("ivfpq": of the exact vectors
     of its re-ranked candidates, :meth:`~.ondisk.IVFPQIndex.search`).
+
+    Raises
+    ------
+    ValueError
+        For queries of another dimension, with NaN or infinity or not numbers, a ``k`` that is not an integer ≥ 0,
+        or ``allowed`` that are not integers.
     """
     import faiss
 
+    k = checks.integer("k", k, lo=0)
+    q = query_matrix(queries, int(index.d))
+    if allowed is not None:
+        if isinstance(allowed, str):
+            raise ValueError(f"allowed must be an array of integer IDs, got {checks.short(allowed)}")
+        allowed = checks.numbers_array("allowed", allowed, ndim=1)
+        if allowed.size and allowed.dtype.kind not in "iu":
+            raise ValueError(f"allowed must be an array of integer IDs, got dtype {allowed.dtype}")
+        allowed = np.ascontiguousarray(allowed, dtype=np.int64)
     if isinstance(index, IVFPQIndex):
-        return index.search(queries, k, allowed=allowed)
-    q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        return index.search(q, k, allowed=allowed)
     n = index.ntotal if allowed is None else len(allowed)
     k = int(min(k, n))
     if k <= 0:
