@@ -9,6 +9,19 @@ Policy
 2. Otherwise CUDA when torch sees a GPU.
 3. Otherwise the CPU.
 
+That is :func:`get_device`, the torch device of models, training and text encoders (it imports torch: its
+answer is a ``torch.device``).
+
+The classical engine (enhance, segment, the classical descriptors) asks :func:`compute_device` instead, which
+decides by the input and imports no torch for NumPy work on the CPU:
+
+1. A torch tensor is computed with torch, on the device ``CNNWIDGETS_DEVICE`` names when it is set, else on the
+   tensor's own device; the result is a tensor on the input's device.
+2. NumPy arrays and PIL images are computed with NumPy/SciPy (OpenCV where faster) on the CPU, unless
+   ``CNNWIDGETS_DEVICE`` names another device than the CPU (``"cuda"``, ``"cuda:1"``, ``"mps"``): then torch is
+   imported and computes there, and the result comes back as NumPy. CUDA is not probed for NumPy input (the
+   probe imports torch, some 500 MB, and a display-size image gains nothing from the round trip).
+
 FAISS uses a GPU only when the chosen torch device is CUDA *and* the installed
 FAISS build reports at least one GPU.
 
@@ -41,6 +54,7 @@ __all__ = [
     "ENV_VAR",
     "THREADS_ENV_VAR",
     "get_device",
+    "compute_device",
     "faiss_gpu_available",
     "describe",
     "cpu_cores",
@@ -79,6 +93,40 @@ def get_device(device=None):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {choice!r} was requested but CUDA is not available on this machine")
     return dev
+
+
+def _names_cpu(choice: str) -> bool:
+    c = choice.strip().lower()
+    return c == "cpu" or c.startswith("cpu:")
+
+
+def compute_device(array=None):
+    """Where the classical engine computes on ``array``: ``None`` for NumPy on the CPU, else a ``torch.device``.
+
+    Parameters
+    ----------
+    array : object, optional
+        The engine function's input: a torch tensor (recognised by its type's module, without importing torch),
+        or anything else (NumPy, PIL, None: NumPy work).
+
+    Returns
+    -------
+    torch.device or None
+        For a tensor: the device ``CNNWIDGETS_DEVICE`` names, else the tensor's own. For anything else: None
+        (NumPy on the CPU) unless ``CNNWIDGETS_DEVICE`` names a device other than the CPU.
+
+    Raises
+    ------
+    ValueError
+        As :func:`get_device`, when ``CNNWIDGETS_DEVICE`` names an invalid or unavailable device.
+    """
+    choice = os.environ.get(ENV_VAR, "").strip()
+    if type(array).__module__.startswith("torch"):
+        return get_device() if choice else array.device
+    if not choice or _names_cpu(choice):
+        return None
+    dev = get_device()  # a non-CPU device is named: torch has to answer (and validates the name)
+    return None if dev.type == "cpu" else dev
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,6 +202,8 @@ _applied: list = []  # what was last applied: (thread count, BLAS-carrying modul
 
 # modules whose import loads a BLAS library of its own: when one appears, the BLAS limit is applied again
 _BLAS_MODULES = ("numpy", "scipy", "cv2", "faiss", "sklearn")
+# and torch, whose thread pools are set once it is imported
+_POLICY_MODULES = (*_BLAS_MODULES, "torch")
 
 
 def apply_thread_policy() -> int:
@@ -162,18 +212,19 @@ def apply_thread_policy() -> int:
     torch intra-op, FAISS/OpenMP and every BLAS library loaded in the process (OpenBLAS of numpy, SciPy, OpenCV,
     FAISS, through ``threadpoolctl``) get :func:`cpu_threads`; OpenCV gets one thread (it runs inside decode and
     descriptor threads that already use the cores); torch's inter-op pool one (where it can still be set).
-    ONNX Runtime sessions read :func:`cpu_threads` when they are made. Acts only when the count changed since
-    the last call, or a module that brings its own BLAS was imported since.
+    ONNX Runtime sessions read :func:`cpu_threads` when they are made. torch's pools are set when torch is
+    imported (this imports no torch). Acts only when the count changed since the last call, or torch or a
+    module that brings its own BLAS was imported since.
     """
     n = cpu_threads()
-    state = (n, frozenset(m for m in _BLAS_MODULES if m in sys.modules))
+    state = (n, frozenset(m for m in _POLICY_MODULES if m in sys.modules))
     if _applied and _applied[0] == state:
         return n
-    import torch
-
-    torch.set_num_threads(n)
-    with contextlib.suppress(RuntimeError):  # only possible before torch's first parallel work
-        torch.set_num_interop_threads(1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+        with contextlib.suppress(RuntimeError):  # only possible before torch's first parallel work
+            torch.set_num_interop_threads(1)
     try:
         import faiss
 
@@ -192,5 +243,5 @@ def apply_thread_policy() -> int:
         threadpoolctl.threadpool_limits(limits=n, user_api="blas")
     except ImportError:
         pass
-    _applied[:] = [(n, frozenset(m for m in _BLAS_MODULES if m in sys.modules))]
+    _applied[:] = [(n, frozenset(m for m in _POLICY_MODULES if m in sys.modules))]
     return n

@@ -42,3 +42,153 @@ def test_every_public_name_resolves():
             assert hasattr(mod, name), f"cnnwidgets.engine.{module}.{name}"
     with pytest.raises(AttributeError):
         _ = cnnwidgets.no_such_name
+
+
+# ----------------------------------------------------------------------------- lean kernels (issue 21)
+
+HEAVY = ("torch", "timm", "sentence_transformers", "onnxruntime", "faiss")
+
+_LEAN_CHILD = """
+import sys
+import numpy as np
+from cnnwidgets import FilterDesigner, ThresholdSegmenter, sample
+from cnnwidgets.engine import enhance as E, features as Fe, segment as S
+
+w = FilterDesigner(sample("camera"))
+w.cutoff, w.order, w.shape, w.highpass, w.band = 0.25, 3.0, "ideal", True, True
+for method in ("median", "weighted_median", "adaptive_median", "notch", "homomorphic", "frequency"):
+    w.method = method
+for noise in ("gaussian", "salt_and_pepper", "speckle", "periodic"):
+    w.noise = noise
+assert w.status == "", w.status
+t = ThresholdSegmenter(sample("coins"))
+for method in ("li", "yen", "triangle", "isodata", "mean", "minimum", "multiotsu", "fixed", "otsu"):
+    t.method = method
+t.mode, t.local_method = "local", "niblack"
+t.local_method = "gaussian"
+t.mode = "edges"
+for method in ("log", "canny", "laplace", "scharr"):
+    t.edge_method = method
+t.mode, t.region_method, t.seeds = "regions", "grow", [[40, 40]]
+t.region_method = "watershed"
+t.region_method = "kmeans"
+t.mode = "compare"
+assert "error" not in t.status.lower(), t.status
+
+rng = np.random.default_rng(0)
+gray = (rng.random((40, 48)) * 255).astype(np.uint8)
+rgb = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+f = gray.astype(np.float32) / 255
+for img in (gray, f, rgb):
+    E.frequency_filter(img, cutoff=0.2)
+    E.frequency_filter(E.fourier(img), cutoff=0.3, highpass=True)
+    E.spectrum(img, mean_over_channels=True)
+    E.notch_filter(img, centers=[(0.1, 0.2)])
+    E.homomorphic_filter(img)
+    E.median(img, size=7)
+    E.weighted_median(img, E.center_weighted_kernel(3, 3))
+    E.adaptive_median(img, max_size=7)
+    E.median_combination(img, sizes=(3, 5))
+    for kind in E.NOISE_KINDS:
+        E.add_noise(img, kind=kind, amount=0.1, seed=0)
+    E.psnr(img, E.median(img, size=3))
+    E.ssim(img, E.median(img, size=3))
+E.frequency_mask((40, 48), shape="gaussian")
+E.radial_profile(np.linspace(0, 0.5, 5))
+E.clear_cache()
+S.histogram(gray)
+S.threshold_value(gray, "li")
+S.threshold_values(gray, classes=3)
+mask = S.threshold(gray, "otsu")
+S.threshold_classes(gray, [80, 160])
+S.threshold_each(gray, S.auto_thresholds(gray))
+for method in S.LOCAL_METHODS:
+    S.threshold(gray, S.local_threshold(gray, method, window=15))
+for method in S.EDGE_METHODS:
+    S.edges(rgb, method)
+S.edge_mask(S.edges(f, "log", output="response"), "log")
+S.zero_crossings(S.edges(f, "laplace", output="response"))
+S.region_grow(rgb, [(5, 5)], tolerance=30)
+S.watershed(gray, [(5, 5), (30, 40)])
+S.kmeans_regions(rgb, 3)
+S.kmeans_colors(f, 2)
+S.overlay(rgb, mask)
+S.mask_stats(mask)
+S.mark_points(rgb, [(3, 4)])
+S.as_gray(rgb)
+for fn in (Fe.color_histogram, Fe.color_moments, Fe.color_set, Fe.color_correlogram, Fe.glcm, Fe.hog):
+    fn(rgb)
+Fe.gist(rgb, side=64, scales=2)
+Fe.gist([rgb, gray], side=64, scales=2)
+Fe.hsv166(rgb), Fe.rgb64(rgb), Fe.gabor_bank(scales=2)
+Fe.local_features(rgb, kind="orb", side=64)
+
+with open("/proc/self/status") as fh:
+    hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) // 1024
+print("heavy:" + ",".join(m for m in %r if m in sys.modules))
+print("vmhwm_mib:", hwm)
+"""
+
+
+def test_classical_widgets_and_engine_import_no_torch():
+    """A CPU session of FilterDesigner, ThresholdSegmenter and every classical engine function imports no torch
+    (nor timm, sentence-transformers, ONNX Runtime or FAISS), and stays light."""
+    import os
+
+    env = {**os.environ, "CNNWIDGETS_DEVICE": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", _LEAN_CHILD % (HEAVY,)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    heavy, hwm = out.stdout.strip().splitlines()[-2:]
+    assert heavy == "heavy:", f"imported {heavy[6:]}"
+    assert int(hwm.split()[-1]) < 300, hwm
+
+
+def test_device_policy_imports_no_torch_for_numpy():
+    code = (
+        "import sys\n"
+        "from cnnwidgets import device\n"
+        "assert device.compute_device() is None and device.compute_device(__import__('numpy').zeros(3)) is None\n"
+        "device.apply_thread_policy()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    for value in ("", "cpu"):
+        import os
+
+        env = {**os.environ, "CNNWIDGETS_DEVICE": value}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == "False", (value, out.stderr[-2000:])
+
+
+def test_torch_in_torch_out_on_its_device(monkeypatch):
+    """The GPU path stays: a tensor in gives a tensor of the same shape on the same device."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from cnnwidgets.engine import enhance, segment
+
+    monkeypatch.delenv("CNNWIDGETS_DEVICE", raising=False)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rng = np.random.default_rng(1)
+    img = rng.random((3, 40, 48)).astype(np.float32)
+    for dev in devices:
+        t = torch.from_numpy(img).to(dev)
+        for fn in (
+            lambda x: enhance.frequency_filter(x, cutoff=0.2),
+            lambda x: enhance.median(x, size=5),
+            lambda x: enhance.add_noise(x, amount=0.1, seed=0),
+        ):
+            out = fn(t)
+            assert isinstance(out, torch.Tensor) and out.device == t.device and out.shape == t.shape
+        ref = enhance.frequency_filter(img.transpose(1, 2, 0), cutoff=0.2)
+        np.testing.assert_allclose(
+            enhance.frequency_filter(t, cutoff=0.2).cpu().numpy().transpose(1, 2, 0), ref, atol=1e-5
+        )
+        g = t[0]
+        mask = segment.threshold(g, "otsu")
+        assert isinstance(mask, torch.Tensor) and mask.device == g.device and mask.shape == g.shape
+        assert mask.dtype == torch.bool
+        np.testing.assert_array_equal(mask.cpu().numpy(), segment.threshold(img[0], "otsu"))
+        surface = segment.local_threshold(g, "sauvola", window=15)
+        assert isinstance(surface, torch.Tensor) and surface.device == g.device and surface.shape == g.shape

@@ -10,13 +10,17 @@ Every function takes NumPy arrays, PIL images or torch tensors and returns the k
 
 Colour channels and batch items are filtered independently.
 
-Frequency filters compute with ``torch.fft`` on :func:`cnnwidgets.device.get_device`; their masks are
+Every function is written once and runs on its input's array namespace (:mod:`cnnwidgets.engine._xp`), where
+:func:`cnnwidgets.device.compute_device` says: NumPy input with NumPy/SciPy (OpenCV where faster) on the CPU,
+importing no torch, unless ``CNNWIDGETS_DEVICE`` names a GPU; a tensor with torch on its device.
+
+Frequency filters compute with ``scipy.fft`` (NumPy) or ``torch.fft`` (tensors); their masks are
 cached per image size, parameters and device. Frequencies are fractions of the sampling frequency
 (cycles per pixel, 0 … 0.5), as scikit-image's ``cutoff_frequency_ratio``.
 
 Median filters use OpenCV's ``medianBlur`` on the CPU where it applies (it is the fastest correct
-path) and torch everywhere else. Their border convention is *replicate* (the edge pixel repeats),
-which is OpenCV's ``BORDER_REPLICATE`` and SciPy's ``mode="nearest"``.
+path), SciPy's ``median_filter`` for other NumPy dtypes and torch on a GPU. Their border convention is
+*replicate* (the edge pixel repeats), which is OpenCV's ``BORDER_REPLICATE`` and SciPy's ``mode="nearest"``.
 """
 
 from __future__ import annotations

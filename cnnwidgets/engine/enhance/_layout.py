@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...device import get_device
-from .. import checks, kinds
+from .. import _xp, checks, kinds
 from ..kinds import to_float
 
 FILTER_SHAPES = ("ideal", "butterworth", "exponential", "gaussian")
@@ -18,8 +17,8 @@ NOISE_KINDS = ("gaussian", "salt_and_pepper", "speckle", "periodic")
 _PLANE_BY_PLANE_PIXELS = 4_000_000
 #: Budget of the FFT-mask cache in bytes.
 _MASK_CACHE_BYTES = 256 * 2**20
-#: Elements per chunk in the unfold-based (torch) median filters.
-_CHUNK_ELEMENTS = 32 * 2**20
+#: Elements per chunk in the window filters that unfold their windows (the weighted median; medians on a GPU).
+_CHUNK_ELEMENTS = _xp.CHUNK_ELEMENTS
 
 
 # ============================================================================ layouts
@@ -29,7 +28,8 @@ class _Layout:
     """Converts an image to an N×C×H×W view and back to the caller's kind and layout.
 
     Refuses what is not an image: another type, another number of dimensions, no pixels, complex or object
-    data, NaN or infinity (a ValueError naming ``name``).
+    data, NaN or infinity (a ValueError naming ``name``). ``target`` is where the image is computed
+    (:func:`cnnwidgets.device.compute_device`: None for NumPy on the CPU, else a torch device).
     """
 
     def __init__(self, image, name: str = "image"):
@@ -61,8 +61,9 @@ class _Layout:
             raise ValueError(f"{name}: unsupported dtype {image.dtype}")
         checks.finite(name, image)
         self.ndim = image.ndim
-        self.image = image
+        self.image = image.detach() if self.torch else image
         self.device = image.device if self.torch else None
+        self.target = _xp.compute_device(image)
 
     # numpy / torch view in N×C×H×W (no copy where possible)
     def nchw(self):
@@ -73,77 +74,64 @@ class _Layout:
             return x[None] if self.torch else x.transpose(2, 0, 1)[None]
         return x
 
+    def planes(self):
+        """The N×C×H×W view where the image is computed (:attr:`target`), dtype unchanged."""
+        return _xp.to_device(self.nchw(), self.target)
+
     @property
     def hw(self):
         s = self.image.shape
         return (s[0], s[1]) if (self.ndim == 2 or (self.ndim == 3 and not self.torch)) else (s[-2], s[-1])
 
     def restore(self, y):
-        """Turn an N×C×H×W result (numpy or torch) back into the input's kind and layout."""
-        import torch
-
-        if self.torch:
-            y = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y
-            y = y.to(self.device)
-            return y[0, 0] if self.ndim == 2 else (y[0] if self.ndim == 3 else y)
-        if isinstance(y, torch.Tensor):
-            y = y.cpu().numpy()
+        """Turn an N×C×H×W result (NumPy or torch) back into the input's kind and layout."""
+        y = y.to(self.device) if self.torch else _xp.to_numpy(y)
         if self.ndim == 2:
             return y[0, 0]
         if self.ndim == 3:
-            return y[0].transpose(1, 2, 0)  # a channels-last view; no copy
+            return y[0] if self.torch else y[0].transpose(1, 2, 0)  # a channels-last view; no copy
         return y
 
 
-def _float_planes(layout: _Layout, device):
-    """The image as float32 N×C×H×W torch tensor on ``device`` (integers scaled to [0, 1])."""
-    import torch
+def _to_float32(x):
+    """float32 of an array where it is computed: integers scaled to [0, 1] (:func:`cnnwidgets.engine.kinds.to_float`)."""
+    xp = _xp.namespace(x)
+    if x.dtype == xp.bool or x.dtype == xp.float64:
+        x = xp.astype(x, xp.float32)
+    return to_float(x)
 
-    x = layout.nchw()
-    if not layout.torch:
-        x = torch.from_numpy(np.ascontiguousarray(x) if x.dtype == bool else x)
-    if x.dtype == torch.bool or x.dtype == torch.float64:
-        x = x.float()
-    return to_float(x.to(device)).contiguous()
+
+def _float_planes(layout: _Layout):
+    """The image as a float32 N×C×H×W array where it is computed (integers scaled to [0, 1])."""
+    return _to_float32(layout.planes())
 
 
 def _map_planes(image, fn, *, name="image"):
-    """Apply ``fn`` (float32 tensor …×H×W → same shape) to every plane; small images in one batch.
+    """Apply ``fn`` (float32 array …×H×W → same shape, in its own namespace) to every plane; small images in one
+    batch.
 
     Large images go one plane at a time and land in a preallocated output, so a 24-megapixel
     RGB photo never holds more than one float plane's FFT at once.
     """
-    import torch
-
     layout = _Layout(image, name)
-    device = get_device()
     h, w = layout.hw
     nc = int(np.prod(layout.image.shape)) // (h * w)
-    with torch.no_grad():
-        if h * w * nc <= _PLANE_BY_PLANE_PIXELS or nc == 1:
-            return layout.restore(fn(_float_planes(layout, device)))
-        src = layout.nchw()
-        n, c = src.shape[:2]
-        if layout.torch:
-            out = torch.empty((n, c, h, w), dtype=torch.float32, device=layout.device)
-            dest = out
-        else:
-            shape = {2: (h, w), 3: (h, w, c), 4: (n, c, h, w)}[layout.ndim]
-            out = np.empty(shape, np.float32)
-            dest = out[None, None] if layout.ndim == 2 else (out.transpose(2, 0, 1)[None] if layout.ndim == 3 else out)
-        for i in range(n):
-            for j in range(c):
-                plane = src[i, j]
-                plane = plane if layout.torch else torch.from_numpy(np.ascontiguousarray(plane))
-                plane = to_float(
-                    plane.to(device).float() if plane.dtype in (torch.bool, torch.float64) else plane.to(device)
-                )
-                res = fn(plane)
-                if layout.torch:
-                    dest[i, j] = res.to(layout.device)
-                else:
-                    dest[i, j] = res.cpu().numpy()
-                del plane, res
-        if layout.torch:
-            return out[0, 0] if layout.ndim == 2 else (out[0] if layout.ndim == 3 else out)
-        return out
+    if h * w * nc <= _PLANE_BY_PLANE_PIXELS or nc == 1:
+        return layout.restore(fn(_float_planes(layout)))
+    src = layout.nchw()
+    n, c = src.shape[:2]
+    if layout.torch:
+        out = layout.image.new_empty((n, c, h, w), dtype=_xp.namespace(layout.image).float32)
+        dest = out
+    else:
+        shape = {2: (h, w), 3: (h, w, c), 4: (n, c, h, w)}[layout.ndim]
+        out = np.empty(shape, np.float32)
+        dest = out[None, None] if layout.ndim == 2 else (out.transpose(2, 0, 1)[None] if layout.ndim == 3 else out)
+    for i in range(n):
+        for j in range(c):
+            res = fn(_to_float32(_xp.to_device(src[i, j], layout.target)))
+            dest[i, j] = res.to(layout.device) if layout.torch else _xp.to_numpy(res)
+            del res
+    if layout.torch:
+        return out[0, 0] if layout.ndim == 2 else (out[0] if layout.ndim == 3 else out)
+    return out

@@ -1,11 +1,14 @@
-"""Frequency-domain filters: low/high/band filters through torch.fft, notch and homomorphic filtering, the spectrum."""
+"""Frequency-domain filters: low/high/band filters through the real FFT, notch and homomorphic filtering, the spectrum.
+
+Written once for every array namespace (:mod:`cnnwidgets.engine._xp`): ``scipy.fft`` on NumPy, ``torch.fft`` on
+tensors.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...device import get_device
-from .. import checks
+from .. import _xp, checks
 from ._layout import _float_planes, _Layout, _map_planes
 from .masks import _MASKS, _check_params, _is_number, _radial_grid, _rfft_mask
 
@@ -15,8 +18,8 @@ from .masks import _MASKS, _check_params, _is_number, _radial_grid, _rfft_mask
 def frequency_filter(image, *, shape="butterworth", highpass=False, cutoff=0.1, order=2.0, width=None):
     """Filter an image in the frequency domain with a radially symmetric mask.
 
-    The image is transformed with ``torch.fft.rfft2`` (no padding, periodic boundary), multiplied by
-    the mask and transformed back.
+    The image is transformed with the real 2-D FFT (``scipy.fft`` for NumPy input, ``torch.fft`` for tensors;
+    no padding, periodic boundary), multiplied by the mask and transformed back.
 
     Parameters
     ----------
@@ -49,22 +52,29 @@ def frequency_filter(image, *, shape="butterworth", highpass=False, cutoff=0.1, 
     With ``shape="butterworth"`` the result equals
     ``skimage.filters.butterworth(image, cutoff_frequency_ratio=cutoff, high_pass=highpass, order=order, channel_axis=…)``.
     """
-    import torch
-
     _check_params(shape, cutoff, order, width)
     params = (shape, bool(highpass), float(cutoff), float(order), None if width is None else float(width))
     if isinstance(image, Fourier):
         h, w = image.hw
-        with torch.no_grad():
-            spec = image.spectrum
-            return image.layout.restore(torch.fft.irfft2(spec * _rfft_mask(h, w, params, spec.device), s=(h, w)))
+        spec = image.spectrum
+        return image.layout.restore(_irfft2(spec * _rfft_mask(h, w, params, spec), (h, w)))
 
     def run(x):
         h, w = x.shape[-2:]
-        mask = _rfft_mask(h, w, params, x.device)
-        return torch.fft.irfft2(torch.fft.rfft2(x) * mask, s=(h, w))
+        return _irfft2(_rfft2(x) * _rfft_mask(h, w, params, x), (h, w))
 
     return _map_planes(image, run)
+
+
+_AXES = (-2, -1)
+
+
+def _rfft2(x):
+    return _xp.fft(_xp.namespace(x)).rfftn(x, axes=_AXES)
+
+
+def _irfft2(spec, hw):
+    return _xp.fft(_xp.namespace(spec)).irfftn(spec, s=hw, axes=_AXES)
 
 
 class Fourier:
@@ -75,19 +85,17 @@ class Fourier:
 
     Attributes
     ----------
-    spectrum : torch.Tensor
-        complex64 N×C×H×(W//2+1), ``torch.fft.rfft2`` of the float32 planes.
+    spectrum : numpy.ndarray or torch.Tensor
+        complex64 N×C×H×(W//2+1), the real FFT of the float32 planes, where the image is computed
+        (:func:`cnnwidgets.device.compute_device`).
     hw : tuple of int
         (H, W).
     """
 
     def __init__(self, image):
-        import torch
-
         self.layout = _Layout(image)
         self.hw = self.layout.hw
-        with torch.no_grad():
-            self.spectrum = torch.fft.rfft2(_float_planes(self.layout, get_device()))
+        self.spectrum = _rfft2(_float_planes(self.layout))
         self.layout.image = None  # only the layout is needed to restore results; do not keep the pixels
 
 
@@ -121,10 +129,11 @@ def spectrum(image, *, mean_over_channels: bool = False):
     numpy.ndarray or torch.Tensor
         float32 ≥ 0, the input's shape and kind, zero frequency at index (H//2, W//2).
     """
-    import torch
 
     def run(x):
-        return torch.log1p(torch.fft.fftshift(torch.fft.fft2(x).abs(), dim=(-2, -1)))
+        xp = _xp.namespace(x)
+        f = _xp.fft(xp)
+        return xp.log1p(f.fftshift(xp.abs(f.fftn(x, axes=_AXES)), axes=_AXES))
 
     out = _map_planes(image, run)
     if mean_over_channels and out.ndim == 3:
@@ -152,8 +161,6 @@ def notch_filter(image, *, centers, radius=0.02, order=2.0):
     numpy.ndarray or torch.Tensor
         float32, the input's shape and kind.
     """
-    import torch
-
     if centers is None or isinstance(centers, str):
         raise ValueError(f"centers must be a sequence of (fy, fx) frequencies, got {checks.short(centers)}")
     pts = checks.numbers_array("centers", centers, dtype=np.float64)
@@ -180,10 +187,10 @@ def notch_filter(image, *, centers, radius=0.02, order=2.0):
                     for sy, sx in ((cy, cx), (-cy, -cx)):
                         d2 = (fy - sy) ** 2 + (fx - sx) ** 2
                         m *= 1.0 / (1.0 + np.power(radius * radius / d2, order))
-            return torch.from_numpy(m.astype(np.float32)).to(x.device)
+            return _xp.like(m.astype(np.float32), x)
 
-        mask = _MASKS.get((key, h, w, str(x.device)), build)
-        return torch.fft.irfft2(torch.fft.rfft2(x) * mask, s=(h, w))
+        mask = _MASKS.get((key, h, w, _xp.device_key(x)), build)
+        return _irfft2(_rfft2(x) * mask, (h, w))
 
     return _map_planes(image, run)
 
@@ -219,8 +226,6 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
         For parameters out of their bounds, and with ``rescale=False`` when ``exp(·) − 1`` exceeds float32
         (large gains on large values); the rescaled result is computed without overflow.
     """
-    import torch
-
     if not (_is_number(cutoff) and 0 < cutoff <= 0.5):
         raise ValueError(f"cutoff must satisfy 0 < cutoff <= 0.5, got {checks.short(cutoff)}")
     checks.number("gamma_low", gamma_low, lo=0, hi=100)
@@ -234,21 +239,23 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
         def build():
             f2 = _radial_grid(h, w, True) ** 2
             m = (gamma_high - gamma_low) * (1.0 - np.exp(-sharpness * f2 / cutoff**2)) + gamma_low
-            return torch.from_numpy(m.astype(np.float32)).to(x.device)
+            return _xp.like(m.astype(np.float32), x)
 
-        mask = _MASKS.get((key, h, w, str(x.device)), build)
-        z = torch.fft.irfft2(torch.fft.rfft2(torch.log1p(x.clamp_min(0))) * mask, s=(h, w))
-        y = torch.expm1(z)
+        xp = _xp.namespace(x)
+        mask = _MASKS.get((key, h, w, _xp.device_key(x)), build)
+        z = _irfft2(_rfft2(xp.log1p(xp.clip(x, min=0))) * mask, (h, w))
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is handled below (NumPy warns)
+            y = xp.expm1(z)
         if rescale:
-            lo = y.amin(dim=(-2, -1), keepdim=True)
-            hi = y.amax(dim=(-2, -1), keepdim=True)
-            if bool(torch.isfinite(hi).all()):
-                return (y - lo) / (hi - lo).clamp_min(1e-12)
+            lo = xp.min(y, axis=_AXES, keepdims=True)
+            hi = xp.max(y, axis=_AXES, keepdims=True)
+            if bool(xp.all(xp.isfinite(hi))):
+                return (y - lo) / xp.clip(hi - lo, min=1e-12)
             # exp overflows float32: (e^z − e^lo) / (e^hi − e^lo) with every exponent shifted by the maximum
-            zlo = z.amin(dim=(-2, -1), keepdim=True)
-            zhi = z.amax(dim=(-2, -1), keepdim=True)
-            return (torch.exp(z - zhi) - torch.exp(zlo - zhi)) / (-torch.expm1(zlo - zhi)).clamp_min(1e-12)
-        if not bool(torch.isfinite(y).all()):
+            zlo = xp.min(z, axis=_AXES, keepdims=True)
+            zhi = xp.max(z, axis=_AXES, keepdims=True)
+            return (xp.exp(z - zhi) - xp.exp(zlo - zhi)) / xp.clip(-xp.expm1(zlo - zhi), min=1e-12)
+        if not bool(xp.all(xp.isfinite(y))):
             raise ValueError(
                 f"gamma_high={gamma_high!r}: exp of the filtered log-image exceeds float32; "
                 "use smaller gains, smaller values or rescale=True"

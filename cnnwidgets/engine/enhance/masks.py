@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import checks
+from .. import _xp, checks
 from ._layout import _MASK_CACHE_BYTES, FILTER_SHAPES
 
 # ============================================================================ masks
@@ -91,7 +91,7 @@ def radial_profile(freq, *, shape="butterworth", highpass=False, cutoff=0.1, ord
 
 
 class _MaskCache:
-    """A small LRU cache of device tensors bounded by total bytes."""
+    """A small LRU cache of masks (NumPy arrays or device tensors) bounded by total bytes."""
 
     def __init__(self, budget: int):
         self.budget = budget
@@ -106,14 +106,14 @@ class _MaskCache:
                 self.items.move_to_end(key)
                 return hit
         value = build()
-        size = value.element_size() * value.nelement()
+        size = _xp.nbytes(value)
         with self.lock:
             if key not in self.items:
                 self.items[key] = value
                 self.bytes += size
                 while self.bytes > self.budget and len(self.items) > 1:
                     _, old = self.items.popitem(last=False)
-                    self.bytes -= old.element_size() * old.nelement()
+                    self.bytes -= _xp.nbytes(old)
         return value
 
     def clear(self):
@@ -136,9 +136,9 @@ def _radial_grid(h, w, half: bool):
     return np.sqrt(fy * fy + fx * fx)
 
 
-def _rfft_mask(h, w, params: tuple, device):
-    """The cached float32 mask for ``torch.fft.rfft2`` of an H×W plane (shape H × (W//2+1))."""
-    import torch
+def _rfft_mask(h, w, params: tuple, like):
+    """The cached float32 mask for the real FFT of an H×W plane (shape H × (W//2+1)), in ``like``'s namespace and
+    on its device."""
 
     def build():
         shape, highpass, cutoff, order, width = params
@@ -151,9 +151,9 @@ def _rfft_mask(h, w, params: tuple, device):
             m = radial_profile(
                 _radial_grid(h, w, True), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
             )
-        return torch.from_numpy(m.astype(np.float32)).to(device)
+        return _xp.like(m.astype(np.float32), like)
 
-    return _MASKS.get(("radial", h, w, params, str(device)), build)
+    return _MASKS.get(("radial", h, w, params, _xp.device_key(like)), build)
 
 
 def frequency_mask(shape_hw, *, shape="butterworth", highpass=False, cutoff=0.1, order=2.0, width=None, centered=True):

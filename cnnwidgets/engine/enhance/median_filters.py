@@ -1,13 +1,19 @@
-"""Median filters: plain (OpenCV on the CPU where it applies, torch otherwise), weighted, adaptive, combinations."""
+"""Median filters: plain (OpenCV on the CPU where it applies), weighted, adaptive, combinations.
+
+Written once for every array namespace; the window operations that differ between NumPy and torch (the median,
+the unfolded windows, max/min filters) are in :mod:`cnnwidgets.engine._xp`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...device import get_device
-from .. import checks
+from .. import _xp, checks
 from ..kinds import to_float
 from ._layout import _CHUNK_ELEMENTS, _Layout
+
+# the unfolded-window reduction (the torch path of the medians on a GPU, and of the weighted median everywhere)
+_torch_window_reduce = _xp.window_reduce
 
 # ============================================================================ median filters
 
@@ -18,72 +24,12 @@ def _odd(size, name):
     return int(size)
 
 
-def _cv2_median_ok(x: np.ndarray, k: int) -> bool:
-    """Whether ``cv2.medianBlur`` filters this H×W[×C] array exactly (replicate border)."""
-    channels = 1 if x.ndim == 2 else x.shape[2]
-    if x.dtype == np.uint8:
-        return channels in (1, 3, 4) or (k <= 5 and channels <= 4)
-    return x.dtype in (np.uint16, np.float32) and k <= 5 and channels <= 4
-
-
-def _torch_work_dtype(dtype):
-    import torch
-
-    if dtype in (torch.float32, torch.float64):
-        return dtype
-    if dtype in (torch.uint8, torch.int8, torch.int16, torch.bool, torch.float16, torch.bfloat16) or dtype == getattr(
-        torch, "uint16", None
-    ):
-        return torch.float32
-    return torch.float64
-
-
-def _windows(x, kh, kw, row0, row1):
-    """Unfolded replicate-padded windows of rows [row0, row1) of a padded N×C×H'×W' tensor: (…, kh*kw)."""
-    sub = x[:, :, row0 : row1 + kh - 1]
-    win = sub.unfold(2, kh, 1).unfold(3, kw, 1)
-    return win.reshape(*win.shape[:4], kh * kw)
-
-
-def _torch_window_reduce(x, kh, kw, reduce):
-    """Apply ``reduce`` (…, K) → (…) to every kh×kw window of an N×C×H×W tensor, replicate border, in row chunks."""
-    import torch
-    import torch.nn.functional as F
-
-    n, c, h, w = x.shape
-    work = _torch_work_dtype(x.dtype)
-    xp = F.pad(x.to(work), (kw // 2, kw // 2, kh // 2, kh // 2), mode="replicate") if (kh > 1 or kw > 1) else x.to(work)
-    out = torch.empty((n, c, h, w), dtype=work, device=x.device)
-    rows = max(1, _CHUNK_ELEMENTS // max(1, n * c * w * kh * kw))
-    for r0 in range(0, h, rows):
-        r1 = min(h, r0 + rows)
-        out[:, :, r0:r1] = reduce(_windows(xp, kh, kw, r0, r1))
-    return out.to(x.dtype) if x.dtype != torch.bool else out > 0.5
-
-
-def _median_planes_cv2(x: np.ndarray, k: int) -> np.ndarray:
-    """medianBlur over an N×C×H×W NumPy array, one image (all channels) at a time."""
-    import cv2
-
-    out = np.empty_like(x)
-    c = x.shape[1]
-    for i in range(x.shape[0]):
-        hwc = np.ascontiguousarray(x[i].transpose(1, 2, 0))
-        if _cv2_median_ok(hwc, k):
-            res = cv2.medianBlur(hwc, k)
-            out[i] = res[None] if res.ndim == 2 else res.transpose(2, 0, 1)
-        else:
-            for j in range(c):
-                out[i, j] = cv2.medianBlur(np.ascontiguousarray(x[i, j]), k)
-    return out
-
-
 def median(image, *, size=3):
     """Median filter with a size×size square window and replicate border.
 
     Equals ``scipy.ndimage.median_filter(image, size=(size, size[, 1]), mode="nearest")`` and, where it
     applies, ``cv2.medianBlur(image, size)``. On the CPU, OpenCV does the work for uint8 (any size) and for
-    uint16/float32 (sizes 3 and 5); other cases and GPUs use torch.
+    uint16/float32 (sizes 3 and 5), SciPy's ``median_filter`` other NumPy arrays; tensors on a GPU use torch.
 
     Parameters
     ----------
@@ -99,32 +45,13 @@ def median(image, *, size=3):
     """
     k = _odd(size, "size")
     layout = _Layout(image)
-    device = get_device()
     if k == 1:
         return image.clone() if layout.torch else np.array(layout.image, copy=True)
-    src = layout.nchw()
-    on_cpu = device.type == "cpu" and (not layout.torch or layout.device.type == "cpu")
-    if on_cpu:
-        img = layout.image
-        if (
-            not layout.torch
-            and layout.ndim in (2, 3)
-            and img.dtype in (np.uint8, np.uint16, np.float32)
-            and _cv2_median_ok(img, k)
-        ):
-            import cv2
-
-            out = cv2.medianBlur(np.ascontiguousarray(img), k)  # one call, no layout copies
-            return out.reshape(img.shape)
-        arr = src.cpu().numpy() if layout.torch else src
-        if arr.dtype == np.uint8 or (arr.dtype in (np.uint16, np.float32) and k <= 5):
-            return layout.restore(_median_planes_cv2(arr, k))
-    import torch
-
-    x = src if layout.torch else torch.from_numpy(np.ascontiguousarray(src))
-    with torch.no_grad():
-        y = _torch_window_reduce(x.to(device), k, k, lambda win: win.median(dim=-1).values)
-    return layout.restore(y)
+    if not layout.torch and layout.target is None:
+        out = _xp.median_hwc(layout.image, k)  # one OpenCV call on the image as it is, where it applies
+        if out is not None:
+            return out
+    return layout.restore(_xp.median_filter(layout.planes(), k))
 
 
 def center_weighted_kernel(size=3, center=3):
@@ -181,24 +108,21 @@ def weighted_median(image, weights):
     numpy.ndarray or torch.Tensor
         Same shape, dtype and kind as the input.
     """
-    import torch
-
     w = _check_weights(weights)
     layout = _Layout(image)
-    device = get_device()
-    src = layout.nchw()
-    x = src if layout.torch else torch.from_numpy(np.ascontiguousarray(src))
-    flat = torch.from_numpy(w.reshape(-1)).to(device)
+    x = layout.planes()
+    xp = _xp.namespace(x)
+    flat = _xp.like(w.reshape(-1), x)
     rank = (int(w.sum()) - 1) // 2
 
     def reduce(win):
-        vals, idx = win.sort(dim=-1)
-        cum = flat[idx].cumsum(dim=-1)
-        pos = (cum <= rank).sum(dim=-1, keepdim=True)
-        return vals.gather(-1, pos).squeeze(-1)
+        idx = xp.argsort(win, axis=-1)
+        vals = xp.take_along_axis(win, idx, axis=-1)
+        cum = xp.cumulative_sum(flat[idx], axis=-1)
+        pos = xp.sum(xp.astype(cum <= rank, xp.int64), axis=-1, keepdims=True)
+        return xp.take_along_axis(vals, pos, axis=-1)[..., 0]
 
-    with torch.no_grad():
-        y = _torch_window_reduce(x.to(device), w.shape[0], w.shape[1], reduce)
+    y = _xp.window_reduce(x, w.shape[0], w.shape[1], reduce, chunk_elements=_CHUNK_ELEMENTS)
     return layout.restore(y)
 
 
@@ -222,42 +146,40 @@ def adaptive_median(image, *, max_size=7):
     numpy.ndarray or torch.Tensor
         Same shape, dtype and kind as the input.
     """
-    import torch
-    import torch.nn.functional as F
-
     smax = _odd(max_size, "max_size")
     if smax < 3:
         raise ValueError(f"max_size must be at least 3, got {max_size!r}")
     layout = _Layout(image)
-    device = get_device()
-    src = layout.nchw()
-    x = src if layout.torch else torch.from_numpy(np.ascontiguousarray(src))
-    x = x.to(device)
-    work = _torch_work_dtype(x.dtype)
-    with torch.no_grad():
-        z = x.to(work)
-        out = z.clone()
-        pending = torch.ones_like(z, dtype=torch.bool)
-        zmed = z
-        for s in range(3, smax + 1, 2):
-            p = s // 2
-            zp = F.pad(z, (p, p, p, p), mode="replicate")
-            zmax = F.max_pool2d(zp, s, stride=1)
-            zmin = -F.max_pool2d(-zp, s, stride=1)
-            med = median(x if layout.torch or device.type != "cpu" else src, size=s)
-            zmed = (
-                (med if isinstance(med, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(med)))
-                .to(device)
-                .to(work)
-            )
-            stage_a = (zmin < zmed) & (zmed < zmax) & pending
-            keep = (zmin < z) & (z < zmax)
-            out = torch.where(stage_a, torch.where(keep, z, zmed), out)
-            pending &= ~stage_a
-            if not bool(pending.any()):
-                break
-        out = torch.where(pending, zmed, out)
-    return layout.restore(out.to(x.dtype))
+    x = layout.planes()
+    xp = _xp.namespace(x)
+    z = _work(x)
+    out = xp.asarray(z, copy=True)
+    pending = xp.ones(z.shape, dtype=xp.bool, device=_device(z))
+    zmed = z
+    for s in range(3, smax + 1, 2):
+        zmax, zmin = _xp.window_max(z, s), _xp.window_min(z, s)
+        zmed = _work(_xp.median_filter(x, s))
+        stage_a = (zmin < zmed) & (zmed < zmax) & pending
+        keep = (zmin < z) & (z < zmax)
+        out = xp.where(stage_a, xp.where(keep, z, zmed), out)
+        pending = pending & ~stage_a
+        if not bool(xp.any(pending)):
+            break
+    out = xp.where(pending, zmed, out)
+    return layout.restore(xp.astype(out, x.dtype))
+
+
+def _work(x):
+    """``x`` in a dtype its window max/min compute in exactly: torch's pools need a float, SciPy's filters no bool."""
+    if _xp.is_torch(x):
+        return x.to(_xp._torch_work_dtype(x.dtype))
+    return x.view(np.uint8) if x.dtype == bool else x
+
+
+def _device(x):
+    from array_api_compat import device
+
+    return device(x)
 
 
 def median_combination(image, *, sizes=(3, 5, 7), coefficients=None):

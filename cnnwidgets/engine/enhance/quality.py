@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from ...device import get_device
-from .. import checks
+from .. import _xp, checks
 from ..kinds import to_float
 from ._layout import NOISE_KINDS, _float_planes, _Layout
 from .masks import _is_number
@@ -30,7 +29,8 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
     amount : float
         Noise strength (≥ 0), see ``kind``.
     seed : int, optional
-        Seed for reproducible noise, 0 … 2**63 − 1.
+        Seed for reproducible noise, 0 … 2**63 − 1. The noise is drawn by NumPy's ``default_rng(seed)`` whatever
+        the input's kind and device, so a seed gives the same noise for NumPy and torch, CPU and GPU.
     frequency : (float, float)
         (fy, fx) of the periodic noise in cycles per pixel (finite numbers).
 
@@ -39,8 +39,6 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
     numpy.ndarray or torch.Tensor
         float32 clipped to [0, 1], the input's shape and kind.
     """
-    import torch
-
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
     if not _is_number(amount) or amount < 0:
@@ -54,33 +52,29 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
     ):
         raise ValueError(f"frequency must be (fy, fx), two finite numbers, got {checks.short(frequency)}")
     layout = _Layout(image)
-    device = get_device()
     # past this the clipped result no longer changes, and amount × N(0, 1) stays finite in float32 (0 × inf is NaN)
     amount = min(float(amount), 1e30)
-    with torch.no_grad():
-        x = _float_planes(layout, device)
-        gen = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
-        n, c, h, w = x.shape
-        if kind == "gaussian":
-            y = x + amount * torch.randn(x.shape, generator=gen).to(device)
-        elif kind == "speckle":
-            y = x + x * (amount * torch.randn(x.shape, generator=gen).to(device))
-        elif kind == "periodic":
-            fy, fx = (float(v) for v in frequency)
-            rows = torch.arange(h, dtype=torch.float64)[:, None]
-            cols = torch.arange(w, dtype=torch.float64)[None, :]
-            wave = torch.sin(2 * math.pi * (fy * rows + fx * cols)).float().to(device)
-            y = x + amount * wave
-        else:
-            u = torch.rand((n, 1, h, w), generator=gen).to(device)
-            y = torch.where(u < amount / 2, 0.0, torch.where(u < amount, 1.0, x))
-        y = y.clamp_(0.0, 1.0)
-    return layout.restore(y)
+    x = _float_planes(layout)
+    xp = _xp.namespace(x)
+    rng = np.random.default_rng(None if seed is None else int(seed))
+    n, c, h, w = x.shape
+    if kind == "gaussian":
+        y = x + _xp.like(amount * rng.standard_normal(x.shape, dtype=np.float32), x)
+    elif kind == "speckle":
+        y = x + x * _xp.like(amount * rng.standard_normal(x.shape, dtype=np.float32), x)
+    elif kind == "periodic":
+        fy, fx = (float(v) for v in frequency)
+        rows = np.arange(h, dtype=np.float64)[:, None]
+        cols = np.arange(w, dtype=np.float64)[None, :]
+        wave = np.sin(2 * math.pi * (fy * rows + fx * cols)).astype(np.float32)
+        y = x + _xp.like(np.float32(amount) * wave, x)
+    else:
+        u = _xp.like(rng.random((n, 1, h, w), dtype=np.float32), x)
+        y = xp.where(u < amount / 2, 0.0, xp.where(u < amount, 1.0, x))
+    return layout.restore(xp.clip(y, 0.0, 1.0))
 
 
 def _metric_pair(image_true, image_test, data_range):
-    import torch
-
     if data_range is not None:
         checks.number("data_range", data_range, lo=0, lo_open=True)
     a, b = _Layout(image_true, "image_true"), _Layout(image_test, "image_test")
@@ -88,15 +82,13 @@ def _metric_pair(image_true, image_test, data_range):
         raise ValueError(
             f"image_true and image_test must have the same shape, got {tuple(a.image.shape)} and {tuple(b.image.shape)}"
         )
-    device = get_device()
 
     def prep(layout):
-        x = layout.nchw()
-        x = x if layout.torch else torch.from_numpy(np.ascontiguousarray(x))
-        x = x.to(device)
+        x = layout.planes()
+        xp = _xp.namespace(x)
         if data_range is None:
-            return to_float(x.float() if x.dtype == torch.bool else x).double()
-        return x.double()
+            return xp.astype(to_float(xp.astype(x, xp.float32) if x.dtype == xp.bool else x), xp.float64)
+        return xp.astype(x, xp.float64)
 
     return prep(a), prep(b), (1.0 if data_range is None else float(data_range))
 
@@ -118,7 +110,7 @@ def psnr(image_true, image_test, *, data_range=None):
         ``inf`` for identical images.
     """
     x, y, r = _metric_pair(image_true, image_test, data_range)
-    mse = float(((x - y) ** 2).mean())
+    mse = float(_xp.namespace(x).mean((x - y) ** 2))
     if mse == 0:
         return math.inf
     # log10(r² / mse) as a difference of logarithms: r² / mse over- or underflows for extreme ranges
@@ -146,20 +138,19 @@ def ssim(image_true, image_test, *, data_range=None, win_size=7):
     float
         In [−1, 1]; 1 for identical images.
     """
-    import torch.nn.functional as F
-
     win = _odd(win_size, "win_size")
     if win < 3:
         raise ValueError(f"win_size must be at least 3 (the sample covariance needs two pixels), got {win_size!r}")
     x, y, r = _metric_pair(image_true, image_test, data_range)
     if min(x.shape[-2:]) < win:
         raise ValueError(f"ssim: images of {tuple(x.shape[-2:])} pixels are smaller than win_size={win}")
+    xp = _xp.namespace(x)
     n, c, h, w = x.shape
-    x = x.reshape(n * c, 1, h, w)
-    y = y.reshape(n * c, 1, h, w)
+    x = xp.reshape(x, (n * c, 1, h, w))
+    y = xp.reshape(y, (n * c, 1, h, w))
 
     def filt(t):
-        return F.avg_pool2d(t, win, stride=1)
+        return _xp.box_mean_valid(t, win)
 
     npx = win * win
     cov_norm = npx / (npx - 1)
@@ -171,4 +162,4 @@ def ssim(image_true, image_test, *, data_range=None, win_size=7):
     if c1 == 0 or math.isinf(c2):
         raise ValueError(f"data_range={data_range!r} is too small or too large for SSIM's constants (0.01 × range)²")
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return float(s.mean())
+    return float(xp.mean(s))

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .. import _xp
 from ._common import many, positive_int, square_gray, stack
 
 __all__ = ["hog", "gabor_bank", "gist", "GIST_PREFILTER_SIGMA"]
@@ -163,12 +164,15 @@ def _kernels(kind: tuple) -> np.ndarray:
     return _bank(kind[1], kind[2])[kind[3]]
 
 
+_AXES = (-2, -1)
+
+
 @functools.lru_cache(maxsize=32)
 def _spectra(kind: tuple, side: int, device):
     """FFT length, kernel radius and the kernels' spectra: zero-padded to L×L and centred on (0, 0);
-    (K, L, L) for Gabor kernels, the half spectrum (K, L, L // 2 + 1) for the real Gaussian."""
+    (K, L, L) for Gabor kernels, the half spectrum (K, L, L // 2 + 1) for the real Gaussian; NumPy for
+    ``device=None``, else tensors on ``device``."""
     import scipy.fft
-    import torch
 
     kernels = _kernels(kind)
     r = kernels.shape[-1] // 2
@@ -177,47 +181,50 @@ def _spectra(kind: tuple, side: int, device):
     padded[:, : 2 * r + 1, : 2 * r + 1] = kernels
     padded = np.roll(padded, (-r, -r), axis=(1, 2))
     if kind[0] == "gabor":
-        return n, r, torch.fft.fft2(torch.from_numpy(padded.astype(np.complex64)).to(device))
-    return n, r, torch.fft.rfft2(torch.from_numpy(padded.astype(np.float32)).to(device))
+        spec = scipy.fft.fftn(padded.astype(np.complex64), axes=_AXES)
+    else:
+        spec = scipy.fft.rfftn(padded.astype(np.float32), axes=_AXES)
+    return n, r, _xp.to_device(spec, device)
 
 
 def _convolve(planes, kind: tuple):
-    """``planes`` (N, S, S) float32 torch convolved with the kernels of ``kind``, mirror boundary (SciPy's
-    ``mode="mirror"``): a torch tensor (N, K, S, S), complex64 for Gabor kernels, float32 for the Gaussian."""
-    import torch
-    import torch.nn.functional as F
-
+    """``planes`` (N, S, S) float32 (NumPy or torch) convolved with the kernels of ``kind``, mirror boundary
+    (SciPy's ``mode="mirror"``): (N, K, S, S) in the same namespace, complex64 for Gabor kernels, float32 for the
+    Gaussian."""
+    f = _xp.fft(_xp.namespace(planes))
     side = planes.shape[-1]
-    n, r, spec = _spectra(kind, side, planes.device)
-    padded = F.pad(planes[:, None], (r, r, r, r), mode="reflect")[:, 0]
+    n, r, spec = _spectra(kind, side, planes.device if _xp.is_torch(planes) else None)
+    padded = _xp.pad(planes, r, r, "reflect101")
     if kind[0] == "gabor":
-        out = torch.fft.ifft2(torch.fft.fft2(padded, s=(n, n))[:, None] * spec[None])
+        out = f.ifftn(f.fftn(padded, s=(n, n), axes=_AXES)[:, None] * spec[None], axes=_AXES)
     else:
-        out = torch.fft.irfft2(torch.fft.rfft2(padded, s=(n, n))[:, None] * spec[None], s=(n, n))
+        out = f.irfftn(f.rfftn(padded, s=(n, n), axes=_AXES)[:, None] * spec[None], s=(n, n), axes=_AXES)
     return out[..., r : r + side, r : r + side]
 
 
 def _gist_batch(gray: np.ndarray, scales: int, orientations: int, grid: int) -> np.ndarray:
-    import torch
+    device = _xp.compute_device()  # NumPy on the CPU unless CNNWIDGETS_DEVICE names a GPU
+    if device is not None:
+        from ...device import apply_thread_policy
 
-    from ...device import apply_thread_policy, get_device
-
-    apply_thread_policy()
+        apply_thread_policy()
     side = gray.shape[-1]
-    with torch.no_grad():
-        x = torch.log1p(torch.from_numpy(gray.astype(np.float32)).to(get_device()))
-        blur = ("gauss", GIST_PREFILTER_SIGMA * side)
-        white = x - _convolve(x, blur)[:, 0]
-        local = torch.sqrt(torch.clamp(_convolve(white**2, blur)[:, 0], min=0.0))
-        x = white / (0.2 + local)
-        cells = []
-        for s in range(scales):
-            energy = _convolve(x, ("gabor", scales, orientations, s)).abs()  # N, orientations, side, side
-            c = side // grid
-            cells.append(energy.reshape(len(x), orientations, grid, c, grid, c).mean(dim=(3, 5)))
-        vec = torch.cat(cells, dim=1).reshape(len(x), -1).double()
-        vec = vec / torch.clamp(torch.linalg.vector_norm(vec, dim=1, keepdim=True), min=1e-12)
-        return vec.float().cpu().numpy()
+    x = _xp.to_device(gray.astype(np.float32), device)
+    xp = _xp.namespace(x)
+    x = xp.log1p(x)
+    blur = ("gauss", GIST_PREFILTER_SIGMA * side)
+    white = x - _convolve(x, blur)[:, 0]
+    local = xp.sqrt(xp.clip(_convolve(white**2, blur)[:, 0], min=0.0))
+    x = white / (0.2 + local)
+    cells = []
+    n = x.shape[0]
+    for s in range(scales):
+        energy = xp.abs(_convolve(x, ("gabor", scales, orientations, s)))  # N, orientations, side, side
+        c = side // grid
+        cells.append(xp.mean(xp.reshape(energy, (n, orientations, grid, c, grid, c)), axis=(3, 5)))
+    vec = xp.astype(xp.reshape(xp.concat(cells, axis=1), (n, -1)), xp.float64)
+    vec = vec / xp.clip(xp.linalg.vector_norm(vec, axis=1, keepdims=True), min=1e-12)
+    return _xp.to_numpy(xp.astype(vec, xp.float32))
 
 
 def gist(image, *, side: int = 128, scales: int = 4, orientations: int = 8, grid: int = 4) -> np.ndarray:
@@ -233,8 +240,8 @@ def gist(image, *, side: int = 128, scales: int = 4, orientations: int = 8, grid
     3. average the energy over a ``grid``×``grid`` grid of equal cells;
     4. scale the vector to unit L2 norm.
 
-    Convolutions are products of FFTs (``torch.fft``, on :func:`cnnwidgets.device.get_device` with the threads of
-    :func:`cnnwidgets.device.apply_thread_policy`, images in batches of 8) of the image mirrored at its border by
+    Convolutions are products of FFTs (``scipy.fft`` on the CPU; ``torch.fft`` where
+    :func:`cnnwidgets.device.compute_device` names a GPU; images in batches of 8) of the image mirrored at its border by
     the kernel radius (SciPy's ``mode="mirror"``), so the result equals a direct spatial convolution of the same
     kernels.
 

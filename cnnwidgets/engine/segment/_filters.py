@@ -1,12 +1,12 @@
-"""Separable and small convolutions on the CPU (OpenCV) or the configured torch device, with SciPy-style borders."""
+"""Small convolutions with SciPy-style mirror borders: OpenCV on NumPy, torch on a GPU (:mod:`cnnwidgets.engine._xp`)."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-# ----------------------------------------------------------------------------- torch convolution helpers
+from .. import _xp
+
+# ----------------------------------------------------------------------------- backends
 
 
 def _gauss_kernel(sigma: float, truncate: float = 4.0, order: int = 0) -> np.ndarray:
@@ -21,92 +21,32 @@ def _gauss_kernel(sigma: float, truncate: float = 4.0, order: int = 0) -> np.nda
     raise ValueError(order)
 
 
-def _backend() -> str:
-    from ...device import get_device
+def _backend(image=None):
+    """Where the convolutions of ``image`` run: ``"opencv"`` (NumPy on the CPU) or a torch device (a GPU).
 
-    return "opencv" if get_device().type == "cpu" else "torch"
-
-
-def _to_torch(x: np.ndarray, *, dtype: str = "float32"):
-    import torch
-
-    from ...device import get_device
-
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=getattr(np, dtype)))[None, None].to(get_device())
+    :func:`cnnwidgets.device.compute_device` decides; a tensor on the CPU is convolved by OpenCV too (it is
+    several times faster there than torch's single-channel convolution).
+    """
+    dev = _xp.compute_device(image)
+    return "opencv" if dev is None or dev.type == "cpu" else dev
 
 
-@functools.lru_cache(maxsize=64)
-def _pad_index(n: int, r: int, mode: str, device) -> object:
-    import torch
-
-    i = np.arange(-r, n + r)
-    if mode == "symmetric":  # d c b a | a b c d | d c b a  (scipy "reflect")
-        period = 2 * n
-        i = np.mod(i, period)
-        i = np.where(i >= n, period - 1 - i, i)
-    elif mode == "reflect101":  # d c b | a b c d | c b a  (numpy "reflect", OpenCV default)
-        if n == 1:
-            i = np.zeros_like(i)
-        else:
-            period = 2 * n - 2
-            i = np.mod(i, period)
-            i = np.where(i >= n, period - i, i)
-    else:
-        raise ValueError(mode)
-    return torch.as_tensor(i, device=device)
-
-
-def _pad(t, r: int, mode: str):
-    """Pad a 1×C×H×W tensor by ``r`` on each side of H and W."""
-    if r == 0:
-        return t
-    _, _, h, w = t.shape
-    t = t.index_select(2, _pad_index(h, r, mode, t.device))
-    return t.index_select(3, _pad_index(w, r, mode, t.device))
-
-
-def _conv(t, kernels: np.ndarray, *, mode: str = "symmetric"):
-    """Correlate a 1×1×H×W tensor with K kernels (K×kh×kw, odd sides) → 1×K×H×W, mirror padding."""
-    import torch
-    import torch.nn.functional as F
-
-    kh, kw = kernels.shape[1:]
-    r = kh // 2
-    weight = torch.as_tensor(kernels, dtype=t.dtype, device=t.device)[:, None]
-    return F.conv2d(_pad(t, r, mode), weight)
-
-
-def _separable(x: np.ndarray, ky: np.ndarray, kx: np.ndarray, *, backend: str = "torch") -> np.ndarray:
-    """Correlate with ky along rows and kx along columns, scipy "reflect" (symmetric) borders; float64 out."""
+def _on(x: np.ndarray, backend, dtype: str = "float32"):
+    """``x`` as the backend computes it: a contiguous NumPy array for ``"opencv"``, else a torch tensor on the
+    backend's device (``"torch"``: :func:`cnnwidgets.device.get_device`)."""
+    x = np.ascontiguousarray(x, dtype=getattr(np, dtype))
     if backend == "opencv":
-        import cv2
+        return x
+    if backend == "torch":
+        from ...device import get_device
 
-        return cv2.sepFilter2D(
-            x.astype(np.float64), cv2.CV_64F, kx[::-1].copy(), ky[::-1].copy(), borderType=cv2.BORDER_REFLECT
-        )
-    import torch
-    import torch.nn.functional as F
-
-    t = _to_torch(x, dtype="float64")
-    r = len(ky) // 2
-    t = _pad(t, r, "symmetric")
-    t = F.conv2d(t, torch.as_tensor(ky[::-1].copy(), dtype=t.dtype, device=t.device).view(1, 1, -1, 1))
-    t = F.conv2d(t, torch.as_tensor(kx[::-1].copy(), dtype=t.dtype, device=t.device).view(1, 1, 1, -1))
-    return t[0, 0].cpu().numpy()
+        backend = get_device()
+    return _xp.to_device(x, backend)
 
 
-def _smooth_t(t, sigma: float):
-    """Gaussian smoothing of a 1×1×H×W tensor as ``scipy.ndimage.gaussian_filter(mode="reflect", truncate=4)``."""
-    import torch
-    import torch.nn.functional as F
-
-    if not sigma or sigma <= 0:
-        return t
-    k = torch.as_tensor(_gauss_kernel(sigma), dtype=t.dtype, device=t.device)
-    r = len(k) // 2
-    t = _pad(t, r, "symmetric")
-    t = F.conv2d(t, k.view(1, 1, -1, 1))
-    return F.conv2d(t, k.view(1, 1, 1, -1))
+def _separable(x: np.ndarray, ky: np.ndarray, kx: np.ndarray, *, backend="torch") -> np.ndarray:
+    """Convolve with ky along rows and kx along columns, scipy "reflect" (symmetric) borders; float64 out."""
+    return _xp.to_numpy(_xp.sep_correlate(_on(x, backend, "float64"), ky[::-1], kx[::-1], "symmetric"))
 
 
 # convolution kernels, written as correlation weights (flipped from the convolution kernels)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .. import checks
+from .. import _xp, checks
 from ._base import EDGE_METHODS, GRADIENT_METHODS, _like, _numpy, as_gray
-from ._filters import _backend, _conv, _float_image, _gauss_kernel, _gradient_kernels, _pad, _smooth_t, _to_torch
+from ._filters import _backend, _float_image, _gauss_kernel, _gradient_kernels, _on
 
 #: Largest ``sigma`` of :func:`edges` (its Gaussian has 8 sigma + 1 taps).
 MAX_SIGMA = 100.0
@@ -86,8 +84,8 @@ def edges(
     Notes
     -----
     Gradient and second-derivative operators are convolutions in float32 with mirror borders (scipy's
-    ``"reflect"``): torch ``conv2d`` on :func:`cnnwidgets.device.get_device` when that is a GPU, OpenCV's
-    ``filter2D`` when it is the CPU (several times faster there than torch's single-channel convolution).
+    ``"reflect"``): torch ``conv2d`` when :func:`cnnwidgets.device.compute_device` picks a GPU, OpenCV's
+    ``filter2D`` on the CPU (several times faster there than torch's single-channel convolution).
     Both give the same numbers (tests compare them).
     """
     checks.choice("method", method, EDGE_METHODS)
@@ -113,7 +111,7 @@ def edges(
         sigma = 2.0 if sigma is None else sigma
         if sigma < 0.1:
             raise ValueError(f"sigma must be ≥ 0.1 for the Laplacian of Gaussian, got {sigma}")
-    resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend())
+    resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend(image))
     if not want_edges:
         return _like(resp, image)
     return _like(edge_mask(resp, method, threshold=threshold), image)
@@ -160,49 +158,21 @@ def edge_mask(response, method: str = "sobel", *, threshold: float = 0.0):
 _LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=np.float64)
 
 
-def _edge_response(gray: np.ndarray, method: str, sigma: float, *, backend: str) -> np.ndarray:
+def _edge_response(gray: np.ndarray, method: str, sigma: float, *, backend) -> np.ndarray:
     """Gradient magnitude or second derivative of a float gray image, float32, scipy "reflect" borders.
 
-    ``backend="torch"`` convolves on the configured device; ``"opencv"`` is the faster path on a CPU.
+    ``backend``: ``"opencv"`` (NumPy, the faster path on a CPU), ``"torch"`` (the configured device) or a torch
+    device; the computation is the same, in that namespace (:mod:`cnnwidgets.engine._xp`).
     """
-    if backend == "opencv":
-        import cv2
-
-        x = np.ascontiguousarray(gray, dtype=np.float32)
-        border = cv2.BORDER_REFLECT
-        if method == "log":
-            g0, g2 = (_gauss_kernel(sigma).astype(np.float32), _gauss_kernel(sigma, order=2).astype(np.float32))
-            return cv2.sepFilter2D(x, cv2.CV_32F, g0, g2, borderType=border) + cv2.sepFilter2D(
-                x, cv2.CV_32F, g2, g0, borderType=border
-            )
-        if sigma > 0:
-            k = _gauss_kernel(sigma).astype(np.float32)
-            x = cv2.sepFilter2D(x, cv2.CV_32F, k, k, borderType=border)
-        if method == "laplace":
-            return cv2.filter2D(x, cv2.CV_32F, _LAPLACE.astype(np.float32), borderType=border)
-        gx, gy = (
-            cv2.filter2D(x, cv2.CV_32F, k.astype(np.float32), borderType=border) for k in _gradient_kernels(method)
-        )
-        return cv2.magnitude(gx, gy) * np.float32(1 / math.sqrt(2))
-    import torch.nn.functional as F
-
-    t = _to_torch(gray)
+    x = _on(gray, backend)
+    xp = _xp.namespace(x)
     if method == "log":
         g0, g2 = _gauss_kernel(sigma), _gauss_kernel(sigma, order=2)
-        p = _pad(t, len(g0) // 2, "symmetric")
-        k0 = _kernel_t(g0, t).view(1, 1, 1, -1)
-        k2 = _kernel_t(g2, t).view(1, 1, 1, -1)
-        d2y = F.conv2d(F.conv2d(p, k2.transpose(2, 3)), k0)
-        d2x = F.conv2d(F.conv2d(p, k0.transpose(2, 3)), k2)
-        return (d2y + d2x)[0, 0].cpu().numpy()
-    t = _smooth_t(t, sigma)
+        return _xp.to_numpy(_xp.sep_correlate(x, g2, g0) + _xp.sep_correlate(x, g0, g2))
+    if sigma > 0:
+        k = _gauss_kernel(sigma)
+        x = _xp.sep_correlate(x, k, k)
     if method == "laplace":
-        return _conv(t, _LAPLACE[None])[0, 0].cpu().numpy()
-    g = _conv(t, _gradient_kernels(method))[0]
-    return ((g * g).sum(0) / 2).sqrt().cpu().numpy()
-
-
-def _kernel_t(k: np.ndarray, like):
-    import torch
-
-    return torch.as_tensor(np.ascontiguousarray(k), dtype=like.dtype, device=like.device)
+        return _xp.to_numpy(_xp.correlate(x, _LAPLACE))
+    gx, gy = (_xp.correlate(x, k) for k in _gradient_kernels(method))
+    return _xp.to_numpy(xp.sqrt((gx * gx + gy * gy) / 2))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import checks
+from .. import _xp, checks
 from ._base import LOCAL_METHODS, _like, as_gray
-from ._filters import _backend, _gauss_kernel, _pad, _separable, _to_torch
+from ._filters import _backend, _gauss_kernel, _on, _separable
 
 # ----------------------------------------------------------------------------- local thresholds
 
@@ -14,27 +14,11 @@ from ._filters import _backend, _gauss_kernel, _pad, _separable, _to_torch
 MAX_WINDOW = 4095
 
 
-def _box_mean_cv(x: np.ndarray, w: int, border) -> np.ndarray:
-    import cv2
-
-    return cv2.boxFilter(x, cv2.CV_64F, (w, w), normalize=True, borderType=border)
-
-
-def _local_mean_std(x: np.ndarray, w: int, *, backend: str):
+def _local_mean_std(x: np.ndarray, w: int, *, backend):
     """Mean and standard deviation over w×w windows, mirror-padded without repeating the edge."""
-    if backend == "opencv":
-        import cv2
-
-        m = _box_mean_cv(x, w, cv2.BORDER_REFLECT_101)
-        m2 = _box_mean_cv(x * x, w, cv2.BORDER_REFLECT_101)
-    else:
-        import torch.nn.functional as F
-
-        t = _to_torch(x, dtype="float64")
-        p = _pad(t, w // 2, "reflect101")
-        m = F.avg_pool2d(p, w, stride=1)
-        m2 = F.avg_pool2d(p * p, w, stride=1)
-        m, m2 = m[0, 0].cpu().numpy(), m2[0, 0].cpu().numpy()
+    t = _on(x, backend, "float64")
+    m = _xp.to_numpy(_xp.box_mean(t, w, "reflect101"))
+    m2 = _xp.to_numpy(_xp.box_mean(t * t, w, "reflect101"))
     return m, np.sqrt(np.clip(m2 - m * m, 0, None))
 
 
@@ -73,7 +57,8 @@ def local_threshold(
 
     Notes
     -----
-    Box and Gaussian windows run in OpenCV on the CPU and in torch on a GPU device; median uses SciPy.
+    Box and Gaussian windows run in OpenCV on the CPU and in torch on a GPU device
+    (:func:`cnnwidgets.device.compute_device`); median uses SciPy.
     """
     checks.choice("method", method, LOCAL_METHODS)
     if not (checks.is_integer(window) and 3 <= window <= MAX_WINDOW and window % 2 == 1):
@@ -85,7 +70,7 @@ def local_threshold(
         r = checks.number("r", r, lo=0, lo_open=True)
     gray = as_gray(image)
     x = gray.astype(np.float64)
-    backend = _backend()
+    backend = _backend(image)
     if method in ("niblack", "sauvola"):
         m, s = _local_mean_std(x, window, backend=backend)
         if method == "niblack":
@@ -105,19 +90,7 @@ def local_threshold(
 
         out = ndi.median_filter(x, size=window, mode="reflect") - offset
     elif method == "mean":
-        if backend == "opencv":
-            import cv2
-
-            out = _box_mean_cv(x, window, cv2.BORDER_REFLECT) - offset
-        else:
-            import torch.nn.functional as F
-
-            out = (
-                F.avg_pool2d(_pad(_to_torch(x, dtype="float64"), window // 2, "symmetric"), window, stride=1)[0, 0]
-                .cpu()
-                .numpy()
-                - offset
-            )
+        out = _xp.to_numpy(_xp.box_mean(_on(x, backend, "float64"), window, "symmetric")) - offset
     else:
         kern = _gauss_kernel((window - 1) / 6.0)
         out = _separable(x, kern, kern, backend=backend) - offset

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import device as array_device
 
-from .. import checks
+from .. import _xp, checks
 from ._base import _is_torch, _like, _numpy, as_gray
 from .edge_maps import edges
 
@@ -138,7 +139,7 @@ def kmeans_regions(image, clusters: int = 3, seed: int = 0):
 
 
 def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sample: int = 200_000):
-    """Cluster pixel colours with k-means (k-means++ start), in torch on :func:`cnnwidgets.device.get_device`.
+    """Cluster pixel colours with k-means (k-means++ start), where :func:`cnnwidgets.device.compute_device` says.
 
     Parameters
     ----------
@@ -159,10 +160,6 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
         Cluster index 0..k-1, clusters ordered by increasing centre brightness (mean over channels).
     centers : numpy.ndarray of float32, k×C (C = 1 for gray)
     """
-    import torch
-
-    from ...device import get_device
-
     if not (checks.is_integer(k) and k >= 1):
         raise ValueError(f"k must be ≥ 1, got {checks.short(k)}")
     k = int(k)
@@ -176,30 +173,40 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
         raise ValueError(f"the image has fewer than k={checks.short(k)} distinct colours")
     rng = np.random.default_rng(seed)
     fit = pixels if len(pixels) <= sample else pixels[rng.choice(len(pixels), sample, replace=False)]
-    dev = get_device()
-    X = torch.from_numpy(fit).to(dev)
+    dev = _xp.compute_device(image)
+    X = _xp.to_device(fit, dev)
+    xp = _xp.namespace(X)
     # k-means++
-    centers = [X[int(rng.integers(len(fit)))]]
-    d2 = ((X - centers[0]) ** 2).sum(1)
+    picks = [int(rng.integers(len(fit)))]
+    d2 = xp.sum((X - X[picks[0]]) ** 2, axis=1)
     for _ in range(1, k):
-        p = d2.double().cpu().numpy()
+        p = _xp.to_numpy(d2).astype(np.float64)
         total = p.sum()
         idx = int(rng.choice(len(fit), p=p / total)) if total > 0 else int(rng.integers(len(fit)))
-        centers.append(X[idx])
-        d2 = torch.minimum(d2, ((X - X[idx]) ** 2).sum(1))
-    C = torch.stack(centers)
+        picks.append(idx)
+        d2 = xp.minimum(d2, xp.sum((X - X[idx]) ** 2, axis=1))
+    C = xp.stack([X[i] for i in picks])
+    ids = xp.arange(k, device=array_device(X))
     for _ in range(int(max_iter)):
-        assign = torch.cdist(X, C).argmin(1)
-        sums = torch.zeros_like(C).index_add_(0, assign, X)
-        counts = torch.bincount(assign, minlength=k).to(X.dtype)[:, None]
-        new = torch.where(counts > 0, sums / counts.clamp(min=1), C)
-        if torch.allclose(new, C, atol=1e-4, rtol=0):
+        onehot = xp.astype(_nearest(X, C)[:, None] == ids[None, :], X.dtype)  # n × k
+        sums = xp.matmul(xp.matrix_transpose(onehot), X)
+        counts = xp.sum(onehot, axis=0)[:, None]
+        new = xp.where(counts > 0, sums / xp.clip(counts, min=1), C)
+        if bool(xp.all(xp.abs(new - C) <= 1e-4)):
             C = new
             break
         C = new
-    order = torch.argsort(C.mean(1))
-    C = C[order]
-    allX = torch.from_numpy(pixels).to(dev)
-    labels = torch.cat([torch.cdist(chunk, C).argmin(1) for chunk in allX.split(1 << 20)])
-    labels = labels.cpu().numpy().astype(np.int32).reshape(h, w)
-    return _like(labels, image), C.cpu().numpy()
+    C = xp.take(C, xp.argsort(xp.mean(C, axis=1)), axis=0)
+    labels = _nearest(_xp.to_device(pixels, dev), C)
+    labels = _xp.to_numpy(labels).astype(np.int32).reshape(h, w)
+    return _like(labels, image), _xp.to_numpy(C)
+
+
+def _nearest(X, C, chunk: int = 1 << 18):
+    """Index of the nearest row of ``C`` (k × C) for every row of ``X`` (n × C), squared Euclidean distance."""
+    xp = _xp.namespace(X)
+    parts = [
+        xp.argmin(xp.sum((X[i : i + chunk, None, :] - C[None, :, :]) ** 2, axis=2), axis=1)
+        for i in range(0, X.shape[0], chunk)
+    ]
+    return xp.concat(parts) if len(parts) > 1 else parts[0]
