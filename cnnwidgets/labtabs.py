@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 
 from . import lab
@@ -30,6 +31,8 @@ _MODEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 #: tab id → what :func:`cnnwidgets.lab.open_bench` opened for it (request, widget, extra)
 _TABS: dict[str, dict] = {}
+#: tab id → model ids of the widgets made while it opened (notes, widgets its widget made but does not hold)
+_CREATED: dict[str, list[str]] = {}
 
 
 def _tab_of(obj: dict) -> str:
@@ -50,11 +53,15 @@ def open_tab(payload, *, root=None) -> None:
     request = obj.get("request")
     if not isinstance(request, dict):
         raise ValueError("the payload's 'request' must be a JSON object")
+    from ipywidgets.widgets.widget import _instances
+
+    existing = set(_instances)
     lab.open_bench(request, root=root)
-    previous = _TABS.get(tab)
+    previous = _TABS.pop(tab, None), _CREATED.pop(tab, [])
     _TABS[tab] = dict(lab._STATE)
-    if previous is not None:
-        _close_widgets([previous.get("widget")])
+    _CREATED[tab] = [k for k in _instances if k not in existing]
+    if previous[0] is not None:
+        _close_widgets([previous[0].get("widget")] + [_instances[k] for k in previous[1] if k in _instances])
 
 
 def open_tabs() -> list[str]:
@@ -76,7 +83,8 @@ def tab_notebook(payload) -> lab.Reply:
 def close_tab(payload) -> int:
     """Close what the tab ``payload["tab"]`` opened, and the widgets ``payload["models"]`` (model ids) it showed.
 
-    Widgets reachable from another open tab are kept. A widget with a ``stop`` method (training) is stopped
+    What it opened: its widget, all the widgets that one holds, and every widget made while it opened (a note
+    above a search box, a control its widget made and dropped). Widgets reachable from another open tab are kept. A widget with a ``stop`` method (training) is stopped
     first. Returns the number of widgets closed.
     """
     obj = lab.decode_payload(payload)
@@ -88,7 +96,7 @@ def close_tab(payload) -> int:
         raise ValueError("the payload's 'models' must be a list of widget model ids")
     from ipywidgets.widgets.widget import _instances
 
-    for model_id in models:
+    for model_id in _CREATED.pop(tab, []) + models:
         if isinstance(model_id, str) and _MODEL_ID.match(model_id) and model_id in _instances:
             roots.append(_instances[model_id])
     if lab._STATE.get("widget") is (state or {}).get("widget"):
@@ -97,7 +105,8 @@ def close_tab(payload) -> int:
 
 
 def _reachable(roots) -> list:
-    """The widgets ``roots`` hold, themselves included (children, layouts, styles, …), each once."""
+    """The widgets ``roots`` hold, themselves included, each once: in their synced traits (children, layouts,
+    styles, …) and in their attributes (controls kept aside, a hidden code view), one level into lists and dicts."""
     import ipywidgets as W
 
     seen: dict[int, W.Widget] = {}
@@ -107,11 +116,8 @@ def _reachable(roots) -> list:
         if id(w) in seen:
             continue
         seen[id(w)] = w
-        for name in w.keys:
-            try:
-                value = getattr(w, name)
-            except Exception:  # noqa: BLE001 - a trait that cannot be read holds no widget to close
-                continue
+        held = list(vars(w).values()) + list(getattr(w, "_trait_values", {}).values())
+        for value in held:
             values = (
                 value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
             )
@@ -198,12 +204,18 @@ def oom_kills(*, proc="/proc", sysfs="/sys") -> int | None:
 
 
 def kernel_facts() -> lab.Reply:
-    """``{"pid", "rss_mib", "peak_mib", "oom_kills", "tabs"}`` of this kernel (shown as JSON to the extension)."""
+    """``{"pid", "rss_mib", "peak_mib", "oom_kills", "tabs", "widgets"}`` of this kernel (JSON for the extension).
+
+    ``widgets`` counts the live ipywidgets (0 before any is made): it comes back to where it was when a tab
+    closes while others stay.
+    """
     rss, peak = _status_kib("VmRSS", Path("/proc")), _status_kib("VmHWM", Path("/proc"))
+    registry = sys.modules.get("ipywidgets.widgets.widget")
     return lab.Reply(
         pid=os.getpid(),
         rss_mib=None if rss is None else round(rss / 1024, 1),
         peak_mib=None if peak is None else round(peak / 1024, 1),
         oom_kills=oom_kills(),
         tabs=len(_TABS),
+        widgets=len(registry._instances) if registry is not None else 0,
     )

@@ -29,6 +29,7 @@ def root(tmp_path):
 @pytest.fixture(autouse=True)
 def no_tabs():
     labtabs._TABS.clear()
+    labtabs._CREATED.clear()
     yield
     for tab in list(labtabs._TABS):
         labtabs.close_tab(b64({"tab": tab}))
@@ -55,7 +56,7 @@ def test_tabs_share_a_kernel_and_close_their_own_widgets(root):
     assert reply["path"] == "photos/cat-filter_designer.ipynb" and (root / reply["path"]).exists()
 
     n = labtabs.close_tab(b64({"tab": "a"}))
-    assert n == len(held) and all(w.comm is None for w in held)  # the widget and all it holds
+    assert n >= len(held) and all(w.comm is None for w in held)  # the widget, all it holds, what it dropped
     assert labtabs.open_tabs() == ["b"] and all(w.comm is not None for w in widgets_of(ts))
     with pytest.raises(RuntimeError, match="not open in this kernel"):
         labtabs.tab_notebook(b64({"tab": "a"}))
@@ -122,3 +123,16 @@ def test_oom_kills_from_cgroup_v2_and_v1(tmp_path):
     assert labtabs.oom_kills(**none) is None
     facts = labtabs.kernel_facts()
     assert facts["pid"] > 0 and facts["tabs"] == 0 and (facts["rss_mib"] is None or facts["rss_mib"] > 1)
+
+
+def test_closing_a_tab_brings_the_widget_count_back(root):
+    labtabs.open_tab(b64({"tab": "a", "request": {"widget": "threshold_segmenter", "sample": "coins"}}), root=root)
+    before = labtabs.kernel_facts()["widgets"]
+    for _ in range(3):
+        labtabs.open_tab(
+            b64({"tab": "b", "request": {"widget": "filter_designer", "path": "photos/cat.png"}}), root=root
+        )
+        labtabs._TABS["b"]["widget"].wait()
+        assert labtabs.kernel_facts()["widgets"] > before
+        labtabs.close_tab(b64({"tab": "b"}))
+        assert labtabs.kernel_facts() == {**labtabs.kernel_facts(), "widgets": before, "tabs": 1}
