@@ -25,7 +25,7 @@ $(VENV)/.stamp-install: pyproject.toml | $(PY)
 # The JupyterLab extension (labextension/, TypeScript): `pip install -e .` builds it once (hatch-jupyter-builder);
 # this rebuilds it when its sources or the tutorial notebooks change and puts the build where JupyterLab looks.
 LABEXT     := $(VENV)/share/jupyter/labextensions/cnnwidgets
-LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/style/* labextension/scripts/*.js notebooks/*.ipynb) \
+LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/schema/*.json labextension/style/* labextension/scripts/*.js notebooks/*.ipynb) \
               labextension/package.json labextension/yarn.lock labextension/tsconfig.json
 $(VENV)/.stamp-labext: $(LABEXT_SRC) $(VENV)/.stamp-install
 	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm install && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build

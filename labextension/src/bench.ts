@@ -1,18 +1,23 @@
-// A bench tab's content: a status line over an output area that shows one widget from the tab's own kernel.
+// A bench tab's content: a status line over an output area that shows one widget from a kernel, and the kernels
+// the tabs use (BenchKernel, BenchKernels).
 //
-// The kernel is started from the server's Python kernelspec with its working directory at the server's root
-// (the session path has no folder), and runs one fixed line whose only variable part is base64 text: the
-// request (widget kind, file path) travels as JSON data, never as Python source.
+// By default the tabs of one JupyterLab page share one kernel: the first tab starts it (the others wait for that
+// start instead of starting their own), each tab runs its request on it with its own output area, a tab that
+// closes while others stay closes its own widgets in the kernel, and the last one to close shuts the kernel down.
+// The setting "kernelPerTab" gives each tab its own kernel instead. Kernels start from the server's Python
+// kernelspec with their working directory at the server's root (the session path has no folder), and every line
+// a tab runs is fixed but for base64 text: the request (tab id, widget kind, file path) travels as JSON data,
+// never as Python source (cnnwidgets.labtabs decodes it).
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ISessionContext, SessionContext } from '@jupyterlab/apputils';
 import { OutputArea, OutputAreaModel } from '@jupyterlab/outputarea';
-import { IRenderMimeRegistry, RenderMimeRegistry } from '@jupyterlab/rendermime';
+import { IRenderMime, IRenderMimeRegistry, RenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { registerWidgetManager } from '@jupyter-widgets/jupyterlab-manager';
 import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
-import { Signal } from '@lumino/signaling';
+import { ISignal, Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
 /** What a tab asks its kernel to open. */
@@ -89,29 +94,437 @@ export function encodePayload(value: unknown): string {
   return b64;
 }
 
-/** The Python the tab runs: a fixed line with the payload as base64 text. */
-export function openCode(request: IBenchRequest): string {
-  return `from cnnwidgets.lab import open_bench\nopen_bench("${encodePayload(request)}")`;
+/** The Python a tab runs to open its widget: fixed lines with the tab id and the request as base64 text. */
+export function openCode(tab: string, request: IBenchRequest): string {
+  return `from cnnwidgets.labtabs import open_tab\nopen_tab("${encodePayload({ tab, request })}")`;
 }
 
-export namespace BenchContent {
+/** The Python that closes what a tab opened (and the widget models it showed), for a tab closing early. */
+export function closeCode(tab: string, models: string[]): string {
+  return `from cnnwidgets.labtabs import close_tab\nclose_tab("${encodePayload({ tab, models })}")`;
+}
+
+/** The Python of "Open as notebook" for one tab; `_cnnw_reply` holds `{"path": ...}`. */
+export function notebookCode(tab: string): string {
+  return `from cnnwidgets.labtabs import tab_notebook\n_cnnw_reply = tab_notebook("${encodePayload({ tab })}")`;
+}
+
+/** A user expression: the kernel's pid, memory and its memory cgroup's count of out-of-memory kills. */
+const FACTS_EXPRESSION = "__import__('cnnwidgets.labtabs', fromlist=['kernel_facts']).kernel_facts()";
+
+/** What cnnwidgets.labtabs.kernel_facts tells of a kernel. */
+export interface IKernelFacts {
+  pid: number;
+  rss_mib: number | null;
+  peak_mib: number | null;
+  oom_kills: number | null;
+  tabs: number;
+}
+
+/** The widget view mime type of ipywidgets (outputs holding a widget's model id). */
+const WIDGET_VIEW_MIMETYPE = 'application/vnd.jupyter.widget-view+json';
+
+/** Run `code` on `kernel` and return the reply's `application/json` user expression `name`, or throw. */
+async function evaluate(kernel: Kernel.IKernelConnection, code: string, expression: string): Promise<any> {
+  const future = kernel.requestExecute({
+    code,
+    silent: false,
+    store_history: false,
+    stop_on_error: false,
+    user_expressions: { value: expression }
+  });
+  const reply = await future.done;
+  const content = reply.content as KernelMessage.IExecuteReply;
+  if (content.status !== 'ok') {
+    const err = content as unknown as KernelMessage.IReplyErrorContent;
+    throw new Error(`${err.ename ?? content.status}: ${err.evalue ?? ''}`);
+  }
+  const value = (content.user_expressions as any)?.value;
+  if (value?.status !== 'ok') {
+    throw new Error(`${value?.ename ?? 'no reply'}: ${value?.evalue ?? ''}`);
+  }
+  return value.data?.['application/json'];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}
+
+/** What a tab shows when its kernel is gone; `oom` when a memory limit is known to have ended it. */
+export function deathText(oom: boolean, lastMiB: number | null = null): string {
+  const seen = lastMiB !== null ? `, last seen using ${Math.round(lastMiB)} MiB` : '';
+  const cause = oom ? 'the kernel ran out of memory (a memory limit ended it' + seen + ')' : 'the kernel died';
+  return `Kernel error: ${cause}; close this tab and open it again (a new tab starts a fresh kernel)`;
+}
+
+export namespace BenchKernel {
   export interface IOptions {
     app: JupyterFrontEnd;
     rendermime: IRenderMimeRegistry;
-    request: IBenchRequest;
+    /** shared by the page's tabs (true) or one tab's own (false) */
+    shared: boolean;
+    /** the session's name (shown in JupyterLab's running-kernels list) */
+    name: string;
   }
 }
 
 /**
- * The content of a bench tab. It starts its kernel when constructed and shuts it down when disposed
- * (closing the tab), so nothing keeps running after the tab is gone.
+ * One kernel (its session and its widget manager) used by one or more bench tabs.
+ *
+ * It starts when constructed; `ready` resolves once the kernel runs and the widget manager is bound. Tabs
+ * `attach` and `detach`; when the last one detaches the kernel is shut down. When the kernel dies (shut down by
+ * someone else, killed, or restarted by the server after its process ended) it is retired: `retired` is emitted
+ * with the text the tabs show, and it is shut down, so the next tab starts a fresh kernel.
+ */
+export class BenchKernel {
+  constructor(options: BenchKernel.IOptions) {
+    this._app = options.app;
+    this.shared = options.shared;
+    this._name = options.name;
+    this._rendermime = options.rendermime.clone();
+    this.ready = this._start();
+    this.ready.catch(() => undefined);
+  }
+
+  /** Resolves to the kernel connection when the kernel runs and the widgets can render; rejects when it cannot. */
+  readonly ready: Promise<Kernel.IKernelConnection>;
+  readonly shared: boolean;
+
+  /** The server's kernel id (null before it starts). */
+  get id(): string | null {
+    return this._sessionContext?.session?.kernel?.id ?? this._lastId;
+  }
+
+  /** The kernel's process id, memory and OOM-kill count, as it last told them (null before it starts). */
+  get facts(): IKernelFacts | null {
+    return this._facts;
+  }
+
+  /** True once the kernel is gone or going (died, or its last tab closed): no tab may use it any more. */
+  get isRetired(): boolean {
+    return this._retired;
+  }
+
+  /** The error text the tabs show since the kernel died (null while it runs, or when it was shut down on purpose). */
+  get deathText(): string | null {
+    return this._deathText;
+  }
+
+  /** Emitted once, when the kernel is retired, with the text for the tabs (null when shut down on purpose). */
+  get retired(): ISignal<this, string | null> {
+    return this._retiredSignal;
+  }
+
+  /** How many tabs use the kernel. */
+  get users(): number {
+    return this._users.size;
+  }
+
+  get sessionContext(): ISessionContext | null {
+    return this._sessionContext;
+  }
+
+  attach(tab: BenchContent): void {
+    this._users.add(tab);
+  }
+
+  /** A tab is done with the kernel; `models` are the widget models it showed (closed in the kernel). */
+  detach(tab: BenchContent, models: string[], opened: boolean): void {
+    if (!this._users.delete(tab) || this._retired) {
+      return;
+    }
+    if (this._users.size === 0) {
+      this._retire(null);
+      return;
+    }
+    if (opened) {
+      const kernel = this._sessionContext?.session?.kernel;
+      // queued after the tab's own request, so it also closes a widget that was still opening
+      kernel?.requestExecute({ code: closeCode(tab.id, models), silent: true, store_history: false, stop_on_error: false });
+    }
+  }
+
+  /** Give the tab's rendermime the widget renderer bound to this kernel's widget manager. */
+  bindRendermime(rendermime: IRenderMimeRegistry): void {
+    if (this._widgetFactory) {
+      rendermime.removeMimeType(WIDGET_VIEW_MIMETYPE);
+      rendermime.addFactory(this._widgetFactory, -10);
+    }
+  }
+
+  /** Ask the kernel again for its facts (memory, OOM count); null when it cannot say. */
+  async refreshFacts(): Promise<IKernelFacts | null> {
+    const kernel = this._sessionContext?.session?.kernel;
+    if (!kernel || this._retired) {
+      return this._facts;
+    }
+    try {
+      this._facts = (await evaluate(kernel, '', FACTS_EXPRESSION)) as IKernelFacts;
+    } catch {
+      // the facts are a help for the messages, never a reason to fail
+    }
+    return this._facts;
+  }
+
+  private async _start(): Promise<Kernel.IKernelConnection> {
+    const manager = this._app.serviceManager;
+    try {
+      await manager.kernelspecs.ready;
+      const specs = manager.kernelspecs.specs;
+      const name = specs?.kernelspecs['python3'] ? 'python3' : specs?.default;
+      if (!name) {
+        throw new Error('the server has no Python kernel');
+      }
+      if (this._retired) {
+        throw new Error('the kernel was shut down');
+      }
+      const sessionContext = new SessionContext({
+        sessionManager: manager.sessions,
+        specsManager: manager.kernelspecs,
+        // no folder in the path: the kernel starts in the server's root, where the request's paths are relative
+        path: `cnnwidgets-${UUID.uuid4()}`,
+        name: this._name,
+        type: 'cnnwidgets',
+        kernelPreference: { name, shouldStart: true, canStart: true, autoStartDefault: true }
+      });
+      this._sessionContext = sessionContext;
+      const initialize = sessionContext.initialize();
+      this._initialized = initialize.then(() => undefined, () => undefined);
+      await initialize;
+      const kernel = sessionContext.session?.kernel;
+      if (this._retired) {
+        throw new Error('the kernel was shut down');
+      }
+      if (!kernel) {
+        throw new Error('the kernel did not start');
+      }
+      this._lastId = kernel.id;
+      kernel.iopubMessage.connect(this._onIopub, this);
+      sessionContext.statusChanged.connect(this._onStatus, this);
+      sessionContext.connectionStatusChanged.connect(this._onConnectionStatus, this);
+      sessionContext.sessionChanged.connect(this._onSessionChanged, this);
+      const placeholder = this._rendermime.getFactory(WIDGET_VIEW_MIMETYPE);
+      this._widgetManager = registerWidgetManager(
+        this._widgetContext(sessionContext) as any,
+        this._rendermime,
+        [][Symbol.iterator]()
+      );
+      await sessionContext.ready;
+      // the manager binds its renderer to our rendermime a few promise turns after `ready`
+      for (let i = 0; i < 100 && this._rendermime.getFactory(WIDGET_VIEW_MIMETYPE) === placeholder; i++) {
+        await sleep(i < 5 ? 0 : 20);
+      }
+      this._widgetFactory = this._rendermime.getFactory(WIDGET_VIEW_MIMETYPE) ?? null;
+      // one round trip that imports the kernel side and says how many OOM kills its cgroup had so far
+      this._facts = (await evaluate(kernel, '', FACTS_EXPRESSION)) as IKernelFacts;
+      if (this._retired) {
+        throw new Error(this._deathText ?? 'the kernel was shut down');
+      }
+      this._ready = true;
+      return kernel;
+    } catch (err) {
+      if (!this._retired) {
+        this._retire(null);
+      }
+      throw err;
+    }
+  }
+
+  private _onStatus(_: ISessionContext, status: Kernel.Status): void {
+    if (status === 'dead') {
+      this._retire(deathText(false));
+    } else if (status === 'restarting' || status === 'autorestarting') {
+      // the extension never restarts a bench kernel: the server restarted it after its process ended
+      this._retire(deathText(false), true);
+    }
+  }
+
+  private _onConnectionStatus(_: ISessionContext, status: Kernel.ConnectionStatus): void {
+    if (this._ready && !this._retired && status !== 'connected') {
+      // a kernel shut down through the REST API closes the socket: check at once instead of at the next poll
+      void this._app.serviceManager.kernels.refreshRunning().catch(() => undefined);
+    }
+  }
+
+  private _onIopub(_: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
+    const parent = (msg.parent_header as Partial<KernelMessage.IHeader>)?.msg_type;
+    if (msg.header.msg_type === 'status' && parent === 'shutdown_request' && !this._retired && !this._watching) {
+      // someone (the running-kernels panel, the REST API) is shutting the kernel down: the server drops it from
+      // its list when the process has ended, so look until then rather than wait for the next 10-s poll
+      this._watching = true;
+      void (async () => {
+        for (let i = 0; i < 40 && !this._retired; i++) {
+          await sleep(250);
+          await this._app.serviceManager.kernels.refreshRunning().catch(() => undefined);
+        }
+        this._watching = false;
+      })();
+    }
+  }
+
+  private _onSessionChanged(_: ISessionContext, change: { newValue: unknown }): void {
+    if (!change.newValue && !this._retired) {
+      this._retire(deathText(false));
+    }
+  }
+
+  /** Retire the kernel: tell the tabs (`text`, null when shut down on purpose), then shut it down. */
+  private _retire(text: string | null, restarted = false): void {
+    if (this._retired) {
+      return;
+    }
+    this._retired = true;
+    this._deathText = text;
+    this._retiredSignal.emit(text);
+    void this._end(restarted);
+  }
+
+  private async _end(restarted: boolean): Promise<void> {
+    const session = this._sessionContext;
+    if (restarted && session && this._facts?.oom_kills !== null && this._facts?.oom_kills !== undefined) {
+      // the server restarted the kernel in the same memory cgroup: did that cgroup's OOM killer end the old one?
+      const before = this._facts.oom_kills;
+      const last = this._facts.rss_mib;
+      try {
+        const kernel = session.session?.kernel;
+        if (kernel) {
+          const facts = (await Promise.race([
+            (async () => {
+              for (let i = 0; i < 150 && kernel.status !== 'idle' && !kernel.isDisposed; i++) {
+                await sleep(100);
+              }
+              return evaluate(kernel, '', FACTS_EXPRESSION);
+            })(),
+            sleep(20000).then(() => null)
+          ])) as IKernelFacts | null;
+          if (facts && facts.oom_kills !== null && facts.oom_kills > before) {
+            this._deathText = deathText(true, last);
+            this._retiredSignal.emit(this._deathText);
+          }
+        }
+      } catch {
+        // no facts: the tabs keep "the kernel died"
+      }
+    }
+    this._widgetManager?.dispose();
+    this._widgetManager = null;
+    if (session) {
+      await this._initialized; // a kernel still starting is shut down once it runs
+      await session
+        .shutdown()
+        .catch(() => undefined)
+        .then(() => session.dispose());
+    }
+  }
+
+  /** The bits of a document context the ipywidgets manager reads, for tabs that have no document. */
+  private _widgetContext(sessionContext: ISessionContext): unknown {
+    return {
+      sessionContext,
+      path: sessionContext.path,
+      saveState: new Signal<unknown, string>(this),
+      model: { getMetadata: (): undefined => undefined, setMetadata: (): void => undefined, dirty: false },
+      urlResolver: new RenderMimeRegistry.UrlResolver({
+        path: sessionContext.path,
+        contents: this._app.serviceManager.contents
+      })
+    };
+  }
+
+  private _app: JupyterFrontEnd;
+  private _name: string;
+  private _rendermime: IRenderMimeRegistry;
+  private _sessionContext: SessionContext | null = null;
+  private _initialized: Promise<void> = Promise.resolve();
+  private _widgetManager: IDisposable | null = null;
+  private _widgetFactory: IRenderMime.IRendererFactory | null = null;
+  private _users = new Set<BenchContent>();
+  private _facts: IKernelFacts | null = null;
+  private _lastId: string | null = null;
+  private _ready = false;
+  private _watching = false;
+  private _retired = false;
+  private _deathText: string | null = null;
+  private _retiredSignal = new Signal<this, string | null>(this);
+}
+
+/**
+ * The kernels of the page's bench tabs: one shared kernel (default), or one per tab with `kernelPerTab`.
+ * A retired shared kernel is forgotten, so the next tab starts a fresh one.
+ */
+export class BenchKernels {
+  constructor(app: JupyterFrontEnd, rendermime: IRenderMimeRegistry) {
+    this._app = app;
+    this._rendermime = rendermime;
+  }
+
+  /** One kernel per tab instead of one shared by all (the setting "kernelPerTab"); applies to new tabs. */
+  kernelPerTab = false;
+
+  /** Resolves once the settings are read; tabs wait for it before choosing their kernel. */
+  configured: Promise<void> = Promise.resolve();
+
+  /** The shared kernel, when one runs or starts. */
+  get shared(): BenchKernel | null {
+    return this._shared;
+  }
+
+  /** The kernels of the open tabs (shared and own), for the running-kernels checks of the tests. */
+  get kernels(): BenchKernel[] {
+    return [...this._all];
+  }
+
+  /** The kernel a new tab uses: the shared one (started by the first tab), or its own. */
+  acquire(tab: BenchContent): BenchKernel {
+    if (!this.kernelPerTab && this._shared && !this._shared.isRetired) {
+      this._shared.attach(tab);
+      return this._shared;
+    }
+    const kernel = new BenchKernel({
+      app: this._app,
+      rendermime: this._rendermime,
+      shared: !this.kernelPerTab,
+      name: this.kernelPerTab ? tab.label : 'cnnwidgets benches'
+    });
+    this._all.add(kernel);
+    kernel.retired.connect(() => {
+      if (this._shared === kernel) {
+        this._shared = null;
+      }
+      this._all.delete(kernel);
+    });
+    if (!this.kernelPerTab) {
+      this._shared = kernel;
+    }
+    kernel.attach(tab);
+    return kernel;
+  }
+
+  private _app: JupyterFrontEnd;
+  private _rendermime: IRenderMimeRegistry;
+  private _shared: BenchKernel | null = null;
+  private _all = new Set<BenchKernel>();
+}
+
+export namespace BenchContent {
+  export interface IOptions {
+    rendermime: IRenderMimeRegistry;
+    request: IBenchRequest;
+    kernels: BenchKernels;
+  }
+}
+
+/**
+ * The content of a bench tab. It takes its kernel from `kernels` (the shared one, started by the first tab,
+ * or its own) and runs its request there; disposing it (closing the tab) closes its widgets in a shared kernel
+ * that other tabs still use, or shuts the kernel down when it was the last tab on it.
  */
 export class BenchContent extends Panel {
   constructor(options: BenchContent.IOptions) {
     super();
     this.id = `cnnwidgets-bench-${UUID.uuid4()}`;
     this.addClass('cnnw-lab-tab');
-    this._app = options.app;
+    this._kernels = options.kernels;
     this.request = options.request;
     this.label = benchLabel(options.request);
     this._statusNode = document.createElement('div');
@@ -133,9 +546,19 @@ export class BenchContent extends Panel {
     return this._opened.promise;
   }
 
-  /** The tab's session context (null before it starts). */
+  /** The kernel the tab uses (null before it chose one, or when its path was refused). */
+  get kernel(): BenchKernel | null {
+    return this._kernel;
+  }
+
+  /** The server's id of the tab's kernel (null before it starts). */
+  get kernelId(): string | null {
+    return this._kernel?.id ?? null;
+  }
+
+  /** The tab's session context (null before it starts); shared with the other tabs of a shared kernel. */
   get sessionContext(): ISessionContext | null {
-    return this._sessionContext;
+    return this._kernel?.sessionContext ?? null;
   }
 
   /** The status line's kind: "info", "busy" or "error". */
@@ -157,31 +580,23 @@ export class BenchContent extends Panel {
 
   /** Ask the kernel to write the notebook that reproduces the tab; resolves to its path (relative to the root). */
   async openAsNotebook(): Promise<string> {
-    const kernel = this._sessionContext?.session?.kernel;
-    if (!kernel) {
+    const kernel = this._kernel && !this._kernel.isRetired ? this._kernel.sessionContext?.session?.kernel : null;
+    if (!kernel || this._outcome !== 'ok') {
       throw new Error('the kernel of this tab is not running');
     }
     const previous = this._statusNode.textContent ?? '';
     this.setStatus('writing the notebook …', 'busy');
-    const future = kernel.requestExecute({
-      code: 'from cnnwidgets.lab import open_as_notebook as _cnnw_open_as_notebook\n_cnnw_reply = _cnnw_open_as_notebook()',
-      store_history: false,
-      silent: false,
-      user_expressions: { reply: '_cnnw_reply' }
-    });
-    const reply = await future.done;
-    const content = reply.content as KernelMessage.IExecuteReply;
-    if (content.status !== 'ok') {
-      const err = content as unknown as KernelMessage.IReplyErrorContent;
-      const text = `Open as notebook failed: ${err.ename}: ${err.evalue}`;
-      this.setStatus(text, 'error');
-      throw new Error(text);
-    }
-    const expr = (content.user_expressions as any)?.reply;
-    const path = expr?.data?.['application/json']?.path;
-    if (expr?.status !== 'ok' || typeof path !== 'string') {
-      const text = `Open as notebook failed: ${expr?.ename ?? 'no reply'}: ${expr?.evalue ?? ''}`;
-      this.setStatus(text, 'error');
+    let path: unknown;
+    try {
+      path = (await evaluate(kernel, notebookCode(this.id), '_cnnw_reply'))?.path;
+      if (typeof path !== 'string') {
+        throw new Error('no reply: no path');
+      }
+    } catch (err) {
+      const text = `Open as notebook failed: ${(err as Error).message ?? err}`;
+      if (!this.isDisposed && !this._died) {
+        this.setStatus(text, 'error');
+      }
       throw new Error(text);
     }
     this.setStatus(`${previous ? previous + ' · ' : ''}wrote ${path}`);
@@ -192,124 +607,120 @@ export class BenchContent extends Panel {
     if (this.isDisposed) {
       return;
     }
-    const session = this._sessionContext;
-    this._widgetManager?.dispose();
-    this._widgetManager = null;
-    super.dispose();
-    // shut the kernel down (also when it is still starting: _start checks isDisposed)
-    if (session) {
-      void session
-        .shutdown()
-        .catch(() => undefined)
-        .then(() => session.dispose());
+    const kernel = this._kernel;
+    const models = this._modelIds();
+    super.dispose(); // the output area and its widget views go
+    kernel?.retired.disconnect(this._onRetired, this);
+    kernel?.detach(this, models, this._sent);
+  }
+
+  /** The widget model ids shown in the tab's output. */
+  private _modelIds(): string[] {
+    const ids: string[] = [];
+    const model = this._outputArea.model;
+    for (let i = 0; i < model.length; i++) {
+      const id = (model.get(i).data[WIDGET_VIEW_MIMETYPE] as any)?.model_id;
+      if (typeof id === 'string') {
+        ids.push(id);
+      }
     }
+    return ids;
   }
 
   private async _start(): Promise<void> {
     const refusal = refusePath(this.request.path);
     if (refusal) {
       this.setStatus(refusal, 'error');
-      this._opened.resolve('refused');
+      this._finish('refused');
       return;
     }
-    const manager = this._app.serviceManager;
-    this.setStatus('starting a kernel …', 'busy');
+    await this._kernels.configured;
+    if (this.isDisposed) {
+      return;
+    }
+    const bench = this._kernels.acquire(this);
+    this._kernel = bench;
+    bench.retired.connect(this._onRetired, this);
+    this.setStatus(
+      bench.shared && bench.users > 1 ? 'waiting for the shared kernel …' : 'starting a kernel …',
+      'busy'
+    );
+    let kernel: Kernel.IKernelConnection;
     try {
-      await manager.kernelspecs.ready;
-      const specs = manager.kernelspecs.specs;
-      const name = specs?.kernelspecs['python3'] ? 'python3' : specs?.default;
-      if (!name) {
-        throw new Error('the server has no Python kernel');
-      }
-      const sessionContext = new SessionContext({
-        sessionManager: manager.sessions,
-        specsManager: manager.kernelspecs,
-        // no folder in the path: the kernel starts in the server's root, where the request's paths are relative
-        path: `cnnwidgets-${UUID.uuid4()}`,
-        name: this.label,
-        type: 'cnnwidgets',
-        kernelPreference: { name, shouldStart: true, canStart: true, autoStartDefault: true }
-      });
-      this._sessionContext = sessionContext;
-      await sessionContext.initialize();
-      if (this.isDisposed) {
-        await sessionContext.shutdown();
-        sessionContext.dispose();
-        return;
-      }
-      const kernel = sessionContext.session?.kernel;
-      if (!kernel) {
-        throw new Error('the kernel did not start');
-      }
-      sessionContext.statusChanged.connect(this._onKernelStatus, this);
-      this._widgetManager = registerWidgetManager(
-        this._widgetContext(sessionContext) as any,
-        this._rendermime,
-        [][Symbol.iterator]()
-      );
-      await sessionContext.ready;
-      await new Promise(resolve => setTimeout(resolve, 0)); // the manager binds its renderer after `ready`
-      await this._run(kernel);
+      kernel = await bench.ready;
     } catch (err) {
-      if (!this.isDisposed) {
+      if (!this.isDisposed && !this._died) {
         this.setStatus(`Kernel error: ${(err as Error).message ?? err}`, 'error');
       }
-      this._opened.resolve('error');
+      this._finish('error');
+      return;
+    }
+    if (this.isDisposed || this._died) {
+      this._finish('error');
+      return;
+    }
+    bench.bindRendermime(this._rendermime);
+    try {
+      await this._run(kernel, bench);
+    } catch (err) {
+      if (!this.isDisposed && !this._died) {
+        this.setStatus(`Kernel error: ${(err as Error).message ?? err}`, 'error');
+      }
+      this._finish('error');
     }
   }
 
-  private async _run(kernel: Kernel.IKernelConnection): Promise<void> {
+  private async _run(kernel: Kernel.IKernelConnection, bench: BenchKernel): Promise<void> {
     this.setStatus(`opening ${this.label} …`, 'busy');
-    const future = kernel.requestExecute({ code: openCode(this.request), store_history: false, stop_on_error: true });
+    // stop_on_error false: on a shared kernel, one tab's failed request must not abort the others' queued ones
+    const future = kernel.requestExecute({ code: openCode(this.id, this.request), store_history: false, stop_on_error: false });
+    this._sent = true;
     this._outputArea.future = future;
     const reply = await future.done;
-    if (this.isDisposed) {
+    if (this.isDisposed || this._died) {
+      this._finish('error');
       return;
     }
     const content = reply.content;
     if (content.status === 'error') {
       this.setStatus(`${content.ename}: ${content.evalue}`, 'error');
-      this._opened.resolve('error');
+      this._finish('error');
+    } else if (content.status !== 'ok') {
+      this.setStatus(`Kernel error: the kernel did not run the request (${content.status})`, 'error');
+      this._finish('error');
     } else {
-      this.setStatus(`${this.label} — kernel ${kernel.name} (${kernel.id.slice(0, 8)})`);
-      this._opened.resolve('ok');
+      const how = bench.shared ? 'shared kernel' : 'own kernel';
+      this.setStatus(`${this.label} — ${how} ${kernel.name} (${kernel.id.slice(0, 8)})`);
+      this._finish('ok');
     }
   }
 
-  private _onKernelStatus(sender: ISessionContext, status: Kernel.Status): void {
-    if (this.isDisposed) {
+  private _finish(outcome: string): void {
+    if (this._outcome === null) {
+      this._outcome = outcome;
+    }
+    this._opened.resolve(outcome);
+  }
+
+  private _onRetired(_: BenchKernel, text: string | null): void {
+    if (this.isDisposed || text === null) {
       return;
     }
-    if (status === 'dead' || status === 'autorestarting' || status === 'restarting') {
-      const text =
-        status === 'dead'
-          ? 'Kernel error: the kernel died; close the tab and open it again'
-          : 'Kernel error: the kernel is restarting; the widget is gone — close the tab and open it again';
-      this.setStatus(text, 'error');
-    }
+    this._died = true;
+    this.setStatus(text, 'error');
+    this.addClass('cnnw-mod-kernel-dead');
+    this._finish('error');
   }
 
-  /** The bits of a document context the ipywidgets manager reads, for a tab that has no document. */
-  private _widgetContext(sessionContext: ISessionContext): unknown {
-    return {
-      sessionContext,
-      path: sessionContext.path,
-      saveState: new Signal<unknown, string>(this),
-      model: { getMetadata: (): undefined => undefined, setMetadata: (): void => undefined, dirty: false },
-      urlResolver: new RenderMimeRegistry.UrlResolver({
-        path: sessionContext.path,
-        contents: this._app.serviceManager.contents
-      })
-    };
-  }
-
-  private _app: JupyterFrontEnd;
+  private _kernels: BenchKernels;
+  private _kernel: BenchKernel | null = null;
   private _status: Widget;
   private _statusNode: HTMLDivElement;
   private _statusKind: 'info' | 'busy' | 'error' = 'info';
   private _rendermime: IRenderMimeRegistry;
   private _outputArea: OutputArea;
-  private _sessionContext: SessionContext | null = null;
-  private _widgetManager: IDisposable | null = null;
+  private _sent = false;
+  private _died = false;
+  private _outcome: string | null = null;
   private _opened = new PromiseDelegate<string>();
 }

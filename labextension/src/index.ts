@@ -2,7 +2,8 @@
 //
 // Images get a "cnnwidgets" submenu (and Open With entries): Filter designer, Threshold segmenter,
 // Layer visualizer (classify), Find similar images. Folders get "Search images in this folder".
-// Each opens a tab with its own kernel (see bench.ts); the tab's toolbar has "Open as notebook".
+// Each opens a tab; the tabs share one kernel, or get one each with the setting "kernelPerTab" (see bench.ts and
+// schema/plugin.json). The tab's toolbar has "Open as notebook".
 
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
@@ -11,12 +12,13 @@ import { ABCWidgetFactory, DocumentRegistry, DocumentWidget } from '@jupyterlab/
 import { IDefaultFileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon, notebookIcon } from '@jupyterlab/ui-components';
 import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Menu, Widget } from '@lumino/widgets';
 
-import { BenchContent, DEFAULT_SAMPLES, IBenchRequest, WIDGETS, benchLabel } from './bench';
+import { BenchContent, BenchKernels, DEFAULT_SAMPLES, IBenchRequest, WIDGETS, benchLabel } from './bench';
 import tutorials from './tutorials.json';
 
 import '../style/index.css';
@@ -131,7 +133,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Open images and folders from the file browser in live cnnwidgets benches.',
   autoStart: true,
   requires: [IRenderMimeRegistry, IJupyterWidgetRegistry],
-  optional: [IFileBrowserFactory, IDefaultFileBrowser, ILauncher, ICommandPalette],
+  optional: [IFileBrowserFactory, IDefaultFileBrowser, ILauncher, ICommandPalette, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
@@ -139,10 +141,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
     browserFactory: IFileBrowserFactory | null,
     defaultBrowser: IDefaultFileBrowser | null,
     launcher: ILauncher | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null
   ) => {
     const { commands, serviceManager } = app;
     const tracker = new WidgetTracker<BenchWidget>({ namespace: 'cnnwidgets' });
+
+    // The tabs' kernels: one shared by all (default) or one per tab (the setting "kernelPerTab", for new tabs).
+    const kernels = new BenchKernels(app, rendermime);
+    if (settingRegistry) {
+      kernels.configured = settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          const read = (): void => {
+            kernels.kernelPerTab = settings.get('kernelPerTab').composite === true;
+          };
+          read();
+          settings.changed.connect(read);
+        })
+        .catch(reason => console.error('cnnwidgets: settings not read, the tabs share one kernel', reason));
+    }
 
     const selected = (): { path: string; type: string } | null => {
       const browser = browserFactory?.tracker.currentWidget ?? defaultBrowser;
@@ -159,12 +177,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     /** Open a bench tab for a request. */
     const openBench = (request: IBenchRequest): MainAreaWidget<BenchContent> => {
-      const content = new BenchContent({ app, rendermime, request });
+      const content = new BenchContent({ rendermime, request, kernels });
       const widget = new MainAreaWidget({ content });
       widget.id = content.id;
       widget.addClass('cnnw-lab-panel');
       widget.title.label = content.label;
-      widget.title.caption = `${content.label} (cnnwidgets, own kernel)`;
+      widget.title.caption = `${content.label} (cnnwidgets)`;
       widget.title.icon = cnnIcon;
       widget.title.closable = true;
       addToolbar(app, widget);
@@ -209,7 +227,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Context-menu entries act on the file browser's selection (the item right-clicked).
     commands.addCommand(CommandIDs.openFromBrowser, {
       label: args => IMAGE_ENTRIES.find(([k]) => k === args.widget)?.[1] ?? String(args.widget),
-      caption: 'Open this image in a cnnwidgets bench (own kernel)',
+      caption: 'Open this image in a cnnwidgets bench tab',
       isVisible: () => {
         const item = selected();
         return !!item && item.type !== 'directory' && IMAGE_EXTENSIONS.includes(PathExt.extname(item.path).toLowerCase());

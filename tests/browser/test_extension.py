@@ -1,8 +1,9 @@
-"""The JupyterLab extension: file-browser menus, Open With, launcher cards and bench tabs with their own kernels.
+"""The JupyterLab extension: file-browser menus, Open With, launcher cards and bench tabs on one shared kernel.
 
 Every test counts the server's kernels before opening tabs and after closing them: the same.
-The time from the menu click to the first picture (median of 5) is written to
-``tests/browser/artifacts/extension_timings.json``.
+The time from the menu click to the first picture with no kernel running (median of 5) is written to
+``tests/browser/artifacts/extension_timings.json``; with the shared kernel running (warm), and the kernel's
+memory with three tabs, to ``extension_shared_kernel.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from .harness import ARTIFACTS, DOCS_IMAGES, pixels, wait_pixels_change, widget_screenshot
+from .harness import ARTIFACTS, DOCS_IMAGES, REPO, pixels, wait_pixels_change, widget_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -452,5 +453,333 @@ def test_open_in_pipeline(lab, page, files):
         timeout=240_000,
     )
     assert "Pipeline — photo.png" in current_title(page)
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+
+# ---------------------------------------------------------------------------------------------- one kernel (issue 21)
+TABS_JS = """() => [...window.jupyterapp.shell.widgets('main')].filter(w => w.hasClass('cnnw-lab-panel')).map(w => ({
+    id: w.id, label: w.title.label, status: w.content.statusText, kind: w.content.statusKind,
+    kernel: w.content.kernelId, visible: w.isVisible,
+    pictures: [...w.content.node.querySelectorAll('.cnnw-lab-output img')]
+        .filter(i => i.complete && i.naturalWidth > 0).length }))"""
+
+
+def bench_tabs(page) -> list[dict]:
+    """Every cnnwidgets tab: label, status line, kernel id and how many pictures have loaded."""
+    return page.evaluate(TABS_JS)
+
+
+def wait_tabs(page, n: int, *, timeout: float = 300_000):
+    """Wait until ``n`` tabs are open and each one shows a picture or an error; returns :func:`bench_tabs`."""
+    page.wait_for_function(
+        f"n => {{ const t = ({TABS_JS})(); return t.length === n && t.every(x => x.kind === 'error' || (x.kind === 'info' && x.pictures > 0)); }}",
+        arg=n,
+        timeout=timeout,
+    )
+    return bench_tabs(page)
+
+
+def open_command(page, widget: str, **args):
+    """Run the cnnwidgets:open command (what the launcher and the palette do); returns the time of the call."""
+    t0 = time.monotonic()
+    page.evaluate("a => { window.jupyterapp.commands.execute('cnnwidgets:open', a); }", {"widget": widget, **args})
+    return t0
+
+
+def from_palette(page, label: str):
+    """Open the command palette, pick the cnnwidgets entry ``label``; returns the time of the Enter."""
+    page.keyboard.press("Control+Shift+C")
+    box = page.locator(".lm-CommandPalette-input")
+    box.wait_for(state="visible")
+    box.fill(label)
+    page.locator(".lm-CommandPalette-item").filter(has_text=label).filter(
+        has=page.locator(".lm-CommandPalette-itemLabel", has_text=label)
+    ).first.wait_for()
+    t0 = time.monotonic()
+    box.press("Enter")
+    return t0
+
+
+def kernel_facts(page) -> dict:
+    """cnnwidgets.labtabs.kernel_facts() of the first tab's kernel, asked after what is queued there."""
+    return page.evaluate(
+        """async () => { const w = [...window.jupyterapp.shell.widgets('main')].find(w => w.hasClass('cnnw-lab-panel'));
+                       return await w.content.kernel.refreshFacts(); }"""
+    )
+
+
+def kernel_pid(lab, kernel_id: str) -> int:
+    """The process id of the server's kernel ``kernel_id`` (the process given its connection file)."""
+    import psutil
+
+    for proc in psutil.Process(lab.proc.pid).children(recursive=True):
+        try:
+            if any(f"kernel-{kernel_id}.json" in part for part in proc.cmdline()):
+                return proc.pid
+        except psutil.Error:
+            continue
+    raise AssertionError(f"no process for kernel {kernel_id}")
+
+
+def kernel_rss_mib(lab, kernel_id: str) -> float:
+    import psutil
+
+    proc = psutil.Process(kernel_pid(lab, kernel_id))
+    return (proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))) / 2**20
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def close_tab(page, label: str):
+    page.evaluate(
+        """l => { const w = [...window.jupyterapp.shell.widgets('main')].find(w => w.title.label === l);
+                 if (w) w.close(); }""",
+        label,
+    )
+
+
+def activate_tab(page, label: str):
+    page.evaluate(
+        """l => { const w = [...window.jupyterapp.shell.widgets('main')].find(w => w.title.label === l);
+                 window.jupyterapp.shell.activateById(w.id); }""",
+        label,
+    )
+
+
+def filter_designer_works(page, label: str, value: str):
+    """Bring the tab ``label`` (a Filter designer) to the front, type a cutoff: its result picture changes."""
+    activate_tab(page, label)
+    before_px = pixels(page, FD_RESULT)
+    readout = page.locator(f"{TAB} .cnnw-fd-cutoff .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(value)
+    page.keyboard.press("Enter")
+    wait_pixels_change(page, FD_RESULT, before_px)
+
+
+def test_tabs_share_one_kernel(lab, page, files):
+    """Filter designer and threshold segmenter from the file browser, the layer visualizer from the palette: one
+    kernel; a tab closed early closes its widgets there; closing all three leaves no kernel. Prints the times
+    from the click to the first picture (cold: the first tab; warm: later tabs) and the kernel's memory."""
+    open_lab(lab, page)
+    before = kernels(lab)
+    figures = {"load_before": load()}
+    t0 = context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+    wait_first_picture(page, FD_RESULT)
+    figures["cold_first_picture_s"] = time.monotonic() - t0
+    t0 = context_menu(page, "photo.png", "cnnwidgets", "Threshold segmenter")
+    wait_first_picture(page, f"{TAB} .cnnw-threshold-segmenter img")
+    figures["second_tab_first_picture_s"] = time.monotonic() - t0
+    from_palette(page, "Layer visualizer")
+    page.wait_for_function(
+        f"() => {{ const el = document.querySelector('{TAB} .cnnw-layer-visualizer');"
+        " return el && /top-1 \\S/.test(el.innerText); }",
+        timeout=240_000,
+    )
+    tabs = wait_tabs(page, 3)
+    running = kernels(lab)
+    new = sorted(set(running) - set(before))
+    assert len(new) == 1 and len(running) == len(before) + 1, (before, running)
+    assert {t["kernel"] for t in tabs} == set(new), tabs
+    for t in tabs:
+        assert t["kind"] == "info" and f"shared kernel python3 ({new[0][:8]})" in t["status"], t
+    assert sorted(t["label"] for t in tabs) == [
+        "Filter designer — photo.png",
+        "Layer visualizer — chelsea",
+        "Threshold segmenter — photo.png",
+    ]
+    page.wait_for_timeout(2000)  # renders settle
+    figures["kernel_rss_mib_3_tabs"] = kernel_rss_mib(lab, new[0])
+
+    # warm: a further tab on the running kernel, five times (each closed again: its widgets close in the kernel)
+    facts = kernel_facts(page)
+    assert facts["tabs"] == 3 and facts["widgets"] > 100, facts
+    warm = []
+    for _ in range(5):
+        previous = page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+        t0 = context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+        page.wait_for_function(
+            """prev => { const w = window.jupyterapp.shell.currentWidget;
+                       const i = w && w.id !== prev && w.node.querySelector('.cnnw-fd-result img');
+                       return !!i && i.complete && i.naturalWidth > 0; }""",
+            arg=previous,
+        )
+        warm.append(time.monotonic() - t0)
+        page.evaluate("() => { window.jupyterapp.shell.currentWidget.close(); }")
+    after = kernel_facts(page)
+    assert (after["tabs"], after["widgets"]) == (3, facts["widgets"]), (facts, after)  # nothing left behind
+    assert kernels(lab) == running
+    filter_designer_works(page, "Filter designer — photo.png", "0.040")  # the first tab still works
+    figures["warm_first_picture_s"] = warm
+    figures["warm_median_s"] = statistics.median(warm)
+    figures["kernel_rss_mib_after_5_more_tabs_closed"] = kernel_rss_mib(lab, new[0])
+    figures["load_after"] = load()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "extension_shared_kernel.json").write_text(json.dumps(figures, indent=1))
+    print("shared kernel figures:", json.dumps(figures))
+
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+
+def test_ten_tabs_at_once_open_on_one_kernel(lab, page, files):
+    open_lab(lab, page)
+    before = kernels(lab)
+    kinds = ["filter_designer", "threshold_segmenter"] * 5
+    samples = ["astronaut", "camera", "coins", "moon", "coffee"]
+    t0 = time.monotonic()
+    page.evaluate(
+        """reqs => { for (const r of reqs) window.jupyterapp.commands.execute('cnnwidgets:open', r); }""",
+        [{"widget": k, "sample": samples[i // 2]} for i, k in enumerate(kinds)],
+    )
+    tabs = wait_tabs(page, 10, timeout=600_000)
+    seconds = time.monotonic() - t0
+    running = kernels(lab)
+    assert len(running) == len(before) + 1, (before, running)
+    assert len({t["kernel"] for t in tabs}) == 1 and all(t["kind"] == "info" for t in tabs), tabs
+    assert len({t["label"] for t in tabs}) == 10
+    new = sorted(set(running) - set(before))[0]
+    print(
+        f"ten tabs at once: all pictures in {seconds:.1f} s, kernel {kernel_rss_mib(lab, new):.0f} MiB, load {load()}"
+    )
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+
+def put_setting(lab, raw: dict):
+    req = urllib.request.Request(
+        f"{lab.url}/lab/api/settings/cnnwidgets:plugin",
+        data=json.dumps({"raw": json.dumps(raw)}).encode(),
+        method="PUT",
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 204)
+
+
+def test_kernel_per_tab_setting(lab, page, files):
+    req = urllib.request.Request(
+        f"{lab.url}/lab/api/settings/cnnwidgets:plugin", headers={"Authorization": f"token {lab.token}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        schema = json.load(r)["schema"]
+    assert schema["properties"]["kernelPerTab"]["default"] is False  # in the settings editor, off by default
+    put_setting(lab, {"kernelPerTab": True})
+    try:
+        open_lab(lab, page)
+        before = kernels(lab)
+        context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+        context_menu(page, "photo.png", "cnnwidgets", "Threshold segmenter")
+        tabs = wait_tabs(page, 2)
+        running = kernels(lab)
+        assert len(running) == len(before) + 2, (before, running)
+        assert len({t["kernel"] for t in tabs}) == 2 and all("own kernel python3" in t["status"] for t in tabs), tabs
+        close_tab(page, "Filter designer — photo.png")
+        wait_kernels(lab, sorted(set(before) | {t["kernel"] for t in tabs if t["label"].startswith("Threshold")}))
+        close_tabs(page)
+        wait_kernels(lab, before)
+    finally:
+        put_setting(lab, {})
+
+
+def statuses(page) -> list[str]:
+    return [t["status"] for t in bench_tabs(page)]
+
+
+def wait_all_dead(page, timeout: float = 60_000) -> float:
+    """Wait until every tab says its kernel died; returns the seconds it took."""
+    t0 = time.monotonic()
+    page.wait_for_function(
+        f"() => ({TABS_JS})().every(t => t.kind === 'error' && t.status.startsWith('Kernel error: the kernel died'))",
+        timeout=timeout,
+    )
+    return time.monotonic() - t0
+
+
+def test_dead_kernel_is_reported_in_every_tab(lab, page, files):
+    import signal
+
+    open_lab(lab, page)
+    before = kernels(lab)
+    context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+    context_menu(page, "photo.png", "cnnwidgets", "Threshold segmenter")
+    tabs = wait_tabs(page, 2)
+    first = tabs[0]["kernel"]
+    assert {t["kernel"] for t in tabs} == {first}
+
+    # shut down through the REST API (as from JupyterLab's running-kernels panel)
+    req = urllib.request.Request(
+        f"{lab.url}/api/kernels/{first}", method="DELETE", headers={"Authorization": f"token {lab.token}"}
+    )
+    urllib.request.urlopen(req, timeout=10).close()
+    seconds = wait_all_dead(page)
+    print(f"DELETE /api/kernels: reported in both tabs after {seconds:.1f} s: {statuses(page)[0]}")
+    wait_kernels(lab, before)
+
+    # a new tab starts a fresh kernel and works
+    context_menu(page, "photo.png", "cnnwidgets", "Open in pipeline")
+    page.wait_for_function(f"() => ({TABS_JS})().some(t => t.label.startsWith('Pipeline') && t.pictures > 0)")
+    second = [t for t in bench_tabs(page) if t["label"].startswith("Pipeline")][0]["kernel"]
+    assert second != first and kernels(lab) == sorted(set(before) | {second})
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+    # the kernel's process killed (as by a memory limit): the server restarts it, every tab says it died,
+    # the restarted kernel is shut down, and a new tab starts a fresh one
+    context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+    open_command(page, "threshold_segmenter", sample="coins")
+    tabs = wait_tabs(page, 2)
+    third = tabs[0]["kernel"]
+    os.kill(kernel_pid(lab, third), signal.SIGKILL)
+    seconds = wait_all_dead(page)
+    print(f"kernel process killed: reported in both tabs after {seconds:.1f} s: {statuses(page)[0]}")
+    wait_kernels(lab, before)
+    context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+    page.wait_for_function(f"() => ({TABS_JS})().filter(t => t.kind === 'info' && t.pictures > 0).length === 1")
+    fourth = [t for t in bench_tabs(page) if t["kind"] == "info"][0]["kernel"]
+    assert fourth not in (first, second, third)
+    assert all(s.startswith("Kernel error: the kernel died") for s in statuses(page) if "shared kernel" not in s)
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+
+HOSTILE_NAMES = ["x'); import os; os.system('touch PWNED'); ('.png", "q\"uote' $(touch PWNED)\n`touch PWNED`.png"]
+
+
+def test_hostile_names_on_the_shared_kernel_run_nothing(lab, page, files):
+    """Hostile file names opened while another tab uses the shared kernel run nothing there (no PWNED file), a
+    tab whose request fails shows its error alone, and the other tab keeps working."""
+    from cnnwidgets.datasets import sample
+    from cnnwidgets.io import resize_to_fit, to_png_bytes
+
+    folder = lab.root / "hostile2"
+    folder.mkdir(exist_ok=True)
+    png = to_png_bytes(resize_to_fit(sample("camera", mode="keep"), 200))
+    for name in HOSTILE_NAMES:
+        (folder / name).write_bytes(png)
+    open_lab(lab, page)
+    before = kernels(lab)
+    context_menu(page, "photo.png", "cnnwidgets", "Filter designer")
+    wait_first_picture(page, FD_RESULT)
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('filebrowser:go-to-path', {path: 'hostile2'}).then(() => null)"
+    )
+    context_menu(page, "x');", "cnnwidgets", "Threshold segmenter")  # from the file browser
+    open_command(page, "filter_designer", path=f"hostile2/{HOSTILE_NAMES[1]}")  # a newline: by command
+    open_command(page, "filter_designer", path="ext/link-out.png")  # refused in the kernel
+    tabs = wait_tabs(page, 4)
+    by_label = {t["label"]: t for t in tabs}
+    assert by_label[f"Threshold segmenter — {HOSTILE_NAMES[0]}"]["kind"] == "info", tabs
+    assert by_label[f"Filter designer — {HOSTILE_NAMES[1]}"]["kind"] == "info", tabs
+    refused = by_label["Filter designer — link-out.png"]
+    assert refused["kind"] == "error" and "RefusedPath" in refused["status"], refused
+    assert len({t["kernel"] for t in tabs}) == 1 and len(kernels(lab)) == len(before) + 1
+    assert not list(lab.root.rglob("PWNED")) and not (REPO / "PWNED").exists()
+    filter_designer_works(page, "Filter designer — photo.png", "0.045")
+    assert not list(lab.root.rglob("PWNED"))
     close_tabs(page)
     wait_kernels(lab, before)
