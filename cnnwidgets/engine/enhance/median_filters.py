@@ -170,10 +170,13 @@ def adaptive_median(image, *, max_size=7):
 
 
 def _work(x):
-    """``x`` in a dtype its window max/min compute in exactly: torch's pools need a float, SciPy's filters no bool."""
+    """``x`` in a dtype its window max/min compute in exactly: torch's pools need a float, SciPy's filters take
+    neither bool nor float16."""
     if _xp.is_torch(x):
         return x.to(_xp._torch_work_dtype(x.dtype))
-    return x.view(np.uint8) if x.dtype == bool else x
+    if x.dtype == bool:
+        return x.view(np.uint8)
+    return x.astype(np.float32) if x.dtype == np.float16 else x
 
 
 def _device(x):
