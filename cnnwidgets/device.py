@@ -154,7 +154,15 @@ def faiss_gpu_available() -> bool:
 
 
 def describe() -> str:
-    """One line saying which device, FAISS mode and CPU thread count are in use, for status lines."""
+    """One line saying which device, FAISS mode and CPU thread count are in use, for status lines.
+
+    Before torch is imported (a session of the classical widgets), it says so instead of importing it to ask.
+    """
+    if "torch" not in sys.modules and not os.environ.get(ENV_VAR, "").strip():
+        return (
+            f"classical engine: NumPy on the CPU; torch not loaded (models choose CUDA or the CPU when they load); "
+            f"CPU threads: {cpu_threads()}"
+        )
     dev = get_device()
     return f"torch device: {dev}; FAISS GPU: {'yes' if faiss_gpu_available() else 'no'}; CPU threads: {cpu_threads()}"
 

@@ -117,3 +117,14 @@ def test_blas_loaded_after_the_policy_follows_it_at_the_next_call():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     threads, scipy_libs = out.stdout.split()
     assert threads == "[1]" and int(scipy_libs) >= 1
+
+
+def test_describe_does_not_import_torch_to_answer():
+    import subprocess
+    import sys
+
+    code = "import sys; from cnnwidgets import device; print(device.describe()); print('torch' in sys.modules)"
+    env = {k: v for k, v in __import__("os").environ.items() if k != device.ENV_VAR}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    line, imported = out.strip().splitlines()
+    assert imported == "False" and "NumPy on the CPU" in line and "CPU threads" in line
