@@ -158,7 +158,8 @@ def describe() -> str:
 
     Before torch is imported (a session of the classical widgets), it says so instead of importing it to ask.
     """
-    if "torch" not in sys.modules and not os.environ.get(ENV_VAR, "").strip():
+    choice = os.environ.get(ENV_VAR, "").strip()
+    if "torch" not in sys.modules and (not choice or _names_cpu(choice)):
         return (
             f"classical engine: NumPy on the CPU; torch not loaded (models choose CUDA or the CPU when they load); "
             f"CPU threads: {cpu_threads()}"

@@ -124,7 +124,9 @@ def test_describe_does_not_import_torch_to_answer():
     import sys
 
     code = "import sys; from cnnwidgets import device; print(device.describe()); print('torch' in sys.modules)"
-    env = {k: v for k, v in __import__("os").environ.items() if k != device.ENV_VAR}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
-    line, imported = out.strip().splitlines()
-    assert imported == "False" and "NumPy on the CPU" in line and "CPU threads" in line
+    for choice in (None, "cpu"):
+        env = {k: v for k, v in __import__("os").environ.items() if k != device.ENV_VAR}
+        env.update({device.ENV_VAR: choice} if choice else {})
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+        line, imported = out.strip().splitlines()
+        assert imported == "False" and "NumPy on the CPU" in line and "CPU threads" in line
