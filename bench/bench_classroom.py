@@ -76,6 +76,7 @@ class Student:
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self.ids: dict = {}
+        self.last: dict = {}
 
     def setup(self) -> None:
         msg_id = self.kc.execute(SETUP, user_expressions={"ids": "_cnnw_ids"}, store_history=False)
@@ -99,7 +100,8 @@ class Student:
     def move(self, which: str) -> float:
         """Send one slider update as a browser would; seconds until the new picture arrives."""
         control, picture = self.ids[f"{which}_control"], self.ids[f"{which}_picture"]
-        value = self.rng.choice(CONTROLS[which])
+        value = self.rng.choice([v for v in CONTROLS[which] if v != self.last.get(which)])  # a change: a new picture
+        self.last[which] = value
         msg = self.kc.session.msg(
             "comm_msg",
             {"comm_id": control, "data": {"method": "update", "state": {"value": value}, "buffer_paths": []}},
