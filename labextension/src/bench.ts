@@ -252,6 +252,13 @@ export class BenchKernel {
     }
   }
 
+  /** The facts a reply brought (memory after a tab opened: the "last seen" figure when the kernel dies). */
+  noteFacts(facts: IKernelFacts | null | undefined): void {
+    if (facts && typeof facts.pid === 'number') {
+      this._facts = facts;
+    }
+  }
+
   /** Ask the kernel again for its facts (memory, OOM count); null when it cannot say. */
   async refreshFacts(): Promise<IKernelFacts | null> {
     const kernel = this._sessionContext?.session?.kernel;
@@ -673,10 +680,19 @@ export class BenchContent extends Panel {
   private async _run(kernel: Kernel.IKernelConnection, bench: BenchKernel): Promise<void> {
     this.setStatus(`opening ${this.label} …`, 'busy');
     // stop_on_error false: on a shared kernel, one tab's failed request must not abort the others' queued ones
-    const future = kernel.requestExecute({ code: openCode(this.id, this.request), store_history: false, stop_on_error: false });
+    const future = kernel.requestExecute({
+      code: openCode(this.id, this.request),
+      store_history: false,
+      stop_on_error: false,
+      user_expressions: { facts: FACTS_EXPRESSION }
+    });
     this._sent = true;
     this._outputArea.future = future;
     const reply = await future.done;
+    const facts = (reply.content as any).user_expressions?.facts;
+    if (facts?.status === 'ok') {
+      bench.noteFacts(facts.data?.['application/json'] as IKernelFacts);
+    }
     if (this.isDisposed || this._died) {
       this._finish('error');
       return;
