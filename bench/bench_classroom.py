@@ -41,6 +41,7 @@ _f.wait(); _t.wait()
 _cnnw_ids = _json.dumps({
     "f_control": _f.controls["cutoff"].model_id, "f_picture": _f.p_result.image.model_id,
     "t_control": _t.controls["value"].model_id, "t_picture": _t.mask_panel.image.model_id,
+    "f_value": _f.controls["cutoff"].value, "t_value": _t.controls["value"].value,
 })
 """
 
@@ -88,6 +89,7 @@ class Student:
             raise RuntimeError(f"student {self.i}: setup failed: {content.get('ename')}: {content.get('evalue')}")
         data = content["user_expressions"]["ids"]["data"]["text/plain"]
         self.ids = json.loads(ast.literal_eval(data))  # the repr of a JSON str
+        self.last = {"f": self.ids["f_value"], "t": self.ids["t_value"]}
         self._drain()
 
     def _drain(self) -> None:
