@@ -33,8 +33,9 @@ def _butterworth(d2, order, highpass: bool):
 
     The high-pass form ``1 / (1 + 1 / d2**order)`` has no cancellation at high orders or in the far tails.
     """
-    q = np.power(d2, order)
-    with np.errstate(divide="ignore"):
+    # high orders over- or underflow the power (and 1 / a subnormal q): the gains are then exactly 0 or 1
+    with np.errstate(divide="ignore", over="ignore"):
+        q = np.power(d2, order)
         return 1.0 / (1.0 + 1.0 / q) if highpass else 1.0 / (1.0 + q)
 
 

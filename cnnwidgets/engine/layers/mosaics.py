@@ -53,7 +53,7 @@ def tile(
     columns : int, optional
         Tiles per row (≥ 1; more than C gives C); default ``ceil(sqrt(C))``.
     pad : int
-        Pixels of ``pad_value`` (a finite number) between tiles, ≥ 0.
+        Pixels of ``pad_value`` (in [0, 1]) between tiles, ≥ 0.
     per_map : bool
         Normalise each map to [0, 1] on its own (shows the pattern of weak maps);
         False normalises all maps together (shows which maps are strong).
@@ -71,7 +71,7 @@ def tile(
     pad = checks.integer("pad", pad, lo=0)
     if max_maps is not None:
         checks.integer("max_maps", max_maps, lo=1)
-    pad_value = checks.number("pad_value", pad_value)
+    pad_value = checks.number("pad_value", pad_value, lo=0, hi=1)  # the mosaic lies in [0, 1]
     if maps is None or isinstance(maps, str):
         raise ValueError(f"tile: maps must be C×H×W or C×H×W×3, got {checks.short(maps)}")
     a = checks.numbers_array("maps", maps).astype(np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _xp, checks
-from ._base import EDGE_METHODS, GRADIENT_METHODS, _like, _numpy, as_gray
+from ._base import EDGE_METHODS, GRADIENT_METHODS, _is_torch, _like, _numpy, as_gray
 from ._filters import _backend, _float_image, _gauss_kernel, _gradient_kernels, _on
 
 #: Largest ``sigma`` of :func:`edges` (its Gaussian has 8 sigma + 1 taps).
@@ -100,7 +100,7 @@ def edges(
         high = None if high is None else checks.number("high", high, lo=0)
         if low is not None and high is not None and low > high:
             raise ValueError(f"low must not exceed high (Canny's hysteresis), got low={low:g}, high={high:g}")
-    gray = _float_image(as_gray(image))
+    gray = _scaled_gray(image)
     if method == "canny":
         from skimage.feature import canny
 
@@ -111,10 +111,28 @@ def edges(
         sigma = 2.0 if sigma is None else sigma
         if sigma < 0.1:
             raise ValueError(f"sigma must be ≥ 0.1 for the Laplacian of Gaussian, got {sigma}")
-    resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend(image))
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below
+        resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend(image))
+    if not np.isfinite(resp).all():
+        raise ValueError(f"image: values up to {float(np.abs(gray).max()):.3g} overflow the float32 edge response")
     if not want_edges:
         return _like(resp, image)
     return _like(edge_mask(resp, method, threshold=threshold), image)
+
+
+def _scaled_gray(image) -> np.ndarray:
+    """The gray image in [0, 1] for integer input (scikit-image's ``img_as_float``), float kept.
+
+    Integer colour is scaled too: :func:`as_gray` turns uint16 or int32 colour into float64 gray in the
+    image's own units, which would otherwise be taken as float data (a uint16 RGB image then gave responses
+    65535 times those of the same image in gray).
+    """
+    gray = as_gray(image)
+    dtype = np.dtype(str(image.dtype).removeprefix("torch.")) if _is_torch(image) else np.asarray(image).dtype
+    if gray.dtype.kind == "f" and dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        gray = gray / info.max if dtype.kind == "u" else np.maximum(gray / info.max, -1.0)
+    return _float_image(gray)
 
 
 def edge_mask(response, method: str = "sobel", *, threshold: float = 0.0):
