@@ -94,6 +94,19 @@ export function encodePayload(value: unknown): string {
   return b64;
 }
 
+/** The value `encodePayload` made, decoded (throws on anything but base64 of UTF-8 JSON). */
+export function decodePayload(b64: string): unknown {
+  if (!/^[A-Za-z0-9+/=]*$/.test(b64) || b64.length > 64 * 1024) {
+    throw new Error('not a cnnwidgets payload');
+  }
+  const binary = atob(b64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) {
+    bytes[i] = binary.charCodeAt(i);
+  }
+  return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+}
+
 /** The Python a tab runs to open its widget: fixed lines with the tab id and the request as base64 text. */
 export function openCode(tab: string, request: IBenchRequest): string {
   return `from cnnwidgets.labtabs import open_tab\nopen_tab("${encodePayload({ tab, request })}")`;

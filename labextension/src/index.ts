@@ -5,9 +5,9 @@
 // Each opens a tab; the tabs share one kernel, or get one each with the setting "kernelPerTab" (see bench.ts and
 // schema/plugin.json). The tab's toolbar has "Open as notebook".
 
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
-import { PathExt } from '@jupyterlab/coreutils';
+import { ILabShell, IRouter, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker, showErrorMessage } from '@jupyterlab/apputils';
+import { PageConfig, PathExt, URLExt } from '@jupyterlab/coreutils';
 import { ABCWidgetFactory, DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
 import { IDefaultFileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
@@ -18,13 +18,24 @@ import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Menu, Widget } from '@lumino/widgets';
 
-import { BenchContent, BenchKernels, DEFAULT_SAMPLES, IBenchRequest, WIDGETS, benchLabel } from './bench';
+import {
+  BenchContent,
+  BenchKernels,
+  DEFAULT_SAMPLES,
+  IBenchRequest,
+  WIDGETS,
+  benchLabel,
+  decodePayload,
+  encodePayload
+} from './bench';
 import tutorials from './tutorials.json';
 
 import '../style/index.css';
 
 const PLUGIN_ID = 'cnnwidgets:plugin';
 const CATEGORY = 'cnnwidgets';
+/** Query parameter of a JupyterLab URL that opens a bench (base64 JSON of the request; see `openInLab`). */
+const OPEN_PARAM = 'cnnwidgets-open';
 
 /** File types (JupyterLab's names) that the image entries apply to. */
 const IMAGE_TYPES = ['png', 'jpeg', 'tiff', 'bmp', 'webp', 'gif'];
@@ -58,7 +69,8 @@ const CommandIDs = {
   openFromBrowser: 'cnnwidgets:open-from-browser',
   searchFolder: 'cnnwidgets:search-folder',
   tutorial: 'cnnwidgets:open-tutorial',
-  openAsNotebook: 'cnnwidgets:open-as-notebook'
+  openAsNotebook: 'cnnwidgets:open-as-notebook',
+  openFromUrl: 'cnnwidgets:open-from-url'
 };
 
 const cnnIcon = new LabIcon({
@@ -133,7 +145,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Open images and folders from the file browser in live cnnwidgets benches.',
   autoStart: true,
   requires: [IRenderMimeRegistry, IJupyterWidgetRegistry],
-  optional: [IFileBrowserFactory, IDefaultFileBrowser, ILauncher, ICommandPalette, ISettingRegistry],
+  optional: [
+    IFileBrowserFactory,
+    IDefaultFileBrowser,
+    ILauncher,
+    ICommandPalette,
+    ISettingRegistry,
+    ILabShell,
+    IRouter
+  ],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
@@ -142,7 +162,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     defaultBrowser: IDefaultFileBrowser | null,
     launcher: ILauncher | null,
     palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    labShell: ILabShell | null,
+    router: IRouter | null
   ) => {
     const { commands, serviceManager } = app;
     const tracker = new WidgetTracker<BenchWidget>({ namespace: 'cnnwidgets' });
@@ -175,8 +197,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return browser ? serviceManager.contents.localPath(browser.model.path) : '';
     };
 
-    /** Open a bench tab for a request. */
-    const openBench = (request: IBenchRequest): MainAreaWidget<BenchContent> => {
+    /**
+     * Where the shell cannot host a bench tab (Notebook 7: each page's main area holds its one document, and
+     * `shell.add(widget, 'main')` does nothing), the bench opens in JupyterLab, in a new browser tab, through
+     * a URL that carries the request as base64 JSON (read back by the route below).
+     */
+    const openInLab = (request: IBenchRequest): void => {
+      const url = `${URLExt.join(PageConfig.getBaseUrl(), 'lab')}?${OPEN_PARAM}=${encodeURIComponent(encodePayload(request))}`;
+      const opened = window.open(url, '_blank');
+      if (!opened) {
+        void showErrorMessage(
+          'cnnwidgets',
+          `${benchLabel(request)} opens in JupyterLab, in a new browser tab, which the browser blocked: allow pop-ups for this page, or open ${url}`
+        );
+      }
+    };
+
+    /** Open a bench tab for a request (in JupyterLab, in a new browser tab, where this shell cannot host it). */
+    const openBench = (request: IBenchRequest): MainAreaWidget<BenchContent> | null => {
+      if (!labShell) {
+        openInLab(request);
+        return null;
+      }
       const content = new BenchContent({ rendermime, request, kernels });
       const widget = new MainAreaWidget({ content });
       widget.id = content.id;
@@ -308,8 +350,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
     app.contextMenu.addItem({ command: CommandIDs.searchFolder, selector: FOLDER_SELECTOR, rank: 3 });
 
-    // Open With: one widget factory per image entry; the image viewer stays the default.
-    for (const [kind, label] of IMAGE_ENTRIES) {
+    // Open With: one widget factory per image entry; the image viewer stays the default. Only in JupyterLab:
+    // in Notebook 7, Open With opens the placeholder document in a page of its own, not a place for a bench.
+    for (const [kind, label] of labShell ? IMAGE_ENTRIES : []) {
       const factory = new BenchFactory(
         {
           name: `cnnwidgets-${kind}`,
@@ -326,6 +369,37 @@ const plugin: JupyterFrontEndPlugin<void> = {
         request => void openBench(request)
       );
       app.docRegistry.addWidgetFactory(factory);
+    }
+
+    // A JupyterLab URL with ?cnnwidgets-open=<base64 JSON request> (what openInLab makes) opens that bench once
+    // the layout is restored; the parameter is then dropped from the address, so a reload does not open it again.
+    commands.addCommand(CommandIDs.openFromUrl, {
+      execute: async args => {
+        const params = new URLSearchParams(String(args.search ?? ''));
+        const payload = params.get(OPEN_PARAM);
+        const url = new URL(window.location.href);
+        url.searchParams.delete(OPEN_PARAM);
+        window.history.replaceState(window.history.state, '', url.toString());
+        if (!payload) {
+          return;
+        }
+        let request: unknown;
+        try {
+          request = decodePayload(payload);
+        } catch (err) {
+          console.error('cnnwidgets: the URL does not hold a bench request', err);
+          return;
+        }
+        if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+          return;
+        }
+        await app.restored;
+        // the open command checks the kind and the fields' types; the tab refuses paths out of the root
+        return commands.execute(CommandIDs.open, request as ReadonlyPartialJSONObject);
+      }
+    });
+    if (labShell && router) {
+      router.register({ command: CommandIDs.openFromUrl, pattern: new RegExp(`[?&]${OPEN_PARAM}=`) });
     }
 
     // Launcher: one card per widget (on a sample), one per tutorial notebook; the same in the palette.

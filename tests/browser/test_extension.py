@@ -8,6 +8,7 @@ memory with three tabs, to ``extension_shared_kernel.json``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -797,3 +798,35 @@ def test_hostile_names_on_the_shared_kernel_run_nothing(lab, page, files):
     assert not list(lab.root.rglob("PWNED"))
     close_tabs(page)
     wait_kernels(lab, before)
+
+
+def lab_url_opening(lab, request) -> str:
+    """A JupyterLab address that opens a bench (what the entries do where the page cannot host one: Notebook 7)."""
+    b64 = base64.b64encode(json.dumps(request).encode("utf-8")).decode("ascii")
+    return f"{lab.url}/lab?token={lab.token}&reset&cnnwidgets-open={urllib.parse.quote(b64)}"
+
+
+def test_a_lab_address_opens_a_bench(lab, page, files):
+    """``/lab?cnnwidgets-open=<base64 JSON>`` opens the bench once (the parameter leaves the address); a path
+    out of the root is refused before any kernel starts, and anything else opens nothing."""
+    before = kernels(lab)
+    page.goto(lab_url_opening(lab, {"widget": "threshold_segmenter", "path": "ext/photo.png"}))
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell")
+    tabs = wait_tabs(page, 1)
+    assert tabs[0]["label"] == "Threshold segmenter — photo.png" and tabs[0]["kind"] == "info", tabs
+    assert "cnnwidgets-open" not in page.url
+    close_tabs(page)
+    wait_kernels(lab, before)
+
+    page.goto(lab_url_opening(lab, {"widget": "filter_designer", "path": "../secret.png"}))
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell")
+    tabs = wait_tabs(page, 1)
+    assert tabs[0]["kind"] == "error" and "outside the server's root" in tabs[0]["status"], tabs
+    assert kernels(lab) == before
+    close_tabs(page)
+
+    for junk in ("not base64 !", base64.b64encode(b"[1, 2]").decode(), base64.b64encode(b'{"widget": "rm"}').decode()):
+        page.goto(f"{lab.url}/lab?token={lab.token}&reset&cnnwidgets-open={urllib.parse.quote(junk)}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell")
+        page.wait_for_timeout(3000)
+        assert bench_tabs(page) == [] and kernels(lab) == before
