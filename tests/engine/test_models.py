@@ -304,7 +304,7 @@ def test_list_models():
 
 
 def test_bn_folding_matches_and_leaves_model_alone(lite0):
-    from timm.layers import BatchNormAct2d
+    from cnnwidgets.engine.models.efficientnet_lite import BatchNormAct2d
 
     imgs = [sample("chelsea"), sample("coffee"), sample("astronaut")]
     before = {k: v.clone() for k, v in lite0.state_dict().items()}

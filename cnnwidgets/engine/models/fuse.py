@@ -4,11 +4,13 @@ folded into that convolution's weights (found by tracing the model with torch.fx
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 import torch.fx
 from torch import nn
 
+from . import efficientnet_lite as lite
 from .cache import ModelCache
 from .surgery import set_submodule
 
@@ -17,33 +19,31 @@ __all__ = ["fold_bn", "inference_model"]
 _FOLDED = ModelCache(maxsize=8)  # key: id(model); version: weights fingerprint; None: nothing to fold
 
 
+def _timm_layer(name: str):
+    """timm's ``timm.layers.<name>`` class when timm is already imported, else None: a model built by timm
+    imported it, so a model holding timm modules finds them, and looking never imports timm."""
+    layers = sys.modules.get("timm.layers")
+    return getattr(layers, name, None) if layers is not None else None
+
+
 def _bn_replacement(bn: nn.Module) -> nn.Module | None:
     """What stays of a BatchNorm once it is folded into its convolution: nothing for a plain
-    ``nn.BatchNorm2d``; the dropout and activation of timm's ``BatchNormAct2d``. None: not foldable."""
+    ``nn.BatchNorm2d``; the dropout and activation of a ``BatchNormAct2d`` (this package's EfficientNet-Lite
+    one or timm's). None: not foldable."""
     if type(bn) is nn.BatchNorm2d:
         return nn.Identity()
-    try:
-        from timm.layers import BatchNormAct2d
-    except ImportError:
-        return None
-    if type(bn) is BatchNormAct2d:
+    if type(bn) in (lite.BatchNormAct2d, _timm_layer("BatchNormAct2d")):
         return nn.Sequential(bn.drop, bn.act)
     return None
 
 
 def _foldable_conv(conv: nn.Module) -> bool:
-    if type(conv) is nn.Conv2d:
-        return True
-    try:
-        from timm.layers import Conv2dSame
-    except ImportError:
-        return False
-    return type(conv) is Conv2dSame
+    return type(conv) in (nn.Conv2d, lite.Conv2dSame, _timm_layer("Conv2dSame"))
 
 
 class _LeafTracer(torch.fx.Tracer):
-    """Traces module calls, keeping every convolution and BatchNorm a leaf (timm's Conv2dSame and
-    BatchNormAct2d included: their insides are not traceable, and need not be)."""
+    """Traces module calls, keeping every convolution and BatchNorm a leaf (the "same"-padding Conv2dSame and
+    BatchNormAct2d of timm and of :mod:`.efficientnet_lite` included: their insides need not be traced)."""
 
     def is_leaf_module(self, m, qualname):
         return isinstance(m, (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)) or super().is_leaf_module(

@@ -175,6 +175,23 @@ def unavailable(name: str, where: str) -> PretrainedWeightsUnavailable:
 
 @functools.lru_cache(maxsize=1)
 def _imagenet_labels() -> tuple[str, ...]:
+    """torchvision's ImageNet category list, read from its source (``torchvision/models/_meta.py``) without
+    importing torchvision (which imports ``torch._dynamo``, some 100 MiB); imported only if that file moved."""
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("torchvision")
+        meta = Path(next(iter(spec.submodule_search_locations))) / "models" / "_meta.py"
+        for node in ast.parse(meta.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", None) == "_IMAGENET_CATEGORIES" for t in node.targets
+            ):
+                labels = tuple(ast.literal_eval(node.value))
+                if len(labels) == 1000 and all(isinstance(v, str) for v in labels):
+                    return labels
+    except Exception:  # not where it was: ask torchvision itself
+        pass
     from torchvision.models import ResNet18_Weights
 
     return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
