@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: app docs docs-check lab test lint test-unit test-notebooks test-browser install install-test chromium bench clean
+.PHONY: app docs docs-check lab test lint test-unit test-notebooks test-browser fuzz install install-test chromium bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ lint: install-test
 
 test-unit: install-test
 	$(PY) -m pytest tests --ignore=tests/browser $(PYTEST_ARGS)
+
+# Property-based fuzzing of the engine (tests/engine/test_fuzz.py): test-unit runs it with few, fixed examples;
+# this runs many more, random ones (FUZZ_EXAMPLES per function, default 2000), and prints how many were tried.
+fuzz: install-test
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/engine/test_fuzz.py --hypothesis-show-statistics $(PYTEST_ARGS)
 
 test-notebooks: install-test
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks $(PYTEST_ARGS)

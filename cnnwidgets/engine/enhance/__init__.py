@@ -21,6 +21,11 @@ cached per image size, parameters and device. Frequencies are fractions of the s
 Median filters use OpenCV's ``medianBlur`` on the CPU where it applies (it is the fastest correct
 path), SciPy's ``median_filter`` for other NumPy dtypes and torch on a GPU. Their border convention is
 *replicate* (the edge pixel repeats), which is OpenCV's ``BORDER_REPLICATE`` and SciPy's ``mode="nearest"``.
+
+Invalid input: arguments are checked on entry (:mod:`cnnwidgets.engine.checks`). A wrong type, shape or dtype, or a
+parameter beyond its documented bounds, raises a ValueError that names it (and shows arrays by shape and dtype,
+never their values); an image holding NaN or infinity is refused the same way, so no function returns NaN or
+infinity for finite input.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ Bhattacharyya coefficient ``sum(sqrt(p * q))`` in [0, 1] and the L2 distance bet
 The classical descriptors live in submodules and are used from here: :func:`hog` and :func:`gist` (with
 :func:`gabor_bank`) in ``features.shape``, :func:`color_set` and :func:`color_correlogram` (with the
 quantisations :func:`hsv166` and :func:`rgb64`) in ``features.color_sets``, :func:`glcm` in ``features.texture``.
+
+Invalid input: arguments are checked on entry (:mod:`cnnwidgets.engine.checks`). A wrong type, shape or dtype, or a
+parameter beyond its documented bounds, raises a ValueError that names it (and shows arrays by shape and dtype,
+never their values); an image (see :func:`cnnwidgets.io.load_image`) or a descriptor array holding NaN or infinity
+is refused the same way, so no function returns NaN or infinity for finite input.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ The playground functions (:func:`conv2d_steps`, :func:`activate`, :func:`activat
 :func:`pool2d_steps`) follow the textbook definitions and agree with
 ``torch.nn.functional``: CNN "convolution" is cross-correlation (the kernel is not flipped)
 unless ``flip=True``.
+
+Invalid input: arguments are checked on entry (:mod:`cnnwidgets.engine.checks`). A wrong type, shape or dtype, or a
+parameter beyond its documented bounds, raises a ValueError that names it (and shows arrays by shape and dtype,
+never their values); an image, a matrix, logits or maps holding NaN or infinity is refused the same way, so no
+function returns NaN or infinity for finite input.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ Display
 
 Colour input is converted to gray first: uint8 with OpenCV's ITU-R 601 luma (as ``load_image(mode="gray")``),
 float with the same weights. NumPy in gives NumPy out, torch in gives torch out (on the input's device).
+
+Invalid input: arguments are checked on entry (:mod:`cnnwidgets.engine.checks`). A wrong type, shape or dtype, or a
+parameter beyond its documented bounds, raises a ValueError that names it (and shows arrays by shape and dtype,
+never their values); an image, a threshold surface, a response or a list of seeds holding NaN or infinity is
+refused the same way, so no function returns NaN or infinity for finite input.
 """
 
 from __future__ import annotations
