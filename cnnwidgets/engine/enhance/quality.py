@@ -90,7 +90,11 @@ def _metric_pair(image_true, image_test, data_range):
             return xp.astype(to_float(xp.astype(x, xp.float32) if x.dtype == xp.bool else x), xp.float64)
         return xp.astype(x, xp.float64)
 
-    return prep(a), prep(b), (1.0 if data_range is None else float(data_range))
+    x, y = prep(a), prep(b)
+    if _xp.is_torch(x) != _xp.is_torch(y):  # a tensor and an array: compute both in torch, where the tensor is
+        device = (x if _xp.is_torch(x) else y).device
+        x, y = _xp.to_device(x, device), _xp.to_device(y, device)
+    return x, y, (1.0 if data_range is None else float(data_range))
 
 
 def psnr(image_true, image_test, *, data_range=None):

@@ -19,6 +19,9 @@ the spatial counterpart of Oliva & Torralba's whitening filter at 4 cycles per i
 _GABOR_SIGMA_F = 0.5622  # σ·f of a Gabor with a one-octave half-magnitude bandwidth: sqrt(ln 2 / 2) / π · 3
 _GABOR_TOP = 0.25  # centre frequency of the finest scale, cycles per pixel
 _GIST_CHUNK = 8  # images filtered together: bounds the memory of the N × orientations × L × L responses
+# GIST vectors of a smaller norm (before scaling) are the float32 rounding noise of a flat image: up to 1.3e-4 for
+# flat 128–512 px images, while a single pixel one grey level off its flat surround gives 1.3e-3
+_FLAT_NORM = 4e-4
 MAX_SCALES = 7  # the 7th octave's kernels are 865 px wide (radius 432); an 8th would be 1729 px, 12th 27,633 px
 MAX_ORIENTATIONS = 64
 
@@ -223,7 +226,10 @@ def _gist_batch(gray: np.ndarray, scales: int, orientations: int, grid: int) -> 
         c = side // grid
         cells.append(xp.mean(xp.reshape(energy, (n, orientations, grid, c, grid, c)), axis=(3, 5)))
     vec = xp.astype(xp.reshape(xp.concat(cells, axis=1), (n, -1)), xp.float64)
-    vec = vec / xp.clip(xp.linalg.vector_norm(vec, axis=1, keepdims=True), min=1e-12)
+    norm = xp.linalg.vector_norm(vec, axis=1, keepdims=True)
+    # a flat image leaves only rounding noise (which scaled up gave vectors of any norm, 0.2 or 1): all zeros,
+    # as documented
+    vec = xp.where(norm > _FLAT_NORM, vec / xp.clip(norm, min=_FLAT_NORM), xp.zeros_like(vec))
     return _xp.to_numpy(xp.astype(vec, xp.float32))
 
 
@@ -260,8 +266,9 @@ def gist(image, *, side: int = 128, scales: int = 4, orientations: int = 8, grid
     -------
     numpy.ndarray
         float32, shape (scales × orientations × grid²,) — 512 with the defaults, ordered scale, orientation,
-        cell row, cell column — or (N, 512) for a list; entries ≥ 0 with unit L2 norm. Natural distance:
-        Euclidean between unit vectors, which ranks as the cosine: the FAISS metric is the inner product.
+        cell row, cell column — or (N, 512) for a list; entries ≥ 0 with unit L2 norm (all zeros for a flat
+        image). Natural distance: Euclidean between unit vectors, which ranks as the cosine: the FAISS metric is
+        the inner product.
     """
     side, grid = positive_int("side", side), positive_int("grid", grid)
     scales, orientations = _bank_size(scales, orientations)

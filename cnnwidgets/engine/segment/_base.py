@@ -115,10 +115,14 @@ def histogram(gray, *, nbins: int = 256, max_levels: int = MAX_INTEGER_LEVELS):
             counts = np.bincount((gray.ravel().astype(np.int64) - lo), minlength=hi - lo + 1)
         return counts.astype(np.float64), np.arange(lo, hi + 1)
     lo, hi = float(lo), float(hi)
-    if lo == hi:
-        pad = max(0.5, abs(lo) * 1e-6)  # ±0.5, or enough to make distinct bin edges at large magnitudes
-        lo, hi = lo - pad, hi + pad
     edges_ = np.linspace(lo, hi, nbins + 1)
+    if lo == hi or not np.all(edges_[1:] > edges_[:-1]):
+        # a constant image, or one whose range is too narrow for distinct float64 edges (a float16 colour image
+        # made gray in float64 differs only by rounding): ±0.5 around it, or enough at large magnitudes
+        mid = lo if lo == hi else (lo + hi) / 2
+        pad = max(0.5, abs(mid) * 1e-6)
+        lo, hi = mid - pad, mid + pad
+        edges_ = np.linspace(lo, hi, nbins + 1)
     if gray.dtype == np.float32:
         import cv2
 

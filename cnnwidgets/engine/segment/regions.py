@@ -138,6 +138,10 @@ def kmeans_regions(image, clusters: int = 3, seed: int = 0):
     return labels + 1
 
 
+#: Largest pixel magnitude k-means computes in float32: (2 · 1e15)² · 4 channels stays far below its 3.4e38.
+_FLOAT32_SAFE = 1e15
+
+
 def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sample: int = 200_000):
     """Cluster pixel colours with k-means (k-means++ start), where :func:`cnnwidgets.device.compute_device` says.
 
@@ -168,7 +172,10 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
     sample = checks.integer("sample", sample, lo=1)
     arr = _pixels(image)
     h, w = arr.shape[:2]
-    pixels = arr.reshape(h * w, -1).astype(np.float32)
+    pixels = arr.reshape(h * w, -1).astype(np.float64)
+    # float32 as documented; float64 for values whose squared distances would overflow float32 (int64 extremes)
+    if not np.abs(pixels).max() > _FLOAT32_SAFE:
+        pixels = pixels.astype(np.float32)
     if len(np.unique(pixels[:: max(1, len(pixels) // 50_000)], axis=0)) < k and len(np.unique(pixels, axis=0)) < k:
         raise ValueError(f"the image has fewer than k={checks.short(k)} distinct colours")
     rng = np.random.default_rng(seed)
@@ -199,7 +206,7 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
     C = xp.take(C, xp.argsort(xp.mean(C, axis=1)), axis=0)
     labels = _nearest(_xp.to_device(pixels, dev), C)
     labels = _xp.to_numpy(labels).astype(np.int32).reshape(h, w)
-    return _like(labels, image), _xp.to_numpy(C)
+    return _like(labels, image), _xp.to_numpy(C).astype(np.float32, copy=False)
 
 
 def _nearest(X, C, chunk: int = 1 << 18):
