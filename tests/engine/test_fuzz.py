@@ -25,8 +25,8 @@ documented bounds and of the wrong type.
 
 Profiles (the settings of every test below):
 
-* ``engine-fuzz`` (the default, in ``make test-unit``): 150 examples per function (30 for the tests that run a
-  model or build a vocabulary), 25–45 s in all; ``derandomize=True`` so every run tries the same cases, no
+* ``engine-fuzz`` (the default, in ``make test-unit``): 100 examples per function (20 for the tests that run a
+  model or build a vocabulary), about 20–45 s in all; ``derandomize=True`` so every run tries the same cases, no
   example database.
 * ``fuzz`` (``make fuzz``, ``HYPOTHESIS_PROFILE=fuzz``): many more examples (``FUZZ_EXAMPLES`` per function,
   default 2000), random, with hypothesis' database in ``.hypothesis/`` (git-ignored) so that a failure found once
@@ -62,7 +62,7 @@ from cnnwidgets.io import ImageLoadError
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile(
     "engine-fuzz",
-    max_examples=150,
+    max_examples=100,
     derandomize=True,
     database=None,
     deadline=timedelta(seconds=10),
