@@ -144,16 +144,16 @@ def connect(ray, address: str | None = None, *, num_cpus: int | None = None):
         _local_only()
     if os.environ.get(AUTH_MODE_ENV) is None and token_available():
         _set_auth_mode_token()
-    said = ""
-    try:
-        with _stderr_kept() as kept:
+    failure = None
+    with _stderr_kept() as kept:
+        try:
             ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
-    except Exception as exc:
-        said = kept.text
+        except Exception as exc:
+            failure = exc
+    if failure is not None:  # what Ray printed is in kept.text once the block has ended
         ray.shutdown()
-        raise RayConnectError(_refusal(address, exc, said)) from None
-    finally:
-        _pass_on(kept.text if not said else "")
+        raise RayConnectError(_refusal(address, failure, kept.text)) from None
+    _pass_on(kept.text)
     return ray
 
 
