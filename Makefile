@@ -37,8 +37,15 @@ $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
 	$(PIP) install --quiet -e ".[test,ray]"
 	touch $@
 
+# JupyterHub's proxy for tests/browser/test_jupyterhub.py, from the npm registry like the extension's build tools.
+CHP_VERSION := 5.3.0
+$(VENV)/.stamp-chp: | $(PY)
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node configurable-http-proxy@$(CHP_VERSION)
+	$(VENV)/node/node_modules/.bin/configurable-http-proxy --version
+	touch $@
+
 install: $(VENV)/.stamp-install $(VENV)/.stamp-labext
-install-test: $(VENV)/.stamp-test $(VENV)/.stamp-labext
+install-test: $(VENV)/.stamp-test $(VENV)/.stamp-labext $(VENV)/.stamp-chp
 
 # Debian's Chromium drives the browser tests (Playwright cannot download browsers offline).
 chromium:

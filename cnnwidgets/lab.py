@@ -35,6 +35,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .cache import cache_dir, private_dir, shared_dirs
+
 __all__ = [
     "WIDGETS",
     "BenchRequest",
@@ -240,21 +242,6 @@ def parse_request(payload, *, root=None) -> BenchRequest:
 
 
 # ---------------------------------------------------------------------------------------------- index cache
-def cache_dir() -> Path:
-    """The per-user cache folder of cnnwidgets: ``$CNNWIDGETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/cnnwidgets``,
-    else the platform's user cache folder (``~/.cache/cnnwidgets`` on Linux)."""
-    if os.environ.get("CNNWIDGETS_CACHE_DIR"):
-        return Path(os.environ["CNNWIDGETS_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "cnnwidgets"
-    try:
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("cnnwidgets", appauthor=False))
-    except ImportError:  # pragma: no cover - platformdirs comes with jupyter_core
-        return Path.home() / ".cache" / "cnnwidgets"
-
-
 def index_folder_for(folder) -> Path:
     """Where the index of ``folder`` is cached: ``cache_dir()/indexes/<sha256 of the resolved path>[:20]``."""
     key = hashlib.sha256(str(Path(folder).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:20]
@@ -289,7 +276,7 @@ def _stale(index, files: dict) -> tuple[list, list]:
 
 @dataclass
 class FolderIndex:
-    """An index of a folder with how it was obtained ("loaded", "updated" or "built") and the seconds it took."""
+    """An index of a folder with how it was obtained ("loaded", "shared", "updated" or "built") and the seconds it took."""
 
     index: object
     folder: Path
@@ -302,6 +289,8 @@ class FolderIndex:
         n = len(self.index)
         if self.how == "loaded":
             return f"index of {n} images loaded from the cache (up to date) in {self.seconds:.1f} s"
+        if self.how == "shared":
+            return f"index of {n} images loaded from the class's shared cache in {self.seconds:.1f} s"
         if self.how == "updated":
             return f"index updated ({self.changed} new or changed files) — {n} images, {self.seconds:.1f} s"
         return f"{n} images indexed in {self.seconds:.1f} s"
@@ -343,6 +332,12 @@ def folder_index(folder, *, progress: bool = True, descriptors=("cnn", "color"))
     index, problem = _cached(cache, descriptors, progress)
     if index is not None and _stale(index, files) == ([], []):
         return FolderIndex(index, folder, cache, "loaded", time.perf_counter() - start)
+    if index is None and problem is None:  # the class's read-only shared cache, when it holds this folder up to date
+        for shared in shared_dirs("indexes", cache.name):
+            found, _ = _cached(shared, descriptors, progress)
+            if found is not None and _stale(found, files) == ([], []):
+                return FolderIndex(found, folder, shared, "shared", time.perf_counter() - start)
+    private_dir("indexes")
     with storage.locked(cache) as held:
         if held:  # another kernel may have built, updated or repaired the entry while this one waited
             index, problem = _cached(cache, descriptors, progress)
@@ -416,7 +411,7 @@ def _make_widget(req: BenchRequest):
         return C.TrainingDashboard(), {}
     # search boxes: the index may need building, with a progress bar in the tab meanwhile
     if req.widget == "search_samples":
-        folder = cache_dir() / "samples"
+        folder = private_dir("samples")
         _write_samples(folder)
     else:
         folder = req.path if req.widget == "search_folder" else req.path.parent
@@ -434,7 +429,6 @@ def _write_samples(folder: Path):
     from .files import atomic_write
     from .io import to_png_bytes
 
-    folder.mkdir(parents=True, exist_ok=True)
     for name in SEARCH_SAMPLES:
         p = folder / f"{name}.png"
         if not p.exists():  # two kernels may write the same file: each its own temporary one

@@ -10,6 +10,7 @@ mixes old and new stages.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import numbers
 
@@ -237,6 +238,13 @@ class Pipeline(WidgetBase):
         else:
             enhanced = self.working_image
         p = p.replaced("segment", call=self._segment_recipe(enhanced))
+        # the classical stages show at once; the CNN's labels and the retrieval follow when they are ready
+        names = [s.name for s in p.stages]
+        if "recognise" in names:
+            quick = P.Pipeline(p.stages[: names.index("recognise")])
+            quick.cache = p.cache
+            with contextlib.suppress(P.StageError, ValueError):  # the full run below reports the failure
+                self._show(quick.run(self.working_image))
         try:
             out = p.run(self.working_image, index=self.index)
         except P.StageError as exc:

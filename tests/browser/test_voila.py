@@ -1,5 +1,6 @@
 """Voilà app mode: each app in notebooks/apps renders with its code hidden and live widgets; a control moves the picture."""
 
+import contextlib
 import json
 import time
 
@@ -53,6 +54,8 @@ def test_app_serves_live_widgets_with_code_hidden(name, app_page, tmp_path):
             f.write(json.dumps({"app": name, "start_to_first_picture_s": round(first_picture_s, 1)}) + "\n")
     except Exception:
         print(server.log())
+        with contextlib.suppress(Exception):  # the widgets' status lines say what a kernel was doing
+            print(app_page.inner_text("body")[-3000:])
         raise
     finally:
         server.close()

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnwidgets.cache import CACHE_ENV_VAR, cache_dir, private_dir, shared_dirs
 from cnnwidgets.device import cpu_threads
 from cnnwidgets.files import atomic_write
 
@@ -67,7 +68,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnx", "torch")
-CACHE_ENV_VAR = "CNNWIDGETS_CACHE_DIR"
 MIN_COSINE = 0.9999
 EXPORTER = "torchscript-opset17-padconv"  # part of the file key: another exporter or opset makes another file
 _OPSET = 17
@@ -90,16 +90,6 @@ def onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def cache_dir() -> Path:
-    """The per-user cache folder: ``CNNWIDGETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/cnnwidgets``, else
-    ``~/.cache/cnnwidgets``."""
-    explicit = os.environ.get(CACHE_ENV_VAR, "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "cnnwidgets"
 
 
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -429,7 +419,7 @@ def _export(model: nn.Module, path: Path, cfg) -> str | None:
             raise _Unusable(f"export disagrees with torch (cosine {cos:.6f} < {MIN_COSINE})")
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir("onnx")
         atomic_write(path, write)
         atomic_write(_digest_path(path), _file_digest(path).encode())
     except _Unusable as exc:
@@ -470,7 +460,17 @@ def _session(model: nn.Module):
     """OnnxModel for ``model`` (from the cached file, exported first when there is none), or the reason why not."""
     cfg = model_config(model)
     name = _file_name(str(cfg.get("name") or type(model).__name__))
-    path = cache_dir() / "onnx" / f"{name}-{_weights_key(model)}.onnx"
+    file = f"{name}-{_weights_key(model)}.onnx"
+    path = cache_dir() / "onnx" / file
+    shared = [folder / file for folder in shared_dirs("onnx") if (folder / file).exists()]
+    if not path.exists() and shared:  # a class's read-only cache: used as it is, never written
+        try:
+            found = _checked_onnx(shared[0])
+            with _stats_lock:
+                stats["loads"] += 1
+            return found
+        except Exception as exc:
+            log.warning("%s cannot be loaded (%s); exporting it into %s", shared[0], _first_line(exc), path.parent)
     if path.exists():
         try:
             found = _checked_onnx(path)
@@ -631,10 +631,17 @@ def pretrained_onnx(name: str) -> OnnxModel | None:
         return None
     try:
         key = _pretrained_key_of(name, weights)
-        st = _record_path(name, key).stat()
-    except OSError:  # nothing recorded for these weights, code and versions yet
+    except OSError:
         return None
-    manifest = _record_path(name, key)
+    mine = _record_path(name, key)
+    for manifest in [mine, *(folder / mine.name for folder in shared_dirs("onnx"))]:
+        try:
+            st = manifest.stat()
+            break
+        except OSError:
+            continue
+    else:  # nothing recorded for these weights, code and versions yet, in the user's cache or a shared one
+        return None
     found = _PRETRAINED.get(
         name, lambda: _load_pretrained(name, weights, key, manifest), version=(key, st.st_ino, st.st_size)
     )
