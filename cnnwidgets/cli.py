@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .index.image_index import DESCRIPTORS, MODES
     from .index.vectors import INDEX_TYPES
 
-    p = _Parser(prog="cnnwidgets", description="Index image folders and search them by text, colour or CNN features.")
+    p = _Parser(
+        prog="cnnwidgets",
+        description="Index image folders and search them by text, colour or CNN features; write the tutorials as an nbgrader course.",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ix = sub.add_parser("index", help="index a folder of images")
     ix.add_argument("folder", help="folder of images (searched recursively)")
@@ -62,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     se.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     se.add_argument("--json", action="store_true", help="print a JSON list of {path, score, scores, tags, caption}")
+    co = sub.add_parser("course", help="write the tutorials as an nbgrader course")
+    co.add_argument("folder", help="the course's root folder (nbgrader_config.py and source/ are written there)")
+    co.add_argument("--notebooks", default=None, help="comma-separated tutorial numbers, e.g. 01,03 (default all)")
+    co.add_argument("--points", type=int, default=1, help="points of each autograded test cell (default 1)")
     return p
 
 
@@ -95,6 +102,16 @@ def _run(args) -> int:
 
     from .index import ImageIndex
 
+    if args.command == "course":
+        from .exercises import write_course
+
+        numbers = [n.strip() for n in args.notebooks.split(",") if n.strip()] if args.notebooks else None
+        root = write_course(args.folder, notebooks=numbers, points=args.points)
+        written = sorted(p.name for p in (root / "source").iterdir() if p.is_dir())
+        print(
+            f"wrote the nbgrader course {root} ({', '.join(written)}); next: cd {root}; nbgrader generate_assignment NAME"
+        )
+        return 0
     if args.command == "index":
         folder = Path(args.folder)
         if not folder.is_dir():

@@ -7,11 +7,43 @@ from cnnwidgets import exercises, io
 from cnnwidgets.exercises import Checker, checks, list_exercises
 from cnnwidgets.index import ImageIndex
 
+
+class Widget:
+    """A widget answer, built when the test runs: ``Widget(build, **traits)``."""
+
+    def __init__(self, build, **traits):
+        self.build, self.traits = build, traits
+
+    def __call__(self):
+        w = self.build()
+        for name, value in self.traits.items():
+            setattr(w, name, value)
+        return w
+
+
+def _fd():
+    from cnnwidgets import FilterDesigner, sample
+
+    return FilterDesigner(sample("camera"), noise="gaussian", noise_amount=0.1)
+
+
+def _ts():
+    from cnnwidgets import ThresholdSegmenter, sample
+
+    return ThresholdSegmenter(sample("coins"), method="fixed")
+
+
+def _lv():
+    from cnnwidgets import LayerVisualizer, sample
+
+    return LayerVisualizer(sample("chelsea", mode="rgb"), model="efficientnet_lite0")
+
+
 RIGHT = {
     "00": [(400, 600, 3), (300, 451), io.ImageLoadError, 4],
-    "01": [0.2, "ideal", "median", 0.0],
-    "02": [24, "sauvola", 107, "canny"],
-    "03": [15, 448, "b", "conv_stem"],
+    "01": [0.2, "ideal", "median", 0.0, Widget(_fd, cutoff=0.2)],
+    "02": [24, "sauvola", 107, "canny", Widget(_ts, value=105)],
+    "03": [15, 448, "b", "conv_stem", Widget(_lv, layer="blocks.5.0.conv_dw")],
     "04": [0.1, 20, "cnn", "conv_stem"],
     "05": [None, 0.7, 5 / 6, "color"],
     "06": [24, "fewer", "a"],
@@ -31,6 +63,11 @@ WRONG = [
     ("01", 2, "butterworth", "jumps from 1 to 0"),
     ("01", 3, "gaussian", "spreads each impulse"),
     ("01", 4, 129.06, "mean of camera"),
+    ("01", 5, Widget(_fd), "too blurred"),
+    ("01", 5, Widget(_fd, cutoff=0.45), "too much noise"),
+    ("01", 5, Widget(_fd, cutoff=0.2, highpass=True), "low-pass"),
+    ("01", 5, Widget(_fd, cutoff=0.2, noise_amount=0.05), "Keep the noise"),
+    ("01", 5, 0.2, "Answer with the widget itself"),
     ("02", 1, 40, "specks"),
     ("02", 1, 20, "fill the holes"),
     ("02", 2, "otsu", "whole page"),
@@ -39,6 +76,9 @@ WRONG = [
     ("02", 3, 0.42, "0–255"),
     ("02", 4, "sobel", "thick edges"),
     ("02", 4, "log", "hysteresis"),
+    ("02", 5, Widget(_ts), "parts of the coins are missing"),
+    ("02", 5, Widget(_ts, value=60), "background comes in"),
+    ("02", 5, Widget(_ts, value=105, invert=True), "not inverted"),
     ("03", 1, 14, "padding"),
     ("03", 1, 30, "stride"),
     ("03", 1, 28, "both"),
@@ -48,6 +88,8 @@ WRONG = [
     ("03", 3, "c", "channels"),
     ("03", 3, "d", "stride alone"),
     ("03", 4, "bn2.act", "Deep layers"),
+    ("03", 5, Widget(_lv, layer="blocks.6.0.conv_dw"), "an earlier layer already has them"),
+    ("03", 5, Widget(_lv, layer="conv_stem"), "Look at a deeper layer"),
     ("04", 1, 10, "fraction"),
     ("04", 1, 0.5, "more than two"),
     ("04", 2, 5, "several classes"),
@@ -80,6 +122,7 @@ def test_right_answers_pass_even_in_solutions_mode(notebook, capsys):
     for number, answer in enumerate(RIGHT[notebook], 1):
         if answer is None:
             continue  # needs an index: below
+        answer = answer() if isinstance(answer, Widget) else answer
         assert getattr(check, f"ex{number}")(answer).passed
         assert "✔ right." in capsys.readouterr().out
     assert "✔" in check.summary()
@@ -87,6 +130,7 @@ def test_right_answers_pass_even_in_solutions_mode(notebook, capsys):
 
 @pytest.mark.parametrize(("notebook", "number", "answer", "hint"), WRONG)
 def test_typical_wrong_answers_get_the_matching_hint(notebook, number, answer, hint, capsys):
+    answer = answer() if isinstance(answer, Widget) else answer
     feedback = getattr(checks(notebook), f"ex{number}")(answer)
     assert not feedback.passed and hint in feedback.message
     out = capsys.readouterr().out
@@ -137,5 +181,13 @@ def test_a_text_query_for_a_class_without_captions(capsys):
 
 
 def test_the_module_is_listed_and_documented():
-    assert exercises.__all__ == ["Checker", "Feedback", "checks", "list_exercises"]
+    assert exercises.__all__ == [
+        "Checker",
+        "Feedback",
+        "checks",
+        "grading",
+        "is_grading",
+        "list_exercises",
+        "write_course",
+    ]
     assert bool(exercises.Feedback(True, "ok")) and not exercises.Feedback(False, "no")

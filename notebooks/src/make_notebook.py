@@ -29,9 +29,10 @@ def write(path, cells):
 
 def _version(cell, *, solutions):
     kind, src, *rest = cell
-    if kind == "exercise":
+    if kind == "exercise":  # ("exercise", student source, solution source[, metadata])
+        meta = rest[1] if len(rest) > 1 else {}
         src = rest[0] if solutions else src
-        return ("code", src.replace("{solutions}", str(solutions)))
+        return ("code", src.replace("{solutions}", str(solutions)), meta)
     if kind == "code":
         src = src.replace("{solutions}", str(solutions))
     return (kind, src, *rest)
@@ -47,12 +48,14 @@ def _write(path, cells):
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    for i, (kind, src, *expected) in enumerate(cells):
+    for i, (kind, src, *rest) in enumerate(cells):
         src = src.strip("\n")
+        expected = [r for r in rest if isinstance(r, str)]
+        meta = next((r for r in rest if isinstance(r, dict)), {})
         cell = {
             "cell_type": "markdown" if kind == "md" else "code",
             "id": f"cell-{i:02d}",
-            "metadata": {},
+            "metadata": meta,
             "source": src,
         }
         if kind != "md":
@@ -71,9 +74,11 @@ def exercises(notebook, items, *, intro=""):
     ----------
     notebook : str
         The notebook's number, as ``cnnwidgets.exercises.checks`` takes it.
-    items : list of tuple
+    items : list of tuple or dict
         ``(task_markdown, solution_source)`` or ``(task_markdown, solution_source, extra_check_arguments)``; the
         solution source sets ``answer``. The student's cell reads ``answer = None  # your answer here``.
+        A widget exercise is a dict with ``task``, ``setup`` (a cell that shows the widget), ``student`` (the
+        student's starting lines) and ``solution``; its check also has a hidden test (``check.hidden.exN``).
     intro : str
         Markdown after the heading.
     """
@@ -88,9 +93,21 @@ def exercises(notebook, items, *, intro=""):
             f'from cnnwidgets import exercises\n\ncheck = exercises.checks("{notebook}", solutions={{solutions}})',
         ),
     ]
-    for number, (task, solution, *extra) in enumerate(items, 1):
-        call = f"check.ex{number}(answer{', ' + extra[0] if extra else ''})"
+    for number, item in enumerate(items, 1):
+        if isinstance(item, dict):  # a widget exercise: a setup cell shows the widget, the answer sets it
+            task, solution, extra = item["task"], item["solution"], item.get("extra")
+            student = item["student"].strip()
+        else:
+            task, solution, *more = item
+            extra = more[0] if more else None
+            student = "answer = None  # your answer here"
+        call = f"check.ex{number}(answer{', ' + extra if extra else ''})"
+        meta = {"cnnwidgets": {"exercise": f"{notebook}.{number}", "check": call}}
+        if isinstance(item, dict):
+            meta["cnnwidgets"]["hidden"] = f"check.hidden.ex{number}(answer{', ' + extra if extra else ''})"
         cells.append(("md", f"**Exercise {number}.** {task.strip()}"))
-        cells.append(("exercise", f"answer = None  # your answer here\n{call}", f"{solution.strip()}\n{call}"))
+        if isinstance(item, dict):
+            cells.append(("code", item["setup"].strip()))
+        cells.append(("exercise", f"{student}\n{call}", f"{solution.strip()}\n{call}", meta))
     cells.append(("code", "print(check.summary())"))
     return cells

@@ -28,6 +28,15 @@ answer = cutoffs[int(np.argmax(scores))]
             "What is the mean of `enhance.frequency_filter(camera, highpass=True, cutoff=0.05)`?",
             "answer = float(enhance.frequency_filter(camera, highpass=True, cutoff=0.05).mean())",
         ),
+        {
+            "task": "The FilterDesigner `fd` below shows `camera` with Gaussian noise (its noise tab). Move its controls "
+            "until the result reaches at least 26.5 dB PSNR against the clean camera (read it in the noise tab). "
+            "Then write the settings you chose into the answer cell, so that they are saved with the notebook, "
+            "and set `answer = fd`.",
+            "setup": 'fd = FilterDesigner(camera, noise="gaussian", noise_amount=0.1)\nfd',
+            "student": "# the settings you chose, e.g. fd.cutoff = ...\nanswer = None  # your answer here: answer = fd",
+            "solution": "fd.cutoff = 0.2\nanswer = fd",
+        },
     ],
 )
 

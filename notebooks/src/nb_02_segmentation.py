@@ -17,6 +17,14 @@ EXERCISES = exercises(
             "Which edge detector gives one-pixel-thin, linked edges? Answer with a name from `segment.EDGE_METHODS`.",
             'answer = "canny"',
         ),
+        {
+            "task": "The ThresholdSegmenter `ts` below thresholds `coins` at a fixed value. Drag its threshold until "
+            "every coin is white and the background black. Then write the value you chose into the answer cell, so "
+            "that it is saved with the notebook, and set `answer = ts`.",
+            "setup": 'ts = ThresholdSegmenter(coins, method="fixed")\nts',
+            "student": "# the threshold you chose, e.g. ts.value = ...\nanswer = None  # your answer here: answer = ts",
+            "solution": "ts.value = 105\nanswer = ts",
+        },
     ],
 )
 

@@ -33,6 +33,14 @@ Why can't max pooling be inverted? Answer with a letter.
             "edges?",
             'answer = "conv_stem"',
         ),
+        {
+            "task": "In the LayerVisualizer `lv` above, go down the layer list: the feature maps shrink as the "
+            "network goes deeper. Choose the first layer whose maps are 7 × 7, write it into the answer cell "
+            "(`lv.layer = ...`) and set `answer = lv`.",
+            "setup": "lv  # the LayerVisualizer of section 6",
+            "student": "# the layer you chose, e.g. lv.layer = ...\nanswer = None  # your answer here: answer = lv",
+            "solution": 'lv.layer = "blocks.5.0.conv_dw"\nanswer = lv',
+        },
     ],
 )
 
