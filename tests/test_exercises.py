@@ -39,14 +39,25 @@ def _lv():
     return LayerVisualizer(sample("chelsea", mode="rgb"), model="efficientnet_lite0")
 
 
+def _pl(cutoff):
+    def build():
+        from cnnwidgets import Pipeline, sample
+
+        w = Pipeline(sample("coins"))
+        w.enhancer.cutoff = cutoff
+        return w
+
+    return build
+
+
 RIGHT = {
     "00": [(400, 600, 3), (300, 451), io.ImageLoadError, 4],
     "01": [0.2, "ideal", "median", 0.0, Widget(_fd, cutoff=0.2)],
     "02": [24, "sauvola", 107, "canny", Widget(_ts, value=105)],
     "03": [15, 448, "b", "conv_stem", Widget(_lv, layer="blocks.5.0.conv_dw")],
     "04": [0.1, 20, "cnn", "conv_stem"],
-    "05": [None, 0.7, 5 / 6, "color"],
-    "06": [24, "fewer", "a"],
+    "05": [None, 0.7, 5 / 6, "color", None],
+    "06": [24, "fewer", "a", Widget(_pl(0.2))],
 }
 
 # (notebook, exercise, wrong answer, a phrase of the hint it must get)
@@ -106,6 +117,7 @@ WRONG = [
     ("06", 2, "more", "printed counts"),
     ("06", 3, "b", "not added"),
     ("06", 3, "c", "keeps its size"),
+    ("06", 4, Widget(_pl(0.05)), "neighbouring coins merge"),
 ]
 
 
@@ -178,6 +190,21 @@ def test_a_text_query_for_a_class_without_captions(capsys):
     assert "Pass the index" in student.ex1("espresso").message
     wrong = student.ex1("tabby cat", index=index)
     assert not wrong.passed and "0 of 5" in wrong.message and "espresso" in wrong.message
+    # the same through the SearchBox, graded from its text and results; the hidden test searches again
+    from cnnwidgets import SearchBox
+
+    box = SearchBox(index, k=8)
+    box.text = "espresso"
+    assert check.ex5(box).passed
+    check.hidden.ex5(box)
+    box.text = "coffee cup"
+    assert "file names" in student.ex5(box).message
+    box.text = "tabby"
+    assert "0 of the first 5" in student.ex5(box).message
+    box.text = "espresso"
+    box.wait()
+    box.results = box.results[:5][::-1] + box.results[5:]  # a forged gallery: all 5 coffee, in another order
+    assert not student.ex5(box).passed  # the hidden test searches again and refuses it, so the visible check does
 
 
 def test_the_module_is_listed_and_documented():

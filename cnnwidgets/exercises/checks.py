@@ -531,3 +531,73 @@ def _map_sizes(model_name: str) -> dict:
 
     acts = layers.capture(shared_model(model_name), np.zeros((224, 224, 3), np.uint8))
     return {name: tuple(a.shape[-2:]) for name, a in acts.items() if a.ndim >= 3}
+
+
+def _nb05_ex5_hidden(answer):
+    """The gallery is what the index gives the box's words: ``box.index.search(text=box.text)``, run again."""
+    w, bad = _widget(answer, "SearchBox", "box")
+    if bad is not None:
+        return bad
+    want = [h.path for h in w.index.search(text=w.text, k=5)]
+    if [r["path"] for r in w.results[:5]] != want:
+        return hint("box's results are not what its query gives: set box.text only.")
+    return ok("")
+
+
+@exercise(
+    "05",
+    5,
+    "type a query into the SearchBox that finds coffee without saying it",
+    "The photos' predicted labels are stored as tags: type a word only they know into box, then box.text = ...",
+    hidden=_nb05_ex5_hidden,
+    widget=True,
+)
+def _nb05_ex5(answer, *, folder="coffee"):
+    w, bad = _widget(answer, "SearchBox", "box")
+    if bad is not None:
+        return bad
+    text = (w.text or "").strip()
+    if not text:
+        return hint("Type words into box (box.text = ...).")
+    if folder in text.lower():
+        return hint(f"'{folder}' is in the file names, so keywords find it. Use a word only the labels know.")
+    top = [r["path"].replace("\\", "/") for r in w.results[:5]]
+    inside = sum(f"/{folder}/" in p for p in top)
+    if len(top) == 5 and inside == 5:
+        return ok(f"All 5 first results for {text!r} are {folder} photos, found through their predicted labels.")
+    return hint(f"{inside} of the first 5 results for {text!r} are {folder} photos. Look at the tags they show.")
+
+
+def _nb06_ex4_hidden(answer):
+    """The regions are what the chain's own script gives: ``w.code`` run again on the working image."""
+    w, bad = _widget(answer, "Pipeline", "w")
+    if bad is not None:
+        return bad
+    scope = {"image": w.working_image, "index": w.index}
+    exec(w.code, scope)
+    if [r.bbox for r in scope["regions"]] != [r.bbox for r in w.result["regions"]]:
+        return hint("w's regions are not what its settings give: set w.enhancer.cutoff only.")
+    return ok("")
+
+
+@exercise(
+    "06",
+    4,
+    "set the pipeline's cutoff so that it finds one region per coin",
+    "Drag w's cutoff up from 0.05 and count the regions in the status line; then w.enhancer.cutoff = ...",
+    hidden=_nb06_ex4_hidden,
+    widget=True,
+)
+def _nb06_ex4(answer):
+    w, bad = _widget(answer, "Pipeline", "w")
+    if bad is not None:
+        return bad
+    if not w.enhance_on:
+        return hint("Keep 'enhance first' on: the exercise is about the low-pass filter's cutoff.")
+    n = len(w.result["regions"])
+    cutoff = w.enhancer.cutoff
+    if n == 24:
+        return ok(f"cutoff {cutoff:g}: 24 regions, one per coin.")
+    if n < 24:
+        return hint(f"{n} regions at cutoff {cutoff:g}: neighbouring coins merge. Raise the cutoff.")
+    return hint(f"{n} regions at cutoff {cutoff:g}: noise specks count as regions. Lower the cutoff.")

@@ -41,18 +41,22 @@ c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplemente
 
 
 def tutorials_folder() -> Path:
-    """The folder that holds the tutorial notebooks and their ``solutions/``.
+    """The folder that holds the tutorial notebooks and their ``solutions/``: ``notebooks/`` of a source checkout,
+    else ``<prefix>/share/cnnwidgets/notebooks`` of an installed wheel.
 
     Raises
     ------
     FileNotFoundError
         If neither the installed package nor a source checkout has them.
     """
-    here = Path(__file__).resolve()
-    for folder in (here.parents[1] / "tutorials", here.parents[2] / "notebooks"):
+    import sys
+
+    checkout = Path(__file__).resolve().parents[2] / "notebooks"  # a source checkout (an editable install)
+    installed = Path(sys.prefix) / "share" / "cnnwidgets" / "notebooks"  # the wheel's shared data
+    for folder in (checkout, installed):
         if (folder / "solutions").is_dir():
             return folder
-    raise FileNotFoundError("the tutorial notebooks are not installed (cnnwidgets/tutorials or notebooks/solutions)")
+    raise FileNotFoundError(f"the tutorial notebooks are not installed: no {installed / 'solutions'}")
 
 
 def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, points: int = 0) -> dict:

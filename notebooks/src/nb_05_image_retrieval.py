@@ -22,6 +22,14 @@ EXERCISES = exercises(
             "Which descriptor fails on the colour-changed versions: `'cnn'`, `'color'`, `'moments'` or `'sift'`?",
             'answer = "color"',
         ),
+        {
+            "task": "Type a query into the SearchBox `box` of the last section, **without the word coffee**, whose "
+            "first 5 results are all coffee photos. Then write it into the answer cell (`box.text = ...`), so that "
+            "it is saved with the notebook, and set `answer = box`.",
+            "setup": "box  # the SearchBox of the last section",
+            "student": "# the query you typed, e.g. box.text = ...\nanswer = None  # your answer here: answer = box",
+            "solution": 'box.text = "espresso"\nanswer = box',
+        },
     ],
 )
 

@@ -21,6 +21,14 @@ What happens with a cutoff that is too low (0.02)? Answer with a letter.
 """,
             'answer = "a"',
         ),
+        {
+            "task": "The Pipeline `w` of the last section runs with cutoff 0.05, and neighbouring coins merge. Drag "
+            "its cutoff up until the status line counts one region per coin, write the cutoff into the answer cell "
+            "(`w.enhancer.cutoff = ...`) and set `answer = w`.",
+            "setup": "w  # the Pipeline of the last section",
+            "student": "# the cutoff you chose, e.g. w.enhancer.cutoff = ...\nanswer = None  # your answer here: answer = w",
+            "solution": "w.enhancer.cutoff = 0.2\nanswer = w",
+        },
     ],
 )
 
