@@ -79,11 +79,6 @@ def list_samples() -> list[str]:
     return sorted(_SAMPLES)
 
 
-def describe_samples() -> dict[str, str]:
-    """Sample name → one-line description."""
-    return dict(_SAMPLES)
-
-
 def sample(name: str, *, mode: str = "keep") -> np.ndarray:
     """Return one bundled sample image.
 

@@ -254,3 +254,56 @@ def apply_thread_policy() -> int:
         pass
     _applied[:] = [(n, frozenset(m for m in _POLICY_MODULES if m in sys.modules))]
     return n
+
+
+@contextlib.contextmanager
+def threads(n: int | None = None):
+    """Compute with ``n`` threads inside the block: torch's intra-op pool (if torch is loaded), FAISS/OpenMP (if
+    FAISS is loaded) and every loaded BLAS library; the counts they had are restored after it.
+
+    The one place besides :func:`apply_thread_policy` that sets thread counts: training, FAISS training on small
+    samples and the Ray actor use it. The counts are process-wide, like the libraries' own settings.
+
+    Parameters
+    ----------
+    n : int, optional
+        A positive number of threads; :func:`cpu_threads` when omitted.
+
+    Yields
+    ------
+    int
+        The thread count in force.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+    """
+    if n is None:
+        n = cpu_threads()
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads: n must be a positive integer, got {n!r}")
+    torch = sys.modules.get("torch")
+    faiss = sys.modules.get("faiss")
+    old_torch = torch.get_num_threads() if torch is not None else None
+    old_faiss = faiss.omp_get_max_threads() if faiss is not None else None
+    limits = None
+    try:
+        import threadpoolctl
+
+        limits = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    except ImportError:
+        pass
+    if torch is not None:
+        torch.set_num_threads(n)
+    if faiss is not None:
+        faiss.omp_set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch is not None:
+            torch.set_num_threads(old_torch)
+        if faiss is not None:
+            faiss.omp_set_num_threads(old_faiss)
+        if limits is not None:
+            limits.restore_original_limits()

@@ -371,17 +371,6 @@ def _note(text: str, kind: str = "info"):
     return note
 
 
-def _load_image_for(widget: str, source):
-    from .io import load_image
-
-    if widget == "layer_visualizer":
-        return load_image(source, mode="rgb")
-    arr = load_image(source, mode="keep")
-    if widget == "filter_designer" and arr.ndim == 3 and arr.shape[2] == 4:
-        arr = load_image(arr, mode="rgb")
-    return arr
-
-
 def _make_widget(req: BenchRequest):
     from IPython.display import clear_output, display
 
@@ -469,11 +458,6 @@ class Reply(dict):
 
     def _repr_json_(self):
         return dict(self)
-
-
-def current_widget():
-    """The widget of this tab's kernel (None before :func:`open_bench`)."""
-    return _STATE.get("widget")
 
 
 def open_as_notebook() -> Reply:

@@ -100,7 +100,7 @@ def close_tab(payload) -> int:
         if isinstance(model_id, str) and _MODEL_ID.match(model_id) and model_id in _instances:
             roots.append(_instances[model_id])
     if lab._STATE.get("widget") is (state or {}).get("widget"):
-        lab._STATE.clear()  # lab.current_widget() must not name a closed widget
+        lab._STATE.clear()  # a closed tab leaves no widget behind
     return _close_widgets(roots)
 
 

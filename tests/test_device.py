@@ -130,3 +130,21 @@ def test_describe_does_not_import_torch_to_answer():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
         line, imported = out.strip().splitlines()
         assert imported == "False" and "NumPy on the CPU" in line and "CPU threads" in line
+
+
+def test_threads_sets_and_restores_torch_faiss_and_blas():
+    import faiss
+    import threadpoolctl
+    import torch
+
+    from cnnwidgets import device
+
+    before = (torch.get_num_threads(), faiss.omp_get_max_threads())
+    with device.threads(1) as n:
+        assert n == 1
+        assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
+        blas = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+        assert blas and all(t == 1 for t in blas)
+    assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == before
+    with pytest.raises(ValueError, match="positive integer"), device.threads(0):
+        pass

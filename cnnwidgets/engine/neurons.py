@@ -9,6 +9,7 @@ Points are float32 N×2, labels int64 N of 0 and 1.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -17,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-
-from .train.fit import _torch_threads
 
 __all__ = [
     "TOY_DATA",
@@ -297,7 +296,9 @@ def train_mlp(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history = MLPHistory(model)
     start = time.perf_counter()
-    with _torch_threads(threads):
+    from ..device import threads as computing_with
+
+    with computing_with(int(threads)) if threads is not None else contextlib.nullcontext():
         _fit(model, x, y, optimiser, loss_fn, history, int(epochs), callback, stop)
     history.seconds = time.perf_counter() - start
     return history

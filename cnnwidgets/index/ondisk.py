@@ -27,6 +27,7 @@ and new ones are kept in memory until the index is written again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -119,13 +120,10 @@ def trained_index(factory: str, d: int, metric: str, sample: np.ndarray):
     """
     import faiss
 
-    threads = faiss.omp_get_max_threads()
-    if len(sample) < SMALL_TRAIN:
-        faiss.omp_set_num_threads(1)
-    try:
+    from ..device import threads
+
+    with threads(1) if len(sample) < SMALL_TRAIN else contextlib.nullcontext():
         return _trained(faiss, factory, int(d), metric, sample)
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 def _trained(faiss, factory: str, d: int, metric: str, sample: np.ndarray):

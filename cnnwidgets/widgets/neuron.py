@@ -290,15 +290,6 @@ class NeuronPlayground(WidgetBase):
         """Ask the running training to end after the current epoch."""
         self._stop.set()
 
-    def wait_training(self, timeout: float = 120.0) -> NeuronPlayground:
-        """Block until a background training run has ended; returns the widget."""
-        trainer = self._trainer
-        if trainer is not None:
-            trainer.join(timeout)
-            if trainer.is_alive():
-                raise TimeoutError(f"training did not end within {timeout} s")
-        return self
-
     def _train(self):
         try:
             self.wait()

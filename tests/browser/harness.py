@@ -104,6 +104,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_serving(proc, url: str, name: str, log, timeout: float) -> None:
+    """Wait until ``url`` answers 200; a server process ``proc`` that exits, or the timeout, raises with its ``log()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{name} did not start within {timeout} s:\n{log()}")
+
+
 def make_notebook(cells: list[str]) -> dict:
     """A minimal nbformat-4 notebook with a python3 kernelspec (so no kernel dialog blocks the run)."""
     return {
@@ -163,17 +178,7 @@ class Lab:
         self._wait_ready(startup_timeout)
 
     def _wait_ready(self, timeout: float):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        raise TimeoutError(f"JupyterLab did not start within {timeout} s:\n{self.log()}")
+        wait_serving(self.proc, f"{self.url}/api/status?token={self.token}", "JupyterLab", self.log, timeout)
 
     def log(self) -> str:
         self._log.flush()

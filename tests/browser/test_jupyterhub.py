@@ -15,14 +15,13 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .conftest import _unavailable
-from .harness import ARTIFACTS, REPO, free_port, pixels, wait_pixels_change
+from .harness import ARTIFACTS, REPO, free_port, pixels, wait_serving
+from .test_extension import filter_designer_works
 
 pytestmark = pytest.mark.browser
 
@@ -88,18 +87,11 @@ class Hub:
             cwd=root,
             start_new_session=True,
         )
-        deadline = time.monotonic() + startup_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterHub exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/hub/api", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.close()
-        raise TimeoutError(f"JupyterHub did not start within {startup_timeout} s:\n{self.log()}")
+        try:
+            wait_serving(self.proc, f"{self.url}/hub/api", "JupyterHub", self.log, startup_timeout)
+        except Exception:
+            self.close()
+            raise
 
     def home(self, user: str) -> Path:
         return self.homes / user
@@ -212,15 +204,8 @@ def test_three_students_on_a_hub_each_with_a_live_bench_and_a_private_cache(brow
             # the extension is enabled on every student's server: its command is registered once the app is restored
             page.wait_for_function("() => window.jupyterapp.commands.hasCommand('cnnwidgets:open')", timeout=60_000)
             open_bench(page, "filter_designer", "photo.png")
-            before = pixels(page, FD_RESULT)
-            assert before[0] > 0
-            # the picture is live: a typed cutoff draws a new result
-            readout = page.locator(f"{TAB} .cnnw-fd-cutoff .widget-readout")
-            readout.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("0.05")
-            page.keyboard.press("Enter")
-            wait_pixels_change(page, FD_RESULT, before)
+            assert pixels(page, FD_RESULT)[0] > 0
+            filter_designer_works(page, "Filter designer — photo.png", "0.05")  # a typed cutoff draws a new result
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"jupyterhub_{user}.png"))
 

@@ -135,19 +135,11 @@ def _optimizer(model, optimizer, lr, weight_decay):
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
 
 
-@contextlib.contextmanager
 def _torch_threads(threads):
-    """torch's intra-op thread count set to ``threads`` (None: unchanged) for the block, then restored."""
-    import torch
+    """``cnnwidgets.device.threads(threads)`` for the block; nothing changes when ``threads`` is None."""
+    from cnnwidgets.device import threads as computing_with
 
-    old = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        if threads is not None:
-            torch.set_num_threads(old)
+    return computing_with(int(threads)) if threads is not None else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
