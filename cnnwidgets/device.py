@@ -234,12 +234,10 @@ def apply_thread_policy() -> int:
         torch.set_num_threads(n)
         with contextlib.suppress(RuntimeError):  # only possible before torch's first parallel work
             torch.set_num_interop_threads(1)
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(n)
-    except (ImportError, AttributeError):
-        pass
+    faiss = sys.modules.get("faiss")  # set once it is imported (the state above notices it): importing it here
+    if faiss is not None:  # would load FAISS and its CUDA libraries into kernels that never search
+        with contextlib.suppress(AttributeError):
+            faiss.omp_set_num_threads(n)
     try:
         import cv2
 
