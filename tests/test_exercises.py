@@ -50,12 +50,22 @@ def _pl(cutoff):
     return build
 
 
+def _dash(lr):
+    def build():
+        from cnnwidgets import TrainingDashboard
+
+        w = TrainingDashboard("tiny_cnn", "digits", epochs=2, lr=lr)
+        return w.start()
+
+    return build
+
+
 RIGHT = {
     "00": [(400, 600, 3), (300, 451), io.ImageLoadError, 4],
     "01": [0.2, "ideal", "median", 0.0, Widget(_fd, cutoff=0.2)],
     "02": [24, "sauvola", 107, "canny", Widget(_ts, value=105)],
     "03": [15, 448, "b", "conv_stem", Widget(_lv, layer="blocks.5.0.conv_dw")],
-    "04": [0.1, 20, "cnn", "conv_stem"],
+    "04": [0.1, 20, "cnn", "conv_stem", Widget(_dash(0.005))],
     "05": [None, 0.7, 5 / 6, "color", None],
     "06": [24, "fewer", "a", Widget(_pl(0.2))],
 }
@@ -107,6 +117,8 @@ WRONG = [
     ("04", 2, 80, "whole set"),
     ("04", 3, "bovw", "which row is higher"),
     ("04", 4, "bn1", "convolution itself"),
+    ("04", 5, Widget(_dash(0.5)), "diverges"),
+    ("04", 5, Widget(_dash(5e-4)), "ten times larger or smaller"),
     ("05", 1, "coffee cup", "file names"),
     ("05", 2, 7, "Divide by 10"),
     ("05", 2, 0.3, "wrong hits"),

@@ -601,3 +601,57 @@ def _nb06_ex4(answer):
     if n < 24:
         return hint(f"{n} regions at cutoff {cutoff:g}: neighbouring coins merge. Raise the cutoff.")
     return hint(f"{n} regions at cutoff {cutoff:g}: noise specks count as regions. Lower the cutoff.")
+
+
+DASH_MIN_ACCURACY = 0.92
+
+
+def _trained(answer):
+    """(the dashboard once its training run has ended, None), or (None, a hint)."""
+    import time
+
+    if type(answer).__name__ != "TrainingDashboard":
+        return None, hint("Answer with the widget itself: answer = dash2 (a TrainingDashboard).")
+    deadline = time.monotonic() + 300
+    while answer.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if answer.running:
+        return None, hint("dash2 is still training; run the cell again when it is done.")
+    if answer.result is None:
+        return None, hint("dash2 has not trained yet: call dash2.start() after setting its learning rate.")
+    return answer, None
+
+
+def _nb04_ex5_hidden(answer):
+    """The curves are what the dashboard's settings give: its own ``code`` trained again, to the same accuracy."""
+    w, bad = _trained(answer)
+    if bad is not None:
+        return bad
+    scope: dict = {}
+    exec(w.code, scope)
+    again = scope["history"].final["val_accuracy"]
+    if abs(again - w.result.final["val_accuracy"]) > 0.02:
+        return hint("dash2's result is not what its settings train: set dash2.lr, then dash2.start().")
+    return ok("")
+
+
+@exercise(
+    "04",
+    5,
+    "set the TrainingDashboard's learning rate so that 2 epochs reach 0.92",
+    "Try learning rates ten times apart (0.5, 0.05, 0.005, 0.0005) with Start, then write yours: dash2.lr = ...",
+    hidden=_nb04_ex5_hidden,
+    widget=True,
+)
+def _nb04_ex5(answer):
+    w, bad = _trained(answer)
+    if bad is not None:
+        return bad
+    if (w.epochs, w.seed, w.val) != (2, 0, 0.2):
+        return hint("Keep dash2's epochs (2), seed and validation split as the setup cell made them: change lr only.")
+    acc = float(w.result.final["val_accuracy"])
+    if acc >= DASH_MIN_ACCURACY:
+        return ok(f"lr {w.lr:g}: validation accuracy {acc:.3f} after 2 epochs.")
+    if acc < 0.2:
+        return hint(f"lr {w.lr:g}: accuracy {acc:.2f}, chance level. The steps are so large that training diverges.")
+    return hint(f"lr {w.lr:g}: accuracy {acc:.3f}. Try a learning rate ten times larger or smaller.")

@@ -24,6 +24,16 @@ EXERCISES = exercises(
             "LayerVisualizer's layer dropdown lists the layers in order.",
             'answer = "conv_stem"',
         ),
+        {
+            "task": "The TrainingDashboard `dash2` below trains `tiny_cnn` on the digits for 2 epochs with learning "
+            "rate 0.5, and learns nothing. Find a learning rate that reaches at least 0.92 validation accuracy in "
+            "2 epochs (set it, press Start, read the status line). Then write it into the answer cell, start the "
+            "training there (`dash2.lr = ...` then `dash2.start()`), and set `answer = dash2`.",
+            "setup": 'dash2 = TrainingDashboard("tiny_cnn", "digits", epochs=2, lr=0.5)\ndash2',
+            "student": "# the learning rate you chose, e.g. dash2.lr = ...; then dash2.start()\n"
+            "answer = None  # your answer here: answer = dash2",
+            "solution": "dash2.lr = 0.005\ndash2.start()\nanswer = dash2",
+        },
     ],
 )
 
