@@ -150,7 +150,8 @@ class Checker:
             if feedback.passed and ex.hidden is not None:
                 hidden = _run(ex.hidden, answer, context, ex.hint)
                 if not hidden.passed:
-                    feedback = Feedback(False, f"{hidden.message} Hint: {ex.hint}")
+                    extra = "" if "Hint:" in hidden.message else f" Hint: {ex.hint}"
+                    feedback = Feedback(False, hidden.message + extra)
             mark = "✔ right." if feedback.passed else "✘ not yet."
             print(f"{label} {mark} {feedback.message}")
         self.results[number] = feedback
@@ -195,7 +196,8 @@ class _Hidden:
                 if feedback.passed and ex.hidden is not None:
                     feedback = _run(ex.hidden, answer, context, ex.hint)
                 if not feedback.passed:
-                    raise AssertionError(f"{label}: {feedback.message.split(' Hint: ')[0]} Hint: {ex.hint}")
+                    extra = "" if "Hint:" in feedback.message else f" Hint: {ex.hint}"
+                    raise AssertionError(f"{label}: {feedback.message}{extra}")
                 return feedback
 
             return hidden
