@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnwidgets.cache import CACHE_ENV_VAR, cache_dir, private_dir, shared_dirs
+from cnnwidgets.cache import CACHE_ENV_VAR, cache_dir, find, private_dir
 from cnnwidgets.device import cpu_threads
 from cnnwidgets.files import atomic_write
 
@@ -460,17 +460,16 @@ def _session(model: nn.Module):
     """OnnxModel for ``model`` (from the cached file, exported first when there is none), or the reason why not."""
     cfg = model_config(model)
     name = _file_name(str(cfg.get("name") or type(model).__name__))
-    file = f"{name}-{_weights_key(model)}.onnx"
-    path = cache_dir() / "onnx" / file
-    shared = [folder / file for folder in shared_dirs("onnx") if (folder / file).exists()]
-    if not path.exists() and shared:  # a class's read-only cache: used as it is, never written
+    path = cache_dir() / "onnx" / f"{name}-{_weights_key(model)}.onnx"
+    shared = find("onnx", path.name)
+    if shared is not None and shared != path:  # a class's read-only cache: used as it is, never written
         try:
-            found = _checked_onnx(shared[0])
+            found = _checked_onnx(shared)
             with _stats_lock:
                 stats["loads"] += 1
             return found
         except Exception as exc:
-            log.warning("%s cannot be loaded (%s); exporting it into %s", shared[0], _first_line(exc), path.parent)
+            log.warning("%s cannot be loaded (%s); exporting it into %s", shared, _first_line(exc), path.parent)
     if path.exists():
         try:
             found = _checked_onnx(path)
@@ -633,14 +632,10 @@ def pretrained_onnx(name: str) -> OnnxModel | None:
         key = _pretrained_key_of(name, weights)
     except OSError:
         return None
-    mine = _record_path(name, key)
-    for manifest in [mine, *(folder / mine.name for folder in shared_dirs("onnx"))]:
-        try:
-            st = manifest.stat()
-            break
-        except OSError:
-            continue
-    else:  # nothing recorded for these weights, code and versions yet, in the user's cache or a shared one
+    manifest = find("onnx", _record_path(name, key).name)  # the user's own record, else a shared cache's
+    try:
+        st = manifest.stat()
+    except (OSError, AttributeError):  # nothing recorded for these weights, code and versions yet
         return None
     found = _PRETRAINED.get(
         name, lambda: _load_pretrained(name, weights, key, manifest), version=(key, st.st_ino, st.st_size)
