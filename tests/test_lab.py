@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,14 @@ def test_notebook_reproduces_the_pipeline(root):
     finally:
         os.chdir(cwd)
     assert len(env["regions"]) == len(w.result["regions"]) == 24
+
+
+def test_the_extension_and_the_package_read_the_same_image_extensions():
+    import re
+
+    from cnnwidgets.datasets import IMAGE_EXTENSIONS
+
+    source = (Path(__file__).parents[1] / "labextension" / "src" / "index.ts").read_text()
+    listed = re.search(r"const IMAGE_EXTENSIONS = \[([^\]]*)\]", source)
+    assert listed, "IMAGE_EXTENSIONS not found in labextension/src/index.ts"
+    assert set(re.findall(r"'(\.[a-z0-9]+)'", listed.group(1))) == set(IMAGE_EXTENSIONS)

@@ -39,7 +39,10 @@ const OPEN_PARAM = 'cnnwidgets-open';
 
 /** File types (JupyterLab's names) that the image entries apply to. */
 const IMAGE_TYPES = ['png', 'jpeg', 'tiff', 'bmp', 'webp', 'gif'];
-const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp', '.gif'];
+/** The file extensions cnnwidgets reads as images: cnnwidgets.datasets.IMAGE_EXTENSIONS (tests/test_lab.py keeps them equal). */
+const IMAGE_EXTENSIONS = [
+  '.bmp', '.gif', '.jpe', '.jpeg', '.jpg', '.pbm', '.pgm', '.png', '.pnm', '.ppm', '.tif', '.tiff', '.webp'
+];
 /** One selector per type: context-menu selectors cannot hold commas. */
 const IMAGE_SELECTORS = IMAGE_TYPES.map(t => `.jp-DirListing-item[data-file-type="${t}"]`);
 const FOLDER_SELECTOR = '.jp-DirListing-item[data-isdir="true"]';
