@@ -42,9 +42,15 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
+    """BERT's exact GELU, ``x · (1 + erf(x / √2)) / 2``, in x's float32, in place of temporaries."""
     from scipy.special import erf
 
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
+    t = x * np.float32(1.0 / np.sqrt(2.0))
+    erf(t, out=t)
+    t += np.float32(1.0)
+    t *= x
+    t *= np.float32(0.5)
+    return t
 
 
 class MiniLM:
@@ -78,7 +84,9 @@ class MiniLM:
         self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[f"{name}.weight"] + self.w[f"{name}.bias"]
+        weight = self.w[f"{name}.weight"]  # one 2-D product: a stacked one runs as many small ones
+        out = x.reshape(-1, x.shape[-1]) @ weight + self.w[f"{name}.bias"]
+        return out.reshape(*x.shape[:-1], weight.shape[1])
 
     def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
         return _layer_norm(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
