@@ -244,7 +244,7 @@ class Pipeline(WidgetBase):
             quick = P.Pipeline(p.stages[: names.index("recognise")])
             quick.cache = p.cache
             with contextlib.suppress(P.StageError, ValueError):  # the full run below reports the failure
-                self._show(quick.run(self.working_image))
+                self._show(quick.run(self.working_image), pictures_only=True)
         try:
             out = p.run(self.working_image, index=self.index)
         except P.StageError as exc:
@@ -264,7 +264,9 @@ class Pipeline(WidgetBase):
         a = to_uint8(np.clip(a, 0, 1)) if a.dtype.kind == "f" else to_uint8(a)
         return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a[..., :3]
 
-    def _show(self, out: dict):
+    def _show(self, out: dict, *, pictures_only: bool = False):
+        """Draw the stages' outputs; ``pictures_only``: the enhanced image, the mask and the regions' outlines, not
+        the galleries, whose labels come from the CNN."""
         from ..engine import segment
 
         if "enhance" in out:
@@ -280,6 +282,8 @@ class Pipeline(WidgetBase):
             t, l_, b, r = reg.bbox
             outlines[t:b, [l_, r - 1]] = outlines[[t, b - 1], l_:r] = i + 1
         self.p_regions.show(segment.overlay(self._rgb(self.working_image), outlines, alpha=1.0))
+        if pictures_only:
+            return
         labels = out.get("recognise") or []
         self.regions_gallery.items = [
             {

@@ -32,6 +32,10 @@ def test_cutoff_moves_mask_and_regions_and_a_click_shows_a_label(lab, page):
     card = page.locator(".cnnw-pl-gallery .cnnw-gallery-item").nth(1)
     label = card.locator(".cnnw-gallery-tags").inner_text().strip()
     card.click()
+    # the chosen region's panel first: neighbouring regions may share their top label
+    page.wait_for_function(
+        "() => (document.querySelector('.cnnw-pl-region')?.innerText || '').includes('region 2')", timeout=60_000
+    )
     page.wait_for_function(
         "(label) => (document.querySelector('.cnnw-pl-region-info')?.textContent || '').includes(label)",
         arg=label,
