@@ -90,6 +90,16 @@ def _run(check, answer: Any, context: dict, hint: str) -> Feedback:
         return Feedback(False, f"That answer could not be checked ({err}). Hint: {hint}")
 
 
+def _verdict(ex: Exercise, answer: Any, context: dict) -> Feedback:
+    """The visible check's feedback; when it passes but the hidden test fails, the hidden test's, with the hint."""
+    feedback = _run(ex.check, answer, context, ex.hint)
+    if feedback.passed and ex.hidden is not None:
+        hidden = _run(ex.hidden, answer, context, ex.hint)
+        if not hidden.passed:
+            return Feedback(False, hidden.message + ("" if "Hint:" in hidden.message else f" Hint: {ex.hint}"))
+    return feedback
+
+
 class Checker:
     """The checks of one notebook: ``check.ex1(answer)``, ``check.ex2(answer)``, ...
 
@@ -146,12 +156,7 @@ class Checker:
             feedback = Feedback(False, f"No answer yet. Put it in `answer` and run the cell again. Hint: {ex.hint}")
             print(feedback.message)
         else:
-            feedback = _run(ex.check, answer, context, ex.hint)
-            if feedback.passed and ex.hidden is not None:
-                hidden = _run(ex.hidden, answer, context, ex.hint)
-                if not hidden.passed:
-                    extra = "" if "Hint:" in hidden.message else f" Hint: {ex.hint}"
-                    feedback = Feedback(False, hidden.message + extra)
+            feedback = _verdict(ex, answer, context)
             mark = "✔ right." if feedback.passed else "✘ not yet."
             print(f"{label} {mark} {feedback.message}")
         self.results[number] = feedback
@@ -192,9 +197,7 @@ class _Hidden:
                 label = f"Exercise {ex.notebook}.{ex.number}"
                 if answer is None or answer is Ellipsis:
                     raise AssertionError(f"{label}: no answer. Hint: {ex.hint}")
-                feedback = _run(ex.check, answer, context, ex.hint)
-                if feedback.passed and ex.hidden is not None:
-                    feedback = _run(ex.hidden, answer, context, ex.hint)
+                feedback = _verdict(ex, answer, context)
                 if not feedback.passed:
                     extra = "" if "Hint:" in feedback.message else f" Hint: {ex.hint}"
                     raise AssertionError(f"{label}: {feedback.message}{extra}")

@@ -58,11 +58,9 @@ def _nb00_ex4(answer):
 
 
 def _camera_psnr(cutoff: float) -> float:
-    from ..datasets import sample
     from ..engine import enhance
 
-    camera = sample("camera")
-    noisy = enhance.add_noise(camera, kind="gaussian", amount=0.1, seed=0)
+    camera, noisy = _noisy_camera()
     return float(enhance.psnr(camera, enhance.frequency_filter(noisy, cutoff=cutoff, order=2)))
 
 
@@ -407,7 +405,6 @@ def _nb01_ex5_hidden(answer):
     "set the FilterDesigner to a low-pass that reaches 26.5 dB",
     "Drag fd's cutoff, read PSNR in the noise tab, then write the cutoff you chose: fd.cutoff = ...",
     hidden=_nb01_ex5_hidden,
-    widget=True,
 )
 def _nb01_ex5(answer):
     w, bad = _widget(answer, "FilterDesigner", "fd")
@@ -465,7 +462,6 @@ def _nb02_ex5_hidden(answer):
     "set the ThresholdSegmenter to a threshold that separates the coins",
     "Drag ts's threshold until the mask shows each coin and no background, then write it: ts.value = ...",
     hidden=_nb02_ex5_hidden,
-    widget=True,
 )
 def _nb02_ex5(answer):
     w, bad = _widget(answer, "ThresholdSegmenter", "ts")
@@ -512,7 +508,6 @@ def _nb03_ex5_hidden(answer):
     "set the LayerVisualizer to the first layer whose maps are 7 × 7",
     "Go down lv's layer list and watch the size of the feature maps; write the layer you chose: lv.layer = ...",
     hidden=_nb03_ex5_hidden,
-    widget=True,
 )
 def _nb03_ex5(answer):
     w, bad = _widget(answer, "LayerVisualizer", "lv")
@@ -558,7 +553,6 @@ def _nb05_ex5_hidden(answer):
     "type a query into the SearchBox that finds coffee without saying it",
     "The photos' predicted labels are stored as tags: type a word only they know into box, then box.text = ...",
     hidden=_nb05_ex5_hidden,
-    widget=True,
 )
 def _nb05_ex5(answer, *, folder="coffee"):
     w, bad = _widget(answer, "SearchBox", "box")
@@ -594,7 +588,6 @@ def _nb06_ex4_hidden(answer):
     "set the pipeline's cutoff so that it finds one region per coin",
     "Drag w's cutoff up from 0.05 and count the regions in the status line; then w.enhancer.cutoff = ...",
     hidden=_nb06_ex4_hidden,
-    widget=True,
 )
 def _nb06_ex4(answer):
     w, bad = _widget(answer, "Pipeline", "w")
@@ -649,7 +642,6 @@ def _nb04_ex5_hidden(answer):
     "set the TrainingDashboard's learning rate so that 2 epochs reach 0.92",
     "Try learning rates ten times apart (0.5, 0.05, 0.005, 0.0005) with Start, then write yours: dash2.lr = ...",
     hidden=_nb04_ex5_hidden,
-    widget=True,
 )
 def _nb04_ex5(answer):
     w, bad = _trained(answer)

@@ -38,22 +38,20 @@ class Exercise:
     hint: str
     check: Callable[..., Feedback]
     hidden: Callable[..., Feedback] | None = None
-    widget: bool = False
 
 
 REGISTRY: dict[str, dict[int, Exercise]] = {}
 
 
-def exercise(notebook: str, number: int, title: str, hint: str, *, hidden=None, widget: bool = False):
+def exercise(notebook: str, number: int, title: str, hint: str, *, hidden=None):
     """Register the decorated function as exercise ``number`` of ``notebook``.
 
     ``hidden`` is the check of the hidden test (nbgrader's ``### BEGIN HIDDEN TESTS``), run on the same answer and
     context; the visible check runs it too, so it never calls an answer right that the hidden test fails.
-    ``widget`` marks an exercise whose answer is a widget, graded from its traits and ``result``.
     """
 
     def register(fn):
-        REGISTRY.setdefault(notebook, {})[number] = Exercise(notebook, number, title, hint, fn, hidden, widget)
+        REGISTRY.setdefault(notebook, {})[number] = Exercise(notebook, number, title, hint, fn, hidden)
         return fn
 
     return register
