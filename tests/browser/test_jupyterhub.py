@@ -21,14 +21,12 @@ import pytest
 
 from .conftest import _unavailable
 from .harness import ARTIFACTS, REPO, free_port, pixels, wait_serving
-from .test_extension import filter_designer_works
+from .test_extension import FD_RESULT, TAB, filter_designer_works, open_command
 
 pytestmark = pytest.mark.browser
 
 USERS = ("alice", "bob", "carol")
 PASSWORD = "class-password"
-TAB = ".cnnw-lab-panel:not(.lm-mod-hidden)"
-FD_RESULT = f"{TAB} .cnnw-filter-designer .cnnw-fd-result img"
 GALLERY_IMG = f"{TAB} .cnnw-searchbox .cnnw-gallery-item img"
 
 
@@ -181,20 +179,6 @@ def log_in(browser, hub: Hub, user: str):
     return context, page
 
 
-def open_bench(page, widget: str, path: str):
-    page.evaluate(
-        "a => { window.jupyterapp.commands.execute('cnnwidgets:open', a); }", {"widget": widget, "path": path}
-    )
-
-
-def kernel_facts(page) -> dict:
-    """Facts of the bench kernel of the page's first cnnwidgets tab (cnnwidgets.labtabs.kernel_facts)."""
-    return page.evaluate(
-        """async () => { const w = [...window.jupyterapp.shell.widgets('main')].find(w => w.hasClass('cnnw-lab-panel'));
-                       return await w.content.kernel.refreshFacts(); }"""
-    )
-
-
 def test_three_students_on_a_hub_each_with_a_live_bench_and_a_private_cache(browser, hub):
     pages = {}
     try:
@@ -203,7 +187,7 @@ def test_three_students_on_a_hub_each_with_a_live_bench_and_a_private_cache(brow
             pages[user] = (context, page)
             # the extension is enabled on every student's server: its command is registered once the app is restored
             page.wait_for_function("() => window.jupyterapp.commands.hasCommand('cnnwidgets:open')", timeout=60_000)
-            open_bench(page, "filter_designer", "photo.png")
+            open_command(page, "filter_designer", path="photo.png")
             assert pixels(page, FD_RESULT)[0] > 0
             filter_designer_works(page, "Filter designer — photo.png", "0.05")  # a typed cutoff draws a new result
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -226,7 +210,7 @@ def test_three_students_on_a_hub_each_with_a_live_bench_and_a_private_cache(brow
         # two students index their own "photos" folder: each index lands in that student's private cache
         for user in USERS[:2]:
             _, page = pages[user]
-            open_bench(page, "search_folder", "photos")
+            open_command(page, "search_folder", path="photos")
             page.wait_for_selector(f"{TAB} .cnnw-searchbox", timeout=400_000)
             assert "4 images indexed" in page.locator(f"{TAB} .cnnw-lab-note").inner_text()
             text = page.locator(f"{TAB} .cnnw-search-text input")
@@ -249,7 +233,7 @@ def test_three_students_on_a_hub_each_with_a_live_bench_and_a_private_cache(brow
 
         # a student cannot reach another student's files through the extension: paths stay inside their root
         _, page = pages["alice"]
-        open_bench(page, "filter_designer", "../bob/photo.png")
+        open_command(page, "filter_designer", path="../bob/photo.png")
         page.wait_for_selector(f"{TAB} .cnnw-lab-status.cnnw-mod-error", timeout=120_000)
         status = page.locator(f"{TAB} .cnnw-lab-status").inner_text()
         assert "outside the server's root" in status, status
