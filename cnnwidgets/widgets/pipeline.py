@@ -240,17 +240,19 @@ class Pipeline(WidgetBase):
         p = p.replaced("segment", call=self._segment_recipe(enhanced))
         # the classical stages show at once; the CNN's labels and the retrieval follow when they are ready
         names = [s.name for s in p.stages]
+        drawn = False  # the pictures of the classical stages, once drawn, are not encoded again below
         if "recognise" in names:
             quick = P.Pipeline(p.stages[: names.index("recognise")])
             quick.cache = p.cache
             with contextlib.suppress(P.StageError, ValueError):  # the full run below reports the failure
-                self._show(quick.run(self.working_image), pictures_only=True)
+                self._show(quick.run(self.working_image), galleries=False)
+                drawn = True
         try:
             out = p.run(self.working_image, index=self.index)
         except P.StageError as exc:
-            self._show(exc.outputs)
+            self._show(exc.outputs, pictures=not drawn)
             raise exc.error from None
-        self._show(out)
+        self._show(out, pictures=not drawn)
         self.code = p.code()
         self.result = out
         n = len(out["regions"])
@@ -264,25 +266,26 @@ class Pipeline(WidgetBase):
         a = to_uint8(np.clip(a, 0, 1)) if a.dtype.kind == "f" else to_uint8(a)
         return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a[..., :3]
 
-    def _show(self, out: dict, *, pictures_only: bool = False):
-        """Draw the stages' outputs; ``pictures_only``: the enhanced image, the mask and the regions' outlines, not
-        the galleries, whose labels come from the CNN."""
+    def _show(self, out: dict, *, pictures: bool = True, galleries: bool = True):
+        """Draw the stages' outputs: ``pictures`` (the enhanced image, the mask and the regions' outlines) and
+        ``galleries`` (the regions with the CNN's labels, the chosen region, the retrieval)."""
         from ..engine import segment
 
-        if "enhance" in out:
+        if pictures and "enhance" in out:
             self.p_enhanced.show(self._rgb(out["enhance"]))
         seg = out.get("segment")
-        if seg is not None:
+        if pictures and seg is not None:
             self.p_mask.show(seg if seg.dtype == bool else to_uint8(seg, rescale=True))
         regions = out.get("regions")
         if regions is None:
             return
-        outlines = np.zeros(self.working_image.shape[:2], np.int32)
-        for i, reg in enumerate(regions):
-            t, l_, b, r = reg.bbox
-            outlines[t:b, [l_, r - 1]] = outlines[[t, b - 1], l_:r] = i + 1
-        self.p_regions.show(segment.overlay(self._rgb(self.working_image), outlines, alpha=1.0))
-        if pictures_only:
+        if pictures:
+            outlines = np.zeros(self.working_image.shape[:2], np.int32)
+            for i, reg in enumerate(regions):
+                t, l_, b, r = reg.bbox
+                outlines[t:b, [l_, r - 1]] = outlines[[t, b - 1], l_:r] = i + 1
+            self.p_regions.show(segment.overlay(self._rgb(self.working_image), outlines, alpha=1.0))
+        if not galleries:
             return
         labels = out.get("recognise") or []
         self.regions_gallery.items = [
