@@ -16,7 +16,9 @@ import traitlets as T
 from ..engine import enhance
 from ..engine.calls import IMAGE, Call, Recipe, RecipeCache, Step
 from ..io import resize_to_fit, to_float, to_uint8
-from ._base import ImagePanel, ImageSource, WidgetBase, load_source
+from ._base import WidgetBase
+from ._inputs import ImageSource, load_source
+from ._panels import ImagePanel
 from ._plots import html_table, line_plot_svg
 from .browser_widgets import ClickImage
 
@@ -78,7 +80,7 @@ class FilterDesigner(WidgetBase):
     ------
     TypeError, ValueError
         A keyword that is no trait, a trait value of the wrong type or not allowed, or an ``image`` that is no
-        image source (a short message naming the parameter; see :mod:`cnnwidgets.widgets._base`). An image that
+        image source (a short message naming the parameter; see :mod:`cnnwidgets.widgets._inputs`). An image that
         cannot be decoded shows in the status line instead.
 
     Traits

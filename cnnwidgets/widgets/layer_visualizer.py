@@ -18,7 +18,9 @@ from ..datasets import list_samples
 from ..engine import layers as L
 from ..engine import models as M
 from ..io import to_png_bytes
-from ._base import ImagePanel, ImageSource, WidgetBase, figure_png, load_source
+from ._base import WidgetBase
+from ._inputs import ImageSource, load_source
+from ._panels import ImagePanel, figure_png
 from .browser_widgets import ClickImage
 
 __all__ = ["LayerVisualizer"]

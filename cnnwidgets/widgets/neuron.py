@@ -17,7 +17,8 @@ import traitlets as T
 
 from ..engine import neurons
 from ..engine.calls import Call, Recipe, Step
-from ._base import ImagePanel, WidgetBase, figure_png
+from ._base import WidgetBase
+from ._panels import ImagePanel, figure_png
 from ._plots import line_plot_svg
 
 __all__ = ["NeuronPlayground"]

@@ -21,7 +21,9 @@ import traitlets as T
 from ..engine import pipeline as P
 from ..engine.calls import Call, Ref
 from ..io import resize_to_fit, to_jpeg_bytes, to_uint8
-from ._base import ImagePanel, TraitTypeError, TraitValueError, WidgetBase, check_image, describe, load_source
+from ._base import WidgetBase
+from ._inputs import TraitTypeError, TraitValueError, check_image, describe, load_source
+from ._panels import ImagePanel
 from .browser_widgets import Gallery
 from .filter_designer import FilterDesigner
 from .threshold_segmenter import ThresholdSegmenter

@@ -14,7 +14,8 @@ import traitlets as T
 
 from ..engine import layers as L
 from ..engine.calls import Call, Recipe, Step
-from ._base import WidgetBase, figure_png
+from ._base import WidgetBase
+from ._panels import figure_png
 
 __all__ = ["ConvolutionPlayground", "parse_grid", "format_grid"]
 

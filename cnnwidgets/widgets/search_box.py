@@ -13,7 +13,9 @@ import traitlets as T
 
 from ..engine.calls import Call, Recipe, Ref, Step
 from ..index.image_index import MODES, ImageIndex
-from ._base import ImagePanel, TraitTypeError, TraitValueError, WidgetBase, describe
+from ._base import WidgetBase
+from ._inputs import TraitTypeError, TraitValueError, describe
+from ._panels import ImagePanel
 from .browser_widgets import Gallery
 
 __all__ = ["SearchBox", "Gallery"]

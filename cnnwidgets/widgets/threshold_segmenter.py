@@ -14,7 +14,9 @@ import traitlets as T
 from ..engine import segment
 from ..engine.calls import Call, Computed, Recipe, RecipeCache, Ref, Step
 from ..io import resize_to_fit, to_jpeg_bytes
-from ._base import ImagePanel, ImageSource, WidgetBase, load_source
+from ._base import WidgetBase
+from ._inputs import ImageSource, load_source
+from ._panels import ImagePanel
 from .browser_widgets import ClickImage, HistogramView
 
 __all__ = ["ThresholdSegmenter", "HistogramView", "ClickImage"]

@@ -14,7 +14,9 @@ import numpy as np
 import traitlets as T
 
 from ..engine import train
-from ._base import ImagePanel, TraitTypeError, TraitValueError, WidgetBase, describe, figure_png
+from ._base import WidgetBase
+from ._inputs import TraitTypeError, TraitValueError, describe
+from ._panels import ImagePanel, figure_png
 
 __all__ = ["TrainingDashboard", "curves_figure", "confusion_figure"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from cnnwidgets import ConvolutionPlayground, FilterDesigner, SearchBox, ThresholdSegmenter, datasets
 from cnnwidgets.index import ImageIndex
-from cnnwidgets.widgets._base import ImagePanel
+from cnnwidgets.widgets._panels import ImagePanel
 
 
 def _walk(widget):
