@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import checks as _checks  # noqa: F401 - registers every exercise
+from . import answers as _answers  # noqa: F401 - registers the written-answer exercises
+from . import widget_checks as _widget_checks  # noqa: F401 - registers the widget exercises
 from .registry import REGISTRY, Exercise, Feedback
 
 __all__ = ["Checker", "Feedback", "checks", "grading", "is_grading", "list_exercises", "write_course"]

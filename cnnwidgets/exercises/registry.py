@@ -1,5 +1,5 @@
 """The exercise registry: what a check returns (:class:`Feedback`), how exercises are registered, and the small
-parsers checks share. The checks themselves live in :mod:`cnnwidgets.exercises.checks`."""
+parsers checks share. The checks themselves live in :mod:`cnnwidgets.exercises.answers` and :mod:`cnnwidgets.exercises.widget_checks`."""
 
 from __future__ import annotations
 
@@ -86,3 +86,12 @@ def as_shape(answer: Any) -> tuple[int, ...] | None:
 
 def as_choice(answer: Any) -> str:
     return str(answer).strip().lower().strip("()").strip()[:1]
+
+
+def noisy_camera():
+    """(camera, camera with Gaussian noise of amount 0.1, seed 0): the image notebook 01's exercises filter."""
+    from ..datasets import sample
+    from ..engine import enhance
+
+    camera = sample("camera")
+    return camera, enhance.add_noise(camera, kind="gaussian", amount=0.1, seed=0)
