@@ -192,7 +192,8 @@ mark("import cnnwidgets.index (FAISS, OpenCV, PIL)")
 from cnnwidgets.device import apply_thread_policy
 apply_thread_policy()
 mark("thread policy (threadpoolctl included)")
-from cnnwidgets.engine.models import backend
+from cnnwidgets.engine.models import onnx_export
+from cnnwidgets.engine.models import runtime as backend
 runner = backend.pretrained_onnx(sys.argv[2]) if hasattr(backend, "pretrained_onnx") else None
 if runner is not None:  # the build describes with the recorded export: no timm, no torch model
     session = runner
@@ -203,7 +204,7 @@ else:
     from cnnwidgets.engine.models import shared_model
     model = shared_model(sys.argv[2])
     mark("create the model, load its weights")
-    backend._weights_key(model)
+    onnx_export.weights_key(model)
     mark("ONNX cache key (hash of every weight)")
     session = backend.onnx_model(model)
     mark("ONNX Runtime session (key again, file, InferenceSession)")
@@ -240,7 +241,7 @@ def index_build(folder: str, model: str = "efficientnet_lite0") -> dict:
 
     The child does in order, each timed (wall and CPU seconds), what a fresh build does before its first batch:
     import torch and cnnwidgets.index, apply the thread policy, then either open the recorded ONNX Runtime export
-    of the packaged model (:func:`cnnwidgets.engine.models.backend.pretrained_onnx`, what the build uses when a
+    of the packaged model (:func:`cnnwidgets.engine.models.runtime.pretrained_onnx`, what the build uses when a
     process has run the model before) or import timm, create the model, compute the ONNX cache key and open the
     session; then it times the build itself (first batch apart). ``seconds`` is the build call after that setup,
     ``fresh_process_s`` everything from the first import; ``peak_rss_mb`` is the child's peak RSS (``VmHWM``; its
@@ -480,7 +481,7 @@ def main():
             )
     import statistics
 
-    from cnnwidgets.engine.models.backend import onnx_model
+    from cnnwidgets.engine.models.runtime import onnx_model
 
     session = onnx_model(model)
     spinning = _spinning_session(session)

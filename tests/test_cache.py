@@ -14,7 +14,7 @@ from cnnwidgets.io import resize_to_fit, to_png_bytes
 
 
 def test_one_rule_for_every_cache(monkeypatch, tmp_path):
-    from cnnwidgets.engine.models import backend
+    from cnnwidgets.engine.models import runtime as backend
 
     monkeypatch.setenv("CNNWIDGETS_CACHE_DIR", str(tmp_path / "c"))
     assert cache.cache_dir() == lab.cache_dir() == backend.cache_dir() == tmp_path / "c"
@@ -108,7 +108,7 @@ def test_onnx_export_from_a_read_only_shared_cache(monkeypatch, tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     from cnnwidgets.engine import models as M
-    from cnnwidgets.engine.models import backend as B
+    from cnnwidgets.engine.models import runtime as B
 
     torch.manual_seed(0)
     model = M.create_model("tiny_cnn", device="cpu")

@@ -13,8 +13,9 @@ from cnnwidgets.datasets import sample
 from cnnwidgets.engine import models as M
 from cnnwidgets.engine.layers import layer_names
 from cnnwidgets.engine.models import efficientnet_lite as lite
-from cnnwidgets.engine.models.backend import _constant_padding, features_and_logits
-from cnnwidgets.engine.models.fuse import fold_bn
+from cnnwidgets.engine.models.onnx_export import constant_padding
+from cnnwidgets.engine.models.outputs import features_and_logits
+from cnnwidgets.engine.models.runtime import fold_bn
 from cnnwidgets.engine.models.pretrained import convert_lite_state_dict, read_state_dict
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
@@ -84,7 +85,7 @@ def test_bn_folding_and_constant_padding_recognise_our_layers(pair):
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         assert any(type(m) is lite.Conv2dSame for m in folded.modules())
         assert (folded(x) - want).abs().max().item() <= 1e-3
-        fixed = _constant_padding(folded, ours.cnnw_config)
+        fixed = constant_padding(folded, ours.cnnw_config)
         assert not any(type(m) is lite.Conv2dSame for m in fixed.modules())
         assert (fixed(x) - folded(x)).abs().max().item() <= 1e-5
     assert any(type(m) is lite.Conv2dSame for m in ours.modules())  # the model itself is not changed

@@ -10,7 +10,8 @@ import torch
 from cnnwidgets.datasets import sample
 from cnnwidgets.engine import features
 from cnnwidgets.engine import models as M
-from cnnwidgets.engine.models import backend as B
+from cnnwidgets.engine.models import onnx_export, onnx_files
+from cnnwidgets.engine.models import runtime as B
 from cnnwidgets.engine.models.surgery import replace_head
 
 pytest.importorskip("onnxruntime")
@@ -124,7 +125,7 @@ def test_model_that_cannot_export_runs_in_torch_with_a_reason(cache, caplog):
 
 
 def test_disagreeing_export_is_not_kept(cache, monkeypatch, caplog):
-    monkeypatch.setattr(B, "MIN_COSINE", 1.5)  # no export can pass
+    monkeypatch.setattr(onnx_export, "MIN_COSINE", 1.5)  # no export can pass
     with caplog.at_level(logging.WARNING, logger=B.__name__):
         M.embed(tiny(), digits_like(), backend="auto")
     assert any("disagrees with torch" in r.message for r in caplog.records)
@@ -177,7 +178,7 @@ def test_auto_runs_torch_where_it_must(cache, monkeypatch):
 
 
 def test_cache_folder_keeps_the_most_recent_exports(cache, monkeypatch):
-    monkeypatch.setattr(B, "KEEP_FILES", 2)
+    monkeypatch.setattr(onnx_files, "KEEP_FILES", 2)
     for seed in range(3):
         M.embed(tiny(seed), digits_like(2), backend="onnx")
     assert len(list(cache.glob("*.onnx"))) == 2
@@ -239,7 +240,7 @@ def test_pretrained_model_runs_from_its_recorded_export_without_torch(cache, mon
         "import sys, numpy as np\n"
         "from cnnwidgets.datasets import sample\n"
         "from cnnwidgets.engine import models as M\n"
-        "from cnnwidgets.engine.models import backend as B\n"
+        "from cnnwidgets.engine.models import runtime as B\n"
         "runner = B.pretrained_onnx('efficientnet_lite0')\n"
         f"v = M.embed(runner, [sample(n, mode='rgb') for n in {PHOTOS[:4]!r}])\n"
         "np.save(sys.argv[1], v)\n"
@@ -253,7 +254,7 @@ def test_pretrained_model_runs_from_its_recorded_export_without_torch(cache, mon
 
     manifest = records[0]
     with monkeypatch.context() as patch:
-        patch.setattr(B, "EXPORTER", B.EXPORTER + "-other")  # another exporter: the record is out of date
+        patch.setattr(onnx_export, "EXPORTER", onnx_export.EXPORTER + "-other")  # another exporter: the record is out of date
         B.clear_sessions()
         assert B.pretrained_onnx("efficientnet_lite0") is None
     record = json.loads(manifest.read_text())
@@ -268,7 +269,7 @@ def test_same_padding_is_exported_as_constants(lite0):
     import onnx
 
     cfg = lite0.cnnw_config
-    fixed = B._constant_padding(lite0, cfg)
+    fixed = onnx_export.constant_padding(lite0, cfg)
     assert any(type(m).__name__ == "Conv2dSame" for m in lite0.modules())  # the model itself is not changed
     assert not any(type(m).__name__ == "Conv2dSame" for m in fixed.modules())
     x = torch.randn(2, *cfg["input_size"])
@@ -278,7 +279,7 @@ def test_same_padding_is_exported_as_constants(lite0):
     ops = collections.Counter(n.op_type for n in onnx.load(str(found.path)).graph.node)
     assert ops["Shape"] == 0 and ops["Pad"] == 0 and ops["Conv"] == 49, ops  # the padding is part of each Conv
     pads = [list(a.ints) for n in onnx.load(str(found.path)).graph.node for a in n.attribute if a.name == "pads"]
-    same = [m.pad for m in fixed.modules() if isinstance(m, B._ConstantPadConv)]
+    same = [m.pad for m in fixed.modules() if isinstance(m, onnx_export._ConstantPadConv)]
     assert len(same) == 5 and [p for p in pads if p[:2] != p[2:]] == [[t, left, b, r] for left, r, t, b in same]
     small = tiny()
-    assert B._constant_padding(small, small.cnnw_config) is small  # no Conv2dSame: the model as it is
+    assert onnx_export.constant_padding(small, small.cnnw_config) is small  # no Conv2dSame: the model as it is

@@ -57,7 +57,7 @@ def test_fresh_process_builds_from_the_recorded_export_without_timm(tmp_path, mo
     import sys
 
     from cnnwidgets.engine import models as M
-    from cnnwidgets.engine.models import backend as B
+    from cnnwidgets.engine.models import runtime as B
 
     cache = tmp_path / "cache"
     monkeypatch.setenv(B.CACHE_ENV_VAR, str(cache))

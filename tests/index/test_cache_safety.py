@@ -269,7 +269,7 @@ def test_damaged_cache_entry_is_reported_once_and_rebuilt(tmp_path, cache, no_ta
 
 @pytest.fixture
 def onnx_cache(tmp_path, monkeypatch):
-    from cnnwidgets.engine.models import backend as B
+    from cnnwidgets.engine.models import runtime as B
 
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv(B.CACHE_ENV_VAR, str(tmp_path / "c"))
@@ -283,7 +283,7 @@ def test_damaged_onnx_export_is_reported_once_and_exported_again(onnx_cache, cap
     import torch
 
     from cnnwidgets.engine import models as M
-    from cnnwidgets.engine.models import backend as B
+    from cnnwidgets.engine.models import runtime as B
 
     def tiny():
         torch.manual_seed(0)

@@ -500,7 +500,7 @@ def cnn(image, *, model, batch_size: int = 32, progress=None, backend: str = "au
     batch_size : int
     progress : bool or None
     backend : {"auto", "onnx", "torch"}
-        ONNX Runtime or torch (see :mod:`cnnwidgets.engine.models.backend`).
+        ONNX Runtime or torch (see :mod:`cnnwidgets.engine.models.runtime`).
 
     Returns
     -------

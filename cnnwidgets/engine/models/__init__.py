@@ -18,19 +18,19 @@ Every model returned carries ``model.cnnw_config``, a dict with ``name``, ``inpu
 (C, H, W), ``mean``, ``std``, ``labels`` (class names or None), ``interpolation``, ``crop_pct``,
 ``pretrained`` (what the weights are) and ``source`` (``"cnnwidgets"``, ``"torchvision"`` or ``"timm"``).
 
-Modules, one job each: :mod:`.registry` (names and :func:`create_model`), :mod:`.builders` (one entry point
-per model family), :mod:`.nets` (teaching CNNs), :mod:`.pretrained` (offline weights), :mod:`.surgery` (heads
-and input channels), :mod:`.preprocessing`, :mod:`.precision`, :mod:`.fuse` (BatchNorm folding), :mod:`.cache`
-(the one model cache, :func:`shared_model`), :mod:`.backend` (the ``backend="auto" | "onnx" | "torch"`` switch:
-ONNX Runtime sessions of cached, verified exports) and :mod:`.inference` (:func:`classify`, :func:`embed`,
-:func:`embed_and_classify`).
+Modules, one job each, each importing only those before it: :mod:`.nets` (teaching CNNs),
+:mod:`.efficientnet_lite`, :mod:`.pretrained` (offline weights), :mod:`.surgery` (heads and input channels),
+:mod:`.provenance` (weights fingerprints, what :func:`create_model` built), :mod:`.builders` (one entry point per
+model family), :mod:`.registry` (names and :func:`create_model`, which only constructs), :mod:`.preprocessing`,
+:mod:`.precision`, :mod:`.outputs` (features and logits of one forward pass), :mod:`.fuse` (BatchNorm folding),
+:mod:`.onnx_files` and :mod:`.onnx_export` (ONNX Runtime sessions, exports checked against torch),
+:mod:`.runtime` (the one model runtime: every model cache, the export folder and the ``backend="auto" | "onnx" |
+"torch"`` switch, :func:`shared_model`, :func:`shared_runner`) and :mod:`.inference` (:func:`classify`,
+:func:`embed`, :func:`embed_and_classify`).
 """
 
 from __future__ import annotations
 
-from .backend import BACKENDS, OnnxUnavailable, cache_dir
-from .cache import ModelCache, shared_model, shared_runner
-from .fuse import fold_bn as _fold_bn  # noqa: F401  (bench/bench_cnn.py times it)
 from .inference import CPU_FORWARD_CHUNK as _CPU_FORWARD_CHUNK  # noqa: F401  (bench/bench_cnn.py)
 from .inference import classify, embed, embed_and_classify
 from .nets import LeNet5, RBFOutput, TinyCNN
@@ -44,6 +44,8 @@ from .pretrained import (
     imagenet_labels,
 )
 from .registry import create_model, list_models, model_config, register_model
+from .runtime import BACKENDS, ModelCache, OnnxUnavailable, cache_dir, shared_model, shared_runner
+from .runtime import fold_bn as _fold_bn  # noqa: F401  (bench/bench_cnn.py times it)
 
 __all__ = [
     "PretrainedWeightsUnavailable",

@@ -1,5 +1,6 @@
 """BatchNorm folding for inference: a copy of a model with each BatchNorm that directly follows a convolution
-folded into that convolution's weights (found by tracing the model with torch.fx)."""
+folded into that convolution's weights (found by tracing the model with torch.fx). The copies are cached per model
+by :func:`~cnnwidgets.engine.models.runtime.fold_bn`."""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ import sys
 import torch
 import torch.fx
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import efficientnet_lite as lite
-from .cache import ModelCache
 from .surgery import set_submodule
 
-__all__ = ["fold_bn", "inference_model"]
-
-_FOLDED = ModelCache(maxsize=8)  # key: id(model); version: weights fingerprint; None: nothing to fold
+__all__ = ["folded_copy"]
 
 
 def _timm_layer(name: str):
@@ -81,20 +80,7 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     return out
 
 
-def _fingerprint(model: nn.Module) -> tuple:
-    """Changes when any parameter or buffer is modified in place, replaced or moved."""
-    return tuple((t.data_ptr(), t._version, t.dtype) for t in (*model.parameters(), *model.buffers()))
-
-
-def _has_hooks(model: nn.Module) -> bool:
-    from torch.nn.modules import module as _m
-
-    if _m._global_forward_hooks or _m._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
-
-
-def _folded_copy(model: nn.Module) -> nn.Module | None:
+def folded_copy(model: nn.Module) -> nn.Module | None:
     """A deep copy of ``model`` with its conv–BN pairs folded, in eval mode without gradients; None when
     nothing can be folded."""
     try:
@@ -103,8 +89,6 @@ def _folded_copy(model: nn.Module) -> nn.Module | None:
         pairs = []
     if not pairs:
         return None
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     fused = copy.deepcopy(model)
     with torch.no_grad():
         for c, b in pairs:
@@ -114,27 +98,3 @@ def _folded_copy(model: nn.Module) -> nn.Module | None:
     fused.eval()
     fused.requires_grad_(False)
     return fused
-
-
-def fold_bn(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every BatchNorm that directly follows a convolution folded into it.
-
-    Only for inference: the copy computes the same function as ``model`` in eval mode (up to float
-    rounding, ≈ 1e-6 relative). ``model`` itself is not changed. The copy is cached per model and
-    rebuilt when the model's weights change; ``model`` is returned unchanged when it is in training
-    mode, carries forward hooks (they would not see the original layers), cannot be traced by
-    torch.fx, or has nothing to fold.
-    """
-    if any(m.training for m in model.modules()) or _has_hooks(model):
-        return model
-    try:
-        stamp = _fingerprint(model)
-    except RuntimeError:  # e.g. weights created under inference_mode carry no version counter
-        return model
-    fused = _FOLDED.get(id(model), lambda: _folded_copy(model), version=stamp, owner=model)
-    return model if fused is None else fused
-
-
-def inference_model(model: nn.Module, fuse_bn: bool) -> nn.Module:
-    """The module to run for inference: :func:`fold_bn` of ``model`` when ``fuse_bn``, else ``model``."""
-    return fold_bn(model) if fuse_bn else model

@@ -6,12 +6,10 @@ import concurrent.futures
 
 import numpy as np
 import torch
-from torch import nn
 
 from cnnwidgets.device import apply_thread_policy
 
-from .backend import features_and_logits, resolve_backend
-from .fuse import inference_model
+from .outputs import features_and_logits
 from .precision import autocast, resolve_precision
 from .preprocessing import (
     cpu_cores,
@@ -23,7 +21,7 @@ from .preprocessing import (
     split_batch,
 )
 from .registry import model_config
-from .surgery import last_linear
+from .runtime import inference_model, resolve_backend
 
 __all__ = ["classify", "embed", "embed_and_classify", "CPU_FORWARD_CHUNK"]
 
@@ -74,7 +72,7 @@ def classify(model, images, *, topk: int = 5, fuse_bn: bool = True, backend: str
         (eval-mode models only; ``model`` is not changed). Same probabilities within 1e-5;
         1.3–1.6× faster on CPU for efficientnet_lite0.
     backend : {"auto", "onnx", "torch"}
-        Where the forward pass runs (see :mod:`cnnwidgets.engine.models.backend`): ``"auto"`` uses ONNX Runtime
+        Where the forward pass runs (see :mod:`cnnwidgets.engine.models.runtime`): ``"auto"`` uses ONNX Runtime
         for an eval-mode CPU model without hooks, torch otherwise.
 
     Returns
@@ -100,27 +98,6 @@ def classify(model, images, *, topk: int = 5, fuse_bn: bool = True, backend: str
             probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
     out = _top_labels(probs, cfg.get("labels"), topk)
     return out if is_batch else out[0]
-
-
-def _features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Pooled penultimate-layer features, N×D."""
-    if hasattr(model, "forward_features") and hasattr(model, "forward_head"):  # timm
-        return model.forward_head(model.forward_features(x), pre_logits=True).flatten(1)
-    found = last_linear(model)
-    if found is None:
-        out = model(x)
-        return out.mean(dim=(2, 3)) if out.ndim == 4 else out.flatten(1)
-    captured = {}
-
-    def hook(_mod, args):
-        captured["x"] = args[0]
-
-    handle = found[1].register_forward_pre_hook(hook)
-    try:
-        model(x)
-    finally:
-        handle.remove()
-    return captured["x"].flatten(1)
 
 
 def embed(
@@ -175,7 +152,7 @@ def embed(
         fp32 forward pass of efficientnet_lite0 on CPU is 1.3–1.6× faster. Applies to fp32 only:
         with bf16 autocast folded weights lose too much precision, so bf16 runs the model unfolded.
     backend : {"auto", "onnx", "torch"}
-        Where the forward pass runs (see :mod:`cnnwidgets.engine.models.backend`). ``"auto"``: ONNX Runtime
+        Where the forward pass runs (see :mod:`cnnwidgets.engine.models.runtime`). ``"auto"``: ONNX Runtime
         for an fp32, eval-mode CPU model without hooks that exports and agrees with torch (cosine ≥ 0.9999),
         torch otherwise; ``"onnx"``: ONNX Runtime or an error saying why not; ``"torch"``: torch only.
         On 2 cores ONNX Runtime runs efficientnet_lite0 about twice as fast as torch eager (docs/benchmarks.md).
@@ -286,7 +263,7 @@ def _forward_all(
             if with_logits:
                 f, lg = features_and_logits(run, x)
                 return f.float(), lg.float()
-            return _features(run, x).float(), None
+            return features_and_logits(run, x)[0].float(), None
 
     def forward(x):
         """Features and logits (None unless ``with_logits``) of a batch, as CPU tensors, in cache-sized chunks."""

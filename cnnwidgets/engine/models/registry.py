@@ -17,6 +17,7 @@ from torch import nn
 from cnnwidgets.device import get_device
 
 from . import builders
+from .provenance import mark_built
 
 __all__ = ["register_model", "list_models", "create_model", "model_config"]
 
@@ -196,9 +197,7 @@ def create_model(
         cfg["labels"] = list(cfg["labels"])
     model = model.to(dev).eval()
     if pretrained is True and num_classes is None and in_chans is None and builders.pretrained_file(name):
-        from .backend import mark_pristine
-
-        mark_pristine(model, name)
+        mark_built(model, name)  # lets the runtime tell whether it is still the packaged model
     return model
 
 
