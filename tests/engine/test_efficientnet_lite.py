@@ -15,8 +15,8 @@ from cnnwidgets.engine.layers import layer_names
 from cnnwidgets.engine.models import efficientnet_lite as lite
 from cnnwidgets.engine.models.onnx_export import constant_padding
 from cnnwidgets.engine.models.outputs import features_and_logits
-from cnnwidgets.engine.models.runtime import fold_bn
 from cnnwidgets.engine.models.pretrained import convert_lite_state_dict, read_state_dict
+from cnnwidgets.engine.models.runtime import fold_bn
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 IMAGES = ("chelsea", "coffee", "astronaut", "rocket")

@@ -11,8 +11,8 @@ from PIL import Image
 
 from cnnwidgets.datasets import digits, sample
 from cnnwidgets.engine import models as M
-from cnnwidgets.engine.models.runtime import fold_bn
 from cnnwidgets.engine.models.pretrained import convert_lite0_state_dict, convert_lite_state_dict
+from cnnwidgets.engine.models.runtime import fold_bn
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 
