@@ -254,7 +254,9 @@ def test_pretrained_model_runs_from_its_recorded_export_without_torch(cache, mon
 
     manifest = records[0]
     with monkeypatch.context() as patch:
-        patch.setattr(onnx_export, "EXPORTER", onnx_export.EXPORTER + "-other")  # another exporter: the record is out of date
+        patch.setattr(
+            onnx_export, "EXPORTER", onnx_export.EXPORTER + "-other"
+        )  # another exporter: the record is out of date
         B.clear_sessions()
         assert B.pretrained_onnx("efficientnet_lite0") is None
     record = json.loads(manifest.read_text())
