@@ -192,3 +192,31 @@ def test_torch_in_torch_out_on_its_device(monkeypatch):
         np.testing.assert_array_equal(mask.cpu().numpy(), segment.threshold(img[0], "otsu"))
         surface = segment.local_threshold(g, "sauvola", window=15)
         assert isinstance(surface, torch.Tensor) and surface.device == g.device and surface.shape == g.shape
+
+
+def test_model_modules_import_each_other_in_one_order():
+    """Inside cnnwidgets.engine.models every import of a sibling module is at module level, and the modules form no
+    circle: each imports only modules that do not import it back."""
+    import ast
+    from pathlib import Path
+
+    import cnnwidgets.engine.models as models
+
+    folder = Path(models.__file__).parent
+    siblings = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    graph = {}
+    for name in siblings:
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        top = {id(node) for node in tree.body}
+        graph[name] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level != 1:
+                continue
+            found = {node.module} if node.module else {a.name for a in node.names}
+            assert id(node) in top, f"{name}.py imports {found} inside a function"
+            graph[name] |= found & siblings
+    done: set = set()
+    while len(done) < len(graph):
+        ready = {n for n in graph if n not in done and graph[n] <= done}
+        assert ready, f"import circle among {sorted(set(graph) - done)}"
+        done |= ready

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .efficientnet_lite import EfficientNetLite
 from .nets import LeNet5, TinyCNN
 from .pretrained import (
     IMAGENET_MEAN,
@@ -72,8 +73,6 @@ def _efficientnet_lite(variant, pretrained, *, num_classes, in_chans) -> nn.Modu
     """:class:`~cnnwidgets.engine.models.efficientnet_lite.EfficientNetLite` ``variant`` (timm's
     ``tf_efficientnet_lite<variant>`` in plain torch: same modules, names and state dict, no timm import) with the
     packaged weights; input size and normalisation from its timm-style ``pretrained_cfg``."""
-    from .efficientnet_lite import EfficientNetLite
-
     model = EfficientNetLite(variant)
     cfg = _timm_config(model, f"efficientnet_lite{variant}")
     cfg["source"] = "cnnwidgets"

@@ -7,12 +7,11 @@ import concurrent.futures
 import numpy as np
 import torch
 
-from cnnwidgets.device import apply_thread_policy
+from cnnwidgets.device import apply_thread_policy, cpu_cores
 
 from .outputs import features_and_logits
 from .precision import autocast, resolve_precision
 from .preprocessing import (
-    cpu_cores,
     decode_batch,
     default_workers,
     model_device,

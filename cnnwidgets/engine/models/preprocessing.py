@@ -7,6 +7,7 @@ the model's resize and centre crop (its ``cnnw_config``), then normalisation on 
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import math
 import os
 
@@ -28,7 +29,6 @@ __all__ = [
     "decode_batch",
     "model_device",
     "default_workers",
-    "cpu_cores",
 ]
 
 _PIL_FILTERS = {
@@ -58,13 +58,11 @@ def split_batch(images):
 def _open_reduced(source, min_side: int):
     """Decode a path or bytes with Pillow, letting JPEG decode at a reduced scale (``draft``)
     no smaller than ``2 * min_side`` on its short side. Returns a PIL image or None (use load_image)."""
-    import io as _io
-
     try:
         if isinstance(source, (str, os.PathLike)):
             img = Image.open(os.fspath(source))
         elif isinstance(source, (bytes, bytearray, memoryview)):
-            img = Image.open(_io.BytesIO(bytes(source)))
+            img = Image.open(io.BytesIO(bytes(source)))
         else:
             return None
         if img.format == "JPEG" and img.mode in ("RGB", "L"):
@@ -160,13 +158,6 @@ def preprocess(image_or_images, model, *, workers: int | None = None) -> torch.T
 def default_workers() -> int:
     """Decoding threads: ``min(8, os.cpu_count())``."""
     return max(1, min(8, os.cpu_count() or 1))
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (:func:`cnnwidgets.device.cpu_cores`)."""
-    from cnnwidgets.device import cpu_cores as cores
-
-    return cores()
 
 
 def decode_batch(items, cfg, workers=None, pool=None) -> list[np.ndarray]:
