@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Ref", "Computed", "Call", "Step", "Recipe", "RecipeCache", "StepError", "IMAGE"]
+__all__ = ["Ref", "Computed", "Call", "Step", "Recipe", "RecipeCache", "StepError", "IMAGE", "pixel_lengths"]
 
 #: Name of the recipe's input.
 IMAGE = "image"
@@ -92,14 +92,31 @@ def _points(value, factor, shape):
     return [(min(shape[0] - 1, int(r * factor)), min(shape[1] - 1, int(c * factor))) for r, c in value]
 
 
-#: How a pixel-length keyword argument changes when a recipe runs on an image scaled by ``factor``:
-#: ``rule(value, factor, scaled_shape)``.
-PIXEL_LENGTHS: dict[str, Callable[[Any, float, tuple], Any]] = {
-    "window": _odd_length,
-    "sigma": _length,
-    "seeds": _points,
-    "markers": _points,
+#: How a pixel-length argument changes when a recipe runs on an image scaled by ``factor``:
+#: ``rule(value, factor, scaled_shape)``, by the kind an engine function declares with :func:`pixel_lengths`.
+PIXEL_RULES: dict[str, Callable[[Any, float, tuple], Any]] = {
+    "odd": _odd_length,  # a window side in pixels, kept odd and at least 3
+    "length": _length,  # a length in pixels (a Gaussian's sigma)
+    "points": _points,  # (row, col) points
 }
+
+
+def pixel_lengths(**kinds: str) -> Callable[[Callable], Callable]:
+    """Declare which keyword arguments of an engine function are measured in pixels of its image.
+
+    ``@pixel_lengths(window="odd", sigma="length")`` stores ``{keyword: kind}`` (kinds: the keys of
+    :data:`PIXEL_RULES`) as the function's ``pixel_lengths`` attribute; :meth:`Call.rescaled` scales those
+    arguments when a recipe runs on a preview. The function itself is returned unchanged.
+    """
+    unknown = sorted(set(kinds.values()) - set(PIXEL_RULES))
+    if unknown:
+        raise ValueError(f"pixel_lengths: unknown kind {unknown[0]!r}; choose from {sorted(PIXEL_RULES)}")
+
+    def declare(fn: Callable) -> Callable:
+        fn.pixel_lengths = dict(kinds)
+        return fn
+
+    return declare
 
 
 def _literal(value) -> str:
@@ -188,11 +205,12 @@ class Call:
         return Call(self.fn, *self.args, data=self.data, **kw)
 
     def rescaled(self, factor: float, shape: tuple) -> Call:
-        """A copy for an image scaled by ``factor`` to ``shape``: pixel-length keywords (:data:`PIXEL_LENGTHS`)
-        follow the scale."""
-        if factor == 1:
+        """A copy for an image scaled by ``factor`` to ``shape``: the keywords the function declares as pixel
+        lengths (:func:`pixel_lengths`) follow the scale."""
+        kinds = getattr(self.fn, "pixel_lengths", {})
+        if factor == 1 or not kinds:
             return self
-        kw = {k: (PIXEL_LENGTHS[k](v, factor, shape) if k in PIXEL_LENGTHS else v) for k, v in self.kwargs}
+        kw = {k: (PIXEL_RULES[kinds[k]](v, factor, shape) if k in kinds else v) for k, v in self.kwargs}
         return Call(self.fn, *self.args, data=self.data, **kw)
 
     def __call__(self, env: Mapping[str, Any]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _xp, checks
+from ..calls import pixel_lengths
 from ._base import EDGE_METHODS, GRADIENT_METHODS, _is_torch, _like, _numpy, as_gray
 from ._filters import _backend, _float_image, _gauss_kernel, _gradient_kernels, _on
 
@@ -43,6 +44,7 @@ def zero_crossings(response, *, threshold: float = 0.0):
     return _like(out, response)
 
 
+@pixel_lengths(sigma="length")
 def edges(
     image,
     method: str = "sobel",

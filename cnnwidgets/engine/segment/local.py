@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _xp, checks
+from ..calls import pixel_lengths
 from ._base import LOCAL_METHODS, _like, as_gray
 from ._filters import _backend, _gauss_kernel, _on, _separable
 
@@ -22,6 +23,7 @@ def _local_mean_std(x: np.ndarray, w: int, *, backend):
     return m, np.sqrt(np.clip(m2 - m * m, 0, None))
 
 
+@pixel_lengths(window="odd")
 def local_threshold(
     image, method: str = "sauvola", *, window: int = 25, k: float = 0.2, offset: float = 0.0, r: float | None = None
 ):

@@ -6,6 +6,7 @@ import numpy as np
 from array_api_compat import device as array_device
 
 from .. import _xp, checks
+from ..calls import pixel_lengths
 from ._base import _is_torch, _like, _numpy, as_gray
 from .edge_maps import edges
 
@@ -26,6 +27,7 @@ def _pixels(image) -> np.ndarray:
     return checks.numbers_array("image", arr)
 
 
+@pixel_lengths(seeds="points")
 def region_grow(image, seeds, *, tolerance: float = 10.0, connectivity: int = 2):
     """Seeded region growing: the connected pixels whose value is within ``tolerance`` of each seed's value.
 
@@ -68,6 +70,7 @@ def region_grow(image, seeds, *, tolerance: float = 10.0, connectivity: int = 2)
     return _like(labels, image)
 
 
+@pixel_lengths(markers="points", sigma="length")
 def watershed(image, markers=None, *, sigma: float = 1.0, compactness: float = 0.0, marker_quantile: float = 0.1):
     """Watershed regions of the gradient magnitude (Sobel of the Gaussian-smoothed gray image).
 
