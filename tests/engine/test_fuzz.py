@@ -370,6 +370,8 @@ def _warm():
 CUTOFF = param(st.floats(0.001, 0.5), 0, -0.1, 0.5, 0.5000001, 1, 2, 100)
 ORDER = param(st.floats(0.1, 12), 0, -1, 1e-9, 100, 1e6)
 WIDTH = param(st.none() | st.floats(0.001, 0.5), 0, -0.1, 1, 10)
+#: The filter's keywords, shared by frequency_filter, frequency_mask and radial_profile.
+FILTER = dict(highpass=st.booleans(), cutoff=CUTOFF, order=ORDER, width=WIDTH)
 ENHANCE_IMAGES = images(layouts=("numpy", "numpy", "torch", "batch", "pil"))
 
 
@@ -377,10 +379,7 @@ ENHANCE_IMAGES = images(layouts=("numpy", "numpy", "torch", "batch", "pil"))
 @given(
     image=ENHANCE_IMAGES,
     shape=st.sampled_from(enhance.FILTER_SHAPES + ("bogus",)),
-    highpass=st.booleans(),
-    cutoff=CUTOFF,
-    order=ORDER,
-    width=WIDTH,
+    **FILTER,
     precomputed=st.booleans(),
 )
 def test_frequency_filter(image, shape, highpass, cutoff, order, width, precomputed):
@@ -403,23 +402,12 @@ def test_frequency_filter(image, shape, highpass, cutoff, order, width, precompu
         st.tuples(st.integers(1, 64), st.integers(1, 64)), (0, 4), (4, -1), (3,), (2, 3, 4), (2.5, 3), "ab", (True, 2)
     ),
     shape=st.sampled_from(enhance.FILTER_SHAPES + ("bogus",)),
-    highpass=st.booleans(),
-    cutoff=CUTOFF,
-    order=ORDER,
-    width=WIDTH,
+    **FILTER,
     centered=st.booleans(),
 )
 def test_frequency_mask(shape_hw, shape, highpass, cutoff, order, width, centered):
-    r = run(
-        enhance.frequency_mask,
-        shape_hw,
-        shape=shape,
-        highpass=highpass,
-        cutoff=cutoff,
-        order=order,
-        width=width,
-        centered=centered,
-    )
+    kw = dict(shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width, centered=centered)
+    r = run(enhance.frequency_mask, shape_hw, **kw)
     if r.ok:
         assert_like(r.value, np.zeros(0), shape=tuple(int(v) for v in shape_hw), dtype=np.float32, lo=0, hi=1)
 
@@ -432,10 +420,7 @@ def test_frequency_mask(shape_hw, shape, highpass, cutoff, order, width, centere
         st.sampled_from([0.0, 0.1, 0.7, -0.3, NAN, [0.1, 0.2], "x", None]),
     ),
     shape=st.sampled_from(enhance.FILTER_SHAPES),
-    highpass=st.booleans(),
-    cutoff=CUTOFF,
-    order=ORDER,
-    width=WIDTH,
+    **FILTER,
 )
 def test_radial_profile(freq, shape, highpass, cutoff, order, width):
     r = run(enhance.radial_profile, freq, shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width)
