@@ -23,11 +23,14 @@ $(VENV)/.stamp-install: pyproject.toml | $(PY)
 	touch $@
 
 # The JupyterLab extension (labextension/, TypeScript): `pip install -e .` builds it once (hatch-jupyter-builder);
-# this rebuilds it when its sources or the tutorial notebooks change and puts the build where JupyterLab looks.
+# this rebuilds it when its sources, the widget registry or the tutorial notebooks change (writing the registry's
+# TypeScript, committed so that a build needs no Python) and puts the build where JupyterLab looks.
 LABEXT     := $(VENV)/share/jupyter/labextensions/cnnwidgets
 LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/schema/*.json labextension/style/* labextension/scripts/*.js notebooks/*.ipynb) \
-              labextension/package.json labextension/yarn.lock labextension/tsconfig.json
+              labextension/package.json labextension/yarn.lock labextension/tsconfig.json cnnwidgets/registry.py
 $(VENV)/.stamp-labext: $(LABEXT_SRC) $(VENV)/.stamp-install
+	$(PY) -m cnnwidgets.registry --typescript > labextension/src/registry.generated.ts.tmp
+	mv labextension/src/registry.generated.ts.tmp labextension/src/registry.generated.ts
 	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm install && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build
 	rm -rf $(LABEXT) && cp -r cnnwidgets/labextension $(LABEXT) && cp labextension/install.json $(LABEXT)/
 	$(VENV)/bin/jupyter labextension list 2>&1 | grep -E "cnnwidgets .*enabled.*OK"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from .registry import CLASSES
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -31,15 +33,8 @@ _LAZY = {
     "create_model": "cnnwidgets.engine.models",
     # retrieval
     "ImageIndex": "cnnwidgets.index",
-    # widgets
-    "FilterDesigner": "cnnwidgets.widgets",
-    "ThresholdSegmenter": "cnnwidgets.widgets",
-    "LayerVisualizer": "cnnwidgets.widgets",
-    "ConvolutionPlayground": "cnnwidgets.widgets",
-    "TrainingDashboard": "cnnwidgets.widgets",
-    "SearchBox": "cnnwidgets.widgets",
-    "Pipeline": "cnnwidgets.widgets",
-    "NeuronPlayground": "cnnwidgets.widgets",
+    # widgets: one row each in the widget registry
+    **CLASSES,
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .cache import cache_dir, private_dir, shared_dirs
+from .registry import BENCHES, widget_class
 
 __all__ = [
     "WIDGETS",
@@ -53,26 +54,8 @@ __all__ = [
     "sample_grid",
 ]
 
-#: Widget kind → (tab label, what it opens on: "image", "folder" or "none").
-WIDGETS = {
-    "filter_designer": ("Filter designer", "image"),
-    "threshold_segmenter": ("Threshold segmenter", "image"),
-    "layer_visualizer": ("Layer visualizer", "image"),
-    "find_similar": ("Find similar images", "image"),
-    "pipeline": ("Pipeline", "image"),
-    "search_folder": ("Search images", "folder"),
-    "convolution_playground": ("Convolution playground", "none"),
-    "training_dashboard": ("Training dashboard", "none"),
-    "search_samples": ("Search box", "none"),
-}
-
-#: Sample shown when a tab is opened from the launcher or the command palette without a file.
-DEFAULT_SAMPLES = {
-    "filter_designer": "astronaut",
-    "threshold_segmenter": "coins",
-    "layer_visualizer": "chelsea",
-    "pipeline": "coins",
-}
+#: Widget kind → its row of the widget registry, for the kinds a tab opens (label, input, default sample, …).
+WIDGETS = BENCHES
 #: Bundled samples indexed for the launcher's search box.
 SEARCH_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "coins", "camera", "horse", "moon")
 
@@ -116,7 +99,7 @@ class BenchRequest:
     @property
     def label(self) -> str:
         """The tab title: "Filter designer — photo.jpg"."""
-        name = WIDGETS[self.widget][0]
+        name = WIDGETS[self.widget].label
         if self.path is not None:
             return f"{name} — {self.path.name}"
         return f"{name} — {self.sample}" if self.sample else name
@@ -217,24 +200,24 @@ def parse_request(payload, *, root=None) -> BenchRequest:
     if widget not in WIDGETS:
         raise ValueError(f"unknown widget {widget!r}; expected one of {', '.join(WIDGETS)}")
     root = Path(os.getcwd() if root is None else root).resolve()
-    needs = WIDGETS[widget][1]
+    kind = WIDGETS[widget]
     rel, path, sample = obj.get("path"), None, obj.get("sample")
     cwd = obj.get("cwd") or ""
     cwd = _clean_rel(cwd, "cwd") if cwd else ""
     if sample is not None and (not isinstance(sample, str) or sample not in list_samples()):
         raise ValueError(f"unknown sample {sample!r}")
-    if needs == "image":
+    if kind.on == "image":
         if rel is None and sample is None:
-            if widget == "find_similar":
-                raise ValueError("find_similar needs an image path")
-            sample = DEFAULT_SAMPLES[widget]
+            if kind.sample is None:
+                raise ValueError(f"{widget} needs an image path")
+            sample = kind.sample
         if rel is not None:
             path = resolve_inside(rel, root, kind="file")
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 raise RefusedPath(
                     f"{rel!r} is not an image file (expected one of {', '.join(sorted(IMAGE_EXTENSIONS))})"
                 )
-    elif needs == "folder":
+    elif kind.on == "folder":
         path = resolve_inside(rel if rel is not None else cwd, root, kind="dir")
     if path is not None:
         rel = path.relative_to(root).as_posix() if path != root else ""
@@ -372,43 +355,29 @@ def _note(text: str, kind: str = "info"):
 
 
 def _make_widget(req: BenchRequest):
+    """(the widget of ``req``, what its notes and notebook need to know): as the registry's row of its kind says."""
     from IPython.display import clear_output, display
 
-    import cnnwidgets as C
+    kind, cls = WIDGETS[req.widget], widget_class(req.widget)
+    if kind.takes == "image":  # the image widgets take the image first
+        if req.path is not None:
+            return cls(str(req.path)), {}
+        from .datasets import sample
 
-    source = str(req.path) if req.path is not None else None
-    if req.widget in ("filter_designer", "threshold_segmenter", "layer_visualizer"):
-        cls = {
-            "filter_designer": C.FilterDesigner,
-            "threshold_segmenter": C.ThresholdSegmenter,
-            "layer_visualizer": C.LayerVisualizer,
-        }[req.widget]
-        if source is None:
-            from .datasets import sample
-
-            source = sample(req.sample, mode="rgb" if req.widget == "layer_visualizer" else "keep")
-        return cls(source), {}  # the image widgets take the image first
-    if req.widget == "pipeline":
-        if source is None:
-            from .datasets import sample
-
-            source = sample(req.sample, mode="keep")
-        return C.Pipeline(source), {}
-    if req.widget == "convolution_playground":
-        return C.ConvolutionPlayground(), {}
-    if req.widget == "training_dashboard":
-        return C.TrainingDashboard(), {}
+        return cls(sample(req.sample, mode=kind.mode)), {}
+    if kind.takes is None:
+        return cls(), {}
     # search boxes: the index may need building, with a progress bar in the tab meanwhile
-    if req.widget == "search_samples":
+    if kind.on == "none":
         folder = private_dir("samples")
         _write_samples(folder)
     else:
-        folder = req.path if req.widget == "search_folder" else req.path.parent
+        folder = req.path if kind.on == "folder" else req.path.parent
     display(_note(f"indexing {folder.name or folder} (or loading its index from the cache) …", "busy"))
     got = folder_index(folder, progress=True)
     clear_output()
-    box = C.SearchBox(got.index, k=12)
-    if req.widget == "find_similar":
+    box = cls(got.index, k=12)
+    if kind.on == "image":
         box.more_like_this(str(req.path))
     return box, {"folder": got.folder, "note": got.describe(), "how": got.how}
 
@@ -524,89 +493,81 @@ def _array_check(name: str, value) -> list[str]:
     ]
 
 
-def _image_cell(req: BenchRequest, folder: Path, loader: str) -> str:
-    if req.path is not None:
-        rel = os.path.relpath(req.path, folder)
-        return f"from cnnwidgets.io import load_image\n\nimage = load_image({rel!r}, mode={loader!r})"
-    return f"from cnnwidgets.datasets import sample\n\nimage = sample({req.sample!r}, mode={loader!r})"
+def _first_cells(widget, req: BenchRequest, folder: Path, extra: dict) -> list[str]:
+    """The code cells before the widget's code: its input, as the tab read it, with paths relative to ``folder``."""
+    kind = WIDGETS[req.widget]
+    if kind.takes == "image":
+        if req.path is not None:
+            rel = os.path.relpath(req.path, folder)
+            src = f"from cnnwidgets.io import load_image\n\nimage = load_image({rel!r}, mode={kind.mode!r})"
+        else:
+            src = f"from cnnwidgets.datasets import sample\n\nimage = sample({req.sample!r}, mode={kind.mode!r})"
+        if kind.setup:
+            size = max(widget.working_image.shape[:2]) if "{size}" in kind.setup else None
+            src += "\n" + kind.first_lines(from_file=req.path is not None, size=size)
+        return [src]
+    if kind.takes == "index":
+        rel = os.path.relpath(extra.get("folder", req.path), folder)
+        return [
+            "from cnnwidgets.lab import folder_index\n\n"
+            f"# the index is kept in {index_folder_for(extra.get('folder', folder))} (built there if missing)\n"
+            f"index = folder_index({rel!r}).index"
+        ]
+    return []
 
 
-def notebook_for(widget, req: BenchRequest, *, folder: Path, extra: dict | None = None) -> dict:
-    """The nbformat-4 notebook (a dict) holding ``widget.code`` for request ``req`` and an assert cell
-    that checks the code reproduces ``widget.result``; image paths are relative to ``folder``."""
-    extra = extra or {}
-    title = req.label
-    cells = [
-        (
-            "markdown",
-            f"# {title}\n\nWritten by the cnnwidgets JupyterLab extension (“Open as notebook”): the code "
-            "below reproduces what the tab showed, and the last cell checks that it does.",
-        )
-    ]
-    checks: list[str] = []
-    result = widget.result
-    if req.widget in ("filter_designer", "threshold_segmenter"):
-        loader = "keep"
-        src = _image_cell(req, folder, loader)
-        if req.widget == "filter_designer":
-            src += "\nif image.ndim == 3 and image.shape[2] == 4:  # as the FilterDesigner does: alpha over white\n"
-            src += "    image = load_image(image, mode='rgb')" if req.path is not None else "    image = image[..., :3]"
-        cells.append(("code", src))
-        cells.append(("code", widget.code))
-        checks = _array_check("result", result)
-    elif req.widget == "layer_visualizer":
-        cells.append(("code", _image_cell(req, folder, "rgb")))
-        cells.append(("code", widget.code))
+def _checks(check: str | None, result) -> list[str]:
+    """The assert lines that a notebook's last cell holds for ``result`` (see :class:`cnnwidgets.registry.WidgetKind`)."""
+    if check == "array":
+        return _array_check("result", result)
+    if check == "topk":
         top = [[str(t), float(p)] for t, p in result["topk"]]
-        checks = [
+        return [
             f"expected_top = {json.dumps(top)}",
             "assert [t for t, _ in top] == [t for t, _ in expected_top], top",
             "assert np.allclose([p for _, p in top], [p for _, p in expected_top], atol=1e-4)",
             *_array_check("mosaic", result["mosaic"]),
         ]
-    elif req.widget in ("search_folder", "find_similar", "search_samples"):
-        rel = os.path.relpath(extra.get("folder", req.path), folder)
-        cells.append(
-            (
-                "code",
-                "from cnnwidgets.lab import folder_index\n\n"
-                f"# the index is kept in {index_folder_for(extra.get('folder', folder))} (built there if missing)\n"
-                f"index = folder_index({rel!r}).index",
-            )
-        )
-        code = widget.code or "result = []"
-        if widget.code:
-            code = "result = " + code
-        cells.append(("code", code))
+    if check == "hits":
         hits = [[h.path, float(h.score)] for h in (result or [])]
-        checks = [
+        return [
             f"expected = {json.dumps(hits, ensure_ascii=False)}",
             "assert [h.path for h in result] == [p for p, _ in expected], [h.path for h in result]",
             "assert np.allclose([h.score for h in result], [s for _, s in expected], atol=1e-4)",
         ]
-    elif req.widget == "pipeline":
-        src = _image_cell(req, folder, "keep")
-        src += "\nfrom cnnwidgets.io import resize_to_fit\n\nif image.ndim == 3 and image.shape[2] == 4:\n"
-        src += "    image = load_image(image, mode='rgb')\n" if req.path is not None else "    image = image[..., :3]\n"
-        src += f"if max(image.shape[:2]) > {max(widget.working_image.shape[:2])}:  # the size the Pipeline runs at\n"
-        src += f"    image = resize_to_fit(image, {max(widget.working_image.shape[:2])})"
-        cells.append(("code", src))
-        cells.append(("code", widget.code))
+    if check == "regions":
         boxes = [list(r.bbox) for r in result["regions"]]
         labels = [top[0][0] for top in result["recognise"]]
-        checks = [
+        return [
             f"assert [list(r.bbox) for r in regions] == {boxes!r}",
             f"assert [top[0][0] for top in recognised] == {json.dumps(labels)}",
         ]
-    elif req.widget == "convolution_playground":
-        cells.append(("code", widget.code))
-        checks = [
+    if check == "conv":
+        return [
             *_array_check("conv.output", result["conv"].output),
             *_array_check("activated", result["activated"]),
             *_array_check("pool.output", result["pool"].output),
         ]
-    else:  # training: the code is a recipe; training again gives other numbers, so nothing is asserted
-        cells.append(("code", widget.code))
+    return []  # a result that differs from run to run (training) is not asserted
+
+
+def notebook_for(widget, req: BenchRequest, *, folder: Path, extra: dict | None = None) -> dict:
+    """The nbformat-4 notebook (a dict) holding ``widget.code`` for request ``req`` and an assert cell
+    that checks the code reproduces ``widget.result``; image paths are relative to ``folder``."""
+    kind = WIDGETS[req.widget]
+    code = widget.code
+    if kind.takes == "index":  # a search box's code is the search: its hits are the result
+        code = "result = " + code if code else "result = []"
+    cells = [
+        (
+            "markdown",
+            f"# {req.label}\n\nWritten by the cnnwidgets JupyterLab extension (“Open as notebook”): the code "
+            "below reproduces what the tab showed, and the last cell checks that it does.",
+        ),
+        *[("code", src) for src in _first_cells(widget, req, folder, extra or {})],
+        ("code", code),
+    ]
+    checks = _checks(kind.check, widget.result)
     if checks:
         cells.append(
             (
@@ -617,9 +578,9 @@ def notebook_for(widget, req: BenchRequest, *, folder: Path, extra: dict | None 
         )
     return {
         "cells": [
-            {"cell_type": kind, "id": f"cnnw-{i}", "metadata": {}, "source": src}
-            | ({"execution_count": None, "outputs": []} if kind == "code" else {})
-            for i, (kind, src) in enumerate(cells)
+            {"cell_type": cell_type, "id": f"cnnw-{i}", "metadata": {}, "source": src}
+            | ({"execution_count": None, "outputs": []} if cell_type == "code" else {})
+            for i, (cell_type, src) in enumerate(cells)
         ],
         "metadata": {
             "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},

@@ -44,6 +44,19 @@ def test_every_public_name_resolves():
         _ = cnnwidgets.no_such_name
 
 
+def test_the_package_and_its_widget_registry_import_nothing_heavy():
+    """``import cnnwidgets``, the widget names of ``__all__`` and the widget registry import no widget, numpy or torch."""
+    code = (
+        "import sys, cnnwidgets, cnnwidgets.widgets\n"
+        "from cnnwidgets import registry\n"
+        "assert set(registry.CLASSES) <= set(cnnwidgets.__all__) and set(cnnwidgets.widgets.__all__) == set(registry.CLASSES)\n"
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in ('numpy', 'torch', 'ipywidgets')"
+        " or m.startswith('cnnwidgets.widgets.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"imported {out.stdout.strip()}"
+
+
 # ----------------------------------------------------------------------------- lean kernels (issue 21)
 
 HEAVY = ("torch", "timm", "sentence_transformers", "onnxruntime", "faiss")

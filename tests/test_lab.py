@@ -18,15 +18,20 @@ def b64(obj) -> str:
     return base64.b64encode(json.dumps(obj).encode("utf-8")).decode("ascii")
 
 
-@pytest.fixture
-def root(tmp_path):
+def photos_root(folder: Path, hostile: str) -> Path:
+    """``folder`` as a server's root holding photos/cat.png and photos/``hostile``: two 24×32 RGB pictures."""
     img = np.zeros((24, 32, 3), np.uint8)
     img[:, 16:] = 200
-    (tmp_path / "photos").mkdir()
-    (tmp_path / "photos" / "cat.png").write_bytes(to_png_bytes(img))
-    (tmp_path / "photos" / HOSTILE).write_bytes(to_png_bytes(img))
+    (folder / "photos").mkdir()
+    for name in ("cat.png", hostile):
+        (folder / "photos" / name).write_bytes(to_png_bytes(img))
+    return folder
+
+
+@pytest.fixture
+def root(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
-    return tmp_path
+    return photos_root(tmp_path, HOSTILE)
 
 
 def test_payload_base64_json_and_dict_agree(root):
@@ -180,12 +185,41 @@ def test_notebook_reproduces_the_pipeline(root):
     assert len(env["regions"]) == len(w.result["regions"]) == 24
 
 
+GENERATED_TS = Path(__file__).parents[1] / "labextension" / "src" / "registry.generated.ts"
+
+
 def test_the_extension_and_the_package_read_the_same_image_extensions():
     import re
 
     from cnnwidgets.datasets import IMAGE_EXTENSIONS
 
-    source = (Path(__file__).parents[1] / "labextension" / "src" / "index.ts").read_text()
-    listed = re.search(r"const IMAGE_EXTENSIONS = \[([^\]]*)\]", source)
-    assert listed, "IMAGE_EXTENSIONS not found in labextension/src/index.ts"
-    assert set(re.findall(r"'(\.[a-z0-9]+)'", listed.group(1))) == set(IMAGE_EXTENSIONS)
+    source = GENERATED_TS.read_text()
+    listed = re.search(r"const IMAGE_EXTENSIONS: readonly string\[\] = \[([^\]]*)\]", source)
+    assert listed, f"IMAGE_EXTENSIONS not found in {GENERATED_TS}"
+    assert set(re.findall(r'"(\.[a-z0-9]+)"', listed.group(1))) == set(IMAGE_EXTENSIONS)
+
+
+def test_the_extension_reads_the_widget_registry():
+    """The committed TypeScript table is the one the Python registry writes (else: run the command it names)."""
+    from cnnwidgets import registry
+
+    assert GENERATED_TS.read_text() == registry.typescript(), (
+        "labextension/src/registry.generated.ts is out of date: "
+        "python -m cnnwidgets.registry --typescript > labextension/src/registry.generated.ts"
+    )
+
+
+def test_every_kind_opens_its_class():
+    import cnnwidgets
+    from cnnwidgets import registry, widgets
+
+    assert set(lab.WIDGETS) < set(registry.KINDS)
+    for kind, row in registry.KINDS.items():
+        cls = registry.widget_class(kind)
+        assert cls is getattr(cnnwidgets, row.class_name) is getattr(widgets, row.class_name)
+        assert row.class_name in cnnwidgets.__all__ and row.class_name in widgets.__all__
+    for kind, row in lab.WIDGETS.items():
+        if row.on == "image" and row.sample is not None:
+            assert lab.parse_request({"widget": kind}).sample == row.sample
+        if row.on == "none":
+            assert row.sample is None and row.menu is None

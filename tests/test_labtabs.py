@@ -1,29 +1,16 @@
 """cnnwidgets.labtabs: several extension tabs on one kernel (open, close, Open as notebook per tab; OOM count)."""
 
-import base64
-import json
-
-import numpy as np
 import pytest
+from test_lab import b64, photos_root
 
 from cnnwidgets import lab, labtabs
-from cnnwidgets.io import to_png_bytes
 
 HOSTILE = "x'); import os; os.system('touch PWNED'); ('.png"
 
 
-def b64(obj) -> str:
-    return base64.b64encode(json.dumps(obj).encode("utf-8")).decode("ascii")
-
-
 @pytest.fixture
 def root(tmp_path):
-    img = np.zeros((24, 32, 3), np.uint8)
-    img[:, 16:] = 200
-    (tmp_path / "photos").mkdir()
-    (tmp_path / "photos" / "cat.png").write_bytes(to_png_bytes(img))
-    (tmp_path / "photos" / HOSTILE).write_bytes(to_png_bytes(img))
-    return tmp_path
+    return photos_root(tmp_path, HOSTILE)
 
 
 @pytest.fixture(autouse=True)

@@ -1,23 +1,17 @@
-"""Thin ipywidgets/anywidget front ends over :mod:`cnnwidgets.engine`; imported on first use."""
+"""Thin ipywidgets/anywidget front ends over :mod:`cnnwidgets.engine`; imported on first use.
+
+The classes are those of the widget registry (:data:`cnnwidgets.registry.CLASSES`).
+"""
 
 import importlib
 
-_WIDGETS = {
-    "FilterDesigner": "filter_designer",
-    "ThresholdSegmenter": "threshold_segmenter",
-    "LayerVisualizer": "layer_visualizer",
-    "ConvolutionPlayground": "playground",
-    "TrainingDashboard": "training",
-    "SearchBox": "search_box",
-    "Pipeline": "pipeline",
-    "NeuronPlayground": "neuron",
-}
+from ..registry import CLASSES
 
-__all__ = sorted(_WIDGETS)
+__all__ = sorted(CLASSES)
 
 
 def __getattr__(name: str):
-    module = _WIDGETS.get(name)
+    module = CLASSES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return getattr(importlib.import_module(module), name)

@@ -20,9 +20,11 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
+import { WIDGETS } from './registry.generated';
+
 /** What a tab asks its kernel to open. */
 export interface IBenchRequest {
-  /** a widget kind known to cnnwidgets.lab.WIDGETS */
+  /** a widget kind of the widget registry (cnnwidgets/registry.py, WIDGETS in registry.generated.ts) */
   widget: string;
   /** file or folder relative to the server's root, as the file browser names it */
   path?: string | null;
@@ -31,27 +33,6 @@ export interface IBenchRequest {
   /** folder (relative to the root) where "Open as notebook" writes when there is no file */
   cwd?: string | null;
 }
-
-/** Kinds, their tab labels and what they open on. */
-export const WIDGETS: { [kind: string]: { label: string; on: 'image' | 'folder' | 'none' } } = {
-  filter_designer: { label: 'Filter designer', on: 'image' },
-  threshold_segmenter: { label: 'Threshold segmenter', on: 'image' },
-  layer_visualizer: { label: 'Layer visualizer', on: 'image' },
-  find_similar: { label: 'Find similar images', on: 'image' },
-  pipeline: { label: 'Pipeline', on: 'image' },
-  search_folder: { label: 'Search images', on: 'folder' },
-  convolution_playground: { label: 'Convolution playground', on: 'none' },
-  training_dashboard: { label: 'Training dashboard', on: 'none' },
-  search_samples: { label: 'Search box', on: 'none' }
-};
-
-/** Default sample per image widget when opened from the launcher or the palette. */
-export const DEFAULT_SAMPLES: { [kind: string]: string } = {
-  filter_designer: 'astronaut',
-  threshold_segmenter: 'coins',
-  layer_visualizer: 'chelsea',
-  pipeline: 'coins'
-};
 
 /** The tab title: "Filter designer — photo.jpg". */
 export function benchLabel(request: IBenchRequest): string {

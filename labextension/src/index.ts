@@ -18,16 +18,8 @@ import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Menu, Widget } from '@lumino/widgets';
 
-import {
-  BenchContent,
-  BenchKernels,
-  DEFAULT_SAMPLES,
-  IBenchRequest,
-  WIDGETS,
-  benchLabel,
-  decodePayload,
-  encodePayload
-} from './bench';
+import { BenchContent, BenchKernels, IBenchRequest, benchLabel, decodePayload, encodePayload } from './bench';
+import { IMAGE_EXTENSIONS, WIDGETS } from './registry.generated';
 import tutorials from './tutorials.json';
 
 import '../style/index.css';
@@ -39,33 +31,17 @@ const OPEN_PARAM = 'cnnwidgets-open';
 
 /** File types (JupyterLab's names) that the image entries apply to. */
 const IMAGE_TYPES = ['png', 'jpeg', 'tiff', 'bmp', 'webp', 'gif'];
-/** The file extensions cnnwidgets reads as images: cnnwidgets.datasets.IMAGE_EXTENSIONS (tests/test_lab.py keeps them equal). */
-const IMAGE_EXTENSIONS = [
-  '.bmp', '.gif', '.jpe', '.jpeg', '.jpg', '.pbm', '.pgm', '.png', '.pnm', '.ppm', '.tif', '.tiff', '.webp'
-];
 /** One selector per type: context-menu selectors cannot hold commas. */
 const IMAGE_SELECTORS = IMAGE_TYPES.map(t => `.jp-DirListing-item[data-file-type="${t}"]`);
 const FOLDER_SELECTOR = '.jp-DirListing-item[data-isdir="true"]';
 
-/** The image entries: kind and menu label. */
-const IMAGE_ENTRIES: [string, string][] = [
-  ['filter_designer', 'Filter designer'],
-  ['threshold_segmenter', 'Threshold segmenter'],
-  ['layer_visualizer', 'Layer visualizer (classify)'],
-  ['find_similar', 'Find similar images'],
-  ['pipeline', 'Open in pipeline']
-];
+/** The image entries (the file browser's menu of images, Open With): kind and menu label, from the registry. */
+const IMAGE_ENTRIES: [string, string][] = Object.entries(WIDGETS).flatMap(([kind, w]) =>
+  w.menu === null ? [] : [[kind, w.menu] as [string, string]]
+);
 
-/** Launcher cards (and palette entries) opening a widget on a bundled sample. */
-const LAUNCHER_WIDGETS = [
-  'filter_designer',
-  'threshold_segmenter',
-  'layer_visualizer',
-  'pipeline',
-  'convolution_playground',
-  'training_dashboard',
-  'search_samples'
-];
+/** Launcher cards (and palette entries) opening a widget on a bundled sample, from the registry. */
+const LAUNCHER_WIDGETS = Object.keys(WIDGETS).filter(kind => WIDGETS[kind].launcher);
 
 const CommandIDs = {
   open: 'cnnwidgets:open',
@@ -260,7 +236,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           throw new Error(`cnnwidgets: unknown widget ${request.widget}`);
         }
         if (WIDGETS[request.widget].on === 'image' && !request.path && !request.sample) {
-          request.sample = DEFAULT_SAMPLES[request.widget] ?? null;
+          request.sample = WIDGETS[request.widget].sample;
         }
         if (WIDGETS[request.widget].on === 'folder' && request.path === null) {
           request.path = request.cwd ?? '';
