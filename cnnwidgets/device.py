@@ -189,14 +189,20 @@ def _positive_int(name: str) -> int | None:
     return value
 
 
+_in_force: list = []  # thread counts of the open threads() blocks, innermost last
+
+
 def cpu_threads() -> int:
-    """Threads each CPU library computes with: ``CNNWIDGETS_THREADS``, else ``OMP_NUM_THREADS``, else the cores.
+    """Threads each CPU library computes with: inside a :func:`threads` block its count, else ``CNNWIDGETS_THREADS``,
+    else ``OMP_NUM_THREADS``, else the cores.
 
     Raises
     ------
     ValueError
         If ``CNNWIDGETS_THREADS`` is set to anything but a positive integer.
     """
+    if _in_force:
+        return _in_force[-1]
     explicit = _positive_int(THREADS_ENV_VAR)
     if explicit is not None:
         return explicit
@@ -257,7 +263,8 @@ def apply_thread_policy() -> int:
 @contextlib.contextmanager
 def threads(n: int | None = None):
     """Compute with ``n`` threads inside the block: torch's intra-op pool (if torch is loaded), FAISS/OpenMP (if
-    FAISS is loaded) and every loaded BLAS library; the counts they had are restored after it.
+    FAISS is loaded) and every loaded BLAS library; the counts they had are restored after it. Inside the block
+    :func:`cpu_threads` is ``n``, so ONNX Runtime sessions and decode pools made there use ``n`` threads too.
 
     The one place besides :func:`apply_thread_policy` that sets thread counts: training, FAISS training on small
     samples and the Ray actor use it. The counts are process-wide, like the libraries' own settings.
@@ -296,9 +303,11 @@ def threads(n: int | None = None):
         torch.set_num_threads(n)
     if faiss is not None:
         faiss.omp_set_num_threads(n)
+    _in_force.append(n)
     try:
         yield n
     finally:
+        _in_force.pop()
         if torch is not None:
             torch.set_num_threads(old_torch)
         if faiss is not None:

@@ -148,3 +148,34 @@ def test_threads_sets_and_restores_torch_faiss_and_blas():
     assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == before
     with pytest.raises(ValueError, match="positive integer"), device.threads(0):
         pass
+
+
+def test_threads_is_what_cpu_threads_says_inside_the_block(monkeypatch):
+    """ONNX Runtime sessions and decode pools made inside a ``threads`` block (the Ray actor's) read its count."""
+    from cnnwidgets import device
+
+    monkeypatch.setenv(device.THREADS_ENV_VAR, "3")
+    with device.threads(1):
+        assert device.cpu_threads() == 1
+        with device.threads(2):
+            assert device.cpu_threads() == 2
+        assert device.cpu_threads() == 1
+    assert device.cpu_threads() == 3
+
+
+def test_only_device_sets_thread_counts():
+    """Thread counts are set in cnnwidgets.device alone (``threads`` and ``apply_thread_policy``)."""
+    from pathlib import Path
+
+    import cnnwidgets
+
+    root = Path(cnnwidgets.__file__).parent
+    setters = ("set_num_threads(", "omp_set_num_threads(", "threadpool_limits(", "environ[THREADS_ENV_VAR]")
+    found = [
+        f"{path.relative_to(root)}: {line.strip()}"
+        for path in root.rglob("*.py")
+        if path.name != "device.py"
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if any(s in line for s in setters) and not line.lstrip().startswith(("#", '"', "``"))
+    ]
+    assert not found, found

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..device import threads as computing_with
+
 __all__ = [
     "TOY_DATA",
     "ACTIVATIONS",
@@ -296,8 +298,6 @@ def train_mlp(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history = MLPHistory(model)
     start = time.perf_counter()
-    from ..device import threads as computing_with
-
     with computing_with(int(threads)) if threads is not None else contextlib.nullcontext():
         _fit(model, x, y, optimiser, loss_fn, history, int(epochs), callback, stop)
     history.seconds = time.perf_counter() - start

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .. import device
 from . import build as building
 from . import raycluster
 from .rows import Fingerprint
@@ -410,19 +410,19 @@ class RayExecutor:
 
 
 class _RayIndexBatch:
-    """The Ray actor around :class:`IndexBatch`: sets the actor's thread count from its CPUs, loads the model once."""
+    """The Ray actor around :class:`IndexBatch`: computes with as many threads as it has CPUs
+    (:func:`cnnwidgets.device.threads`), loads the model once."""
 
     def __init__(self, task: IndexBatch, cpus: float):
-        from ..device import THREADS_ENV_VAR, apply_thread_policy
-
-        os.environ[THREADS_ENV_VAR] = str(max(1, int(cpus)))
-        apply_thread_policy()
         self.task = task
-        task.dims()  # load the model before the first batch arrives
+        self.threads = max(1, int(cpus))
+        with device.threads(self.threads):
+            task.dims()  # load the model before the first batch arrives
 
     def describe_columns(self, batch: dict) -> dict:
         """:meth:`IndexBatch.__call__` on a batch of columns."""
-        return self.task(batch)
+        with device.threads(self.threads):
+            return self.task(batch)
 
 
 def executor_for(executor) -> LocalExecutor | RayExecutor:

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnwidgets.device import get_device
+from cnnwidgets.device import threads as computing_with
+
 from .data import input_batch, labelled_tensors, split_indices
 
 __all__ = ["History", "fit", "predict", "evaluate_classifier", "confusion_matrix"]
@@ -137,8 +140,6 @@ def _optimizer(model, optimizer, lr, weight_decay):
 
 def _torch_threads(threads):
     """``cnnwidgets.device.threads(threads)`` for the block; nothing changes when ``threads`` is None."""
-    from cnnwidgets.device import threads as computing_with
-
     return computing_with(int(threads)) if threads is not None else contextlib.nullcontext()
 
 
@@ -277,8 +278,6 @@ def fit(
     """
     import torch
 
-    from ...device import get_device
-
     _check_fit_args(epochs, lr, batch_size, optimizer, schedule, threads)
     epochs, batch_size = int(epochs), int(batch_size)
     dev = get_device(device)
@@ -353,8 +352,6 @@ def predict(model, images, *, batch_size: int = 256, device=None) -> tuple[np.nd
     """
     import torch
 
-    from ...device import get_device
-
     dev = get_device(device)
     model.to(dev).eval()
     logits = _batched_logits(model, input_batch(images, model), dev, batch_size)
@@ -382,8 +379,6 @@ def evaluate_classifier(model, dataset, *, batch_size: int = 256, device=None) -
         ``classes`` (tuple of str).
     """
     import torch.nn.functional as F
-
-    from ...device import get_device
 
     dev = get_device(device)
     x, y, classes = labelled_tensors(dataset, model, "dataset")
