@@ -27,6 +27,66 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def lite0():
+    """EfficientNet-Lite0 (the registry's, ImageNet weights) on the CPU in eval mode, built once for the session.
+
+    Shared by every test that asks for it: a test may run it, hook it and read its weights, never change them.
+    """
+    from cnnwidgets.engine import models
+
+    return models.create_model("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """``image_folder(samples=..., distortions=..., size=..., extra_files=...)``: a folder of sample images and
+    distorted copies of each, written once per session for each set of arguments.
+
+    The images come from :func:`cnnwidgets.index.distortion_set` (``<sample>/<sample>_<distortion>.png``);
+    ``extra_files`` is a tuple of ``(relative path, bytes)`` written beside them (broken files, captions).
+    Returns ``(root, labels)``: the folder and ``{absolute path: sample name}`` of the images. Tests read the
+    folder and never change it; one that must, copies it (``shutil.copytree``) to its own ``tmp_path``.
+    """
+    from cnnwidgets.index import distortion_set
+
+    made = {}
+
+    def make(*, samples, distortions, size=256, extra_files=()):
+        key = (tuple(samples), tuple(distortions), int(size), tuple(extra_files))
+        if key not in made:
+            root = tmp_path_factory.mktemp("images")
+            labels = distortion_set(root, samples=key[0], distortions=key[1], size=key[2])
+            for name, content in extra_files:
+                (root / name).write_bytes(content)
+            made[key] = (root, labels)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def folder_index(image_folder):
+    """``folder_index(folder_args, **build_args)``: :meth:`cnnwidgets.index.ImageIndex.build` on the folder
+    ``image_folder(**folder_args)``, built once per session for each set of arguments (``progress=False``).
+
+    Returns ``(index, root, labels)``. Tests search and read the index and never change it (add, remove, save
+    over it): one that must, builds its own.
+    """
+    from cnnwidgets.index import ImageIndex
+
+    made = {}
+
+    def build(folder_args: dict, **build_args):
+        key = repr((sorted(folder_args.items()), sorted(build_args.items())))
+        if key not in made:
+            root, labels = image_folder(**folder_args)
+            made[key] = (ImageIndex.build(root, progress=False, **build_args), root, labels)
+        return made[key]
+
+    return build
+
+
 class RayHead:
     """A Ray cluster started by ``ray start --head`` on 127.0.0.1 with token authentication, in its own temp folder."""
 

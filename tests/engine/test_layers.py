@@ -12,11 +12,6 @@ from cnnwidgets.engine import models as M
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return M.create_model("efficientnet_lite0", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
     return M.create_model("tiny_cnn", device="cpu")

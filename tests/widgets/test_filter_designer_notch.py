@@ -21,7 +21,7 @@ def run_code(w):
 
 def click_at(w, fy, fx):
     """Click the spectrum where frequency (fy, fx) is shown (0 at row h // 2, column w // 2)."""
-    h, wd = w._state[0].shape[:2]
+    h, wd = w.result.shape[:2]  # the spectrum shown is the preview's, the size of the result
     n = (w.spectrum_click.click or [0, 0, 0])[2] + 1
     w.spectrum_click.click = [(h // 2 + fy * h + 0.5) / h, (wd // 2 + fx * wd + 0.5) / wd, n]
 

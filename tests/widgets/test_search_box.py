@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from cnnwidgets.engine import features
-from cnnwidgets.index import ImageIndex, distortion_set
+from cnnwidgets.index import ImageIndex
 from cnnwidgets.widgets.search_box import SearchBox
 
 TAGS = {
@@ -16,10 +16,8 @@ TAGS = {
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory):
-    labels = distortion_set(
-        tmp_path_factory.mktemp("sb"), samples=tuple(TAGS), distortions=("original", "rot90", "hue"), size=96
-    )
+def index(image_folder):
+    _, labels = image_folder(samples=tuple(TAGS), distortions=("original", "rot90", "hue"), size=96)
     paths = sorted(labels)
     x = features.color_histogram(paths)
     return ImageIndex.from_vectors(
@@ -80,23 +78,24 @@ def test_errors_show_in_the_status_line_and_the_widget_recovers(index):
     assert w.k == 100
 
 
-def test_uploaded_image_is_the_query(index):
+def test_uploaded_image_is_the_query(index, drop, panel):
     from cnnwidgets.io import load_image
 
     w = SearchBox(index, mode="color", k=3)
-    w._on_upload(load_image(index.paths[0]))
+    drop(w, load_image(index.paths[0]))
     assert w.code == "index.search(image=query_image, mode='color', k=3)"
     assert [r["path"] for r in w.results] == [
         h.path for h in index.search(image=load_image(index.paths[0]), mode="color", k=3)
     ]
-    assert w._query_panel.layout.display is None and w._query_panel.array is not None
+    query_panel = panel(w, "query image")
+    assert query_panel.layout.display is None and query_panel.array is not None
 
 
-def test_from_folder_builds_an_index(tmp_path):
-    distortion_set(tmp_path, samples=("coffee",), distortions=("original", "rot90"), size=64)
-    w = SearchBox.from_folder(tmp_path, descriptors=("color",), k=2)
+def test_from_folder_builds_an_index(image_folder):
+    root, _ = image_folder(samples=("coffee",), distortions=("original", "rot90"), size=64)
+    w = SearchBox.from_folder(root, descriptors=("color",), k=2)
     assert len(w.index) == 2 and w.index.descriptors == ("color",)
-    w.image_path = str(tmp_path / "coffee" / "coffee_rot90.png")
+    w.image_path = str(root / "coffee" / "coffee_rot90.png")
     assert len(w.results) == 2 and w.results[0]["score"] == pytest.approx(1.0, abs=1e-5)
 
 
@@ -116,7 +115,7 @@ def classical(index):
 @pytest.mark.parametrize("mode", ["color_set", "correlogram", "hog", "gist", "glcm"])
 def test_classical_descriptor_modes_search_by_example(classical, mode):
     w = SearchBox(classical, k=4)
-    assert mode in w._mode.options
+    assert mode in w.controls["mode"].options
     query = next(p for p in classical.paths if p.endswith("coffee_original.png"))
     w.image_path = query
     w.mode = mode
@@ -127,5 +126,5 @@ def test_classical_descriptor_modes_search_by_example(classical, mode):
     assert w.code == f"index.search(image={query!r}, mode={mode!r}, k=4)"
     assert [h.path for h in eval(w.code, {"index": classical})] == [h.path for h in ref]
     assert w.status.startswith("4 results in")
-    w._mode.value = "cnn"  # the dropdown drives the trait; this index has no CNN vectors
+    w.controls["mode"].value = "cnn"  # the dropdown drives the trait; this index has no CNN vectors
     assert w.mode == "cnn" and "no 'cnn' descriptor" in w.status

@@ -3,6 +3,7 @@
 import io
 import time
 
+import ipywidgets as W
 import numpy as np
 import pytest
 import torch
@@ -10,6 +11,7 @@ from PIL import Image
 
 from cnnwidgets import datasets
 from cnnwidgets.engine import models, train
+from cnnwidgets.engine.train.data import split_indices
 from cnnwidgets.widgets.training import TrainingDashboard
 
 
@@ -22,7 +24,7 @@ def _png_size(data: bytes):
     return Image.open(io.BytesIO(data)).size
 
 
-def test_start_trains_draws_curves_and_confusion_and_code_reproduces_it(small_digits):
+def test_start_trains_draws_curves_and_confusion_and_code_reproduces_it(small_digits, control):
     w = TrainingDashboard("tiny_cnn", small_digits, epochs=2, lr=4e-3)
     blank = w.curves.image.value
     assert _png_size(blank)[0] > 100 and not w.running and w.result is None
@@ -30,9 +32,10 @@ def test_start_trains_draws_curves_and_confusion_and_code_reproduces_it(small_di
     h = w.result
     assert isinstance(h, train.History) and len(h.epochs) == 2 and not h.stopped
     assert w.curves.image.value != blank and _png_size(w.confusion.image.value)[0] > 100
-    assert h.confusion.sum() == len(train._split_indices(small_digits.labels, 0.2, 0)[1])  # the validation part
+    assert h.confusion.sum() == len(split_indices(small_digits.labels, 0.2, 0)[1])  # the validation part
     assert w.status.startswith("done: 2 epoch(s)") and f"{h.final['val_accuracy']:.3f}" in w.status
-    assert w._start_btn.disabled is False and w._stop_btn.disabled is True
+    start, stop = control(w, W.Button, description="Start"), control(w, W.Button, description="Stop")
+    assert start.disabled is False and stop.disabled is True
     # `code` is the engine call that reproduces the run: same weights, same metrics
     ns = {"dataset": small_digits}
     exec(w.code, ns)
@@ -53,15 +56,16 @@ def test_traits_and_controls_are_linked_and_update_code():
     assert "val=None" in w.code and "datasets.digits()" in w.code
 
 
-def test_stop_button_ends_background_training(small_digits):
+def test_stop_button_ends_background_training(small_digits, control):
     w = TrainingDashboard("tiny_cnn", small_digits, epochs=200, lr=1e-3)
     w.background = True  # as inside a kernel: training runs on the worker thread
+    bar = control(w, W.IntProgress)
     w.start()
     deadline = time.monotonic() + 60
-    while w._bar.value < 1 and time.monotonic() < deadline:
+    while bar.value < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert w.running and w._bar.value >= 1
-    w._stop_btn.click()
+    assert w.running and bar.value >= 1
+    control(w, W.Button, description="Stop").click()
     w.wait(60)
     assert w.result.stopped and 1 <= len(w.result.epochs) < 200
     assert w.status.startswith("stopped:") and not w.running
