@@ -12,6 +12,8 @@ import pytest
 
 from .harness import CHROMIUM, CHROMIUM_ARGS, Lab
 
+HERE = Path(__file__).resolve().parent
+
 
 def _unavailable(reason: str):
     if os.environ.get("CNNWIDGETS_REQUIRE_BROWSER") == "1":
@@ -50,6 +52,14 @@ def page(browser, lab, request):
         lab.screenshot(pg, f"{request.node.name}-failed.png")
         print(lab.log())
     context.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test in this folder drives the browser: each is marked ``browser``."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.hookimpl(hookwrapper=True)

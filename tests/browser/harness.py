@@ -135,7 +135,37 @@ def make_notebook(cells: list[str]) -> dict:
     }
 
 
-class Lab:
+class Server:
+    """A server process started by a test, its output in ``root/<log_name>``; :meth:`close` stops it."""
+
+    def _env(self) -> dict:
+        """The server's environment: this process's, on the CPU unless CNNWIDGETS_DEVICE says otherwise, with
+        Jupyter's config and runtime folders under ``root``."""
+        env = dict(os.environ)
+        env.setdefault("CNNWIDGETS_DEVICE", "cpu")
+        env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
+        env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
+        return env
+
+    def _start(self, cmd: list[str], env: dict, log_name: str) -> None:
+        self.log_path = self.root / log_name
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in close()
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+class Lab(Server):
     """A running JupyterLab server on 127.0.0.1 with a random token."""
 
     def __init__(self, root: Path, *, startup_timeout: float = 120.0):
@@ -149,16 +179,11 @@ class Lab:
                 if src.suffix == ".ipynb" or src.is_dir() and not src.name.startswith("."):
                     dest = self.root / src.name
                     shutil.copytree(src, dest) if src.is_dir() else shutil.copy2(src, dest)
-        env = dict(os.environ)
-        env.setdefault("CNNWIDGETS_DEVICE", "cpu")
-        env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
+        env = self._env()
         # every cell rendered: with windowing, cells outside the viewport count as hidden and tests wait forever
         tracker = self.root / ".jupyter-config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
         tracker.mkdir(parents=True, exist_ok=True)
         (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-        env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
-        self.log_path = self.root / "jupyterlab.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
         cmd = [
             sys.executable,
             "-m",
@@ -174,15 +199,11 @@ class Lab:
             "--LabApp.news_url=",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+        self._start(cmd, env, "jupyterlab.log")
         self._wait_ready(startup_timeout)
 
     def _wait_ready(self, timeout: float):
         wait_serving(self.proc, f"{self.url}/api/status?token={self.token}", "JupyterLab", self.log, timeout)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-5000:]
 
     def write_notebook(self, name: str, cells: list[str]) -> Path:
         path = self.root / name
@@ -226,34 +247,34 @@ class Lab:
             "els => els.map(e => e.textContent)",
         )
 
+    def show(self, page, name: str, source: str, *, ready: str, timeout: float = 180.0):
+        """Run a one-cell notebook ``name`` of ``source`` in ``page``; wait until the element ``ready`` is visible
+        and the kernel idle, and check that no cell shows an error. Returns ``ready``'s element, scrolled into view.
+        """
+        self.write_notebook(name, [source])
+        self.run_notebook(page, name, timeout=timeout)
+        el = page.wait_for_selector(ready, state="visible", timeout=timeout * 1000)
+        self.wait_idle(page, timeout=timeout)
+        errors = self.errors(page)
+        assert errors == [], errors
+        el.scroll_into_view_if_needed()
+        return el
+
     def screenshot(self, page, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / name
         page.screenshot(path=str(path), full_page=True)
         return path
 
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
 
-
-class Voila:
+class Voila(Server):
     """A running Voilà server on 127.0.0.1 that serves one notebook as an app (code hidden, widgets live)."""
 
     def __init__(self, notebook: Path, root: Path, *, startup_timeout: float = 120.0):
         self.root = Path(root)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        env = dict(os.environ)
-        env.setdefault("CNNWIDGETS_DEVICE", "cpu")
-        env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter-config")
-        env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
-        self.log_path = self.root / "voila.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in close()
+        env = self._env()
         cmd = [
             str(Path(sys.executable).with_name("voila")),
             str(notebook),
@@ -264,7 +285,7 @@ class Voila:
             "--show_tracebacks=True",
         ]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+        self._start(cmd, env, "voila.log")
         deadline = self.started + startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -275,15 +296,3 @@ class Voila:
             except OSError:
                 time.sleep(0.3)
         raise TimeoutError(f"Voilà did not start within {startup_timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()

@@ -1,11 +1,7 @@
 """Keyboard and labels in JupyterLab: a dropdown and a button operated from the keyboard change the picture;
 every image has a text alternative and every control a name."""
 
-import pytest
-
 from .harness import pixels, wait_pixels_change
-
-pytestmark = pytest.mark.browser
 
 RESULT = ".cnnw-filter-designer .cnnw-fd-result img"
 

@@ -9,11 +9,7 @@ import json
 import os
 import shutil
 
-import pytest
-
 from .harness import ARTIFACTS, DOCS_IMAGES, pixels
-
-pytestmark = pytest.mark.browser
 
 WIDGETS = {
     "filter_designer": ".cnnw-filter-designer",

@@ -1,10 +1,6 @@
 """FilterDesigner in JupyterLab: run notebook 01, move the cutoff control, and see the result image change."""
 
-import pytest
-
 from .harness import widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 RESULT_IMG = ".cnnw-filter-designer .cnnw-fd-result img"
 

@@ -1,28 +1,18 @@
 """FilterDesigner's notch mode in JupyterLab: clicking the spectrum places a notch pair and changes the result."""
 
-import pytest
-
 from .harness import pixels, wait_pixels_change, widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 RESULT_IMG = ".cnnw-filter-designer .cnnw-fd-result img"
 SPECTRUM_IMG = ".cnnw-filter-designer .cnnw-fd-spectrum-click img"
+# the camera with periodic noise, as the widget `w`
+NOISY = (
+    "from cnnwidgets import FilterDesigner, datasets\n"
+    "w = FilterDesigner(datasets.sample('camera')[:256, :256], noise='periodic', noise_amount=0.2)\n"
+)
 
 
 def test_clicking_the_spectrum_places_a_notch_and_changes_the_result(lab, page):
-    lab.write_notebook(
-        "filter_designer_notch.ipynb",
-        [
-            "from cnnwidgets import FilterDesigner, datasets\n"
-            "w = FilterDesigner(datasets.sample('camera')[:256, :256], noise='periodic', noise_amount=0.2)\n"
-            "w"
-        ],
-    )
-    lab.run_notebook(page, "filter_designer_notch.ipynb")
-    lab.wait_idle(page)
-    assert lab.errors(page) == []
-    page.wait_for_selector(".cnnw-filter-designer", state="visible").scroll_into_view_if_needed()
+    lab.show(page, "filter_designer_notch.ipynb", NOISY + "w", ready=".cnnw-filter-designer")
     result_before = pixels(page, RESULT_IMG)
     spectrum_before = pixels(page, SPECTRUM_IMG)
 
@@ -39,19 +29,8 @@ def test_clicking_the_spectrum_places_a_notch_and_changes_the_result(lab, page):
 
 
 def test_homomorphic_mode_and_gamma_high_change_the_result(lab, page):
-    lab.write_notebook(
-        "filter_designer_homomorphic.ipynb",
-        [
-            "from cnnwidgets import FilterDesigner, datasets\n"
-            "w = FilterDesigner(datasets.sample('camera')[:256, :256], noise='periodic', noise_amount=0.2)\n"
-            "w.tabs.selected_index = 3\n"
-            "w"
-        ],
-    )
-    lab.run_notebook(page, "filter_designer_homomorphic.ipynb")
-    lab.wait_idle(page)
-    assert lab.errors(page) == []
-    page.wait_for_selector(".cnnw-filter-designer", state="visible").scroll_into_view_if_needed()
+    source = NOISY + "w.tabs.selected_index = 3\nw"
+    lab.show(page, "filter_designer_homomorphic.ipynb", source, ready=".cnnw-filter-designer")
     before = pixels(page, RESULT_IMG)
     page.locator(".cnnw-fd-spectral-method button", has_text="homomorphic").click()
     page.wait_for_selector(".cnnw-fd-gamma-high", state="visible")

@@ -1,9 +1,5 @@
 """The harness itself: JupyterLab renders an ipywidgets.Image of the chelsea sample."""
 
-import pytest
-
-pytestmark = pytest.mark.browser
-
 
 def test_image_widget_renders_with_natural_size(lab, page):
     lab.write_notebook(

@@ -5,22 +5,14 @@ Screenshots go to tests/browser/artifacts/; with CNNWIDGETS_DOCS_IMAGES=1 they a
 copied to docs/images/ (the pictures in docs/cnn.md).
 """
 
-import pytest
-
 from .harness import pixels, wait_pixels_change, widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 MOSAIC = ".cnnw-mosaic img"
 
 
 def test_switching_layer_changes_the_mosaic(lab, page):
-    lab.write_notebook(
-        "layer_visualizer.ipynb",
-        ["from cnnwidgets import LayerVisualizer\nw = LayerVisualizer()\nw"],
-    )
-    lab.run_notebook(page, "layer_visualizer.ipynb")
-    page.wait_for_selector(".cnnw-layer-visualizer :text('top-1 tiger cat')", timeout=180_000)
+    source = "from cnnwidgets import LayerVisualizer\nw = LayerVisualizer()\nw"
+    lab.show(page, "layer_visualizer.ipynb", source, ready=".cnnw-layer-visualizer :text('top-1 tiger cat')")
     before = pixels(page, MOSAIC)
     assert before[0] > 0 and before[1] > 0
     assert page.is_visible(".cnnw-layer-visualizer :text('conv_stem — output 32 × 112 × 112')")
@@ -43,12 +35,8 @@ def test_switching_layer_changes_the_mosaic(lab, page):
 
 
 def test_playground_step_slider_moves_the_window(lab, page):
-    lab.write_notebook(
-        "playground.ipynb",
-        ["from cnnwidgets import ConvolutionPlayground\npg = ConvolutionPlayground()\npg"],
-    )
-    lab.run_notebook(page, "playground.ipynb")
-    page.wait_for_selector(".cnnw-playground :text('output[0, 0] = 3·1')", timeout=120_000)
+    source = "from cnnwidgets import ConvolutionPlayground\npg = ConvolutionPlayground()\npg"
+    lab.show(page, "playground.ipynb", source, ready=".cnnw-playground :text('output[0, 0] = 3·1')")
     slider = page.wait_for_selector(".cnnw-conv-step .ui-slider-handle, .cnnw-conv-step .noUi-handle", state="visible")
     slider.focus()
     for _ in range(3):

@@ -1,24 +1,18 @@
 """NeuronPlayground in JupyterLab: a weight slider redraws the neuron's boundary; Start trains the MLP live."""
 
-import pytest
-
 from .harness import pixels, wait_pixels_change, widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 NEURON_IMG = ".cnnw-neuron-playground .cnnw-neuron-panel img"
 MLP_IMG = ".cnnw-neuron-playground .cnnw-neuron-mlp img"
 
 
 def test_weight_slider_and_start_change_the_pictures(lab, page):
-    lab.write_notebook(
+    lab.show(
+        page,
         "neuron_playground.ipynb",
-        ["from cnnwidgets import NeuronPlayground\nw = NeuronPlayground(epochs=400)\nw"],
+        "from cnnwidgets import NeuronPlayground\nw = NeuronPlayground(epochs=400)\nw",
+        ready=".cnnw-neuron-playground",
     )
-    lab.run_notebook(page, "neuron_playground.ipynb")
-    lab.wait_idle(page)
-    assert lab.errors(page) == []
-    page.wait_for_selector(".cnnw-neuron-playground", state="visible").scroll_into_view_if_needed()
     before = pixels(page, NEURON_IMG)
     formula = page.inner_text(".cnnw-neuron-formula")
 

@@ -1,10 +1,6 @@
 """Pipeline in JupyterLab: move the enhancement cutoff, the mask and the region gallery follow; click a region."""
 
-import pytest
-
 from .harness import pixels, wait_pixels_change, widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 CELLS = ["from cnnwidgets import Pipeline\nw = Pipeline()\nw"]
 MASK = ".cnnw-pipeline .cnnw-pl-mask img"

@@ -1,10 +1,6 @@
 """SearchBox in JupyterLab: type a query, the gallery fills; click a result, the results change."""
 
-import pytest
-
 from .harness import widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 CELLS = [
     "import tempfile, pathlib\n"

@@ -1,11 +1,7 @@
 """ThresholdSegmenter in JupyterLab: clicking and dragging on the histogram changes the mask; clicks place seeds."""
 
-import pytest
-
 from .harness import MEAN_GRAY_JS as MEAN_JS
 from .harness import widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 
 def _mask_mean(page, selector):

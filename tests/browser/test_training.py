@@ -5,24 +5,15 @@ Screenshots go to tests/browser/artifacts/; with CNNWIDGETS_DOCS_IMAGES=1 they a
 copied to docs/images/ (the picture in docs/training.md).
 """
 
-import pytest
-
 from .harness import pixels, wait_pixels_change, widget_screenshot
-
-pytestmark = pytest.mark.browser
 
 CURVES = ".cnnw-train-curves img"
 CONFUSION = ".cnnw-train-confusion img"
 
 
 def test_start_grows_the_curves_stop_ends_and_confusion_appears(lab, page):
-    lab.write_notebook(
-        "training.ipynb",
-        ["from cnnwidgets import TrainingDashboard\nw = TrainingDashboard('tiny_cnn', 'digits', epochs=200)\nw"],
-    )
-    lab.run_notebook(page, "training.ipynb")
-    page.wait_for_selector(".cnnw-training :text('press Start')", timeout=180_000)
-    lab.wait_idle(page)
+    source = "from cnnwidgets import TrainingDashboard\nw = TrainingDashboard('tiny_cnn', 'digits', epochs=200)\nw"
+    lab.show(page, "training.ipynb", source, ready=".cnnw-training :text('press Start')")
     blank = pixels(page, CURVES)
 
     # a long run: the curves change after the first epochs, and Stop is heard while training runs

@@ -8,8 +8,6 @@ import pytest
 
 from .harness import ARTIFACTS, REPO, Voila, pixels, wait_pixels_change
 
-pytestmark = pytest.mark.browser
-
 APPS = sorted(p.stem for p in (REPO / "notebooks" / "apps").glob("*.ipynb"))
 FIRST_PICTURE = ".jp-OutputArea-output img:visible"  # a hidden one (an empty query preview) may come first
 # the app whose control the test moves, and the picture that must follow it
