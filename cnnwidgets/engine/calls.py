@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Ref", "Computed", "Call", "Step", "Recipe", "RecipeCache", "StepError", "IMAGE", "pixel_lengths"]
+__all__ = ["Ref", "Literal", "Computed", "Call", "Step", "Recipe", "RecipeCache", "StepError", "IMAGE", "pixel_lengths"]
 
 #: Name of the recipe's input.
 IMAGE = "image"
@@ -66,6 +66,14 @@ class Ref:
     def step(self) -> str:
         """The step (or input) the reference reads."""
         return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A value written into the code as it is: the data argument of a call whose data is a string, such as a
+    model name (a plain string as ``data`` names a step)."""
+
+    value: Any
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +131,8 @@ def _literal(value) -> str:
     """Source text of an argument value; floats keep every digit so the code reproduces the result."""
     if isinstance(value, Ref):
         return value.name
+    if isinstance(value, Literal):
+        return _literal(value.value)
     if isinstance(value, Computed):
         return value.call.expression()
     if isinstance(value, float):
@@ -144,7 +154,7 @@ def _resolve(value, env: Mapping[str, Any]):
         for a in attrs:
             out = getattr(out, a)
         return out
-    if isinstance(value, Computed):
+    if isinstance(value, (Computed, Literal)):
         return value.value
     return value
 
@@ -159,9 +169,9 @@ class Call:
         A public function of a ``cnnwidgets.engine`` module.
     *args
         Positional arguments after the data: values, :class:`Ref` or :class:`Computed`.
-    data : Ref or str or value, optional
+    data : Ref or str or Literal or value, optional
         The data argument: a reference (a string names a step or the input; default ``"image"``), or a value
-        written into the code as it is (a small matrix typed by the user).
+        written into the code as it is (a small matrix typed by the user; a string in a :class:`Literal`).
     **kwargs
         Keyword arguments (values, :class:`Ref` or :class:`Computed`).
     """

@@ -17,6 +17,7 @@ import traitlets as T
 from ..datasets import list_samples
 from ..engine import layers as L
 from ..engine import models as M
+from ..engine.calls import IMAGE, Call, Literal, Recipe, RecipeCache, Ref, Step
 from ..io import to_png_bytes
 from ._base import WidgetBase
 from ._inputs import ImageSource, load_source
@@ -26,6 +27,9 @@ from .browser_widgets import ClickImage
 __all__ = ["LayerVisualizer"]
 
 _MOSAIC_SIDE = 480  # feature-map mosaics are upscaled (nearest) to about this many pixels
+_HISTOGRAM_BINS = 60
+_CAM_ALPHA = 0.45  # weight of the Grad-CAM heatmap over the input
+_CACHED_STEPS = 32  # step outputs kept: the forward pass and Grad-CAM of the image, the pictures of recent layers
 
 
 class LayerVisualizer(WidgetBase):
@@ -65,9 +69,10 @@ class LayerVisualizer(WidgetBase):
     topk : int
         Classes in the prediction chart.
 
-    ``result`` is a dict: ``layer``, ``shape``, ``activation`` (the layer's output for the image),
-    ``mosaic`` (float32 [0, 1]), ``kernels`` (conv weights or None), ``topk`` ([(label, p), …]),
-    ``cam`` (:class:`cnnwidgets.engine.layers.GradCAM`).
+    ``result`` is a dict: ``layer``, ``shape``, ``channel``, and the outputs of the steps of :meth:`recipe`
+    (``code`` is that recipe): ``activation`` (the layer's output for the image), ``maps``, ``mosaic`` (float32
+    [0, 1]), ``kernels`` and ``kernel_mosaic`` (conv layers only), ``histogram``, ``topk`` ([(label, p), …]),
+    ``cam`` (:class:`cnnwidgets.engine.layers.GradCAM`) and ``overlay``.
     """
 
     model = T.Unicode("efficientnet_lite0")
@@ -82,7 +87,9 @@ class LayerVisualizer(WidgetBase):
         self.check_keywords(kwargs)
         if isinstance(image, str) and image in M.list_models() and image not in list_samples():
             raise TypeError(f"LayerVisualizer: {image!r} is a model name; the image comes first, pass model={image!r}")
-        self._cache: dict = {}
+        self._steps = RecipeCache(_CACHED_STEPS)
+        self._forward_shown = None
+        self._geometry = None
         self._array = None
         self._array_key = None
 
@@ -142,7 +149,7 @@ class LayerVisualizer(WidgetBase):
 
     def _mosaic_clicked(self, change):
         click = change["new"]
-        info = self._cache.get("mosaic_geometry")
+        info = self._geometry
         if not click or info is None:
             return
         shape, map_shape, count, cols = info
@@ -162,6 +169,8 @@ class LayerVisualizer(WidgetBase):
     def _changed(self, change):
         if change["name"] == "image":
             self._array_key = None
+        if change["name"] == "model":
+            self._steps = RecipeCache(_CACHED_STEPS)  # one model at a time: the last one's forward pass goes
         if change["name"] in ("layer", "model") and self.channel != 0:
             with self.quiet():
                 self.channel = 0
@@ -174,43 +183,71 @@ class LayerVisualizer(WidgetBase):
             arr = load_source(self.image, mode="rgb")
             self._array = arr
             self._array_key = hashlib.sha1(arr.tobytes()).hexdigest()[:16] + str(arr.shape)
+            self._steps = RecipeCache(_CACHED_STEPS)  # one image at a time: the forward pass of the last one goes
         return self._array, self._array_key
 
-    def _forward(self, model_name, net, arr, key):
-        ck = ("forward", model_name, key)
-        if ck not in self._cache:
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != "forward"}  # one image/model at a time
-            self.set_status(f"running {model_name} …", "busy")
-            acts, logits = L.capture(net, arr, output=True)
-            cam = L.grad_cam(net, arr)
-            self._cache[ck] = (acts, logits, cam)
-        return self._cache[ck]
+    def _layer(self, net) -> tuple[str, list[str]]:
+        """The layer shown (the trait's, or the first conv layer) and the model's layer names."""
+        names = L.layer_names(net)
+        if self.layer in names:
+            return self.layer, names
+        return next((n for n in names if L.layer_kind(net.get_submodule(n)) == "conv"), names[0]), names
 
-    def _render(self):
+    def recipe(self) -> Recipe:
+        """The model, one forward pass, the layer's activation and its pictures, top-k and Grad-CAM.
+
+        Steps: ``model``, ``forward`` (every layer, :func:`~cnnwidgets.engine.layers.capture`), ``activation``,
+        ``maps``, ``mosaic``, ``kernels`` and ``kernel_mosaic`` (conv layers only), ``histogram``, ``topk``,
+        ``cam`` and ``overlay``. The forward pass and Grad-CAM do not depend on the layer, so switching layers
+        reuses them.
+        """
         name = self.model
         if name not in M.list_models():
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(M.list_models())}")
         net = M.shared_model(name)
-        names = L.layer_names(net)
-        layer = (
-            self.layer
-            if self.layer in names
-            else next((n for n in names if L.layer_kind(net.get_submodule(n)) == "conv"), names[0])
-        )
+        layer, _ = self._layer(net)
+        steps = [
+            Step("model", Call(M.shared_model, data=Literal(name))),
+            Step("forward", Call(L.capture, Ref(IMAGE), data="model", output=True)),
+            Step("activation", Call(L.layer_output, layer, data="forward")),
+            Step("maps", Call(L.as_maps, data="activation")),
+        ]
+        steps.append(Step("mosaic", Call(L.tile, data="maps", per_map=self.per_map, max_maps=self.max_maps)))
+        if L.layer_kind(net.get_submodule(layer)) == "conv":
+            steps.append(Step("kernels", Call(L.kernels, layer, data="model")))
+            steps.append(Step("kernel_mosaic", Call(L.kernel_mosaic, data="kernels")))
+        steps += [
+            Step("histogram", Call(L.histogram, data="activation", bins=_HISTOGRAM_BINS)),
+            Step("topk", Call(L.top_classes, Ref("forward.logits"), data="model", k=self.topk)),
+            Step("cam", Call(L.grad_cam, Ref(IMAGE), data="model")),
+            Step("overlay", Call(L.heatmap_overlay, Ref("cam.heatmap"), data="cam.image", alpha=_CAM_ALPHA)),
+        ]
+        return Recipe(tuple(steps))
+
+    def _run(self, recipe: Recipe) -> dict:
+        arr, key = self._load()
+        return recipe.run(arr, input_keys={IMAGE: key}, cache=self._steps)
+
+    def _render(self):
+        name = self.model
+        recipe = self.recipe()
+        net = M.shared_model(name)
+        layer, names = self._layer(net)
         with self.quiet():
             if list(self._c_layer.options) != names:
                 self._c_layer.options = names
             self._c_layer.value = layer
             self.layer = layer
 
-        arr, key = self._load()
-        acts, logits, cam = self._forward(name, net, arr, key)
-        act = acts[layer]
-        maps = L.as_maps(act)
+        forward_key = ("forward", name, self._load()[1])
+        if forward_key != self._forward_shown:
+            self.set_status(f"running {name} …", "busy")
+        env = self._run(recipe)
+        self._forward_shown = forward_key
+        act, maps, mosaic = env["activation"], env["maps"], env["mosaic"]
         shown = min(len(maps), self.max_maps)
         cols = int(np.ceil(np.sqrt(shown)))
-        mosaic = L.tile(maps, per_map=self.per_map, max_maps=shown, columns=cols)
-        self._cache["mosaic_geometry"] = (mosaic.shape, maps.shape[1:], shown, cols)
+        self._geometry = (mosaic.shape, maps.shape[1:], shown, cols)
         self.mosaic.value = to_png_bytes(
             np.clip(np.rint(L.enlarge(mosaic, _MOSAIC_SIDE) * 255), 0, 255).astype(np.uint8)
         )
@@ -223,10 +260,9 @@ class LayerVisualizer(WidgetBase):
         self.map_panel.set_title(f"map {ch}")
         self.map_panel.show(L.enlarge(L.normalize(maps[ch]), 224))
 
-        kern = None
-        if L.layer_kind(net.get_submodule(layer)) == "conv":
-            kern = L.kernels(net, layer)
-            picture = L.kernel_mosaic(kern)
+        kern = env.get("kernels")
+        if kern is not None:
+            picture = env["kernel_mosaic"]
             title = f"kernels {' × '.join(map(str, kern.shape))}"
             if kern.shape[2:] == (1, 1):  # 1×1 kernels: the weight matrix, laid out wide
                 title += " (weight matrix, out × in)"
@@ -238,44 +274,30 @@ class LayerVisualizer(WidgetBase):
         else:
             self.kernel_panel.layout.display = "none"
 
-        self.hist.value = self._hist_png(act, layer)
-        top = L.top_classes(net, logits, k=self.topk)
-        bars_key = ("bars", name, key, self.topk)
-        if bars_key not in self._cache:
-            self._cache[bars_key] = self._bars_png(top)
-        self.bars.value = self._cache[bars_key]
-        view = cam.image if cam.image.shape[2] == 3 else np.repeat(cam.image, 3, axis=2)
-        self.input_panel.show(view)
+        self.hist.value = self._hist_png(env["histogram"], layer)
+        top, cam = env["topk"], env["cam"]
+        self.bars.value = self._bars_png(top)
+        self.input_panel.show(cam.image if cam.image.shape[2] == 3 else np.repeat(cam.image, 3, axis=2))
         self.cam_panel.set_title(f"Grad-CAM: {cam.label} ({cam.probability:.0%}) at {cam.layer}")
-        self.cam_panel.show(L.heatmap_overlay(view, cam.heatmap, alpha=0.45))
+        self.cam_panel.show(env["overlay"])
 
-        self.code = (
-            "from cnnwidgets.engine import models, layers\n"
-            f"model = models.create_model({name!r})\n"
-            f"acts = layers.capture(model, image, [{layer!r}])\n"
-            f"mosaic = layers.tile(acts[{layer!r}], per_map={self.per_map}, max_maps={self.max_maps})\n"
-            f"top = models.classify(model, image, topk={self.topk})\n"
-            "cam = layers.grad_cam(model, image)"
-        )
+        self.code = recipe.code(result=False)
         self.result = {
             "layer": layer,
             "shape": tuple(act.shape),
-            "activation": act,
-            "mosaic": mosaic,
-            "kernels": kern,
-            "topk": top,
-            "cam": cam,
             "channel": ch,
+            "kernels": None,
+            **{step.name: env[step.name] for step in recipe.steps if step.name not in ("model", "forward")},
         }
         self.set_status(f"{name}: {len(names)} layers; top-1 {top[0][0]} ({top[0][1]:.0%})")
 
     @staticmethod
-    def _hist_png(act, layer):
+    def _hist_png(hist, layer):
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(4, 2.2))
         ax = fig.add_subplot()
-        ax.hist(act.ravel(), bins=60, color="#3b6ea8")
+        ax.stairs(hist.counts, hist.edges, fill=True, color="#3b6ea8")
         ax.set_yscale("log")
         ax.set_title(f"activations of {layer}", fontsize=9)
         ax.tick_params(labelsize=8)

@@ -19,7 +19,18 @@ from __future__ import annotations
 
 from .._packages import adopt_public_names
 from .explain import GradCAM, grad_cam, heatmap_overlay, model_view, top_classes
-from .inspection import KINDS, capture, hooks, kernels, layer_kind, layer_names
+from .inspection import (
+    KINDS,
+    Capture,
+    Histogram,
+    capture,
+    histogram,
+    hooks,
+    kernels,
+    layer_kind,
+    layer_names,
+    layer_output,
+)
 from .mosaics import as_maps, enlarge, kernel_mosaic, normalize, tile, tile_index
 from .steps import (
     ACTIVATIONS,
@@ -39,6 +50,10 @@ __all__ = [
     "layer_names",
     "hooks",
     "capture",
+    "Capture",
+    "layer_output",
+    "histogram",
+    "Histogram",
     "kernels",
     "normalize",
     "tile",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -148,6 +149,20 @@ def hooks(model: nn.Module, layers, *, keep_graph: bool = False):
             h.remove()
 
 
+class Capture(NamedTuple):
+    """One forward pass: the captured activations and the model's output (:func:`capture` with ``output=True``)."""
+
+    activations: dict
+    logits: np.ndarray
+
+
+class Histogram(NamedTuple):
+    """``counts`` (int64, shape (bins,)) of values between consecutive ``edges`` (float64, shape (bins + 1,))."""
+
+    counts: np.ndarray
+    edges: np.ndarray
+
+
 def capture(model: nn.Module, image, layers=None, *, output: bool = False):
     """Run one forward pass and return the activations of ``layers``.
 
@@ -165,9 +180,10 @@ def capture(model: nn.Module, image, layers=None, *, output: bool = False):
 
     Returns
     -------
-    dict of str → numpy.ndarray, or (dict, numpy.ndarray)
+    dict of str → numpy.ndarray, or Capture
         float32 activations, C×H×W for conv/act/pool layers and D for linear layers when one
-        image was given (N×… for a batch); with ``output=True`` also the N×K (or K) logits.
+        image was given (N×… for a batch); with ``output=True`` a :class:`Capture` of them and the N×K (or K)
+        logits (it unpacks as ``activations, logits = ...``).
     """
     if layers is None:
         layers = layer_names(model)
@@ -179,7 +195,50 @@ def capture(model: nn.Module, image, layers=None, *, output: bool = False):
     missing = [n for n in _modules(model, layers) if n not in acts]
     if missing:
         raise ValueError(f"layers {missing} did not run in the forward pass")
-    return (acts, _np(out, single)) if output else acts
+    return Capture(acts, _np(out, single)) if output else acts
+
+
+def layer_output(captured, layer: str) -> np.ndarray:
+    """The activation of one layer in what :func:`capture` returned.
+
+    Parameters
+    ----------
+    captured : Capture or dict of str → numpy.ndarray
+    layer : str
+        A dotted layer name that was captured.
+
+    Returns
+    -------
+    numpy.ndarray
+        The layer's activation, as :func:`capture` gave it (C×H×W or D for one image).
+    """
+    acts = captured.activations if isinstance(captured, Capture) else captured
+    if not isinstance(acts, dict):
+        raise ValueError(f"captured must be what layers.capture returned, got {checks.short(captured)}")
+    if layer not in acts:
+        raise ValueError(f"layer {layer!r} was not captured; captured: {', '.join(list(acts)[:8])}")
+    return acts[layer]
+
+
+def histogram(values, *, bins: int = 60) -> Histogram:
+    """The histogram of an activation (or any array of finite numbers), over its range.
+
+    Parameters
+    ----------
+    values : array_like
+        Any shape; flattened.
+    bins : int
+        Number of equal-width bins (≥ 1).
+
+    Returns
+    -------
+    Histogram
+        ``counts`` (bins,) and ``edges`` (bins + 1,), as :func:`numpy.histogram` gives them.
+    """
+    bins = checks.integer("bins", bins, lo=1)
+    arr = checks.numbers_array("values", values, allow_empty=False)
+    counts, edges = np.histogram(arr.ravel(), bins=bins)
+    return Histogram(counts, edges)
 
 
 def _input_tensor(model, image):
