@@ -1,4 +1,4 @@
-"""Writing files that must survive a crash: the one helper, :func:`atomic_write` (DESIGN rule 11).
+"""Writing files that must survive a crash: :func:`atomic_write`, and :func:`atomic_paths` for files written by path.
 
 A file is written under a temporary name in its own folder, flushed to the disk (:func:`os.fsync`), then renamed
 over the target with :func:`os.replace`, which is atomic on POSIX and Windows: a reader, or the next session after
@@ -16,7 +16,7 @@ import os
 import uuid
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_dir", "TEMP_SUFFIX"]
+__all__ = ["atomic_write", "atomic_paths", "fsync_dir", "TEMP_SUFFIX"]
 
 TEMP_SUFFIX = ".tmp"
 """Temporary files are named ``.<target name>.<random>.tmp`` beside their target."""
@@ -45,6 +45,48 @@ def _new_temp(path: Path) -> tuple[Path, int]:
             continue
 
 
+@contextlib.contextmanager
+def atomic_paths(*paths):
+    """Write several files atomically, by path: yield a temporary path for each target, rename them when done.
+
+    For big or streamed files and for libraries that write by path (FAISS, SQLite, the ONNX exporter). When the
+    ``with`` block ends normally every temporary file is flushed to the disk, renamed over its target with
+    :func:`os.replace` in the order of ``paths`` (the last one, e.g. a file that describes the others, appears
+    last), and the folders are synced. When it raises, the temporary files are removed and the targets are left
+    as they were.
+
+    Parameters
+    ----------
+    *paths : str or pathlib.Path
+        The targets; their folders must exist.
+
+    Yields
+    ------
+    list of pathlib.Path
+        One temporary path per target, in the same folder (the file exists, empty).
+    """
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for p in targets:
+            tmp, fd = _new_temp(p)
+            os.close(fd)
+            temps.append(tmp)
+        yield temps
+        for tmp in temps:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        for tmp, p in zip(temps, targets):
+            os.replace(tmp, p)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    for folder in dict.fromkeys(p.parent for p in targets):
+        fsync_dir(folder)
+
+
 def atomic_write(path, data_or_writer, *, encoding: str = "utf-8") -> Path:
     """Write ``path`` atomically: a temporary file in the same folder, :func:`os.fsync`, :func:`os.replace`.
 
@@ -70,27 +112,11 @@ def atomic_write(path, data_or_writer, *, encoding: str = "utf-8") -> Path:
         Any failure to write (a full disk: ``errno.ENOSPC``), after the temporary file is removed.
     """
     path = Path(path)
-    tmp, fd = _new_temp(path)
-    try:
+    with atomic_paths(path) as (tmp,):
         if callable(data_or_writer):
-            os.close(fd)
-            fd = -1
             data_or_writer(tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
         else:
             data = data_or_writer.encode(encoding) if isinstance(data_or_writer, str) else memoryview(data_or_writer)
-            with os.fdopen(fd, "wb") as f:
-                fd = -1
+            with open(tmp, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
     return path

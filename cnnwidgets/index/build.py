@@ -24,6 +24,7 @@ __all__ = [
     "DESCRIPTORS",
     "TOPK_TAGS",
     "metric",
+    "FileBatch",
     "DecodedBatch",
     "list_image_files",
     "read_captions",
@@ -229,15 +230,13 @@ def describe_images(
 
 
 @dataclass
-class DecodedBatch:
-    """Files of one batch that were read and decoded, and those that were not.
+class FileBatch:
+    """The files of one batch: those that were handled, with their fingerprints, and those that were not.
 
     Attributes
     ----------
     paths : list of str
-        Absolute paths of the decoded images.
-    images : list of numpy.ndarray
-        RGB uint8 images, H×W×3, one per path.
+        Absolute paths of the files handled.
     fingerprints : list of Fingerprint
         One per path.
     skipped : list of (str, str)
@@ -245,9 +244,21 @@ class DecodedBatch:
     """
 
     paths: list = field(default_factory=list)
-    images: list = field(default_factory=list)
     fingerprints: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+
+
+@dataclass
+class DecodedBatch(FileBatch):
+    """Files of one batch that were read and decoded (:class:`FileBatch`), with their images.
+
+    Attributes
+    ----------
+    images : list of numpy.ndarray
+        RGB uint8 images, H×W×3, one per path.
+    """
+
+    images: list = field(default_factory=list)
 
 
 DECODE_SIDE = 256

@@ -40,28 +40,20 @@ LOST_REASON = "not returned by the Ray cluster (its worker was lost); add the fi
 
 
 @dataclass
-class DescribedBatch:
-    """Rows ready to append to an index: the files of one batch that were described, and those that were not.
+class DescribedBatch(building.FileBatch):
+    """Rows ready to append to an index: the files of one batch that were described (:class:`.build.FileBatch`),
+    with their vectors and tags.
 
     Attributes
     ----------
-    paths : list of str
-        Absolute paths of the described images.
-    fingerprints : list of Fingerprint
-        One per path.
     vectors : dict
         ``{descriptor: float32 array (len(paths), D)}``.
     tags : list of list of (str, float)
         Top-5 ImageNet labels per path (``[]`` without tags).
-    skipped : list of (str, str)
-        Files that could not be read or decoded, with the reason.
     """
 
-    paths: list = field(default_factory=list)
-    fingerprints: list = field(default_factory=list)
     vectors: dict = field(default_factory=dict)
     tags: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
 
 
 class IndexBatch:

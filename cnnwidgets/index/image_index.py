@@ -9,7 +9,7 @@ import numpy as np
 from . import build as building
 from . import executors, persist, storage, vectors
 from . import search as searching
-from .build import DESCRIPTORS, _shared_model, read_captions
+from .build import DESCRIPTORS, _describing_model, read_captions
 from .rows import NO_FINGERPRINT, Fingerprint, ImageRow, RowTable
 from .search import DEFAULT_WEIGHTS, MODES, TEXT_WEIGHTS, Hit
 from .storage import IndexLoadError
@@ -34,8 +34,9 @@ class ImageIndex:
         in ID order; :attr:`paths`, :attr:`ids`, :attr:`captions`, :attr:`tags` and :attr:`fingerprints` are
         its columns.
     faiss : dict
-        ``{descriptor: ID-mapped FAISS index}`` (an :class:`~cnnwidgets.index.ondisk.IVFPQIndex` for "ivfpq");
-        the IDs are the rows' IDs.
+        ``{descriptor: vector store}`` (:mod:`cnnwidgets.index.store`: a
+        :class:`~cnnwidgets.index.faiss_store.FaissStore`, or an :class:`~cnnwidgets.index.ondisk.IVFPQIndex` for
+        "ivfpq"); the IDs are the rows' IDs.
     dims : dict
         Vector dimension per descriptor.
     vocabularies : dict
@@ -215,9 +216,10 @@ class ImageIndex:
     # ------------------------------------------------------------------ model and descriptors
     @property
     def model(self):
-        """The CNN (created on first use and shared by the indexes of this process that name it)."""
+        """What describes images with the CNN, for queries as for builds: the shared CNN when this process has it,
+        else its recorded ONNX Runtime export (:func:`cnnwidgets.engine.models.shared_runner`)."""
         if self._model is None:
-            self._model = _shared_model(self.model_name)
+            self._model = _describing_model(self.model_name)
         return self._model
 
     def describe_images(self, images: list, *, descriptors=None, with_tags: bool = True) -> tuple[dict, list]:
@@ -314,12 +316,8 @@ class ImageIndex:
         if not found:
             return 0
         gone = self.rows.ids[sorted(found)]
-        keep = np.setdiff1d(self.rows.ids, gone)
-        for name, ix in list(self.faiss.items()):
-            if vectors.kind_of(ix) == "ivfpq" or (vectors.kind_of(ix) == "flat" and not self.gpu):
-                ix.remove_ids(np.ascontiguousarray(gone, dtype=np.int64))
-            else:  # HNSW cannot delete, IVF and GPU indexes do not compact IDs: rebuild from the kept vectors
-                self._rebuild(name, vectors.kind_of(ix), keep_ids=keep)
+        for store in self.faiss.values():
+            store.remove_ids(np.ascontiguousarray(gone, dtype=np.int64))
         self.rows.remove(gone)
         self._text_scorer = None
         self._maybe_restructure()
@@ -355,24 +353,13 @@ class ImageIndex:
             if vectors.kind_of(self.faiss[name]) != want:
                 self._rebuild(name, want)
 
-    def _rebuild(self, name, kind, keep_ids=None):
-        x, ids = vectors.vectors_and_ids(self.faiss[name])
-        if keep_ids is not None:
-            mask = np.isin(ids, keep_ids)
-            x, ids = x[mask], ids[mask]
-        if kind == "ivf" and vectors.kind_of(self.faiss[name]) == "ivf":  # keep the trained cells
-            import faiss
-
-            cpu = faiss.clone_index(vectors.to_cpu(self.faiss[name]))
-            cpu.reset()
-        elif kind == "ivfpq" and vectors.kind_of(self.faiss[name]) == "ivfpq":
-            cpu = self.faiss[name].empty_copy()
-        else:
-            train = x if kind in ("ivf", "ivfpq") else None
-            cpu = vectors.new_index(kind, self.dims[name], building.metric(name), train=train)
+    def _rebuild(self, name, kind):
+        x, ids = self.faiss[name].vectors_and_ids()
+        train = x if kind in ("ivf", "ivfpq") else None
+        store = vectors.new_index(kind, self.dims[name], building.metric(name), train=train)
         if len(ids):
-            cpu.add_with_ids(x, ids)
-        self.faiss[name] = vectors.to_device(cpu, gpu=self.gpu)
+            store.add_with_ids(x, ids)
+        self.faiss[name] = vectors.to_device(store, gpu=self.gpu)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:

@@ -15,7 +15,6 @@ import numpy as np
 
 from . import storage, vectors
 from .build import metric
-from .ondisk import IVFPQIndex
 from .rows import ImageRow, RowTable
 from .storage import TABLE, IndexLoadError
 
@@ -38,7 +37,7 @@ class StoredIndex:
     ----------
     rows : RowTable
     faiss : dict
-        ``{descriptor: ID-mapped CPU FAISS index}``, IDs those of ``rows``.
+        ``{descriptor: vector store}`` (:mod:`.vectors`), on the CPU, IDs those of ``rows``.
     vocabularies : dict
         ``{"sift" / "orb": Vocabulary}``.
     next_id : int
@@ -57,23 +56,18 @@ class StoredIndex:
 def save(index, path) -> Path:
     """Write ``index`` to folder ``path`` atomically; returns the folder.
 
-    FAISS files, vocabularies and the SQLite table go to a new data folder, then the manifest naming it replaces
-    the old one (:func:`.storage.finish_save`), all under the folder's lock (:func:`.storage.saving`). An "ivfpq"
-    index writes its lists and exact vectors there too (:meth:`.ondisk.IVFPQIndex.write`), so the manifest lists
-    them with their sums; ``index`` then searches those files (lists memory-mapped, exact vectors read when
+    Each descriptor's vector store writes its files (``write``), then the vocabularies and the SQLite table go to
+    the new data folder, then the manifest naming it replaces the old one (:func:`.storage.finish_save`), all under
+    the folder's lock (:func:`.storage.saving`). Each store is then replaced by the one to search from now on
+    (``reopened``): an "ivfpq" store searches the saved files (lists memory-mapped, exact vectors read when
     needed) instead of its copies in memory.
 
     A save that fails leaves the last one as it was and no half-written data folder; on a full disk it raises an
     :class:`OSError` (``errno.ENOSPC``): "no space left on device while saving the index to <folder>"."""
-    import faiss
-
     root = Path(path).expanduser()
     with storage.saving(root) as gen:  # locked; a failure removes gen, a full disk says so
-        for name, ix in index.faiss.items():
-            if isinstance(ix, IVFPQIndex):
-                ix.write(gen, name)
-            else:
-                faiss.write_index(vectors.to_cpu(ix), str(gen / f"{name}.faiss"))
+        for name, store in index.faiss.items():
+            store.write(gen, name)
         for kind, vocab in index.vocabularies.items():
             vocab.save(gen / f"vocab_{kind}.npy")
         storage.write_table(gen / TABLE, index.rows.records())
@@ -92,12 +86,8 @@ def save(index, path) -> Path:
             "skipped": [list(s) for s in index.skipped],
             **extra,
         }
-        if any(isinstance(ix, IVFPQIndex) for ix in index.faiss.values()):
-            manifest["format_version"] = 3
         storage.finish_save(root, gen, manifest)
-        for name, ix in index.faiss.items():  # from now on search the saved files
-            if isinstance(ix, IVFPQIndex):
-                index.faiss[name] = IVFPQIndex.open(gen, name, root=root)
+        index.faiss = {name: store.reopened(gen, name, root=root) for name, store in index.faiss.items()}
     return root
 
 
@@ -182,66 +172,40 @@ def open_folder(root: Path) -> tuple[dict, Path]:
 
 def options_from_manifest(manifest: dict) -> dict:
     """Keyword arguments of :class:`ImageIndex` (descriptors, model, index type, colour bins, vocabulary size)."""
-    options = manifest.get("options", {})
+    options = manifest["options"]
     return {
         "descriptors": tuple(manifest["descriptors"]),
-        "model": manifest.get("model", "efficientnet_lite0"),
-        "index_type": manifest.get("index_type", "auto"),
+        "model": manifest["model"],
+        "index_type": manifest["index_type"],
         "color_bins": tuple(options.get("color_bins", (8, 4, 4))),
         "vocabulary_size": options.get("vocabulary_size", 256),
     }
 
 
-def check_vector_index(root: Path, name: str, ix, manifest: dict, ids: np.ndarray):
-    """Check FAISS index ``name`` against the manifest and the table's IDs; return it as an ID-mapped index.
+def check_vector_index(root: Path, name: str, store, manifest: dict, ids: np.ndarray):
+    """Check the vector store of descriptor ``name`` against the manifest and the table's IDs; return it.
 
-    An :class:`~.ondisk.IVFPQIndex` is checked by the IDs in its inverted lists and, when it keeps them, of its
-    exact vectors.
+    Every file of the store that lists IDs (``store.id_sets``: the ``.faiss`` file, or the ``.ivfdata`` and ``.ids``
+    files of an "ivfpq" store) must list exactly ``ids``.
 
     Raises
     ------
     IndexLoadError
-        If its size or dimension differs from the manifest's, it is not ID-mapped, or its IDs are not ``ids``.
+        If its size or dimension differs from the manifest's, or its IDs are not ``ids``.
     """
-    import faiss
-
-    if ix.ntotal != manifest["counts"].get(name) or ix.ntotal != len(ids):
+    if store.ntotal != manifest["counts"].get(name) or store.ntotal != len(ids):
         raise IndexLoadError(
             root,
-            f"{name}.faiss holds {ix.ntotal} vectors, the manifest says {manifest['counts'].get(name)} and {TABLE} has {len(ids)} rows",
+            f"{name}.faiss holds {store.ntotal} vectors, the manifest says {manifest['counts'].get(name)} and {TABLE} has {len(ids)} rows",
         )
-    if ix.d != manifest["dims"].get(name):
-        raise IndexLoadError(root, f"{name}.faiss has dimension {ix.d}, the manifest says {manifest['dims'].get(name)}")
-    if isinstance(ix, IVFPQIndex):
-        if not np.array_equal(ix.stored_ids(), ids):
-            raise IndexLoadError(root, f"{name}.ivfdata and {TABLE} list different image IDs")
-        if ix.exact is not None and not np.array_equal(ix.exact.ids, ids):
-            raise IndexLoadError(root, f"{name}.ids and {TABLE} list different image IDs")
-        return ix
-    if not hasattr(ix, "id_map"):
-        ix = faiss.downcast_index(ix)
-    if not hasattr(ix, "id_map"):
-        raise IndexLoadError(root, f"{name}.faiss is not an ID-mapped index")
-    faiss_ids = np.sort(faiss.vector_to_array(ix.id_map).astype(np.int64))
-    if not np.array_equal(faiss_ids, ids):
-        raise IndexLoadError(root, f"{name}.faiss and {TABLE} list different image IDs")
-    return ix
-
-
-def _read_vector_index(root: Path, gen: Path, name: str, kind: str | None):
-    import faiss
-
-    if kind == "ivfpq":
-        return IVFPQIndex.open(gen, name, root=root)
-    f = gen / f"{name}.faiss"
-    if not f.exists():
-        raise IndexLoadError(root, f"{gen.name}/{name}.faiss is missing (descriptor {name!r} is in the manifest)")
-    try:
-        return faiss.read_index(str(f))
-    except RuntimeError as exc:
+    if store.d != manifest["dims"].get(name):
         raise IndexLoadError(
-            root, f"{gen.name}/{name}.faiss cannot be read by FAISS ({str(exc).splitlines()[0]})"
-        ) from None
+            root, f"{name}.faiss has dimension {store.d}, the manifest says {manifest['dims'].get(name)}"
+        )
+    for file, stored in store.id_sets(name).items():
+        if not np.array_equal(stored, ids):
+            raise IndexLoadError(root, f"{file} and {TABLE} list different image IDs")
+    return store
 
 
 def _read_vocabulary(root: Path, gen: Path, kind: str):
@@ -288,11 +252,11 @@ def read_contents(root: Path, gen: Path, manifest: dict, descriptors) -> StoredI
     for name in descriptors:
         if not records and name not in manifest["counts"]:
             continue  # an empty index has no FAISS files yet
-        ix = _read_vector_index(root, gen, name, manifest.get("index_types", {}).get(name))
-        faiss_indexes[name] = check_vector_index(root, name, ix, manifest, ids)
+        store = vectors.open_store(manifest["index_types"].get(name), gen, name, root=root)
+        faiss_indexes[name] = check_vector_index(root, name, store, manifest, ids)
         if name in ("sift", "orb"):
             vocabularies[name] = _read_vocabulary(root, gen, name)
     rows = _rows_from_records(root, records)
     next_id = int(manifest.get("next_id", int(ids.max()) + 1 if len(ids) else 0))
-    skipped = [tuple(s) for s in manifest.get("skipped", [])]
+    skipped = [tuple(s) for s in manifest["skipped"]]
     return StoredIndex(rows, faiss_indexes, vocabularies, next_id, skipped)

@@ -299,17 +299,9 @@ def _check_weights(weights) -> None:
         checks.number(f"weights[{name!r}]", w, lo=0)
 
 
-def search(
-    index,
-    *,
-    text: str | None = None,
-    image=None,
-    mode: str = "auto",
-    k: int = 10,
-    weights: dict | None = None,
-    rerank: str | None = None,
-) -> list[Hit]:
-    """Find images of ``index`` by text, by an example image, or both (see :meth:`ImageIndex.search`)."""
+def search(index, text, image, mode: str, k: int, weights, rerank) -> list[Hit]:
+    """Find images of ``index`` by text, by an example image, or both: :meth:`ImageIndex.search`, whose keyword
+    arguments these are, with its defaults."""
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode={checks.short(mode)}: expected one of {MODES}")
     if rerank is not None and (not isinstance(rerank, str) or rerank not in RERANKERS):

@@ -7,14 +7,17 @@ Layout of an index folder::
         <descriptor>.faiss   one FAISS index per descriptor (faiss.write_index format)
         vocab_<kind>.npy     visual vocabulary for "sift" / "orb" (NumPy format, no pickling)
         metadata.sqlite      table ``images``: id, path, caption, tags (JSON), size, mtime_ns, sha1
-        hierarchy.json.gz    the WordNet hierarchy of the tags' classes (format 2)
-        text_vectors.npy     MiniLM embeddings of every tag label and caption, float32 M×384 (format 2)
-        text_vectors.json    the M texts those rows embed, in row order (format 2)
+        hierarchy.json.gz    the WordNet hierarchy of the tags' classes
+        text_vectors.npy     MiniLM embeddings of every tag label and caption, float32 M×384
+        text_vectors.json    the M texts those rows embed, in row order
         <descriptor>.ivfdata, .exact, .ids, .ivfpq.json
                              an "ivfpq" descriptor's inverted lists, exact vectors, their IDs and its structure
-                             (format 3, :mod:`cnnwidgets.index.ondisk`); not read into memory when loaded
+                             (:mod:`cnnwidgets.index.ivfpq_files`); not read into memory when loaded
 
     .lock                    the advisory lock of the folder (empty; created by the first save or load)
+
+Every save writes the newest format, :data:`FORMAT_VERSION`; a folder of an older format is read through
+:func:`upgrade_manifest`, and saved again it is written in the newest.
 
 A save writes a new ``data-*`` folder next to the old one, then replaces ``manifest.json`` with
 :func:`os.replace` (atomic on POSIX and Windows, through :func:`cnnwidgets.files.atomic_write`), then deletes the
@@ -64,6 +67,7 @@ __all__ = [
     "IndexLoadError",
     "write_manifest",
     "read_manifest",
+    "upgrade_manifest",
     "new_generation",
     "finish_save",
     "saving",
@@ -78,14 +82,12 @@ __all__ = [
 
 FORMAT = "cnnwidgets-image-index"
 FORMAT_VERSION = 3
-"""The newest format this version reads and writes.
+"""The format this version writes; older ones are read through :func:`upgrade_manifest`.
 
+1: FAISS files, vocabularies and the table.
 2: adds the class hierarchy and the text embeddings (``hierarchy.json.gz``, ``text_vectors.npy`` / ``.json``).
-3: adds "ivfpq" descriptors (the files of :mod:`cnnwidgets.index.ondisk`); written only for an index that has one,
-every other index is still written as format 2.
+3: adds "ivfpq" descriptors (the files of :mod:`cnnwidgets.index.ivfpq_files`).
 """
-BASE_FORMAT_VERSION = 2
-"""The format of a save whose manifest names none (one without "ivfpq" descriptors)."""
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 TABLE = "metadata.sqlite"
@@ -286,8 +288,8 @@ def saving(root):
 def finish_save(root: Path, gen: Path, manifest: dict) -> None:
     """Record file sums in ``manifest``, write it atomically, then delete older generations.
 
-    Holds the folder's lock (:func:`locked`) for the commit and the deletion. The manifest's ``format_version``
-    is kept when it names one, else :data:`BASE_FORMAT_VERSION`.
+    Holds the folder's lock (:func:`locked`) for the commit and the deletion. The manifest is of format
+    :data:`FORMAT_VERSION`.
     """
     root, gen = Path(root), Path(gen)
     with locked(root):
@@ -297,8 +299,7 @@ def finish_save(root: Path, gen: Path, manifest: dict) -> None:
                 os.fsync(f.fileno())
             files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256(p)}
         fsync_dir(gen)
-        version = int(manifest.get("format_version", BASE_FORMAT_VERSION))
-        manifest = dict(manifest, format=FORMAT, format_version=version, generation=gen.name, files=files)
+        manifest = dict(manifest, format=FORMAT, format_version=FORMAT_VERSION, generation=gen.name, files=files)
         write_manifest(root, manifest)
         for old in root.iterdir():
             if old.is_dir() and old.name.startswith("data-") and old.name != gen.name:
@@ -314,12 +315,13 @@ def write_manifest(root: Path, manifest: dict) -> None:
 
 
 def read_manifest(root: Path) -> dict:
-    """Read and validate ``manifest.json``.
+    """Read and validate ``manifest.json``; one of an older format comes back upgraded (:func:`upgrade_manifest`).
 
     Raises
     ------
     IndexLoadError
-        If the folder or manifest is missing, unreadable, not JSON, of another format or a newer version.
+        If the folder or manifest is missing, unreadable, not JSON, of another format or a newer version, or lacks
+        an entry.
     """
     root = Path(root)
     if not root.exists():
@@ -340,10 +342,39 @@ def read_manifest(root: Path) -> dict:
         raise IndexLoadError(
             root, f"format version {version!r} is not supported (this cnnwidgets reads up to {FORMAT_VERSION})"
         )
-    for key in ("generation", "descriptors", "count", "counts", "dims", "files"):
+    manifest = upgrade_manifest(manifest)
+    for key in (*REQUIRED, *_DEFAULTS):
         if key not in manifest:
             raise IndexLoadError(root, f"{MANIFEST} lacks the {key!r} entry")
     return manifest
+
+
+REQUIRED = ("generation", "descriptors", "count", "counts", "dims", "files")
+"""Entries every manifest has; :func:`upgrade_manifest` gives older ones the rest of the newest format's."""
+
+_DEFAULTS = {
+    "model": "efficientnet_lite0",
+    "index_type": "auto",
+    "index_types": {},
+    "options": {},
+    "skipped": [],
+}
+
+
+def upgrade_manifest(manifest: dict) -> dict:
+    """``manifest`` of format 1 or 2 as format :data:`FORMAT_VERSION` would have it (a newer copy; files unchanged).
+
+    Format 1 has no class hierarchy nor text embeddings, and format 2 no "ivfpq" descriptors: their files are
+    what format 3 reads, and what they lack is computed when first needed (the hierarchy and the embeddings, at the
+    first text query). Entries an older save could leave out get their defaults: the model
+    ``"efficientnet_lite0"``, ``index_type`` "auto", no options, no skipped files, and no ``index_types`` (every
+    descriptor then is an ID-mapped ``.faiss`` file). The manifest's ``upgraded_from`` records the version read.
+    """
+    version = manifest.get("format_version")
+    if version == FORMAT_VERSION:
+        return manifest
+    upgraded = {k: v for k, v in _DEFAULTS.items() if k not in manifest}
+    return dict(manifest, **upgraded, format_version=FORMAT_VERSION, upgraded_from=version)
 
 
 def generation_of(root: Path) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnwidgets.index import ImageIndex
+from cnnwidgets.index import ImageIndex, storage
 from cnnwidgets.index.hierarchy import ClassHierarchy, default_hierarchy
 
 DOG = "n02084071"  # dog, domestic dog, Canis familiaris
@@ -127,7 +127,9 @@ def test_hierarchy_and_text_vectors_are_stored_and_not_recomputed_after_load(tmp
     before = index.search(text="dog", k=6)
     root = index.save(tmp_path / "idx")
     manifest = json.loads((root / "manifest.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["text_vectors"]["count"] == 10  # 10 distinct labels
+    assert (
+        manifest["format_version"] == storage.FORMAT_VERSION and manifest["text_vectors"]["count"] == 10
+    )  # 10 distinct labels
     assert {"hierarchy.json.gz", "text_vectors.npy", "text_vectors.json"} <= set(manifest["files"])
 
     embedded = []

@@ -11,7 +11,7 @@ import pytest
 
 from cnnwidgets.engine import features
 from cnnwidgets.engine.models import classify, shared_model
-from cnnwidgets.index import ImageIndex, IndexLoadError, distortion_set, evaluate, vectors
+from cnnwidgets.index import ImageIndex, IndexLoadError, distortion_set, evaluate, storage, vectors
 from cnnwidgets.index.evaluation import average_precision
 from cnnwidgets.io import load_image
 
@@ -186,7 +186,11 @@ def test_add_remove_and_fingerprints(index, folder, tmp_path):
 def test_save_load_roundtrip_without_pickle(index, tmp_path):
     out = index.save(tmp_path / "idx")
     man = json.loads((out / "manifest.json").read_text())
-    assert man["format_version"] == 2 and man["count"] == len(index) and man["model"] == "efficientnet_lite0"
+    assert (
+        man["format_version"] == storage.FORMAT_VERSION
+        and man["count"] == len(index)
+        and man["model"] == "efficientnet_lite0"
+    )
     assert set(man["descriptors"]) == {"cnn", "color", "moments", "sift"}
     assert set(man["files"]) == {
         "cnn.faiss",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnwidgets.index import ImageIndex
+from cnnwidgets.index import ImageIndex, storage
 
 DATA = Path(__file__).parent / "data"
 
@@ -63,7 +63,7 @@ def test_searches_of_an_old_index(old, expected):
 
 
 def test_an_old_index_saves_back_the_same_files(old, tmp_path):
-    """Saved back, it is a format-2 index: the old files unchanged, plus the hierarchy and the text embeddings."""
+    """Saved back, it is of the newest format: the old files unchanged, plus the hierarchy and the text embeddings."""
     index = ImageIndex.load(old, progress=False)
     new = index.save(tmp_path / "new")
     man_old, man_new = (json.loads((p / "manifest.json").read_text()) for p in (old, new))
@@ -73,7 +73,7 @@ def test_an_old_index_saves_back_the_same_files(old, tmp_path):
         if name != "metadata.sqlite":
             assert man_new["files"][name] == man_old["files"][name], name
     skip = {"generation", "files", "format_version", "hierarchy", "text_vectors"}
-    assert man_old["format_version"] == 1 and man_new["format_version"] == 2
+    assert man_old["format_version"] == 1 and man_new["format_version"] == storage.FORMAT_VERSION
     assert {k: v for k, v in man_new.items() if k not in skip} == {k: v for k, v in man_old.items() if k not in skip}
     again = ImageIndex.load(new, progress=False)
     texts = {t for tg in index.tags for t, _ in tg} | {c for c in index.captions if c}
@@ -88,3 +88,21 @@ def test_an_old_index_saves_back_the_same_files(old, tmp_path):
             con.close()
 
     assert table(new, man_new) == table(old, man_old)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_formats_are_read_through_one_upgrade(old, expected, version):
+    """Formats 1 and 2 read as the newest: the manifest upgraded in memory, the folder left as it was."""
+    path = old / "manifest.json"
+    on_disk = json.loads(path.read_text())
+    on_disk["format_version"] = version
+    for key in ("index_types", "skipped", "options"):  # entries an older save could leave out
+        on_disk.pop(key)
+    path.write_text(json.dumps(on_disk))
+    manifest = storage.read_manifest(old)
+    assert manifest["format_version"] == storage.FORMAT_VERSION and manifest["upgraded_from"] == version
+    assert manifest["index_types"] == {} and manifest["skipped"] == [] and manifest["options"] == {}
+    assert storage.upgrade_manifest(manifest) is manifest  # the newest is left as it is
+    index = ImageIndex.load(old, progress=False)
+    assert index.paths == expected["paths"] and index.index_types == {"cnn": "flat", "color": "flat", "orb": "flat"}
+    assert json.loads(path.read_text()) == on_disk
