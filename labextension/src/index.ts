@@ -213,8 +213,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return widget;
     };
 
+    // a request without a widget opens the registry's first kind
     const requestFrom = (args: ReadonlyPartialJSONObject): IBenchRequest => ({
-      widget: String(args.widget ?? 'filter_designer'),
+      widget: String(args.widget ?? Object.keys(WIDGETS)[0]),
       path: typeof args.path === 'string' ? args.path : null,
       sample: typeof args.sample === 'string' ? args.sample : null,
       cwd: typeof args.cwd === 'string' ? args.cwd : currentFolder()
