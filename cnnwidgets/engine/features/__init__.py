@@ -398,8 +398,6 @@ def visual_words(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarr
     """
     import faiss
 
-    if not isinstance(vocabulary, Vocabulary):
-        raise ValueError(f"vocabulary must be a Vocabulary, got {checks.short(vocabulary)}")
     descriptors = _descriptor_rows(descriptors, vocabulary)
     if len(descriptors) == 0:
         return np.zeros(0, np.int64)
@@ -410,7 +408,10 @@ def visual_words(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarr
 
 
 def _descriptor_rows(descriptors, vocabulary: Vocabulary) -> np.ndarray:
-    """``descriptors`` as an M×D array of finite numbers with the vocabulary's D, or a ValueError."""
+    """``descriptors`` as an M×D array of finite numbers with the vocabulary's D, or a ValueError (also when
+    ``vocabulary`` is not a :class:`Vocabulary`)."""
+    if not isinstance(vocabulary, Vocabulary):
+        raise ValueError(f"vocabulary must be a Vocabulary, got {checks.short(vocabulary)}")
     if descriptors is None or isinstance(descriptors, str):
         raise ValueError(f"descriptors must be an M×D array, got {checks.short(descriptors)}")
     d = checks.numbers_array("descriptors", descriptors)
@@ -427,9 +428,8 @@ def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
 
     Parameters
     ----------
-    descriptors : numpy.ndarray
-        float32, shape (M, D) from :func:`local_features`.
-    vocabulary : Vocabulary
+    descriptors, vocabulary
+        As for :func:`visual_words`, which assigns the words.
 
     Returns
     -------
@@ -437,8 +437,6 @@ def bovw(descriptors: np.ndarray, *, vocabulary: Vocabulary) -> np.ndarray:
         float32, shape (K,), values in [0, 1], unit L2 norm (all zeros when M = 0).
         Inner product = Bhattacharyya coefficient of the word histograms.
     """
-    if not isinstance(vocabulary, Vocabulary):
-        raise ValueError(f"vocabulary must be a Vocabulary, got {checks.short(vocabulary)}")
     descriptors = _descriptor_rows(descriptors, vocabulary)
     hist = np.zeros(vocabulary.size, np.float64)
     if len(descriptors):

@@ -74,7 +74,7 @@ def rgb64(rgb: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     rgb : numpy.ndarray
-        uint8, H×W×3 (RGB).
+        The image, as for :func:`hsv166`: uint8, H×W×3 (RGB).
 
     Returns
     -------

@@ -19,6 +19,31 @@ def _as_2d(x, name: str) -> np.ndarray:
     return checks.finite(name, a).astype(np.float64)
 
 
+def _windows(a: np.ndarray, shape: tuple[int, int], stride: int, too_large: str) -> tuple[np.ndarray, list]:
+    """Every ``shape`` window of the 2-D ``a`` at ``stride``, row by row, and the output they fill.
+
+    Returns
+    -------
+    output : numpy.ndarray
+        float64, shape ((H − kH) // stride + 1, (W − kW) // stride + 1), not yet filled.
+    windows : list of (row, col, top, left, window)
+        The output position, the window's top-left corner in ``a``, and a kH×kW copy of its values.
+
+    Raises
+    ------
+    ValueError
+        With the message ``too_large`` when not one window fits.
+    """
+    kh, kw = shape
+    oh = (a.shape[0] - kh) // stride + 1
+    ow = (a.shape[1] - kw) // stride + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(too_large)
+    corners = [(i, j, i * stride, j * stride) for i in range(oh) for j in range(ow)]
+    windows = [(i, j, top, left, a[top : top + kh, left : left + kw].copy()) for i, j, top, left in corners]
+    return np.empty((oh, ow)), windows
+
+
 class ConvStep(NamedTuple):
     """One sliding-window position of :func:`conv2d_steps`."""
 
@@ -76,21 +101,14 @@ def conv2d_steps(
     if flip:
         k = k[::-1, ::-1].copy()
     padded = np.pad(img, padding)
-    kh, kw = k.shape
-    oh = (padded.shape[0] - kh) // stride + 1
-    ow = (padded.shape[1] - kw) // stride + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(f"kernel {k.shape} is larger than the padded image {padded.shape}")
-    out = np.empty((oh, ow))
+    too_large = f"kernel {k.shape} is larger than the padded image {padded.shape}"
+    out, windows = _windows(padded, k.shape, stride, too_large)
     steps = []
-    for i in range(oh):
-        for j in range(ow):
-            top, left = i * stride, j * stride
-            window = padded[top : top + kh, left : left + kw].copy()
-            prod = window * k
-            value = float(prod.sum() + bias)
-            out[i, j] = value
-            steps.append(ConvStep(i, j, top, left, window, prod, value))
+    for i, j, top, left, window in windows:
+        prod = window * k
+        value = float(prod.sum() + bias)
+        out[i, j] = value
+        steps.append(ConvStep(i, j, top, left, window, prod, value))
     return ConvSteps(out, steps, padded, k)
 
 
@@ -217,33 +235,26 @@ def pool2d_steps(x, *, size: int = 2, stride: int | None = None, mode: str = "ma
         raise ValueError(f"mode must be 'max', 'mean' or 'stochastic', got {checks.short(mode)}")
     if mode == "stochastic" and (a < 0).any():
         raise ValueError("x: stochastic pooling needs non-negative values (apply a ReLU first)")
-    oh = (a.shape[0] - size) // stride + 1
-    ow = (a.shape[1] - size) // stride + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(f"pool size {size} is larger than the input {a.shape}")
+    out, windows = _windows(a, (size, size), stride, f"pool size {size} is larger than the input {a.shape}")
     rng = np.random.default_rng(seed)
-    out = np.empty((oh, ow))
     steps = []
-    for i in range(oh):
-        for j in range(ow):
-            top, left = i * stride, j * stride
-            win = a[top : top + size, left : left + size].copy()
-            chosen, probs = None, None
-            if mode == "max":
-                chosen = np.unravel_index(int(win.argmax()), win.shape)
+    for i, j, top, left, win in windows:
+        chosen, probs = None, None
+        if mode == "max":
+            chosen = np.unravel_index(int(win.argmax()), win.shape)
+            value = float(win[chosen])
+        elif mode == "mean":
+            value = float(win.mean())
+        else:
+            total = win.sum()
+            probs = win / total if total > 0 else np.zeros_like(win)
+            if total > 0:
+                chosen = np.unravel_index(int(rng.choice(win.size, p=probs.ravel())), win.shape)
                 value = float(win[chosen])
-            elif mode == "mean":
-                value = float(win.mean())
             else:
-                total = win.sum()
-                probs = win / total if total > 0 else np.zeros_like(win)
-                if total > 0:
-                    chosen = np.unravel_index(int(rng.choice(win.size, p=probs.ravel())), win.shape)
-                    value = float(win[chosen])
-                else:
-                    value = 0.0
-            if chosen is not None:
-                chosen = (int(chosen[0]), int(chosen[1]))
-            out[i, j] = value
-            steps.append(PoolStep(i, j, top, left, win, value, chosen, probs))
+                value = 0.0
+        if chosen is not None:
+            chosen = (int(chosen[0]), int(chosen[1]))
+        out[i, j] = value
+        steps.append(PoolStep(i, j, top, left, win, value, chosen, probs))
     return PoolSteps(out, steps)
