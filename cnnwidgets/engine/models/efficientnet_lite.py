@@ -117,57 +117,58 @@ class SelectAdaptivePool2d(nn.Module):
         return 1
 
 
-class DepthwiseSeparableConv(nn.Module):
-    """Depthwise conv–BN–ReLU6, pointwise conv–BN (timm's ``DepthwiseSeparableConv``), residual when shapes allow."""
+class _Block(nn.Module):
+    """A timm block: conv–BN stages run in order, the depthwise one followed by timm's ``aa`` and ``se``
+    placeholders, then the residual when the stride is 1 and the channels agree.
 
-    def __init__(self, in_chs: int, out_chs: int, kernel: int, stride: int):
+    Parameters
+    ----------
+    stages : sequence of (str, int, int, int, int, bool)
+        ``(conv name, in channels, out channels, kernel, stride, ReLU6 after the BN)`` per stage; the BN of stage
+        ``i`` (from 1) is ``bn<i>``, and the stage named ``conv_dw`` is depthwise.
+    """
+
+    def __init__(self, stages):
         super().__init__()
-        self.has_skip = stride == 1 and in_chs == out_chs
-        self.conv_dw = _conv(in_chs, in_chs, kernel, stride, groups=in_chs)
-        self.bn1 = BatchNormAct2d(in_chs)
-        self.aa = nn.Identity()
-        self.se = nn.Identity()
-        self.conv_pw = _conv(in_chs, out_chs, 1)
-        self.bn2 = BatchNormAct2d(out_chs, act=False)
+        first_in, last_out = stages[0][1], stages[-1][2]
+        self.has_skip = all(stride == 1 for *_, stride, _ in stages) and first_in == last_out
+        for i, (name, in_chs, out_chs, kernel, stride, act) in enumerate(stages, 1):
+            groups = in_chs if name == "conv_dw" else 1
+            self.add_module(name, _conv(in_chs, out_chs, kernel, stride, groups=groups))
+            self.add_module(f"bn{i}", BatchNormAct2d(out_chs, act=act))
+            if name == "conv_dw":
+                self.aa = nn.Identity()
+                self.se = nn.Identity()
         self.drop_path = nn.Identity()
 
     def forward(self, x):
-        shortcut = x
-        x = self.bn1(self.conv_dw(x))
-        x = self.se(self.aa(x))
-        x = self.bn2(self.conv_pw(x))
-        if self.has_skip:
-            x = self.drop_path(x) + shortcut
-        return x
+        out = x
+        for name, layer in self.named_children():
+            if name != "drop_path":
+                out = layer(out)
+        return self.drop_path(out) + x if self.has_skip else out
 
 
-class InvertedResidual(nn.Module):
+class DepthwiseSeparableConv(_Block):
+    """Depthwise conv–BN–ReLU6, pointwise conv–BN (timm's ``DepthwiseSeparableConv``), residual when shapes allow."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel: int, stride: int):
+        super().__init__([("conv_dw", in_chs, in_chs, kernel, stride, True), ("conv_pw", in_chs, out_chs, 1, 1, False)])
+
+
+class InvertedResidual(_Block):
     """Pointwise expansion conv–BN–ReLU6, depthwise conv–BN–ReLU6, linear projection conv–BN (timm's
     ``InvertedResidual``), residual when stride is 1 and channels agree."""
 
     def __init__(self, in_chs: int, out_chs: int, kernel: int, stride: int, exp_ratio: float):
-        super().__init__()
         mid = _make_divisible(in_chs * exp_ratio)
-        self.has_skip = stride == 1 and in_chs == out_chs
-        self.conv_pw = _conv(in_chs, mid, 1)
-        self.bn1 = BatchNormAct2d(mid)
-        self.conv_dw = _conv(mid, mid, kernel, stride, groups=mid)
-        self.bn2 = BatchNormAct2d(mid)
-        self.aa = nn.Identity()
-        self.se = nn.Identity()
-        self.conv_pwl = _conv(mid, out_chs, 1)
-        self.bn3 = BatchNormAct2d(out_chs, act=False)
-        self.drop_path = nn.Identity()
-
-    def forward(self, x):
-        shortcut = x
-        x = self.bn1(self.conv_pw(x))
-        x = self.bn2(self.conv_dw(x))
-        x = self.se(self.aa(x))
-        x = self.bn3(self.conv_pwl(x))
-        if self.has_skip:
-            x = self.drop_path(x) + shortcut
-        return x
+        super().__init__(
+            [
+                ("conv_pw", in_chs, mid, 1, 1, True),
+                ("conv_dw", mid, mid, kernel, stride, True),
+                ("conv_pwl", mid, out_chs, 1, 1, False),
+            ]
+        )
 
 
 class EfficientNetLite(nn.Module):
