@@ -285,3 +285,34 @@ def test_same_padding_is_exported_as_constants(lite0):
     assert len(same) == 5 and [p for p in pads if p[:2] != p[2:]] == [[t, left, b, r] for left, r, t, b in same]
     small = tiny()
     assert onnx_export.constant_padding(small, small.cnnw_config) is small  # no Conv2dSame: the model as it is
+
+
+def test_image_query_after_a_fresh_build_runs_on_the_builds_onnx_session(cache, monkeypatch, tmp_path):
+    """A query describes its image as the index build did: from the recorded ONNX Runtime export, with no torch
+    model built and no torch forward pass."""
+    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.io import to_png_bytes
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in PHOTOS[:3]:
+        (folder / f"{name}.png").write_bytes(to_png_bytes(sample(name, mode="rgb")))
+    model = M.create_model("efficientnet_lite0", device="cpu")
+    M.embed(model, [sample("chelsea", mode="rgb")], backend="onnx")  # exported and recorded
+    del model
+    B.clear()  # as in a fresh process: no model and no session in memory
+    monkeypatch.setattr(B, "create_model", lambda *a, **k: pytest.fail("a torch model was built"))
+    index = ImageIndex.build(folder, descriptors=("cnn",), progress=False)
+    loads = B.stats["loads"]
+
+    def no_torch(module, args):
+        raise AssertionError(f"torch ran {type(module).__name__}")
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(no_torch)
+    try:
+        hits = index.search(image=sample("coffee", mode="rgb"), mode="semantic", k=3)
+    finally:
+        handle.remove()
+    assert index.model is B.pretrained_onnx("efficientnet_lite0") and isinstance(index.model, B.OnnxModel)
+    assert B.stats["loads"] == loads  # the build's session, not loaded again
+    assert hits[0].path.endswith("coffee.png")

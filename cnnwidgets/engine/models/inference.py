@@ -161,20 +161,8 @@ def embed(
     numpy.ndarray
         float32, N×D, each row of unit L2 norm (all-zero features stay zero).
     """
-    feats, _ = _forward_all(
-        model,
-        images,
-        batch_size=batch_size,
-        progress=progress,
-        precision=precision,
-        channels_last=channels_last,
-        workers=workers,
-        fuse_bn=fuse_bn,
-        backend=backend,
-        with_logits=False,
-        desc="embed",
-    )
-    return feats
+    args = (batch_size, progress, precision, channels_last, workers, fuse_bn, backend)
+    return _forward_all(model, images, *args, with_logits=False, desc="embed")[0]
 
 
 def embed_and_classify(
@@ -205,26 +193,16 @@ def embed_and_classify(
     """
     if not isinstance(topk, (int, np.integer)) or topk < 1:
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
-    feats, logits = _forward_all(
-        model,
-        images,
-        batch_size=batch_size,
-        progress=progress,
-        precision="fp32",
-        channels_last=True,
-        workers=workers,
-        fuse_bn=fuse_bn,
-        backend=backend,
-        with_logits=True,
-        desc="embed+tags",
-    )
+    args = (batch_size, progress, "fp32", True, workers, fuse_bn, backend)  # fp32, channels-last
+    feats, logits = _forward_all(model, images, *args, with_logits=True, desc="embed+tags")
     return feats, _top_labels(_softmax(logits), model_config(model).get("labels"), topk)
 
 
 def _forward_all(
-    model, images, *, batch_size, progress, precision, channels_last, workers, fuse_bn, backend, with_logits, desc
+    model, images, batch_size, progress, precision, channels_last, workers, fuse_bn, backend, *, with_logits, desc
 ):
-    """Unit-norm features (N×D float32) and, when ``with_logits``, logits (N×K float32) of every image."""
+    """Unit-norm features (N×D float32) and, when ``with_logits``, logits (N×K float32) of every image; the
+    arguments between ``images`` and ``with_logits`` are :func:`embed`'s, in its order."""
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     cfg = model_config(model)

@@ -28,7 +28,31 @@ def resolve_backbone(model, device):
     return model
 
 
-class LinearHeadClassifier:
+class _ClassScores:
+    """``predict``, ``classify`` and ``score`` of a classifier whose ``_class_scores(images, features)`` are N×K
+    float32 scores per class (higher is better: probabilities, or similarities to prototypes) and whose
+    ``_class_names()`` name the K classes."""
+
+    _topk = 5  # classes listed by classify when topk is not given
+
+    def predict(self, images, *, features=None) -> np.ndarray:
+        """N int64 indices of the best-scored class (``features`` may be given to skip the backbone)."""
+        return self._class_scores(images, features).argmax(1).astype(np.int64)
+
+    def classify(self, images, *, topk: int | None = None):
+        """``[(class name, score), …]`` per image, best first (a list of such lists)."""
+        scores = self._class_scores(images, None)
+        k = min(self._topk if topk is None else topk, scores.shape[1])
+        names = self._class_names()
+        return [[(names[j], float(row[j])) for j in np.argsort(-row)[:k]] for row in scores]
+
+    def score(self, dataset) -> float:
+        """Accuracy on a labelled dataset."""
+        data = as_imageset(dataset)
+        return float((self.predict(data.images) == data.labels).mean())
+
+
+class LinearHeadClassifier(_ClassScores):
     """A frozen pretrained backbone followed by a trained linear layer.
 
     Made by :func:`transfer_learn`. Images are embedded with
@@ -62,20 +86,11 @@ class LinearHeadClassifier:
         with torch.inference_mode():
             return torch.softmax(self.head(torch.from_numpy(f)), 1).numpy()
 
-    def predict(self, images, *, features=None) -> np.ndarray:
-        """N int64 class indices."""
-        return self.predict_proba(images, features=features).argmax(1).astype(np.int64)
+    def _class_scores(self, images, features) -> np.ndarray:
+        return self.predict_proba(images, features=features)
 
-    def classify(self, images, *, topk: int = 5):
-        """``[(class name, probability), …]`` per image, best first (a list of such lists)."""
-        probs = self.predict_proba(images)
-        k = min(topk, probs.shape[1])
-        return [[(self.classes[j], float(p[j])) for j in np.argsort(-p)[:k]] for p in probs]
-
-    def score(self, dataset) -> float:
-        """Accuracy on a labelled dataset."""
-        data = as_imageset(dataset)
-        return float((self.predict(data.images) == data.labels).mean())
+    def _class_names(self) -> tuple:
+        return self.classes
 
 
 def transfer_learn(
@@ -147,7 +162,7 @@ def transfer_learn(
 # ============================================================================ few-shot
 
 
-class PrototypeClassifier:
+class PrototypeClassifier(_ClassScores):
     """Few-shot classification: each class is the mean of its images' embeddings.
 
     With as few as 5 labelled images per class, an image is given the class whose prototype
@@ -174,15 +189,13 @@ class PrototypeClassifier:
         Support images per class.
     """
 
+    _topk = 3
+
     def __init__(self, model="efficientnet_lite0", *, metric: str = "cosine", batch_size: int = 32, device=None):
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-        self.model = model
-        self.metric = metric
-        self.batch_size = batch_size
-        self.device = device
-        self._backbone = None
-        self.prototypes_ = None
+        self.model, self.metric, self.batch_size, self.device = model, metric, batch_size, device
+        self._backbone = self.prototypes_ = None
 
     def features(self, images) -> np.ndarray:
         """N×D float32 features of ``images`` from the classifier's model."""
@@ -255,17 +268,8 @@ class PrototypeClassifier:
         d2 = (f * f).sum(1, keepdims=True) - 2.0 * f @ p.T + (p * p).sum(1)[None]
         return (-np.maximum(d2, 0.0)).astype(np.float32)
 
-    def predict(self, images, *, features=None) -> np.ndarray:
-        """N int64 indices of the nearest prototype."""
-        return self.scores(images, features=features).argmax(1).astype(np.int64)
+    def _class_scores(self, images, features) -> np.ndarray:
+        return self.scores(images, features=features)
 
-    def classify(self, images, *, topk: int = 3):
-        """``[(class name, score), …]`` per image, nearest first (a list of such lists)."""
-        s = self.scores(images)
-        k = min(topk, s.shape[1])
-        return [[(self.classes_[j], float(row[j])) for j in np.argsort(-row)[:k]] for row in s]
-
-    def score(self, dataset) -> float:
-        """Accuracy on a labelled dataset."""
-        data = as_imageset(dataset)
-        return float((self.predict(data.images) == data.labels).mean())
+    def _class_names(self) -> tuple:
+        return self.classes_

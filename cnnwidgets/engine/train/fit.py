@@ -18,6 +18,11 @@ from .data import input_batch, labelled_tensors, split_indices
 __all__ = ["History", "fit", "predict", "evaluate_classifier", "confusion_matrix"]
 
 
+def _series(key: str) -> property:
+    """A read-only attribute: the list of ``key`` over the finished epochs."""
+    return property(lambda self: [e[key] for e in self.epochs], doc=f"``{key}`` per finished epoch.")
+
+
 @dataclass
 class History:
     """What :func:`fit` did.
@@ -44,24 +49,10 @@ class History:
     confusion: np.ndarray | None = None
     seconds: float = 0.0
 
-    def _series(self, key):
-        return [e[key] for e in self.epochs]
-
-    @property
-    def loss(self) -> list:
-        return self._series("loss")
-
-    @property
-    def accuracy(self) -> list:
-        return self._series("accuracy")
-
-    @property
-    def val_loss(self) -> list:
-        return self._series("val_loss")
-
-    @property
-    def val_accuracy(self) -> list:
-        return self._series("val_accuracy")
+    loss = _series("loss")
+    accuracy = _series("accuracy")
+    val_loss = _series("val_loss")
+    val_accuracy = _series("val_accuracy")
 
     @property
     def final(self) -> dict:
