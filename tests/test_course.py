@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,36 +69,57 @@ def answered(release: Path, instructor: Path, wrong: dict | None = None) -> dict
     return nb
 
 
+def grade(root: Path, name: str) -> dict:
+    """Release assignment ``name`` of the course at ``root``, submit the instructor's answers, the untouched student
+    version and one wrong answer, autograde each and write their feedback; returns ``{student: autograde seconds}``.
+    """
+    number, wrong_answer, _ = ASSIGNMENTS[name]
+    nbgrader(root, "generate_assignment", name, "--create", "--force")
+    release = root / "release" / name / f"{name}.ipynb"
+    instructor = root / "source" / name / f"{name}.ipynb"
+    submissions = {
+        "instructor": answered(release, instructor),
+        "untouched": json.loads(release.read_text()),
+        "wrong": answered(release, instructor, {number: wrong_answer}),
+    }
+    for student, nb in submissions.items():
+        folder = root / "submitted" / student / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+        (folder / "timestamp.txt").write_text("2026-12-07 09:00:00.000000 UTC")
+    timings = {}
+    for student in submissions:
+        t0 = time.monotonic()
+        nbgrader(root, "autograde", name, "--student", student, "--create", "--force")
+        timings[student] = round(time.monotonic() - t0, 1)
+    nbgrader(root, "generate_feedback", name, "--force")
+    return timings
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("course")
-    exercises.write_course(root, notebooks=["01", "03"])
-    for name in ASSIGNMENTS:
-        nbgrader(root, "generate_assignment", name, "--create", "--force")
-    timings = {}
-    for name, (number, wrong_answer, _) in ASSIGNMENTS.items():
-        release = root / "release" / name / f"{name}.ipynb"
-        instructor = root / "source" / name / f"{name}.ipynb"
-        submissions = {
-            "instructor": answered(release, instructor),
-            "untouched": json.loads(release.read_text()),
-            "wrong": answered(release, instructor, {number: wrong_answer}),
-        }
-        for student, nb in submissions.items():
-            folder = root / "submitted" / student / name
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{name}.ipynb").write_text(json.dumps(nb))
-            (folder / "timestamp.txt").write_text("2026-12-07 09:00:00.000000 UTC")
-        for student in submissions:
-            t0 = time.monotonic()
-            nbgrader(root, "autograde", name, "--student", student, "--create", "--force")
-            timings[f"{name}/{student}"] = round(time.monotonic() - t0, 1)
-        nbgrader(root, "generate_feedback", name, "--force")
+    """Each assignment graded in a course of its own (each with its own gradebook), the two at once, and
+    ``nbgrader validate`` of the first one's sources beside them.
+
+    Returns ``(roots, scores, timings, validated)``: the course folder of each assignment, ``{(assignment, student):
+    (score, max score)}``, ``{"assignment/student": autograde seconds}``, and the validate run (a future: its
+    ``result()`` raises if validate failed).
+    """
+    roots = {
+        name: exercises.write_course(tmp_path_factory.mktemp("course"), notebooks=[name[:2]]) for name in ASSIGNMENTS
+    }
+    first = next(iter(ASSIGNMENTS))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {name: pool.submit(grade, roots[name], name) for name in ASSIGNMENTS}
+        validated = pool.submit(
+            nbgrader, roots[first], "validate", str(roots[first] / "source" / first / f"{first}.ipynb")
+        )
+        timings = {f"{name}/{student}": t for name, run in runs.items() for student, t in run.result().items()}
     from nbgrader.api import Gradebook
 
     scores = {}
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        for name in ASSIGNMENTS:
+    for name, root in roots.items():
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
             for student in ("instructor", "untouched", "wrong"):
                 sub = gb.find_submission(name, student)
                 scores[(name, student)] = (sub.score, sub.max_score)
@@ -105,15 +127,14 @@ def graded(tmp_path_factory):
     (ARTIFACTS / "course_timings.json").write_text(
         json.dumps({"autograde_s": timings, "scores": {f"{a}/{s}": v for (a, s), v in scores.items()}}, indent=1)
     )
-    return root, scores, timings
+    return roots, scores, timings, validated
 
 
-def test_course_sources_pass_nbgrader_validate(tmp_path):
-    root = exercises.write_course(tmp_path, notebooks=["01"])
-    nb = root / "source" / "01_image_enhancement" / "01_image_enhancement.ipynb"
-    out = nbgrader(root, "validate", str(nb))
+def test_course_sources_pass_nbgrader_validate(graded):
+    roots, _, _, validated = graded
+    out = validated.result()
     assert "Success! Your notebook passes all the tests." in out.stdout, out.stdout[-2000:]
-    config = (root / "nbgrader_config.py").read_text()
+    config = (roots["01_image_enhancement"] / "nbgrader_config.py").read_text()
     assert "ExecutePreprocessor.timeout = 300" in config
 
 
@@ -145,8 +166,8 @@ def test_course_cells_follow_nbgrader_schema(tmp_path):
 
 
 def test_student_version_has_no_solution_text(graded):
-    root, _, _ = graded
-    for name in ASSIGNMENTS:
+    roots, _, _, _ = graded
+    for name, root in roots.items():
         release = (root / "release" / name / f"{name}.ipynb").read_text()
         for cell in cells(root / "source" / name / f"{name}.ipynb"):
             text = source(cell)
@@ -161,7 +182,7 @@ def test_student_version_has_no_solution_text(graded):
 
 
 def test_autograde_scores_the_three_submissions(graded):
-    _, scores, timings = graded
+    _, scores, timings, _ = graded
     for name in ASSIGNMENTS:
         score, top = scores[(name, "instructor")]
         assert top > 0 and score == top, (name, scores)
@@ -173,8 +194,9 @@ def test_autograde_scores_the_three_submissions(graded):
 
 
 def test_feedback_shows_the_hint_not_the_check(graded):
-    root, _, _ = graded
+    roots, _, _, _ = graded
     for name, (number, _, hint_text) in ASSIGNMENTS.items():
+        root = roots[name]
         html = (root / "feedback" / "wrong" / name / f"{name}.html").read_text()
         text = re.sub(r"<[^>]+>", "", html)
         assert hint_text in text, name
