@@ -9,23 +9,10 @@ from ._base import _is_torch, _numpy
 
 # ----------------------------------------------------------------------------- display
 
-_PALETTE = np.array(
-    [
-        [230, 25, 75],
-        [60, 180, 75],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [210, 245, 60],
-        [250, 190, 212],
-        [0, 128, 128],
-        [220, 190, 255],
-        [170, 110, 40],
-    ],
-    dtype=np.uint8,
-)
+_PALETTE = np.frombuffer(
+    bytes.fromhex("e6194b 3cb44b 0082c8 f58230 911eb4 46f0f0 f032e6 d2f53c fabed4 008080 dcbeff aa6e28"), np.uint8
+).reshape(-1, 3)
+"""12 colours far apart, as RGB rows (uint8, 12×3), that label images cycle through."""
 
 
 def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) -> np.ndarray:
