@@ -29,7 +29,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Ref", "Literal", "Computed", "Call", "Step", "Recipe", "RecipeCache", "StepError", "IMAGE", "pixel_lengths"]
+__all__ = [
+    "Ref",
+    "Literal",
+    "Computed",
+    "Call",
+    "Step",
+    "Recipe",
+    "RecipeCache",
+    "StepError",
+    "IMAGE",
+    "NO_DATA",
+    "pixel_lengths",
+]
 
 #: Name of the recipe's input.
 IMAGE = "image"
@@ -76,12 +88,51 @@ class Literal:
     value: Any
 
 
+class _NoData:
+    """The data argument of a call that has none (``datasets.digits()``)."""
+
+    def __repr__(self) -> str:
+        return "NO_DATA"
+
+
+NO_DATA = _NoData()
+
+
 @dataclass(frozen=True, eq=False)
 class Computed:
-    """A value computed once by ``call`` from the full image; applying reuses ``value``, code shows ``call``."""
+    """A value computed once by ``call`` from the full image; applying reuses ``value``, code shows ``call``.
+
+    It may be an argument of a call, or a step of its own (``threshold = segment.threshold_value(image, 'otsu')``,
+    the value of the full image while the preview runs): as a step it answers what a :class:`Call` answers.
+    """
 
     value: Any
     call: Call
+
+    data = NO_DATA  # the step reads nothing when it runs: its value is known
+
+    @property
+    def fn(self) -> Callable:
+        return self.call.fn
+
+    def __call__(self, env: Mapping[str, Any]):
+        return self.value
+
+    def refs(self) -> list[Ref]:
+        """The call's references: they key the value in a cache (the value belongs to their inputs)."""
+        return self.call.refs()
+
+    def expression(self) -> str:
+        return self.call.expression()
+
+    def modules(self) -> set[tuple[str, str]]:
+        return self.call.modules()
+
+    def with_kwargs(self, **changes) -> Computed:
+        return self
+
+    def rescaled(self, factor: float, shape: tuple) -> Computed:
+        return self
 
 
 def _odd_length(value, factor, shape):
@@ -170,8 +221,9 @@ class Call:
     *args
         Positional arguments after the data: values, :class:`Ref` or :class:`Computed`.
     data : Ref or str or Literal or value, optional
-        The data argument: a reference (a string names a step or the input; default ``"image"``), or a value
-        written into the code as it is (a small matrix typed by the user; a string in a :class:`Literal`).
+        The data argument: a reference (a string names a step or the input; default ``"image"``), a value
+        written into the code as it is (a small matrix typed by the user; a string in a :class:`Literal`), or
+        :data:`NO_DATA` for a function called without one.
     **kwargs
         Keyword arguments (values, :class:`Ref` or :class:`Computed`).
     """
@@ -227,6 +279,8 @@ class Call:
         """Run the call, taking its data and references from ``env`` (a name → value mapping)."""
         args = [_resolve(a, env) for a in self.args]
         kwargs = {k: _resolve(v, env) for k, v in self.kwargs}
+        if self.data is NO_DATA:
+            return self.fn(*args, **kwargs)
         return self.fn(_resolve(self.data, env), *args, **kwargs)
 
     def apply(self, image):
@@ -246,7 +300,9 @@ class Call:
         parts = [_literal(a) for a in self.args] + [f"{k}={_literal(v)}" for k, v in self.kwargs]
         if self.is_method:
             return f"{_literal(self.data)}.{self.fn.__name__}({', '.join(parts)})"
-        return f"{self.module}.{self.fn.__name__}({', '.join([_literal(self.data)] + parts)})"
+        if self.data is not NO_DATA:
+            parts.insert(0, _literal(self.data))
+        return f"{self.module}.{self.fn.__name__}({', '.join(parts)})"
 
     def modules(self) -> set[tuple[str, str]]:
         """(package, module) pairs the expression needs, nested :class:`Computed` calls included."""
@@ -259,15 +315,15 @@ class Call:
 
 @dataclass(frozen=True)
 class Step:
-    """``name = call``: one line of a :class:`Recipe`."""
+    """``name = call``: one line of a :class:`Recipe` (``call`` may be a :class:`Computed` value)."""
 
     name: str
-    call: Call
+    call: Call | Computed
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Named steps run in order; the last step's output is the result.
+    """Named steps run in order; the result is the step named ``result``, else the last one.
 
     Parameters
     ----------
@@ -298,11 +354,25 @@ class Recipe:
 
     @property
     def output(self) -> str:
-        return self.steps[-1].name
+        """The name of the result's step: ``"result"`` when a step has that name (later steps are pictures drawn
+        from it), else the last step."""
+        names = [s.name for s in self.steps]
+        return "result" if "result" in names else names[-1]
+
+    def upto(self, name: str) -> Recipe:
+        """The steps ``name`` depends on, and ``name`` itself, in order (the result without the pictures drawn
+        from it, e.g. for a full-resolution run)."""
+        if name not in {s.name for s in self.steps}:
+            raise KeyError(f"no step {name!r}; steps: {[s.name for s in self.steps]}")
+        needed = {name}
+        for s in reversed(self.steps):
+            if s.name in needed:
+                needed.update(r.step for r in s.call.refs())
+        return Recipe(tuple(s for s in self.steps if s.name in needed))
 
     def reading(self, source: str, output: str) -> Recipe:
-        """The same steps reading the variable ``source`` instead of ``image``, the last one named ``output``
-        (to splice a widget's recipe into a longer chain)."""
+        """The same steps reading the variable ``source`` instead of ``image``, the result's step (:attr:`output`)
+        named ``output`` and the steps after it left out (to splice a widget's recipe into a longer chain)."""
 
         def swap(v):
             if isinstance(v, Ref) and v.step == IMAGE:
@@ -314,10 +384,16 @@ class Recipe:
             return v
 
         steps = []
-        for i, s in enumerate(self.steps):
+        for s in self.steps:
             c = s.call
-            call = Call(c.fn, *map(swap, c.args), data=swap(c.data), **{k: swap(v) for k, v in c.kwargs})
-            steps.append(Step(output if i == len(self.steps) - 1 else s.name, call))
+            if isinstance(c, Computed):
+                call = swap(c)
+            else:
+                call = Call(c.fn, *map(swap, c.args), data=swap(c.data), **{k: swap(v) for k, v in c.kwargs})
+            if s.name == self.output:
+                steps.append(Step(output, call))
+                break
+            steps.append(Step(s.name, call))
         return Recipe(tuple(steps))
 
     def rescaled(self, factor: float, shape: tuple) -> Recipe:
@@ -334,6 +410,7 @@ class Recipe:
         input_keys: Mapping | None = None,
         cache: dict | None = None,
         reuse: Mapping | None = None,
+        hooks: Mapping | None = None,
     ) -> dict:
         """Run every step on ``image``; returns ``{name: output}`` with ``image`` and every step.
 
@@ -353,6 +430,9 @@ class Recipe:
             ``{function: prepare}`` for functions that also accept a precomputed form of their data and give
             the same result (``enhance.frequency_filter`` takes ``enhance.fourier(image)``): the form is made
             once per input and kept in ``cache``, so repeated calls skip that work.
+        hooks : dict, optional
+            ``{function: {keyword: value}}``: keyword arguments added to the calls of these functions when they
+            run, and not part of their code or cache key (a callback per epoch, a stop event, progress off).
         """
         env = {IMAGE: image, **(inputs or {})}
         keys = {name: name for name in env}
@@ -375,6 +455,8 @@ class Recipe:
                     if form_key not in cache:
                         cache[form_key] = prepare(env[call.data.name])
                     local = {**env, call.data.name: cache[form_key]}
+                if hooks and call.fn in hooks:
+                    call = call.with_kwargs(**hooks[call.fn])
                 try:
                     out = call(local)
                 except Exception as exc:
@@ -391,11 +473,13 @@ class Recipe:
         """The result of the recipe on ``image`` (arguments as :meth:`run`)."""
         return self.run(image, inputs=inputs, cache=cache, reuse=reuse)[self.output]
 
-    def code(self, *, result: bool = True) -> str:
+    def code(self, *, result: bool = True, given: Mapping[str, str] | None = None) -> str:
         """Python source that computes ``result`` from a variable ``image``, with its imports.
 
         With ``result=False`` the last line is the last step (no ``result = ...`` alias). A recipe of one
-        method call (``index.search(...)``) renders as that expression alone."""
+        method call (``index.search(...)``) renders as that expression alone. ``given`` describes inputs other
+        than ``image`` that the code reads (``{"dataset": "the labelled set given to the dashboard"}``): one
+        comment line each, after the imports."""
         if len(self.steps) == 1 and self.steps[0].call.is_method and not self.steps[0].call.modules():
             return self.steps[0].call.expression()
         mods = set()
@@ -405,9 +489,10 @@ class Recipe:
         for pkg, mod in sorted(mods):
             by_package.setdefault(pkg, []).append(mod)
         lines = [f"from {pkg} import {', '.join(ms)}" for pkg, ms in by_package.items()]
+        lines += [f"# {name}: {what}" for name, what in (given or {}).items()]
         for s in self.steps:
             lines.append(f"{s.name} = {s.call.expression()}")
-        if result and self.output != "result":
+        if result and self.output != "result":  # no step is named result
             lines.append(f"result = {self.output}")
         return "\n".join(lines)
 

@@ -266,8 +266,9 @@ class WidgetBase(W.VBox):
         raise NotImplementedError
 
     def run_full(self, recipe, image):
-        """Run ``recipe`` on the full-resolution ``image``; sets ``code`` and ``result`` from it, returns the result."""
-        out = recipe(image)
+        """Run the steps of ``recipe`` that its result needs on the full-resolution ``image`` (not the pictures
+        drawn from it); sets ``code`` and ``result`` from it, returns the result."""
+        out = recipe.upto(recipe.output)(image)
         self.code = recipe.code()
         self.result = out
         return out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
+import threading
 
 import ipywidgets as W
 import numpy as np
 
 from ..io import to_png_bytes
 
-__all__ = ["ImagePanel", "figure_png"]
+__all__ = ["ImagePanel", "RunButtons", "figure_png"]
 
 
 class ImagePanel(W.VBox):
@@ -79,3 +80,43 @@ def figure_png(fig, *, dpi: int = 80) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+class RunButtons:
+    """The Start and Stop buttons of a training run, and the event Stop sets.
+
+    Parameters
+    ----------
+    css : str
+        The buttons get the classes ``cnnw-<css>-start`` and ``cnnw-<css>-stop``.
+    on_start, on_stop : callable
+        Called with no argument when the button is clicked.
+
+    Attributes
+    ----------
+    start, stop : ipywidgets.Button
+    stop_event : threading.Event
+        Set by :meth:`request_stop`, cleared by :meth:`begin`; the training loop reads it.
+    """
+
+    def __init__(self, css: str, on_start, on_stop):
+        self.start = W.Button(description="Start", button_style="success", icon="play")
+        self.stop = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.start.add_class(f"cnnw-{css}-start")
+        self.stop.add_class(f"cnnw-{css}-stop")
+        self.start.on_click(lambda _b: on_start())
+        self.stop.on_click(lambda _b: on_stop())
+        self.stop_event = threading.Event()
+
+    def begin(self) -> None:
+        """A run starts: Stop is enabled, Start disabled, the stop event cleared."""
+        self.stop_event.clear()
+        self.start.disabled, self.stop.disabled = True, False
+
+    def end(self) -> None:
+        """The run ended: Start is enabled again."""
+        self.start.disabled, self.stop.disabled = False, True
+
+    def request_stop(self) -> None:
+        """Ask the run to end (sets the stop event)."""
+        self.stop_event.set()

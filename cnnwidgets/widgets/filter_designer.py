@@ -14,7 +14,7 @@ import numpy as np
 import traitlets as T
 
 from ..engine import enhance
-from ..engine.calls import IMAGE, Call, Recipe, RecipeCache, Step
+from ..engine.calls import IMAGE, NO_DATA, Call, Recipe, RecipeCache, Step
 from ..io import resize_to_fit, to_float, to_uint8
 from ._base import WidgetBase
 from ._inputs import ImageSource, load_source
@@ -451,11 +451,39 @@ class FilterDesigner(WidgetBase):
         return Call(enhance.adaptive_median, data=data, max_size=int(self.max_size))
 
     def recipe(self) -> Recipe:
-        """Noise (when chosen), then the active filter: what ``result``, ``code`` and :meth:`compute_full` run."""
-        if self.noise == "none":
-            return Recipe((Step("result", self.filter_call()),))
-        noise = Call(enhance.add_noise, kind=self.noise, amount=_clean(self.noise_amount), seed=int(self.seed))
-        return Recipe((Step("noisy", noise), Step("result", self.filter_call("noisy"))))
+        """Noise (when chosen), the spectrum, the active filter and the pictures drawn from them: what ``result``,
+        ``code``, the panels and :meth:`compute_full` (the steps ``result`` needs) run.
+
+        Steps: ``noisy`` (with noise), ``spectrum`` (centred log spectrum of the filter's input), for a frequency
+        filter ``mask`` (on a display-size grid: the mask depends only on frequency as a fraction of the sampling
+        rate), ``frequencies`` and ``profile`` (its gain along the radius), then ``result``, and for the other
+        filters ``result_spectrum``.
+        """
+        steps, data = [], IMAGE
+        if self.noise != "none":
+            noise = Call(enhance.add_noise, kind=self.noise, amount=_clean(self.noise_amount), seed=int(self.seed))
+            steps.append(Step("noisy", noise))
+            data = "noisy"
+        steps.append(Step("spectrum", Call(enhance.spectrum, data=data, mean_over_channels=True)))
+        call = self.filter_call(data)
+        if self.method == "frequency":
+            kw = call.keywords()
+            steps += [
+                Step("mask", Call(enhance.frequency_mask, data=self._mask_shape(), **kw)),
+                Step("frequencies", Call(enhance.radial_frequencies, data=NO_DATA)),
+                Step("profile", Call(enhance.radial_profile, data="frequencies", **kw)),
+            ]
+        steps.append(Step("result", call))
+        if self.method != "frequency":
+            steps.append(Step("result_spectrum", Call(enhance.spectrum, data="result", mean_over_channels=True)))
+        return Recipe(tuple(steps))
+
+    def _mask_shape(self) -> tuple:
+        """(H, W) of the displayed mask: the image's shape, shrunk to :data:`_MASK_SIDE` on its long side."""
+        preview = self._state[0] if self._state[0] is not None else self.source
+        h, w = preview.shape[:2] if preview is not None else (_MASK_SIDE, _MASK_SIDE)
+        scale = min(1.0, _MASK_SIDE / max(h, w))
+        return (max(1, round(h * scale)), max(1, round(w * scale)))
 
     @staticmethod
     def _display(arr, rescale: bool = False):
@@ -472,12 +500,12 @@ class FilterDesigner(WidgetBase):
         # inverse FFT; without noise the filters get the stored dtype (OpenCV's median is fastest on uint8)
         env = recipe.run(preview, cache=cache, reuse={enhance.frequency_filter: enhance.fourier})
         noisy, out = env.get("noisy", preview), env["result"]
-        h, w = preview.shape[:2]
+        expressions = {s.name: s.call.expression() for s in recipe.steps}
 
-        noise_key = recipe.steps[0].call.expression() if self.noise != "none" else "clean"
+        noise_key = expressions.get("noisy", "clean")
         if shown.get("input") != noise_key:  # input and its spectrum change only with the image or the noise
             self.p_input.show(self._display(noisy))
-            shown["spectrum"] = self._display(enhance.spectrum(noisy, mean_over_channels=True), rescale=True)
+            shown["spectrum"] = self._display(env["spectrum"], rescale=True)
             shown["input"] = noise_key
             shown.pop("mask", None)
             shown.pop("marks", None)
@@ -486,32 +514,25 @@ class FilterDesigner(WidgetBase):
             self.p_spectrum.show(_with_notch_rings(shown["spectrum"], *marks) if marks else shown["spectrum"])
             shown["marks"] = marks
 
-        call = recipe.steps[-1].call
-        mask_key = (call.expression(), h, w)
+        mask_key = (noise_key, expressions["result"], preview.shape)
         if shown.get("mask") != mask_key:
-            kw = call.keywords()
-            if call.fn is enhance.frequency_filter:
-                # the mask depends on frequency as a fraction of the sampling rate, so a display-size
-                # grid shows the same picture as the full one at a fraction of the cost
-                scale = min(1.0, _MASK_SIDE / max(h, w))
-                mask = enhance.frequency_mask((max(1, round(h * scale)), max(1, round(w * scale))), **kw)
+            if "mask" in env:
                 self.p_mask.set_title("filter mask (centred)")
-                self.p_mask.show(self._display(mask))
-                f = np.linspace(0.0, 0.5, 201)
+                self.p_mask.show(self._display(env["mask"]))
                 self.profile.value = line_plot_svg(
-                    f,
-                    enhance.radial_profile(f, **kw),
-                    marker=kw["cutoff"],
+                    env["frequencies"],
+                    env["profile"],
+                    marker=_clean(self.cutoff),
                     width=_PANEL_WIDTH - 10,
                     x_label="radial frequency (cycles/pixel)",
                 )
             else:
                 self.p_mask.set_title("result spectrum")
-                self.p_mask.show(self._display(enhance.spectrum(out, mean_over_channels=True), rescale=True))
-                self.profile.value = self._kernel_note(call)
+                self.p_mask.show(self._display(env["result_spectrum"], rescale=True))
+                self.profile.value = self._kernel_note()
             shown["mask"] = mask_key
 
-        if call.fn is enhance.frequency_filter and self.highpass and not self.band:
+        if self.method == "frequency" and self.highpass and not self.band:
             self.p_result.set_title("result (high-pass, rescaled)")
             self.p_result.show(self._display(out, rescale=True))
         else:
@@ -550,24 +571,23 @@ class FilterDesigner(WidgetBase):
         self.code = recipe.code()
         self.result = out
 
-    @staticmethod
-    def _kernel_note(call: Call) -> str:
-        kw = call.keywords()
-        if call.fn is enhance.weighted_median:
-            w = np.asarray(call.args[0])
+    def _kernel_note(self) -> str:
+        """One line on the active spatial or spectral filter, from the traits."""
+        if self.method == "weighted_median":
+            w = np.asarray(self.weights)
             text = f"weighted median, {w.shape[0]}×{w.shape[1]} kernel, total weight {int(w.sum())}"
-        elif call.fn is enhance.median:
-            text = f"median over {kw['size']}×{kw['size']} windows (replicate border)"
-        elif call.fn is enhance.notch_filter:
-            pts = ", ".join(f"±({fy:g}, {fx:g})" for fy, fx in kw["centers"]) or "none yet: click the spectrum"
-            text = f"notch-reject at {pts} cycles/pixel, radius {kw['radius']:g}, order {kw['order']:g}"
-        elif call.fn is enhance.homomorphic_filter:
+        elif self.method == "median":
+            text = f"median over {self.size}×{self.size} windows (replicate border)"
+        elif self.method == "notch":
+            pts = ", ".join(f"±({fy:g}, {fx:g})" for fy, fx in self.notches) or "none yet: click the spectrum"
+            text = f"notch-reject at {pts} cycles/pixel, radius {self.notch_radius:g}, order {self.notch_order:g}"
+        elif self.method == "homomorphic":
             text = (
-                f"homomorphic: gain {kw['gamma_low']:g} below, {kw['gamma_high']:g} above cutoff "
-                f"{kw['cutoff']:g} cycles/pixel (c = {kw['sharpness']:g}), on log(1 + image)"
+                f"homomorphic: gain {self.gamma_low:g} below, {self.gamma_high:g} above cutoff "
+                f"{self.homomorphic_cutoff:g} cycles/pixel (c = {self.sharpness:g}), on log(1 + image)"
             )
         else:
-            text = f"adaptive median, windows 3×3 … {kw['max_size']}×{kw['max_size']}"
+            text = f"adaptive median, windows 3×3 … {self.max_size}×{self.max_size}"
         return f"<span style='font-size:12px'>{html.escape(text)}</span>"
 
     # ------------------------------------------------------------------ full resolution

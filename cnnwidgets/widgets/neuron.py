@@ -18,7 +18,7 @@ import traitlets as T
 from ..engine import neurons
 from ..engine.calls import Call, Recipe, Step
 from ._base import WidgetBase
-from ._panels import ImagePanel, figure_png
+from ._panels import ImagePanel, RunButtons, figure_png
 from ._plots import line_plot_svg
 
 __all__ = ["NeuronPlayground"]
@@ -122,7 +122,6 @@ class NeuronPlayground(WidgetBase):
     _MLP_TRAITS = ("layers", "units", "mlp_activation", "epochs", "lr")
 
     def __init__(self, **kwargs):
-        self._stop = threading.Event()
         self._history = None
         self._trainer = None
         slider = dict(continuous_update=True, layout=W.Layout(width="320px"), style={"description_width": "70px"})
@@ -146,12 +145,7 @@ class NeuronPlayground(WidgetBase):
         c_mact = W.Dropdown(options=["tanh", "relu", "sigmoid"], description="activation", style=slider["style"])
         c_epochs = W.BoundedIntText(min=1, max=5000, description="epochs", layout=W.Layout(width="160px"))
         c_lr = W.FloatSlider(min=0.005, max=0.5, step=0.005, description="lr", readout_format=".3f", **slider)
-        self._start_btn = W.Button(description="Start", button_style="success", icon="play")
-        self._stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self._start_btn.add_class("cnnw-neuron-start")
-        self._stop_btn.add_class("cnnw-neuron-stop")
-        self._start_btn.on_click(lambda _b: self.start())
-        self._stop_btn.on_click(lambda _b: self.stop())
+        self._buttons = RunButtons("neuron", self.start, self.stop)
         self.mlp_panel = ImagePanel("MLP: press Start", width=_PANEL_WIDTH)
         self.mlp_panel.add_class("cnnw-neuron-mlp")
         self.loss_curve = W.HTML("", layout=W.Layout(width=f"{_PANEL_WIDTH}px"))
@@ -184,7 +178,7 @@ class NeuronPlayground(WidgetBase):
                 c_layers,
                 c_units,
                 c_mact,
-                W.HBox([c_epochs, self._start_btn, self._stop_btn]),
+                W.HBox([c_epochs, self._buttons.start, self._buttons.stop]),
                 c_lr,
                 self.mlp_info,
                 self.mlp_panel,
@@ -275,10 +269,8 @@ class NeuronPlayground(WidgetBase):
         """Train the MLP on the current data (ignored while a run is going); in a kernel it runs in the background."""
         if self.running:
             return self
-        self._stop.clear()
         self.running = True
-        self._start_btn.disabled = True
-        self._stop_btn.disabled = False
+        self._buttons.begin()
         use_thread = self.background() if callable(self.background) else bool(self.background)
         if use_thread:
             self._trainer = threading.Thread(target=self._train, daemon=True)
@@ -289,7 +281,7 @@ class NeuronPlayground(WidgetBase):
 
     def stop(self):
         """Ask the running training to end after the current epoch."""
-        self._stop.set()
+        self._buttons.request_stop()
 
     def _train(self):
         try:
@@ -324,7 +316,7 @@ class NeuronPlayground(WidgetBase):
 
             self.set_status("training…", "busy")
             kw = call.keywords()
-            history = neurons.train_mlp(data, callback=on_epoch, stop=self._stop, **kw)
+            history = neurons.train_mlp(data, callback=on_epoch, stop=self._buttons.stop_event, **kw)
             draw(history.model, f"{len(history.losses)} epochs: accuracy {history.accuracy:.2f}")
             self._history = (key, history)
             self.set_status(
@@ -339,5 +331,4 @@ class NeuronPlayground(WidgetBase):
             self.set_status(f"{type(exc).__name__}: {exc}", "error")
         finally:
             self.running = False
-            self._start_btn.disabled = False
-            self._stop_btn.disabled = True
+            self._buttons.end()

@@ -393,11 +393,13 @@ class ThresholdSegmenter(WidgetBase):
             if self.method == "multiotsu":
                 levels = Call(segment.threshold_values, "multiotsu", classes=self.classes)
                 ts = self._auto(d, ("multiotsu", self.classes), levels)
-                return Recipe.of(Call(segment.threshold_classes, ts))
+                return Recipe(
+                    (Step("thresholds", ts), Step("result", Call(segment.threshold_classes, Ref("thresholds"))))
+                )
             if self.method == "fixed":
                 return Recipe.of(Call(segment.threshold, float(self.value), **inv))
             t = self._auto(d, self.method, Call(segment.threshold_value, self.method))
-            return Recipe.of(Call(segment.threshold, t, **inv))
+            return Recipe((Step("threshold", t), Step("result", Call(segment.threshold, Ref("threshold"), **inv))))
         if mode == "local":
             surface = Call(segment.local_threshold, self.local_method, window=self.window, k=self.k, offset=self.offset)
             return Recipe((Step("surface", surface), Step("result", Call(segment.threshold, Ref("surface"), **inv))))
@@ -415,7 +417,9 @@ class ThresholdSegmenter(WidgetBase):
                 return Recipe.of(Call(segment.watershed, markers=seeds or None, sigma=self.sigma))
             return Recipe.of(Call(segment.kmeans_regions, clusters=self.clusters, seed=self.kmeans_seed))
         values = self._auto(d, "every method", Call(segment.auto_thresholds))
-        return Recipe.of(Call(segment.threshold_each, values, **inv))
+        return Recipe(
+            (Step("thresholds", values), Step("result", Call(segment.threshold_each, Ref("thresholds"), **inv)))
+        )
 
     def _render(self):
         d = self._data
@@ -432,9 +436,7 @@ class ThresholdSegmenter(WidgetBase):
         )
         stats = {}
         if self.mode == "global":
-            arg = recipe.steps[-1].call.args[0]
-            lines = arg.value if isinstance(arg, Computed) else arg
-            lines = [float(t) for t in np.atleast_1d(lines)]
+            lines = [float(t) for t in np.atleast_1d(env.get("threshold", env.get("thresholds", self.value)))]
             self.hist.lines = lines
             self.set_trait("threshold", lines[0])
             if result.dtype == bool:
@@ -470,7 +472,7 @@ class ThresholdSegmenter(WidgetBase):
             hint = self.region_method == "grow" and not self.seeds
             msg = "click on the image to place seeds" if hint else f"{self.region_method}: {n} region{'s' * (n != 1)}"
         else:
-            values = recipe.steps[-1].call.args[0].value
+            values = env["thresholds"]
             for m, panel in self.compare_panels.items():
                 t = values[m]
                 if t is None:

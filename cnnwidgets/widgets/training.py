@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import copy
 import html
-import threading
 
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import train
+from .. import datasets
+from ..engine import models, train
+from ..engine.calls import NO_DATA, Call, Literal, Recipe, Ref, Step
 from ._base import WidgetBase
 from ._inputs import TraitTypeError, TraitValueError, describe
-from ._panels import ImagePanel, figure_png
+from ._panels import ImagePanel, RunButtons, figure_png
 
 __all__ = ["TrainingDashboard", "curves_figure", "confusion_figure"]
 
@@ -149,8 +150,6 @@ class TrainingDashboard(WidgetBase):
                 raise TraitValueError(
                     f"TrainingDashboard: dataset must be one of {_DATASETS} or a labelled dataset; got {describe(dataset)}"
                 )
-            from .. import datasets
-
             dataset = getattr(datasets, dataset)()
         try:
             self.dataset = as_imageset(dataset)
@@ -162,7 +161,6 @@ class TrainingDashboard(WidgetBase):
         self.classes = self.dataset.classes
         self.model = None if self._net_name is not None else model
         self._initial_state = None if self._net_name is not None else copy.deepcopy(model.state_dict())
-        self._stop = threading.Event()
 
         self._epochs_ctl = W.BoundedIntText(min=1, max=500, description="epochs", layout=W.Layout(width="150px"))
         self._lr_ctl = W.FloatLogSlider(
@@ -174,12 +172,7 @@ class TrainingDashboard(WidgetBase):
             continuous_update=False,
             layout=W.Layout(width="300px"),
         )
-        self._start_btn = W.Button(description="Start", button_style="success", icon="play")
-        self._stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self._start_btn.add_class("cnnw-train-start")
-        self._stop_btn.add_class("cnnw-train-stop")
-        self._start_btn.on_click(lambda _b: self.start())
-        self._stop_btn.on_click(lambda _b: self.stop())
+        self._buttons = RunButtons("train", self.start, self.stop)
         self._bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="220px"))
         self._metrics = W.HTML("")
         self._metrics.add_class("cnnw-train-metrics")
@@ -187,7 +180,7 @@ class TrainingDashboard(WidgetBase):
         self.curves.add_class("cnnw-train-curves")
         self.confusion = ImagePanel("confusion matrix", width=300)
         self.confusion.add_class("cnnw-train-confusion")
-        controls = W.HBox([self._epochs_ctl, self._lr_ctl, self._start_btn, self._stop_btn, self._bar])
+        controls = W.HBox([self._epochs_ctl, self._lr_ctl, self._buttons.start, self._buttons.stop, self._bar])
         super().__init__([controls, self._metrics, W.HBox([self.curves, self.confusion])], show_code=True, **kwargs)
         self.add_class("cnnw-training")
         self.bind(self._epochs_ctl, "epochs")
@@ -195,7 +188,7 @@ class TrainingDashboard(WidgetBase):
         self.observe(self._update_code, names=["epochs", "lr", "batch_size", "seed", "val", "schedule", "threads"])
         self._update_code()
         if self._net_name is not None:
-            self._fresh_model()  # a bad name fails here, not at the first Start
+            self._run(train_it=False)  # a bad name fails here, not at the first Start
         self._draw_curves([])
         self.set_status(f"{len(self.dataset.labels)} images, {len(self.classes)} classes — press Start")
 
@@ -217,54 +210,54 @@ class TrainingDashboard(WidgetBase):
         chans = 1 if np.asarray(first).ndim == 2 else 3
         return {"pretrained": False, "num_classes": len(self.classes), "in_chans": chans}
 
-    def _update_code(self, change=None):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._fit_kwargs().items())
-        engine = "models, train" if self._net_name is not None else "train"
-        lines = ["import torch"] if self._net_name is not None else []
+    def recipe(self) -> Recipe:
+        """The run as a recipe: ``dataset`` (a bundled set, or the one given), ``model`` (a fresh seeded model, or
+        the one given) and ``history = train.fit(model, dataset, ...)``."""
+        steps = []
         if self._set_name is not None:
-            lines.append("from cnnwidgets import datasets")
-        lines.append(f"from cnnwidgets.engine import {engine}")
-        if self._set_name is not None:
-            lines.append(f"dataset = datasets.{self._set_name}()")
-        else:
-            lines.append("# dataset: the labelled set given to the dashboard")
+            steps.append(Step("dataset", Call(getattr(datasets, self._set_name), data=NO_DATA)))
         if self._net_name is not None:
-            mk = ", ".join(f"{k}={v!r}" for k, v in self._model_kwargs().items())
-            lines += [f"torch.manual_seed({int(self.seed)})", f"model = models.create_model({self._net_name!r}, {mk})"]
-        else:
-            lines.append("# model: the dashboard's model, from the weights it had when the dashboard was made")
-        lines.append(f"history = train.fit(model, dataset, {args})")
-        self.code = "\n".join(lines)
+            make = Call(models.create_model, data=Literal(self._net_name), **self._model_kwargs(), seed=int(self.seed))
+            steps.append(Step("model", make))
+        steps.append(Step("history", Call(train.fit, Ref("dataset"), data="model", **self._fit_kwargs())))
+        return Recipe(tuple(steps))
 
-    def _fresh_model(self):
-        import torch
+    def _given(self) -> dict:
+        """The recipe's inputs that the dashboard was given as objects: ``{name: what it is}``."""
+        given = {}
+        if self._set_name is None:
+            given["dataset"] = "the labelled set given to the dashboard"
+        if self._net_name is None:
+            given["model"] = "the dashboard's model, from the weights it had when the dashboard was made"
+        return given
 
+    def _update_code(self, change=None):
+        self.code = self.recipe().code(result=False, given=self._given())
+
+    def _run(self, *, train_it: bool, hooks=None) -> dict:
+        """Run the recipe on the dashboard's dataset (loaded once, when it was made) and, for a given model, on
+        that model reset to its initial weights; without ``train_it`` only the model is made."""
         if self._net_name is None:
             self.model.load_state_dict(self._initial_state)
-            return self.model
-        from ..engine import models
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.seed))
-            self.model = models.create_model(self._net_name, **self._model_kwargs())
-        return self.model
+        steps = [s for s in self.recipe().steps if s.name != "dataset" and (train_it or s.name == "model")]
+        env = Recipe(tuple(steps)).run(None, inputs={"dataset": self.dataset, "model": self.model}, hooks=hooks)
+        self.model = env["model"]
+        return env
 
     # ----------------------------------------------------------------- buttons
     def start(self) -> TrainingDashboard:
         """Train from the initial weights with the current traits (ignored while a run is going)."""
         if self.running:
             return self
-        self._stop.clear()
         self.running = True
-        self._start_btn.disabled = True
-        self._stop_btn.disabled = False
+        self._buttons.begin()
         self.set_status("starting…", "busy")
         self.request_update()
         return self
 
     def stop(self):
         """Ask the running training to end after the current batch."""
-        self._stop.set()
+        self._buttons.request_stop()
         if self.running:
             self.set_status("stopping after this batch…", "busy")
 
@@ -290,9 +283,9 @@ class TrainingDashboard(WidgetBase):
             self._bar.max = int(self.epochs)
             self._draw_curves([])
             self.confusion.image.value = b""
-            model = self._fresh_model()
-            kw = self._fit_kwargs()
-            history = train.fit(model, self.dataset, callback=self._on_epoch, stop=self._stop, progress=False, **kw)
+            hooks = {train.fit: {"callback": self._on_epoch, "stop": self._buttons.stop_event, "progress": False}}
+            made = self._run(train_it=True, hooks=hooks)
+            model, history = made["model"], made["history"]
             if history.confusion is not None:
                 matrix, where = history.confusion, "validation set"
             else:
@@ -309,8 +302,7 @@ class TrainingDashboard(WidgetBase):
             self.set_status(("stopped: " if history.stopped else "done: ") + summary)
         finally:
             self.running = False
-            self._start_btn.disabled = False
-            self._stop_btn.disabled = True
+            self._buttons.end()
 
 
 def _metrics_html(m: dict) -> str:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from .._packages import adopt_public_names
 from ._layout import FILTER_SHAPES, NOISE_KINDS
 from .frequency import Fourier, fourier, frequency_filter, homomorphic_filter, notch_filter, spectrum
-from .masks import clear_cache, frequency_mask, radial_profile
+from .masks import clear_cache, frequency_mask, radial_frequencies, radial_profile
 from .median_filters import adaptive_median, center_weighted_kernel, median, median_combination, weighted_median
 from .quality import add_noise, psnr, ssim
 
@@ -45,6 +45,7 @@ __all__ = [
     "Fourier",
     "frequency_mask",
     "radial_profile",
+    "radial_frequencies",
     "spectrum",
     "notch_filter",
     "homomorphic_filter",

@@ -57,6 +57,20 @@ def _complement(gain, d, shape, order):
     return 1.0 - gain
 
 
+def radial_frequencies(count: int = 201) -> np.ndarray:
+    """``count`` evenly spaced radial frequencies from 0 to 0.5 cycles per pixel (the Nyquist limit): the x axis of
+    a :func:`radial_profile` plot.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (count,).
+    """
+    if not checks.is_integer(count) or count < 2:
+        raise ValueError(f"count must be an integer of at least 2, got {checks.short(count)}")
+    return np.linspace(0.0, 0.5, int(count))
+
+
 def radial_profile(freq, *, shape="butterworth", highpass=False, cutoff=0.1, order=2.0, width=None):
     """Gain of a radially symmetric frequency filter at radial frequencies ``freq``.
 

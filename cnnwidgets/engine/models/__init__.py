@@ -31,6 +31,7 @@ model family), :mod:`.registry` (names and :func:`create_model`, which only cons
 
 from __future__ import annotations
 
+from .._packages import adopt_public_names
 from .inference import CPU_FORWARD_CHUNK as _CPU_FORWARD_CHUNK  # noqa: F401  (bench/bench_cnn.py)
 from .inference import classify, embed, embed_and_classify
 from .nets import LeNet5, RBFOutput, TinyCNN
@@ -71,3 +72,5 @@ __all__ = [
     "LeNet5",
     "RBFOutput",
 ]
+
+adopt_public_names(globals())

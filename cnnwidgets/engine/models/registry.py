@@ -12,6 +12,7 @@ import functools
 import os
 
 import numpy as np
+import torch
 from torch import nn
 
 from cnnwidgets.device import get_device
@@ -142,7 +143,13 @@ def _entry_point(name: str):
 
 
 def create_model(
-    name: str, *, pretrained=True, num_classes: int | None = None, in_chans: int | None = None, device=None
+    name: str,
+    *,
+    pretrained=True,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    device=None,
+    seed: int | None = None,
 ) -> nn.Module:
     """Build a model by name, in eval mode, on the chosen device.
 
@@ -166,6 +173,9 @@ def create_model(
         adapted (summed for 1 channel).
     device : str or torch.device, optional
         Passed to :func:`cnnwidgets.device.get_device`.
+    seed : int, optional
+        Seeds the random initial weights (the same seed gives the same model); torch's global random state is
+        left as it was. None draws from it.
 
     Returns
     -------
@@ -186,9 +196,14 @@ def create_model(
             raise ValueError(f"{arg} must be a positive integer, got {val!r}")
     if not (isinstance(pretrained, (bool, str, os.PathLike))):
         raise ValueError(f"pretrained must be True, False or a path to a state dict, got {pretrained!r}")
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
+        raise ValueError(f"seed must be an integer or None, got {seed!r}")
     dev = get_device(device)
     build = _entry_point(name)
-    model = build(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        model = build(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
     cfg = model.cnnw_config
     cfg["input_size"] = tuple(int(v) for v in cfg["input_size"])
     cfg["mean"] = tuple(float(v) for v in cfg["mean"])

@@ -31,6 +31,7 @@ Contents
 
 from __future__ import annotations
 
+from .._packages import adopt_public_names
 from .bovw import BoVWClassifier, bovw_classifier
 from .classifiers import LinearHeadClassifier, PrototypeClassifier, transfer_learn
 from .compare import compare_bovw_cnn, compare_features, format_table
@@ -74,3 +75,5 @@ __all__ = [
     "compare_bovw_cnn",
     "format_table",
 ]
+
+adopt_public_names(globals())
