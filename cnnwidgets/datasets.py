@@ -86,7 +86,7 @@ def sample(name: str, *, mode: str = "keep") -> np.ndarray:
     ----------
     name : str
         One of :func:`list_samples` (``"chelsea"``, ``"coffee"``, ``"camera"``, ``"coins"``, …).
-    mode : {"keep", "rgb", "gray"}
+    mode : {"keep", "rgb", "gray", "opaque"}
         ``"keep"`` returns the image as scikit-image stores it (gray H×W or colour H×W×3 uint8,
         ``logo`` H×W×4); see :func:`cnnwidgets.io.load_image` for the others.
 

@@ -34,7 +34,7 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 100_000_000
 """Images with more pixels than this are refused before their pixels are decoded."""
 
-_MODES = ("rgb", "gray", "keep")
+_MODES = ("rgb", "gray", "keep", "opaque")
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
@@ -95,9 +95,11 @@ def load_image(source, *, mode: str = "rgb", max_pixels: int | None = DEFAULT_MA
         Paths and bytes are decoded with Pillow (OpenCV for 16-bit colour PNG/TIFF).
         Arrays are H×W, H×W×1, H×W×3 or H×W×4 (bool, unsigned integers, or float in [0, 1]).
         Tensors are H×W, C×H×W or 1×C×H×W (C in 1, 3, 4), uint8 or float in [0, 1].
-    mode : {"rgb", "gray", "keep"}
+    mode : {"rgb", "gray", "keep", "opaque"}
         ``"rgb"`` gives H×W×3 uint8, ``"gray"`` gives H×W uint8 (ITU-R 601 luma),
-        ``"keep"`` gives the data as stored: 16-bit stays uint16, alpha is kept, float stays float32.
+        ``"keep"`` gives the data as stored: 16-bit stays uint16, alpha is kept, float stays float32;
+        ``"opaque"`` is ``"keep"`` for an image without alpha and ``"rgb"`` (alpha over white) for one with it
+        (what the enhancement widgets work on).
     max_pixels : int or None
         Refuse images with more pixels than this, checked from the header before any pixel is decoded.
         ``None`` lifts the limit.
@@ -117,6 +119,9 @@ def load_image(source, *, mode: str = "rgb", max_pixels: int | None = DEFAULT_MA
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {_clip(repr(mode), 60)}")
+    if mode == "opaque":
+        arr = load_image(source, mode="keep", max_pixels=max_pixels)
+        return load_image(arr, mode="rgb") if arr.ndim == 3 and arr.shape[2] == 4 else arr
     if isinstance(source, np.ndarray):
         return _convert_array(_validate_array(source, source), mode, source)
     if isinstance(source, Image.Image):

@@ -504,7 +504,7 @@ def _first_cells(widget, req: BenchRequest, folder: Path, extra: dict) -> list[s
             src = f"from cnnwidgets.datasets import sample\n\nimage = sample({req.sample!r}, mode={kind.mode!r})"
         if kind.setup:
             size = max(widget.working_image.shape[:2]) if "{size}" in kind.setup else None
-            src += "\n" + kind.first_lines(from_file=req.path is not None, size=size)
+            src += "\n" + kind.first_lines(size=size)
         return [src]
     if kind.takes == "index":
         rel = os.path.relpath(extra.get("folder", req.path), folder)

@@ -22,8 +22,6 @@ import sys
 __all__ = ["WidgetKind", "KINDS", "BENCHES", "CLASSES", "widget_class", "typescript"]
 
 _WIDGETS = "cnnwidgets.widgets."
-#: Notebook lines that drop an alpha channel as the widgets do: over white for a file, cut off for a sample.
-_DROP_ALPHA = {"path": "image = load_image(image, mode='rgb')", "sample": "image = image[..., :3]"}
 
 
 class WidgetKind:
@@ -44,15 +42,15 @@ class WidgetKind:
         image's folder, or the bundled samples for ``on="none"``; an image is then searched for), or nothing.
     sample : str or None
         The bundled sample a tab shows when opened without a file; None: an image kind that needs a file.
-    mode : {"keep", "rgb"}
+    mode : {"keep", "rgb", "opaque"}
         How the image is read (:func:`cnnwidgets.io.load_image`'s ``mode``), in the tab and in its notebook.
     menu : str or None
         The entry in the file browser's "cnnwidgets" menu of images (and Open With), or None.
     launcher : bool
         Whether the launcher (and the command palette) has a card opening it on its sample.
     setup : str
-        Notebook lines after the image is read, a :meth:`str.format` template with ``{drop_alpha}`` (the line
-        that drops an alpha channel) and ``{size}`` (the largest side of the widget's ``working_image``).
+        Notebook lines after the image is read, a :meth:`str.format` template with ``{size}`` (the largest side
+        of the widget's ``working_image``).
     check : {"array", "topk", "hits", "regions", "conv", None}
         What the notebook's last cell asserts of the widget's ``result``: the array, the top-k labels and the
         mosaic, the search hits, the regions and their labels, the convolution's stages; None: nothing
@@ -87,9 +85,9 @@ class WidgetKind:
         """The class's name: ``"FilterDesigner"``."""
         return self.cls.partition(":")[2]
 
-    def first_lines(self, *, from_file: bool, size: int | None = None) -> str:
-        """:attr:`setup` filled in for an image read from a file (``from_file``) or a bundled sample."""
-        return self.setup.format(drop_alpha=_DROP_ALPHA["path" if from_file else "sample"], size=size)
+    def first_lines(self, *, size: int | None = None) -> str:
+        """:attr:`setup` filled in with the size the widget works at."""
+        return self.setup.format(size=size)
 
     def __repr__(self) -> str:
         return f"WidgetKind({self.kind!r}, {self.cls!r}, on={self.on!r}, label={self.label!r})"
@@ -108,9 +106,8 @@ KINDS: dict[str, WidgetKind] = {
             sample="astronaut",
             menu="Filter designer",
             launcher=True,
+            mode="opaque",
             check="array",
-            setup="if image.ndim == 3 and image.shape[2] == 4:  # as the FilterDesigner does: alpha over white\n"
-            "    {drop_alpha}",
         ),
         WidgetKind(
             "threshold_segmenter",
@@ -154,10 +151,8 @@ KINDS: dict[str, WidgetKind] = {
             menu="Open in pipeline",
             launcher=True,
             check="regions",
-            setup="from cnnwidgets.io import resize_to_fit\n\nif image.ndim == 3 and image.shape[2] == 4:\n"
-            "    {drop_alpha}\n"
-            "if max(image.shape[:2]) > {size}:  # the size the Pipeline runs at\n"
-            "    image = resize_to_fit(image, {size})",
+            mode="opaque",
+            setup="from cnnwidgets.io import resize_to_fit\n\nimage = resize_to_fit(image, {size})  # the size the Pipeline runs at",
         ),
         WidgetKind(
             "search_folder",

@@ -311,3 +311,17 @@ def test_error_can_name_the_parameter():
     err = ImageLoadError(np.zeros((2, 2, 2)), "unsupported array shape", name="image")
     assert str(err).startswith("image: <numpy array: shape (2, 2, 2), dtype float64>: unsupported")
     assert err.name == "image" and err.reason == "unsupported array shape"
+
+
+def test_opaque_mode_keeps_images_without_alpha_and_composites_alpha_over_white(tmp_path):
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, np.array([0, 64, 128, 255])[:, None]
+    path = tmp_path / "rgba.png"
+    Image.fromarray(rgba).save(path)
+    for source in (rgba, path):
+        out = load_image(source, mode="opaque")
+        assert out.shape == (4, 5, 3) and np.array_equal(out, load_image(source, mode="rgb"))
+    assert np.array_equal(out[0], np.full((5, 3), 255))  # transparent: white
+    gray16 = (np.arange(20, dtype=np.uint16) * 3000).reshape(4, 5)
+    kept = load_image(gray16, mode="opaque")
+    assert kept.dtype == np.uint16 and np.array_equal(kept, gray16)

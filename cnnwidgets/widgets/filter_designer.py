@@ -378,9 +378,7 @@ class FilterDesigner(WidgetBase):
     @T.observe("image")
     def _image_changed(self, change):
         try:
-            arr = load_source(change["new"], mode="keep")
-            if arr.ndim == 3 and arr.shape[2] == 4:
-                arr = load_source(arr, mode="rgb")
+            arr = load_source(change["new"], mode="opaque")
         except Exception as exc:
             self.set_status(f"{getattr(exc, 'source', 'image')}: {getattr(exc, 'reason', exc)}", "error")
             return

@@ -106,10 +106,8 @@ class Pipeline(WidgetBase):
             raise TraitTypeError(f"Pipeline: work_side must be an int; got {describe(work_side)}")
         if work_side < 16:
             raise TraitValueError(f"Pipeline: work_side must be at least 16 pixels; got {work_side}")
-        arr = load_source("coins" if image is None else image, mode="keep", name="Pipeline.image")
-        if arr.ndim == 3 and arr.shape[2] == 4:
-            arr = load_source(arr, mode="rgb", name="Pipeline.image")
-        self.working_image = resize_to_fit(arr, int(work_side)) if max(arr.shape[:2]) > work_side else arr
+        arr = load_source("coins" if image is None else image, mode="opaque", name="Pipeline.image")
+        self.working_image = resize_to_fit(arr, int(work_side))
         self.index = index
         self._engine = P.Pipeline.default(index_given=index is not None)
         self._ready = False
