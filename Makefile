@@ -29,7 +29,8 @@ LABEXT     := $(VENV)/share/jupyter/labextensions/cnnwidgets
 LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/schema/*.json labextension/style/* labextension/scripts/*.js notebooks/*.ipynb) \
               labextension/package.json labextension/yarn.lock labextension/tsconfig.json cnnwidgets/registry.py
 $(VENV)/.stamp-labext: $(LABEXT_SRC) $(VENV)/.stamp-install
-	$(PY) -m cnnwidgets.registry --typescript > labextension/src/registry.generated.ts.tmp
+	$(PY) -c 'import sys; from cnnwidgets.registry import typescript; sys.stdout.write(typescript())' \
+		> labextension/src/registry.generated.ts.tmp
 	mv labextension/src/registry.generated.ts.tmp labextension/src/registry.generated.ts
 	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm install && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build
 	rm -rf $(LABEXT) && cp -r cnnwidgets/labextension $(LABEXT) && cp labextension/install.json $(LABEXT)/

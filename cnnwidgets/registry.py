@@ -8,8 +8,8 @@ its labels in JupyterLab, and how "Open as notebook" writes its first cells and 
   ``cnnwidgets.widgets``);
 - the kinds an extension tab opens (:data:`BENCHES`, read by :mod:`cnnwidgets.lab`);
 - ``labextension/src/registry.generated.ts``, the extension's copy of the table and of
-  :data:`cnnwidgets.datasets.IMAGE_EXTENSIONS`, written by ``python -m cnnwidgets.registry --typescript``
-  (``make`` runs it before building the extension; a test checks the committed file is up to date).
+  :data:`cnnwidgets.datasets.IMAGE_EXTENSIONS`, written by :func:`typescript`
+  (``make`` writes it before building the extension; a test checks the committed file is up to date).
 
 Adding a widget means its module under ``cnnwidgets/widgets/`` and one row here.
 """
@@ -17,7 +17,6 @@ Adding a widget means its module under ``cnnwidgets/widgets/`` and one row here.
 from __future__ import annotations
 
 import importlib
-import sys
 
 __all__ = ["WidgetKind", "KINDS", "BENCHES", "CLASSES", "widget_class", "typescript"]
 
@@ -211,7 +210,7 @@ def typescript() -> str:
         for k, w in BENCHES.items()
     }
     return f"""\
-// Written by `python -m cnnwidgets.registry --typescript` from cnnwidgets/registry.py (the one widget table);
+// Written by `make` (cnnwidgets.registry.typescript()) from cnnwidgets/registry.py (the one widget table);
 // edit that table, not this file. tests/test_lab.py checks that the two agree.
 
 /** What a tab opens a widget on: an image file, a folder, or nothing (a bundled sample, or no input). */
@@ -236,9 +235,3 @@ export const WIDGETS: {{ readonly [kind: string]: IWidgetKind }} = {json.dumps(t
 /** The file extensions cnnwidgets reads as images (cnnwidgets.datasets.IMAGE_EXTENSIONS). */
 export const IMAGE_EXTENSIONS: readonly string[] = {json.dumps(sorted(IMAGE_EXTENSIONS))};
 """
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--typescript"]:
-        sys.exit("usage: python -m cnnwidgets.registry --typescript > labextension/src/registry.generated.ts")
-    sys.stdout.write(typescript())

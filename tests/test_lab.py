@@ -204,8 +204,7 @@ def test_the_extension_reads_the_widget_registry():
     from cnnwidgets import registry
 
     assert GENERATED_TS.read_text() == registry.typescript(), (
-        "labextension/src/registry.generated.ts is out of date: "
-        "python -m cnnwidgets.registry --typescript > labextension/src/registry.generated.ts"
+        "labextension/src/registry.generated.ts is out of date: run `make`, which writes it from cnnwidgets/registry.py"
     )
 
 

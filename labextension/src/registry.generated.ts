@@ -1,4 +1,4 @@
-// Written by `python -m cnnwidgets.registry --typescript` from cnnwidgets/registry.py (the one widget table);
+// Written by `make` (cnnwidgets.registry.typescript()) from cnnwidgets/registry.py (the one widget table);
 // edit that table, not this file. tests/test_lab.py checks that the two agree.
 
 /** What a tab opens a widget on: an image file, a folder, or nothing (a bundled sample, or no input). */
