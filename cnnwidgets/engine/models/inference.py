@@ -26,8 +26,8 @@ __all__ = ["classify", "embed", "embed_and_classify", "CPU_FORWARD_CHUNK"]
 
 
 # On CPU the forward pass runs in chunks of at most this many images: efficientnet_lite0's early
-# activations for 8 images (≈ 13 MB in fp32) stay in the last-level cache, for 32 they do not;
-# measured on the 2-core reference machine, batch 8 runs 1.8× (fp32) and 1.6× (bf16) faster than 32.
+# activations for 8 images (≈ 13 MB in fp32) stay in the last-level cache, for 32 they do not
+# (docs/benchmarks.md).
 CPU_FORWARD_CHUNK = 8
 
 
@@ -68,8 +68,7 @@ def classify(model, images, *, topk: int = 5, fuse_bn: bool = True, backend: str
         How many classes to return per image (capped at the number of classes).
     fuse_bn : bool
         Run a cached copy of the model with each BatchNorm folded into the convolution before it
-        (eval-mode models only; ``model`` is not changed). Same probabilities within 1e-5;
-        1.3–1.6× faster on CPU for efficientnet_lite0.
+        (eval-mode models only; ``model`` is not changed). Same probabilities within 1e-5, fewer operations.
     backend : {"auto", "onnx", "torch"}
         Where the forward pass runs (see :mod:`cnnwidgets.engine.models.runtime`): ``"auto"`` uses ONNX Runtime
         for an eval-mode CPU model without hooks, torch otherwise.
@@ -128,8 +127,7 @@ def embed(
         Paths are decoded in parallel.
     batch_size : int
         Images decoded together and fed to the model together. On CPU the forward pass runs them
-        in chunks of at most 8 (activations stay in cache, 1.6–1.8× faster than 32 at once for
-        efficientnet_lite0); results are the same up to float rounding.
+        in chunks of at most 8 (their activations stay in cache); results are the same up to float rounding.
     progress : bool or None
         tqdm.auto progress bar; None shows it when there are more than 4 batches.
     precision : {"fp32", "bf16", "auto"}
@@ -147,14 +145,14 @@ def embed(
     fuse_bn : bool
         Run a cached copy of the model with each BatchNorm folded into the convolution before it
         (eval-mode models without forward hooks; ``model`` itself is not changed, and the copy is
-        rebuilt when its weights change). Embeddings match the unfolded model within 1e-5; the
-        fp32 forward pass of efficientnet_lite0 on CPU is 1.3–1.6× faster. Applies to fp32 only:
+        rebuilt when its weights change). Embeddings match the unfolded model within 1e-5, with fewer
+        operations. Applies to fp32 only:
         with bf16 autocast folded weights lose too much precision, so bf16 runs the model unfolded.
     backend : {"auto", "onnx", "torch"}
         Where the forward pass runs (see :mod:`cnnwidgets.engine.models.runtime`). ``"auto"``: ONNX Runtime
         for an fp32, eval-mode CPU model without hooks that exports and agrees with torch (cosine ≥ 0.9999),
         torch otherwise; ``"onnx"``: ONNX Runtime or an error saying why not; ``"torch"``: torch only.
-        On 2 cores ONNX Runtime runs efficientnet_lite0 about twice as fast as torch eager (docs/benchmarks.md).
+        (Speeds of each: docs/benchmarks.md.)
 
     Returns
     -------
@@ -221,8 +219,7 @@ def _forward_all(
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     # Decoding overlaps the forward pass only where it has cores of its own (a GPU model, or a CPU
     # model whose torch thread count leaves cores free). Otherwise the two alternate, each with all
-    # cores: decode threads running beside torch's OpenMP threads on the same cores stall them
-    # (measured on 2 cores: the batch-32 forward pass fell from 44 to 13 images/s).
+    # cores: decode threads running beside torch's OpenMP threads on the same cores stall them.
     if device.type == "cpu":
         spare = cpu_cores() - (ort_model.threads if ort_model is not None else torch.get_num_threads())
     else:
