@@ -3,6 +3,9 @@ image panels and an upload control. No maths here.
 
 Controls
 --------
+A parameter is declared once, as a class attribute made by :func:`param`: its trait, the control that shows it
+and the engine functions whose keyword it is. :meth:`WidgetBase.make_controls` makes and binds those controls,
+:meth:`WidgetBase.keywords` gives a recipe's keyword arguments, :meth:`WidgetBase.parameters` their names.
 Every control is bound to its trait with :meth:`WidgetBase.bind`, the one binding mechanism: the trait is the
 truth, the control shows it, a user's change to the control sets the trait. Changes that code makes to
 controls run inside :meth:`WidgetBase.quiet` (tracked per thread), so they are not taken for user input; a value a
@@ -38,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import html
+import itertools
 import threading
 import time
 import traceback
@@ -57,7 +61,35 @@ _STATUS_COLOURS = {
     "plain": "var(--jp-ui-font-color1, #333)",
 }
 
-__all__ = ["WidgetBase", "in_kernel"]
+__all__ = ["WidgetBase", "in_kernel", "param"]
+
+_DECLARED = itertools.count()  # the order parameters are declared in: the order of their keywords in code
+
+
+def param(trait: T.TraitType, control=None, *, feeds=(), keyword: str | None = None, **options) -> T.TraitType:
+    """A widget parameter, declared once: the trait, the control that shows it and the keyword it feeds.
+
+    Parameters
+    ----------
+    trait : traitlets.TraitType
+        The trait (its type, default and bounds): the truth.
+    control : type, optional
+        An ipywidgets control class; :meth:`WidgetBase.make_controls` makes it with ``description`` (default: the
+        trait's name) and ``options``, and binds it to the trait. None: the parameter has no control of its own.
+    feeds : callable or tuple of callables
+        The engine functions whose keyword argument the parameter is (:meth:`WidgetBase.keywords`).
+    keyword : str, optional
+        The keyword's name when it is not the trait's (the trait ``kmeans_seed`` feeds ``seed``).
+    **options
+        Keyword arguments of the control (``min``, ``max``, ``step``, ``layout`` as a dict, …).
+
+    Returns
+    -------
+    traitlets.TraitType
+        ``trait``, tagged with the declaration.
+    """
+    feeds = feeds if isinstance(feeds, tuple) else (feeds,)
+    return trait.tag(parameter=next(_DECLARED), control=control, control_options=options, feeds=feeds, keyword=keyword)
 
 
 def in_kernel() -> bool:
@@ -259,6 +291,37 @@ class WidgetBase(W.VBox):
         self.observe(push, names=list(traits))
         push()
         return control
+
+    # ----------------------------------------------------------------- declared parameters
+    def parameters(self) -> list[str]:
+        """The names of the parameters declared with :func:`param`, in the order they were declared."""
+        declared = self.traits(parameter=lambda order: order is not None)
+        return sorted(declared, key=lambda name: declared[name].metadata["parameter"])
+
+    def make_controls(self) -> dict:
+        """Make and bind the control of every declared parameter that has one; returns ``{name: control}``
+        (also in :attr:`controls`). A choice's ``options`` default to its trait's values."""
+        made = {}
+        for name in self.parameters():
+            trait = self.traits()[name]
+            make = trait.metadata.get("control")
+            if make is None:
+                continue
+            options = {"description": name, **trait.metadata["control_options"]}
+            if isinstance(trait, T.Enum) and "options" not in options:
+                options["options"] = list(trait.values)
+            made[name] = self.bind(make(**options), name)
+        return made
+
+    def keywords(self, fn) -> dict:
+        """``{keyword: value}`` of the parameters declared to feed the engine function ``fn``, in declaration
+        order: the keyword arguments of its call in a recipe."""
+        out = {}
+        for name in self.parameters():
+            meta = self.traits()[name].metadata
+            if fn in meta["feeds"]:
+                out[meta["keyword"] or name] = getattr(self, name)
+        return out
 
     # ----------------------------------------------------------------- engine calls
     def recipe(self):

@@ -14,7 +14,7 @@ import traitlets as T
 from ..engine import segment
 from ..engine.calls import Call, Computed, Recipe, RecipeCache, Ref, Step
 from ..io import resize_to_fit, to_jpeg_bytes
-from ._base import WidgetBase
+from ._base import WidgetBase, param
 from ._inputs import ImageSource, load_source
 from ._panels import ImagePanel
 from .browser_widgets import ClickImage, HistogramView
@@ -24,6 +24,10 @@ __all__ = ["ThresholdSegmenter", "HistogramView", "ClickImage"]
 MODES = ("global", "local", "edges", "regions", "compare")
 GLOBAL_CHOICES = ("fixed",) + segment.GLOBAL_METHODS + ("multiotsu",)
 REGION_METHODS = ("grow", "watershed", "kmeans")
+
+
+_SMALL = {"width": "300px"}  # a Layout of its own per control: hiding one must not hide the others
+_WIDE = {"width": "420px"}
 
 
 class _ImageState(NamedTuple):
@@ -97,24 +101,60 @@ class ThresholdSegmenter(WidgetBase):
 
     image = ImageSource()
     mode = T.Enum(MODES, "global")
-    method = T.Enum(GLOBAL_CHOICES, "otsu")
-    value = T.Float(128.0)
-    invert = T.Bool(False)
-    classes = T.Int(3)
-    local_method = T.Enum(segment.LOCAL_METHODS, "sauvola")
-    window = T.Int(25)
-    k = T.Float(0.2)
-    offset = T.Float(0.0)
-    edge_method = T.Enum(segment.EDGE_METHODS, "sobel")
-    sigma = T.Float(1.0)
-    edge_threshold = T.Float(0.05)
-    low = T.Float(None, allow_none=True)
-    high = T.Float(None, allow_none=True)
-    region_method = T.Enum(REGION_METHODS, "grow")
-    seeds = T.List([])
-    tolerance = T.Float(20.0)
-    clusters = T.Int(3)
-    kmeans_seed = T.Int(0)
+    # global
+    method = param(T.Enum(GLOBAL_CHOICES, "otsu"), W.Dropdown, layout=_SMALL)
+    value = param(T.Float(128.0), W.FloatSlider, description="threshold", min=0, max=255, step=1, layout=_WIDE)
+    invert = param(T.Bool(False), W.Checkbox, description="invert (foreground dark)")
+    classes = param(T.Int(3), W.IntSlider, feeds=segment.threshold_values, min=2, max=5, layout=_SMALL)
+    # local
+    local_method = param(
+        T.Enum(segment.LOCAL_METHODS, "sauvola"),
+        W.Dropdown,
+        description="method",
+        layout=_SMALL,
+    )
+    window = param(T.Int(25), W.IntSlider, feeds=segment.local_threshold, min=3, max=151, step=2, layout=_SMALL)
+    k = param(T.Float(0.2), W.FloatSlider, feeds=segment.local_threshold, min=-1.0, max=1.0, step=0.01, layout=_SMALL)
+    offset = param(T.Float(0.0), W.FloatSlider, feeds=segment.local_threshold, min=-50, max=50, step=0.5, layout=_SMALL)
+    # edges
+    edge_method = param(
+        T.Enum(segment.EDGE_METHODS, "sobel"),
+        W.Dropdown,
+        description="operator",
+        layout=_SMALL,
+    )
+    sigma = param(
+        T.Float(1.0),
+        W.FloatSlider,
+        feeds=(segment.edges, segment.watershed),
+        description="σ smoothing",
+        min=0,
+        max=8,
+        step=0.1,
+        layout=_SMALL,
+    )
+    edge_threshold = param(
+        T.Float(0.05),
+        W.FloatSlider,
+        feeds=segment.edge_mask,
+        keyword="threshold",
+        description="threshold",
+        min=0,
+        max=1,
+        step=0.005,
+        readout_format=".3f",
+        layout=_SMALL,
+    )
+    low = param(T.Float(None, allow_none=True))  # Canny's thresholds: a box each, where 0 stands for None
+    high = param(T.Float(None, allow_none=True))
+    # regions
+    region_method = param(T.Enum(REGION_METHODS, "grow"), W.Dropdown, description="method", layout=_SMALL)
+    seeds = param(T.List([]))
+    tolerance = param(T.Float(20.0), W.FloatSlider, feeds=segment.region_grow, min=0, max=128, step=0.5, layout=_SMALL)
+    clusters = param(
+        T.Int(3), W.IntSlider, feeds=segment.kmeans_regions, description="k-means k", min=1, max=12, layout=_SMALL
+    )
+    kmeans_seed = param(T.Int(0), feeds=segment.kmeans_regions, keyword="seed")
     preview_side = T.Int(512)
     threshold = T.Float(None, allow_none=True, read_only=True)
     thresholds = T.Dict({}, read_only=True)
@@ -127,6 +167,7 @@ class ThresholdSegmenter(WidgetBase):
         self._build_controls()
         self._show_controls()
         super().__init__([self._upload, self._tabs, self._full_button])
+        self.observe(self._params_changed, names=[n for n in self.parameters() if n != "method"])
         self.add_class("cnnw-threshold-segmenter")
         self.set_traits_from(kwargs, hold=False)
         self._building = False
@@ -136,53 +177,36 @@ class ThresholdSegmenter(WidgetBase):
 
     # ----------------------------------------------------------------- layout
     def _build_controls(self):
-        def small():  # one Layout per control: hiding one must not hide the others
-            return W.Layout(width="300px")
-
+        c = self.make_controls()
         self._upload = self._upload_control(lambda arr: setattr(self, "image", arr))
         # global
         self.hist = HistogramView(width=600, height=150)
         self.hist.observe(self._histogram_picked, names="picked")
-        self._method_w = W.Dropdown(options=GLOBAL_CHOICES, description="method", layout=small())
-        self._value_w = W.FloatSlider(
-            description="threshold", min=0, max=255, step=1, continuous_update=True, layout=W.Layout(width="420px")
-        )
-        self._classes_w = W.IntSlider(description="classes", min=2, max=5, layout=small())
-        self._invert_w = W.Checkbox(description="invert (foreground dark)")
         self.mask_panel = ImagePanel("mask", width=300)
         self.overlay_panel = ImagePanel("overlay", width=300, format="jpeg")
         self.mask_panel.add_class("cnnw-seg-mask")
         self.overlay_panel.add_class("cnnw-seg-overlay")
         global_tab = W.VBox(
             [
-                W.HBox([self._method_w, self._invert_w]),
-                self._value_w,
-                self._classes_w,
+                W.HBox([c["method"], c["invert"]]),
+                c["value"],
+                c["classes"],
                 self.hist,
                 W.HBox([self.mask_panel, self.overlay_panel]),
             ]
         )
         # local
-        self._local_method_w = W.Dropdown(options=segment.LOCAL_METHODS, description="method", layout=small())
-        self._window_w = W.IntSlider(description="window", min=3, max=151, step=2, layout=small())
-        self._k_w = W.FloatSlider(description="k", min=-1.0, max=1.0, step=0.01, layout=small())
-        self._offset_w = W.FloatSlider(description="offset", min=-50, max=50, step=0.5, layout=small())
         self._surface_panel = ImagePanel("threshold surface", width=300)
         self._local_mask_panel = ImagePanel("mask", width=300)
         self._local_mask_panel.add_class("cnnw-seg-local-mask")
         local_tab = W.VBox(
             [
-                W.HBox([self._local_method_w, self._window_w]),
-                W.HBox([self._k_w, self._offset_w]),
+                W.HBox([c["local_method"], c["window"]]),
+                W.HBox([c["k"], c["offset"]]),
                 W.HBox([self._surface_panel, self._local_mask_panel]),
             ]
         )
         # edges
-        self._edge_method_w = W.Dropdown(options=segment.EDGE_METHODS, description="operator", layout=small())
-        self._sigma_w = W.FloatSlider(description="σ smoothing", min=0, max=8, step=0.1, layout=small())
-        self._edge_thr_w = W.FloatSlider(
-            description="threshold", min=0, max=1, step=0.005, readout_format=".3f", layout=small()
-        )
         self._low_w = W.FloatText(description="Canny low", layout=W.Layout(width="180px"))
         self._high_w = W.FloatText(description="Canny high", layout=W.Layout(width="180px"))
         self._response_panel = ImagePanel("response", width=300)
@@ -190,15 +214,12 @@ class ThresholdSegmenter(WidgetBase):
         self._edges_panel.add_class("cnnw-seg-edges")
         edges_tab = W.VBox(
             [
-                W.HBox([self._edge_method_w, self._sigma_w]),
-                W.HBox([self._edge_thr_w, self._low_w, self._high_w]),
+                W.HBox([c["edge_method"], c["sigma"]]),
+                W.HBox([c["edge_threshold"], self._low_w, self._high_w]),
                 W.HBox([self._response_panel, self._edges_panel]),
             ]
         )
         # regions
-        self._region_method_w = W.Dropdown(options=REGION_METHODS, description="method", layout=small())
-        self._tolerance_w = W.FloatSlider(description="tolerance", min=0, max=128, step=0.5, layout=small())
-        self._clusters_w = W.IntSlider(description="k-means k", min=1, max=12, layout=small())
         clear = W.Button(description="Clear seeds", icon="eraser")
         clear.on_click(lambda _: setattr(self, "seeds", []))
         self.click_image = ClickImage(width=360, format="jpeg")
@@ -207,8 +228,8 @@ class ThresholdSegmenter(WidgetBase):
         self._labels_panel = ImagePanel("labels", width=360, format="jpeg")
         regions_tab = W.VBox(
             [
-                W.HBox([self._region_method_w, self._tolerance_w]),
-                W.HBox([self._clusters_w, clear]),
+                W.HBox([c["region_method"], c["tolerance"]]),
+                W.HBox([c["clusters"], clear]),
                 W.HBox(
                     [
                         W.VBox([W.HTML("<b>click to place seeds</b> (region growing, watershed)"), self.click_image]),
@@ -236,25 +257,8 @@ class ThresholdSegmenter(WidgetBase):
             from_control=lambda i: {"mode": MODES[i]},
         )
         self._full_button = self._full_resolution_button()
-        for trait, control in [
-            ("method", self._method_w),
-            ("value", self._value_w),
-            ("classes", self._classes_w),
-            ("invert", self._invert_w),
-            ("local_method", self._local_method_w),
-            ("window", self._window_w),
-            ("k", self._k_w),
-            ("offset", self._offset_w),
-            ("edge_method", self._edge_method_w),
-            ("sigma", self._sigma_w),
-            ("edge_threshold", self._edge_thr_w),
-            ("region_method", self._region_method_w),
-            ("tolerance", self._tolerance_w),
-            ("clusters", self._clusters_w),
-        ]:
-            self.bind(control, trait)
-        self._value_w.add_class("cnnw-seg-value")
-        self._method_w.add_class("cnnw-seg-method")
+        c["value"].add_class("cnnw-seg-value")
+        c["method"].add_class("cnnw-seg-method")
         for trait, box in (("low", self._low_w), ("high", self._high_w)):  # 0 in the box stands for None
             self.bind(
                 box,
@@ -274,9 +278,9 @@ class ThresholdSegmenter(WidgetBase):
         self.request_update()
 
     def _show_controls(self):
-        self._value_w.layout.display = None if self.method == "fixed" else "none"
-        self._classes_w.layout.display = None if self.method == "multiotsu" else "none"
-        self._invert_w.layout.display = "none" if self.method == "multiotsu" else None
+        self.controls["value"].layout.display = None if self.method == "fixed" else "none"
+        self.controls["classes"].layout.display = None if self.method == "multiotsu" else "none"
+        self.controls["invert"].layout.display = "none" if self.method == "multiotsu" else None
 
     # ----------------------------------------------------------------- input
     @T.observe("image")
@@ -294,7 +298,7 @@ class ThresholdSegmenter(WidgetBase):
         lo, hi = float(g.min()), float(g.max())
         integer = g.dtype.kind in "ui"
         hi = max(hi, lo + (1 if integer else 1e-6))
-        slider = self._value_w
+        slider = self.controls["value"]
         slider.max = max(slider.max, hi)  # keep min <= max at every step
         slider.min = lo
         slider.max = hi
@@ -340,25 +344,6 @@ class ThresholdSegmenter(WidgetBase):
         col = min(w - 1, int(click[1] * w))
         self.seeds = list(self.seeds) + [[row, col]]
 
-    @T.observe(
-        "value",
-        "invert",
-        "classes",
-        "local_method",
-        "window",
-        "k",
-        "offset",
-        "edge_method",
-        "sigma",
-        "edge_threshold",
-        "low",
-        "high",
-        "region_method",
-        "seeds",
-        "tolerance",
-        "clusters",
-        "kmeans_seed",
-    )
     def _params_changed(self, change):
         self.request_update()
 
@@ -391,7 +376,7 @@ class ThresholdSegmenter(WidgetBase):
         mode = self.mode
         if mode == "global":
             if self.method == "multiotsu":
-                levels = Call(segment.threshold_values, "multiotsu", classes=self.classes)
+                levels = Call(segment.threshold_values, "multiotsu", **self.keywords(segment.threshold_values))
                 ts = self._auto(d, ("multiotsu", self.classes), levels)
                 return Recipe(
                     (Step("thresholds", ts), Step("result", Call(segment.threshold_classes, Ref("thresholds"))))
@@ -401,21 +386,23 @@ class ThresholdSegmenter(WidgetBase):
             t = self._auto(d, self.method, Call(segment.threshold_value, self.method))
             return Recipe((Step("threshold", t), Step("result", Call(segment.threshold, Ref("threshold"), **inv))))
         if mode == "local":
-            surface = Call(segment.local_threshold, self.local_method, window=self.window, k=self.k, offset=self.offset)
+            surface = Call(segment.local_threshold, self.local_method, **self.keywords(segment.local_threshold))
             return Recipe((Step("surface", surface), Step("result", Call(segment.threshold, Ref("surface"), **inv))))
         if mode == "edges":
             if self.edge_method == "canny":
-                return Recipe.of(Call(segment.edges, "canny", sigma=self.sigma, low=self.low, high=self.high))
-            response = Call(segment.edges, self.edge_method, sigma=self.sigma, output="response")
-            mask = Call(segment.edge_mask, self.edge_method, data="response", threshold=self.edge_threshold)
+                return Recipe.of(
+                    Call(segment.edges, "canny", **self.keywords(segment.edges), low=self.low, high=self.high)
+                )
+            response = Call(segment.edges, self.edge_method, **self.keywords(segment.edges), output="response")
+            mask = Call(segment.edge_mask, self.edge_method, data="response", **self.keywords(segment.edge_mask))
             return Recipe((Step("response", response), Step("result", mask)))
         if mode == "regions":
             seeds = [(int(r), int(c)) for r, c in self.seeds]
             if self.region_method == "grow":
-                return Recipe.of(Call(segment.region_grow, seeds=seeds, tolerance=self.tolerance))
+                return Recipe.of(Call(segment.region_grow, seeds=seeds, **self.keywords(segment.region_grow)))
             if self.region_method == "watershed":
-                return Recipe.of(Call(segment.watershed, markers=seeds or None, sigma=self.sigma))
-            return Recipe.of(Call(segment.kmeans_regions, clusters=self.clusters, seed=self.kmeans_seed))
+                return Recipe.of(Call(segment.watershed, markers=seeds or None, **self.keywords(segment.watershed)))
+            return Recipe.of(Call(segment.kmeans_regions, **self.keywords(segment.kmeans_regions)))
         values = self._auto(d, "every method", Call(segment.auto_thresholds))
         return Recipe(
             (Step("thresholds", values), Step("result", Call(segment.threshold_each, Ref("thresholds"), **inv)))
