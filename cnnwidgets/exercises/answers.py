@@ -1,35 +1,78 @@
-"""The checks of the tutorials' written answers, notebook by notebook: each returns :class:`Feedback` with a
-hint that fits the mistake (the widget exercises are in :mod:`cnnwidgets.exercises.widget_checks`)."""
+"""The checks of the tutorials' written answers: each returns :class:`Feedback` with a hint that fits the mistake
+(the widget exercises are in :mod:`cnnwidgets.exercises.widget_checks`).
+
+Most written answers are checked from data, ``written_answers.json``: for each exercise ``"<notebook>.<number>"``
+its ``title`` and ``hint``, how the answer is ``read`` (:data:`READERS`), the ``cases`` it tells apart in order,
+the right answer's first, and the hint for anything else (``otherwise``). A case has one matcher (:data:`MATCHERS`)
+and either ``"right"`` (the confirmation) or ``"hint"``. The exercises whose check computes something are the
+functions below.
+"""
 
 from __future__ import annotations
 
-from .registry import as_choice, as_number, as_shape, as_word, exercise, hint, noisy_camera, ok
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-# ---------------------------------------------------------------- 00 getting started
+from .registry import Feedback, as_choice, as_number, as_shape, as_word, exercise, hint, noisy_camera, ok
+
+READERS: dict[str, Callable[[Any], Any]] = {
+    "shape": as_shape,
+    "number": as_number,
+    "word": as_word,
+    "choice": as_choice,
+    "text": lambda answer: str(answer).strip(),
+}
+"""How a written answer is read before it is matched: a tuple of ints, a finite float, a lower-case word (``-``
+and ``_`` as spaces), the first letter of a choice, the text itself (stripped); None where it cannot be read."""
 
 
-@exercise("00", 1, "the shape of the coffee sample", "Call datasets.sample('coffee') and read its .shape.")
-def _nb00_ex1(answer):
-    shape = as_shape(answer)
-    if shape == (400, 600, 3):
-        return ok("400 rows, 600 columns, 3 colour channels (RGB).")
-    if shape == (600, 400, 3):
-        return hint("Close: NumPy puts the rows (the height) first, then the columns (the width).")
-    if shape is not None and len(shape) == 2:
-        return hint("coffee is a colour image: the shape has a third axis for the channels.")
-    return hint("Not quite. Print datasets.sample('coffee').shape and copy the tuple.")
+def _equals(values: list) -> Callable[[Any], bool]:
+    allowed = [tuple(v) if isinstance(v, list) else v for v in values]  # a list in the data is a shape
+    return lambda value: value in allowed
 
 
-@exercise("00", 2, "the shape of a grey-scale load", "Load chelsea with io.load_image(..., mode='gray').")
-def _nb00_ex2(answer):
-    shape = as_shape(answer)
-    if shape == (300, 451):
-        return ok("mode='gray' keeps height and width and drops the channel axis.")
-    if shape is not None and len(shape) == 3:
-        return hint("mode='gray' gives one value per pixel: there is no channel axis any more.")
-    if shape == (451, 300):
-        return hint("Rows (the height) come first in NumPy.")
-    return hint("Not quite. chelsea in colour is (300, 451, 3); what is left without the colours?")
+MATCHERS: dict[str, Callable[[Any], Callable[[Any], bool]]] = {
+    "equals": _equals,
+    "near": lambda spec: lambda value: value is not None and abs(value - spec[0]) < spec[1],
+    "within": lambda spec: lambda value: value is not None and abs(value - spec[0]) <= spec[1],
+    "above": lambda bound: lambda value: value is not None and value > bound,
+    "below": lambda bound: lambda value: value is not None and value < bound,
+    "between": lambda spec: lambda value: value is not None and spec[0] < value < spec[1],
+    "length": lambda n: lambda value: value is not None and len(value) == n,
+    "contains": lambda text: lambda value: text in value,
+    "starts_with": lambda prefixes: lambda value: value.startswith(tuple(prefixes)),
+}
+"""What a case accepts of a read answer, made from the case's value in the data: ``equals``, any of a list (a
+list inside it is a shape); ``near`` ``[target, tolerance]``, a number closer than the tolerance; ``within``, the
+same with the tolerance included; ``above`` or ``below`` a bound; ``between`` ``[low, high]``, both excluded;
+``length``, a shape of that many axes; ``contains``, a text inside; ``starts_with``, one of a list of texts."""
+
+
+def _case(case: dict) -> tuple[Callable[[Any], bool], Feedback]:
+    """One case of the data as (the matcher, the feedback it gives)."""
+    (kind,) = set(case) & set(MATCHERS)
+    (verdict,) = set(case) & {"right", "hint"}
+    return MATCHERS[kind](case[kind]), (ok if verdict == "right" else hint)(case[verdict])
+
+
+def _register_written(key: str, spec: dict) -> None:
+    """Register the exercise ``key`` ("<notebook>.<number>") of the data: its check reads the answer and gives the
+    feedback of the first case that accepts it, else the hint ``otherwise``."""
+    notebook, number = key.split(".")
+    read, cases, otherwise = READERS[spec["read"]], [_case(c) for c in spec["cases"]], hint(spec["otherwise"])
+
+    def check(answer) -> Feedback:
+        value = read(answer)
+        return next((feedback for accepts, feedback in cases if accepts(value)), otherwise)
+
+    check.__name__ = check.__qualname__ = f"_nb{notebook}_ex{number}"
+    exercise(notebook, int(number), spec["title"], spec["hint"])(check)
+
+
+for _key, _spec in json.loads(Path(__file__).with_name("written_answers.json").read_text(encoding="utf-8")).items():
+    _register_written(_key, _spec)
 
 
 @exercise("00", 3, "the error for a broken file", "Try io.load_image on a file that is not an image and catch it.")
@@ -42,19 +85,6 @@ def _nb00_ex3(answer):
     if name in {"ValueError", "OSError", "Exception", "IOError", "UnidentifiedImageError"}:
         return hint("cnnwidgets raises its own, more specific error class: look in cnnwidgets.io.")
     return hint("Run io.load_image on a broken file inside try/except Exception as err and print type(err).")
-
-
-@exercise("00", 4, "the classes of the shapes set", "datasets.shapes(16, seed=0).classes lists them.")
-def _nb00_ex4(answer):
-    value = as_number(answer)
-    if value == 4:
-        return ok("Four classes: circles, squares, triangles and crosses.")
-    if value is not None and value > 4:
-        return hint("That counts images, not classes: look at .classes, not .labels.")
-    return hint("Count the entries of datasets.shapes(16, seed=0).classes.")
-
-
-# ---------------------------------------------------------------- 01 image enhancement
 
 
 def _camera_psnr(cutoff: float) -> float:
@@ -77,57 +107,6 @@ def _nb01_ex1(answer):
     return hint(f"{score:.2f} dB: too much noise passes. Lower the cutoff.")
 
 
-@exercise("01", 2, "the low-pass that rings", "Compare the overshoot next to the edge for each shape.")
-def _nb01_ex2(answer):
-    word = as_word(answer)
-    if word == "ideal":
-        return ok("The ideal mask's sharp edge in frequency is a sinc in space: ripples (Gibbs ringing) at edges.")
-    if word == "butterworth":
-        return hint("Butterworth of low order rings only a little. Which mask jumps from 1 to 0 at the cutoff?")
-    if word in {"gaussian", "exponential"}:
-        return hint("The transform of a Gaussian is a Gaussian: it has no ripples. Which mask has a sharp edge?")
-    return hint("Answer with a shape name: 'ideal', 'butterworth' or 'gaussian'.")
-
-
-@exercise("01", 3, "the filter for salt-and-pepper noise", "Look at what each filter does to an isolated white pixel.")
-def _nb01_ex3(answer):
-    word = as_word(answer)
-    if "median" in word:
-        return ok("A median ignores the rare extreme values in its window, so impulses vanish and edges stay sharp.")
-    if word in {"gaussian", "butterworth", "ideal", "low pass", "lowpass", "mean", "average", "box"}:
-        return hint(
-            "A linear filter spreads each impulse over its neighbours instead of removing it. Try a rank filter."
-        )
-    return hint("Answer with a filter name, such as 'median' or 'gaussian'.")
-
-
-@exercise("01", 4, "the mean of a high-pass result", "Compute frequency_filter(camera, highpass=True, ...).mean().")
-def _nb01_ex4(answer):
-    value = as_number(answer)
-    if value is not None and abs(value) < 1e-3:
-        return ok("A high-pass mask is 0 at the centre of the spectrum, the DC term, which is the mean.")
-    if value is not None and abs(value - 129.06) < 1:
-        return hint("That is the mean of camera itself. What does a high-pass mask do to the zero frequency?")
-    return hint("The centre of the spectrum (zero frequency) holds the mean. What value has a high-pass mask there?")
-
-
-# ---------------------------------------------------------------- 02 segmentation
-
-
-@exercise("02", 1, "count the coins", "Fill the holes of the coin region, label it, keep objects above 300 pixels.")
-def _nb02_ex1(answer):
-    value = as_number(answer)
-    if value == 24:
-        return ok("24 coins.")
-    if value is not None and value > 24:
-        return hint("Small specks count as objects too: keep only those larger than 300 pixels.")
-    if value is not None and value < 24:
-        return hint(
-            "Coins are missing: fill the holes before labelling, and use the watershed so touching coins split."
-        )
-    return hint("Answer with the number of coins, an integer.")
-
-
 @exercise("02", 2, "the threshold for an unevenly lit page", "Compare a global and a local method on the shadow.")
 def _nb02_ex2(answer):
     from ..engine import segment
@@ -140,134 +119,6 @@ def _nb02_ex2(answer):
     if word in segment.GLOBAL_METHODS or word == "fixed":
         return hint("One threshold for the whole page turns the shadow to ink. Which methods use a window?")
     return hint(f"Answer with a method name, such as one of {segment.LOCAL_METHODS}.")
-
-
-@exercise("02", 3, "the Otsu threshold of coins", "segment.threshold_value(coins, 'otsu').")
-def _nb02_ex3(answer):
-    value = as_number(answer)
-    if value is not None and abs(value - 107) <= 1:
-        return ok("Otsu: 107, where the between-class variance of the histogram is largest.")
-    if value is not None and abs(value - 94.6) <= 1:
-        return hint("That is Li's threshold. Otsu maximises the variance between the two classes.")
-    if value is not None and 0 < value < 1:
-        return hint("coins is uint8: its thresholds are on the 0–255 scale.")
-    return hint("Compute segment.threshold_value(coins, 'otsu').")
-
-
-@exercise("02", 4, "the edge detector with thin, linked edges", "Which detector thins and uses two thresholds?")
-def _nb02_ex4(answer):
-    word = as_word(answer)
-    if word == "canny":
-        return ok("Canny: non-maximum suppression thins the edges, hysteresis links them.")
-    if word in {"sobel", "prewitt", "scharr", "roberts"}:
-        return hint("A gradient magnitude gives thick edges. Which method suppresses non-maxima?")
-    if word in {"laplace", "log", "laplacian"}:
-        return hint("Zero crossings give closed but noisy contours. Which method uses hysteresis?")
-    return hint("Answer with a method name from segment.EDGE_METHODS.")
-
-
-# ---------------------------------------------------------------- 03 CNN basics
-
-
-@exercise("03", 1, "a convolution's output size", "size = floor((n + 2·padding − kernel) / stride) + 1")
-def _nb03_ex1(answer):
-    value = as_number(answer)
-    if value == 15:
-        return ok("(32 + 2·1 − 5) // 2 + 1 = 15.")
-    if value == 14:
-        return hint("That forgets the padding: it adds 1 pixel on each side, 2 in all.")
-    if value == 30:
-        return hint("That forgets the stride: with stride 2 the kernel moves 2 pixels at a time.")
-    if value == 28:
-        return hint("That forgets both padding and stride.")
-    if value == 16:
-        return hint("Round down, and subtract the kernel size before dividing by the stride.")
-    return hint("Use floor((n + 2·padding − kernel) / stride) + 1 with n=32, kernel=5, stride=2, padding=1.")
-
-
-@exercise("03", 2, "the parameters of a convolution", "weights: out × in × k × k, plus one bias per output.")
-def _nb03_ex2(answer):
-    value = as_number(answer)
-    if value == 448:
-        return ok("16 × 3 × 3 × 3 = 432 weights + 16 biases = 448.")
-    if value == 432:
-        return hint("Each output channel also has a bias.")
-    if value in {144, 160}:
-        return hint("Each kernel spans all 3 input channels.")
-    return hint("Count the weights of 16 kernels of 3 × 3 × 3, then add the biases.")
-
-
-@exercise("03", 3, "why max pooling is not invertible", "Write down two different windows with the same maximum.")
-def _nb03_ex3(answer):
-    letter = as_choice(answer)
-    if letter == "b":
-        return ok("Many inputs give the same output: the three smaller values of each 2×2 window are discarded.")
-    hints = {
-        "a": "ReLU is non-linear too, yet on positive values it is the identity. What is lost in a window?",
-        "c": "Max pooling keeps the number of channels; it works on each channel alone.",
-        "d": "A stride alone loses nothing if nothing is thrown away. What happens to the other values?",
-    }
-    return hint(hints.get(letter, "Answer with one letter: 'a', 'b', 'c' or 'd'."))
-
-
-@exercise("03", 4, "the layer whose maps respond to edges", "Compare the maps of the first and the deepest layer.")
-def _nb03_ex4(answer):
-    word = str(answer).strip()
-    if word == "conv_stem":
-        return ok("The first convolution sees only a few pixels: its kernels are edge and colour detectors.")
-    if word.startswith("blocks") or word.startswith("bn2") or word.startswith("conv_head"):
-        return hint("Deep layers see large areas and respond to parts and objects. Edges come first.")
-    return hint("Answer with a layer name shown above, e.g. 'blocks.3.0.conv_pw'.")
-
-
-# ---------------------------------------------------------------- 04 CNN classification
-
-
-@exercise("04", 1, "the chance accuracy on digits", "How many classes are there, all about equally common?")
-def _nb04_ex1(answer):
-    value = as_number(answer)
-    if value is not None and abs(value - 0.1) < 0.005:
-        return ok("Ten classes: guessing is right one time in ten.")
-    if value is not None and abs(value - 10) < 0.5:
-        return hint("Give the accuracy as a fraction between 0 and 1, as train.evaluate_classifier does.")
-    if value is not None and abs(value - 0.5) < 0.01:
-        return hint("There are more than two classes.")
-    return hint("Accuracy by chance is 1 / (number of classes).")
-
-
-@exercise("04", 2, "the support set of the few-shot classifier", "5 examples for each class of the shapes set.")
-def _nb04_ex2(answer):
-    value = as_number(answer)
-    if value == 20:
-        return ok("4 classes × 5 examples = 20 labelled images.")
-    if value == 5:
-        return hint("5 examples per class, and there are several classes.")
-    if value in {75, 80}:
-        return hint("That is the whole set or the queries; the support set holds only the labelled examples.")
-    return hint("Multiply the number of classes by 5.")
-
-
-@exercise("04", 3, "the better features for shapes", "Compare the accuracies in the table compare_features printed.")
-def _nb04_ex3(answer):
-    word = as_word(answer)
-    if word in {"cnn", "cnn features", "deep"}:
-        return ok("The CNN's features describe whole shapes; SIFT keypoints on flat shapes are few and alike.")
-    if word in {"bovw", "sift", "bag of visual words", "bag of words"}:
-        return hint("Look again at the two accuracies: which row is higher?")
-    return hint("Answer 'cnn' or 'bovw'.")
-
-
-@exercise("04", 4, "the first layer of efficientnet_lite0", "viz.controls['layer'] lists the layers in order.")
-def _nb04_ex4(answer):
-    word = str(answer).strip()
-    if word == "conv_stem":
-        return ok("conv_stem: a stride-2 3×3 convolution, the layer whose maps respond to edges.")
-    if word in {"bn1", "bn1.act"}:
-        return hint("That follows the first convolution; name the convolution itself.")
-    return hint("Open the layer dropdown of the LayerVisualizer: the first entry.")
-
-
-# ---------------------------------------------------------------- 05 image retrieval
 
 
 @exercise("05", 1, "a text query for a class without captions", "The predicted labels are stored as tags.")
@@ -284,70 +135,3 @@ def _nb05_ex1(answer, *, index=None, folder="coffee"):
         return ok(f"All 5 hits for {answer!r} are {folder} images, found through their predicted labels.")
     tags = {t for h in index.search(text=folder, k=3) for t, _ in h.tags[:3]}
     return hint(f"{sum(inside)} of 5 hits are {folder} images. Its images carry labels such as {sorted(tags)}.")
-
-
-@exercise("05", 2, "precision@10 by hand", "Relevant hits among the first 10, divided by 10.")
-def _nb05_ex2(answer):
-    value = as_number(answer)
-    if value is not None and abs(value - 0.7) < 1e-6:
-        return ok("7 of the first 10 hits are relevant: P@10 = 0.7.")
-    if value == 7:
-        return hint("Divide by 10: precision is a fraction.")
-    if value is not None and abs(value - 0.3) < 1e-6:
-        return hint("That is the share of wrong hits.")
-    return hint("Count the R in R R N R R N N R R R and divide by 10.")
-
-
-@exercise("05", 3, "average precision by hand", "Average the precision at each relevant hit over all relevant items.")
-def _nb05_ex3(answer):
-    value = as_number(answer)
-    if value is not None and abs(value - 5 / 6) < 1e-3:
-        return ok("(1/1 + 2/3) / 2 = 0.833.")
-    if value is not None and abs(value - 2 / 3) < 1e-3:
-        return hint("That is the precision at rank 3 only. Average it with the precision at the first hit.")
-    if value is not None and abs(value - 5 / 9) < 1e-3:
-        return hint("Divide by the number of relevant items (2), not by the number of ranks.")
-    return hint("Ranks: R N R, 2 relevant items. Precision is 1/1 at rank 1 and 2/3 at rank 3.")
-
-
-@exercise("05", 4, "the descriptor that fails on colour changes", "Compare the per-distortion table above.")
-def _nb05_ex4(answer):
-    word = as_word(answer)
-    if word in {"color", "colour", "color histogram", "colour histogram"}:
-        return ok("A colour histogram changes with the colours; SIFT and the CNN look at structure.")
-    if word in {"cnn", "sift", "moments"}:
-        return hint("That one keeps a high precision on the colour-changed versions. Which one drops?")
-    return hint("Answer with a descriptor name: 'cnn', 'color', 'moments' or 'sift'.")
-
-
-# ---------------------------------------------------------------- 06 pipeline
-
-
-@exercise("06", 1, "the regions of the default pipeline", "len(chain.run(coins)['regions']).")
-def _nb06_ex1(answer):
-    value = as_number(answer)
-    if value == 24:
-        return ok("24 regions, one per coin.")
-    return hint("Run the default pipeline on coins and count the regions it returns.")
-
-
-@exercise("06", 2, "what the low-pass does to false regions", "Compare the counts with and without enhancement.")
-def _nb06_ex2(answer):
-    word = as_word(answer)
-    if word in {"fewer", "less", "lower", "decreases", "fewer regions"}:
-        return ok("Smoothing removes the noise specks before the threshold, so fewer false regions are found.")
-    if word in {"more", "higher", "increases", "more regions"}:
-        return hint("Look at the printed counts again: which is larger, with or without the filter?")
-    return hint("Answer 'fewer' or 'more'.")
-
-
-@exercise("06", 3, "a cutoff that is too low", "Try cutoff 0.02 and look at the regions.")
-def _nb06_ex3(answer):
-    letter = as_choice(answer)
-    if letter == "a":
-        return ok("A low cutoff blurs the gaps between coins away, so neighbours merge into one region.")
-    hints = {
-        "b": "Noise is removed by a low cutoff, not added. What happens to the dark gaps between coins?",
-        "c": "The image keeps its size; only its detail changes.",
-    }
-    return hint(hints.get(letter, "Answer with one letter: 'a', 'b' or 'c'."))

@@ -3,34 +3,61 @@ with no browser, and returns :class:`Feedback` with a hint that fits the mistake
 
 from __future__ import annotations
 
+import functools
+
 from .registry import exercise, hint, noisy_camera, ok
 
 
-def _widget(answer, cls_name: str, variable: str):
-    """(the widget once its latest picture is drawn, None), or (None, a hint) when ``answer`` is not one."""
-    if type(answer).__name__ != cls_name or not hasattr(answer, "wait"):
-        return None, hint(f"Answer with the widget itself: answer = {variable} (a {cls_name}).")
-    try:
-        answer.wait(120)
-    except TimeoutError:
-        return None, hint(f"{variable} is still drawing; run the cell again.")
-    if getattr(answer, "result", None) is None:
-        return None, hint(f"{variable} shows no result: {answer.status or 'look at its status line'}.")
-    return answer, None
+def _drawn(cls_name: str, variable: str):
+    """The reader of a ``cls_name`` answer held in ``variable``: ``answer`` → (the widget once its latest picture is
+    drawn, None), or (None, a hint) when ``answer`` is not one or shows no result."""
 
+    def read(answer):
+        if type(answer).__name__ != cls_name or not hasattr(answer, "wait"):
+            return None, hint(f"Answer with the widget itself: answer = {variable} (a {cls_name}).")
+        try:
+            answer.wait(120)
+        except TimeoutError:
+            return None, hint(f"{variable} is still drawing; run the cell again.")
+        if getattr(answer, "result", None) is None:
+            return None, hint(f"{variable} shows no result: {answer.status or 'look at its status line'}.")
+        return answer, None
+
+    return read
+
+
+def _grades(read):
+    """Decorate a check of a widget: it runs on the widget ``read(answer)`` gives, with the same context; any other
+    answer gets ``read``'s hint."""
+
+    def decorate(check):
+        @functools.wraps(check)
+        def graded(answer, **context):
+            widget, bad = read(answer)
+            return bad if bad is not None else check(widget, **context)
+
+        return graded
+
+    return decorate
+
+
+# the readers of the widget answers, named after the variables that hold them in the notebooks
+_fd = _drawn("FilterDesigner", "fd")
+_ts = _drawn("ThresholdSegmenter", "ts")
+_lv = _drawn("LayerVisualizer", "lv")
+_box = _drawn("SearchBox", "box")
+_w = _drawn("Pipeline", "w")
 
 FD_MIN_PSNR = 26.5
 
 
-def _nb01_ex5_hidden(answer):
+@_grades(_fd)
+def _nb01_ex5_hidden(w):
     """The result is what the widget's filter gives the noisy camera, and it reaches the PSNR, recomputed here."""
     import numpy as np
 
     from ..engine import enhance
 
-    w, bad = _widget(answer, "FilterDesigner", "fd")
-    if bad is not None:
-        return bad
     camera, noisy = noisy_camera()
     want = enhance.frequency_filter(noisy, shape=w.shape, cutoff=w.cutoff, order=w.order)
     got = np.asarray(w.result)
@@ -48,10 +75,8 @@ def _nb01_ex5_hidden(answer):
     "Drag fd's cutoff, read PSNR in the noise tab, then write the cutoff you chose: fd.cutoff = ...",
     hidden=_nb01_ex5_hidden,
 )
-def _nb01_ex5(answer):
-    w, bad = _widget(answer, "FilterDesigner", "fd")
-    if bad is not None:
-        return bad
+@_grades(_fd)
+def _nb01_ex5(w):
     if w.method != "frequency" or w.highpass or w.band:
         return hint("Noise lives in the high frequencies: use a low-pass in the frequency tab (not high- or band-).")
     if (w.noise, w.noise_amount, w.seed) != ("gaussian", 0.1, 0):
@@ -81,13 +106,11 @@ def _iou(a, b) -> float:
     return float((a & b).sum() / union) if union else 0.0
 
 
-def _nb02_ex5_hidden(answer):
+@_grades(_ts)
+def _nb02_ex5_hidden(w):
     """The mask is the coins image above the widget's threshold, and it overlaps the reference by 0.9, recomputed."""
     import numpy as np
 
-    w, bad = _widget(answer, "ThresholdSegmenter", "ts")
-    if bad is not None:
-        return bad
     coins, ref = _coins_reference()
     mask = np.asarray(w.result)
     want = coins > w.value
@@ -105,10 +128,8 @@ def _nb02_ex5_hidden(answer):
     "Drag ts's threshold until the mask shows each coin and no background, then write it: ts.value = ...",
     hidden=_nb02_ex5_hidden,
 )
-def _nb02_ex5(answer):
-    w, bad = _widget(answer, "ThresholdSegmenter", "ts")
-    if bad is not None:
-        return bad
+@_grades(_ts)
+def _nb02_ex5(w):
     if w.mode != "global" or w.method != "fixed" or w.invert:
         return hint("Use ts as the setup cell made it (a fixed global threshold, not inverted): set ts.value only.")
     _, ref = _coins_reference()
@@ -121,7 +142,8 @@ def _nb02_ex5(answer):
     return hint(f"At {w.value:g} parts of the coins are missing. Lower the threshold.")
 
 
-def _nb03_ex5_hidden(answer):
+@_grades(_lv)
+def _nb03_ex5_hidden(w):
     """The maps are the chosen layer's activation of EfficientNet-Lite0 on the widget's image, captured again."""
     import numpy as np
 
@@ -130,9 +152,6 @@ def _nb03_ex5_hidden(answer):
     from ..engine.models import shared_model
     from ..io import load_image
 
-    w, bad = _widget(answer, "LayerVisualizer", "lv")
-    if bad is not None:
-        return bad
     r = w.result
     if w.model != "efficientnet_lite0" or r.get("layer") != w.layer:
         return hint("lv must show efficientnet_lite0, as the setup cell made it.")
@@ -151,10 +170,8 @@ def _nb03_ex5_hidden(answer):
     "Go down lv's layer list and watch the size of the feature maps; write the layer you chose: lv.layer = ...",
     hidden=_nb03_ex5_hidden,
 )
-def _nb03_ex5(answer):
-    w, bad = _widget(answer, "LayerVisualizer", "lv")
-    if bad is not None:
-        return bad
+@_grades(_lv)
+def _nb03_ex5(w):
     size = tuple(w.result["shape"][-2:])
     names = list(w.controls["layer"].options)
     if size != (7, 7):
@@ -178,11 +195,9 @@ def _map_sizes(model_name: str) -> dict:
     return {name: tuple(a.shape[-2:]) for name, a in acts.items() if a.ndim >= 3}
 
 
-def _nb05_ex5_hidden(answer):
+@_grades(_box)
+def _nb05_ex5_hidden(w):
     """The gallery is what the index gives the box's words: ``box.index.search(text=box.text)``, run again."""
-    w, bad = _widget(answer, "SearchBox", "box")
-    if bad is not None:
-        return bad
     want = [h.path for h in w.index.search(text=w.text, k=5)]
     if [r["path"] for r in w.results[:5]] != want:
         return hint("box's results are not what its query gives: set box.text only.")
@@ -196,10 +211,8 @@ def _nb05_ex5_hidden(answer):
     "The photos' predicted labels are stored as tags: type a word only they know into box, then box.text = ...",
     hidden=_nb05_ex5_hidden,
 )
-def _nb05_ex5(answer, *, folder="coffee"):
-    w, bad = _widget(answer, "SearchBox", "box")
-    if bad is not None:
-        return bad
+@_grades(_box)
+def _nb05_ex5(w, *, folder="coffee"):
     text = (w.text or "").strip()
     if not text:
         return hint("Type words into box (box.text = ...).")
@@ -212,11 +225,9 @@ def _nb05_ex5(answer, *, folder="coffee"):
     return hint(f"{inside} of the first 5 results for {text!r} are {folder} photos. Look at the tags they show.")
 
 
-def _nb06_ex4_hidden(answer):
+@_grades(_w)
+def _nb06_ex4_hidden(w):
     """The regions are what the chain's own script gives: ``w.code`` run again on the working image."""
-    w, bad = _widget(answer, "Pipeline", "w")
-    if bad is not None:
-        return bad
     scope = {"image": w.working_image, "index": w.index}
     exec(w.code, scope)
     if [r.bbox for r in scope["regions"]] != [r.bbox for r in w.result["regions"]]:
@@ -231,10 +242,8 @@ def _nb06_ex4_hidden(answer):
     "Drag w's cutoff up from 0.05 and count the regions in the status line; then w.enhancer.cutoff = ...",
     hidden=_nb06_ex4_hidden,
 )
-def _nb06_ex4(answer):
-    w, bad = _widget(answer, "Pipeline", "w")
-    if bad is not None:
-        return bad
+@_grades(_w)
+def _nb06_ex4(w):
     if not w.enhance_on:
         return hint("Keep 'enhance first' on: the exercise is about the low-pass filter's cutoff.")
     n = len(w.result["regions"])
@@ -265,11 +274,9 @@ def _trained(answer):
     return answer, None
 
 
-def _nb04_ex5_hidden(answer):
+@_grades(_trained)
+def _nb04_ex5_hidden(w):
     """The curves are what the dashboard's settings give: its own ``code`` trained again, to the same accuracy."""
-    w, bad = _trained(answer)
-    if bad is not None:
-        return bad
     scope: dict = {}
     exec(w.code, scope)
     again = scope["history"].final["val_accuracy"]
@@ -285,10 +292,8 @@ def _nb04_ex5_hidden(answer):
     "Try learning rates ten times apart (0.5, 0.05, 0.005, 0.0005) with Start, then write yours: dash2.lr = ...",
     hidden=_nb04_ex5_hidden,
 )
-def _nb04_ex5(answer):
-    w, bad = _trained(answer)
-    if bad is not None:
-        return bad
+@_grades(_trained)
+def _nb04_ex5(w):
     if (w.epochs, w.seed, w.val) != (2, 0, 0.2):
         return hint("Keep dash2's epochs (2), seed and validation split as the setup cell made them: change lr only.")
     acc = float(w.result.final["val_accuracy"])
