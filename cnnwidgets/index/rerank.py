@@ -83,6 +83,15 @@ def _similarities(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     return 1.0 / (1.0 + np.sqrt(np.maximum(d2, 0.0)))
 
 
+def _mutual(nearest: np.ndarray) -> np.ndarray:
+    """Which points are each other's neighbours: bool, P×P, ``[i, j]`` when ``j`` is in row ``i`` of ``nearest``
+    (int, P×k, the indices of each point's nearest points) and ``i`` in row ``j``."""
+    p, k = nearest.shape
+    among = np.zeros((p, p), bool)
+    among[np.repeat(np.arange(p), k), nearest.ravel()] = True
+    return among & among.T
+
+
 def diffusion_scores(
     query: np.ndarray,
     candidates: np.ndarray,
@@ -122,10 +131,7 @@ def diffusion_scores(
     a = np.maximum(_similarities(x, x, metric), 0.0) ** gamma
     np.fill_diagonal(a, 0.0)
     if m > 1:
-        nearest = np.argpartition(-a, kk - 1, axis=1)[:, :kk]
-        knn = np.zeros((m, m), bool)
-        knn[np.repeat(np.arange(m), kk), nearest.ravel()] = True
-        a = np.where(knn & knn.T, a, 0.0)  # mutual nearest neighbours only
+        a = np.where(_mutual(np.argpartition(-a, kk - 1, axis=1)[:, :kk]), a, 0.0)  # mutual nearest neighbours only
     deg = a.sum(axis=1)
     inv = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
     s = inv[:, None] * a * inv[None, :]
@@ -188,13 +194,8 @@ def kreciprocal_distances(
     k2 = max(1, min(int(k2), p))
     rank = np.argsort(d, axis=1, kind="stable")
 
-    def reciprocal(kk: int) -> np.ndarray:  # [i, j]: j among i's kk + 1 nearest and i among j's
-        nearest = np.zeros((p, p), bool)
-        nearest[np.repeat(np.arange(p), kk + 1), rank[:, : kk + 1].ravel()] = True
-        return nearest & nearest.T
-
-    members = reciprocal(k1)
-    half = reciprocal(max(1, int(round(k1 / 2))))
+    members = _mutual(rank[:, : k1 + 1])  # [i, j]: j among i's k1 + 1 nearest and i among j's
+    half = _mutual(rank[:, : max(1, int(round(k1 / 2))) + 1])
     half_f, members_f = half.astype(np.float32), members.astype(np.float32)  # counts ≤ P are exact in float32
     overlap = half_f @ members_f.T  # [c, i]: |R(c, k1/2) ∩ R(i, k1)|
     joins = members & (2.0 / 3.0 * half.sum(axis=1)[None, :] < overlap.T)  # [i, c]: c's set extends i's
