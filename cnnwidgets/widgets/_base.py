@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import html
+import inspect
 import itertools
 import threading
 import time
@@ -61,9 +62,15 @@ _STATUS_COLOURS = {
     "plain": "var(--jp-ui-font-color1, #333)",
 }
 
-__all__ = ["WidgetBase", "in_kernel", "param"]
+__all__ = ["WidgetBase", "in_kernel", "param", "clean_float"]
 
-_DECLARED = itertools.count()  # the order parameters are declared in: the order of their keywords in code
+
+def clean_float(value: float) -> float:
+    """A slider's float with 12 significant digits, so ``0.15000000000000002`` runs and reads as ``0.15``."""
+    return float(f"{float(value):.12g}")
+
+
+_DECLARED = itertools.count()  # the order parameters are declared in
 
 
 def param(trait: T.TraitType, control=None, *, feeds=(), keyword: str | None = None, **options) -> T.TraitType:
@@ -314,14 +321,16 @@ class WidgetBase(W.VBox):
         return made
 
     def keywords(self, fn) -> dict:
-        """``{keyword: value}`` of the parameters declared to feed the engine function ``fn``, in declaration
-        order: the keyword arguments of its call in a recipe."""
+        """``{keyword: value}`` of the parameters declared to feed the engine function ``fn``, in the order of its
+        signature: the keyword arguments of its call in a recipe (floats through :func:`clean_float`)."""
         out = {}
         for name in self.parameters():
             meta = self.traits()[name].metadata
             if fn in meta["feeds"]:
-                out[meta["keyword"] or name] = getattr(self, name)
-        return out
+                value = getattr(self, name)
+                out[meta["keyword"] or name] = clean_float(value) if type(value) is float else value
+        order = list(inspect.signature(fn).parameters)
+        return dict(sorted(out.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
     # ----------------------------------------------------------------- engine calls
     def recipe(self):

@@ -16,7 +16,7 @@ import traitlets as T
 from ..engine import enhance
 from ..engine.calls import IMAGE, NO_DATA, Call, Recipe, RecipeCache, Step
 from ..io import resize_to_fit, to_float, to_uint8
-from ._base import WidgetBase
+from ._base import WidgetBase, clean_float
 from ._inputs import ImageSource, load_source
 from ._panels import ImagePanel
 from ._plots import html_table, line_plot_svg
@@ -35,11 +35,6 @@ RESPONSES = (
 _DISPLAY_SIDE = 300  # long side of the PNGs sent to the browser: one image pixel per CSS pixel of a panel
 _PANEL_WIDTH = 300
 _MASK_SIDE = 300  # long side of the displayed mask
-
-
-def _clean(value: float) -> float:
-    """A slider's float with 12 significant digits, so ``0.15000000000000002`` runs and reads as ``0.15``."""
-    return float(f"{float(value):.12g}")
 
 
 def _with_notch_rings(spectrum_u8, centers, radius):
@@ -420,31 +415,33 @@ class FilterDesigner(WidgetBase):
     def filter_call(self, data: str = IMAGE) -> Call:
         """The engine call of the active filter, on the variable ``data``."""
         if self.method == "frequency":
-            kw = dict(shape=self.shape, highpass=self.highpass, cutoff=_clean(self.cutoff), order=_clean(self.order))
+            kw = dict(
+                shape=self.shape, highpass=self.highpass, cutoff=clean_float(self.cutoff), order=clean_float(self.order)
+            )
             if self.band:
-                kw["width"] = _clean(self.width)
+                kw["width"] = clean_float(self.width)
             return Call(enhance.frequency_filter, data=data, **kw)
         if self.method == "median":
             return Call(enhance.median, data=data, size=int(self.size))
         if self.method == "weighted_median":
             return Call(enhance.weighted_median, [list(map(int, r)) for r in self.weights], data=data)
         if self.method == "notch":
-            centers = [[_clean(fy), _clean(fx)] for fy, fx in self.notches]
+            centers = [[clean_float(fy), clean_float(fx)] for fy, fx in self.notches]
             return Call(
                 enhance.notch_filter,
                 data=data,
                 centers=centers,
-                radius=_clean(self.notch_radius),
-                order=_clean(self.notch_order),
+                radius=clean_float(self.notch_radius),
+                order=clean_float(self.notch_order),
             )
         if self.method == "homomorphic":
             return Call(
                 enhance.homomorphic_filter,
                 data=data,
-                cutoff=_clean(self.homomorphic_cutoff),
-                gamma_low=_clean(self.gamma_low),
-                gamma_high=_clean(self.gamma_high),
-                sharpness=_clean(self.sharpness),
+                cutoff=clean_float(self.homomorphic_cutoff),
+                gamma_low=clean_float(self.gamma_low),
+                gamma_high=clean_float(self.gamma_high),
+                sharpness=clean_float(self.sharpness),
             )
         return Call(enhance.adaptive_median, data=data, max_size=int(self.max_size))
 
@@ -459,7 +456,7 @@ class FilterDesigner(WidgetBase):
         """
         steps, data = [], IMAGE
         if self.noise != "none":
-            noise = Call(enhance.add_noise, kind=self.noise, amount=_clean(self.noise_amount), seed=int(self.seed))
+            noise = Call(enhance.add_noise, kind=self.noise, amount=clean_float(self.noise_amount), seed=int(self.seed))
             steps.append(Step("noisy", noise))
             data = "noisy"
         steps.append(Step("spectrum", Call(enhance.spectrum, data=data, mean_over_channels=True)))
@@ -507,7 +504,7 @@ class FilterDesigner(WidgetBase):
             shown["input"] = noise_key
             shown.pop("mask", None)
             shown.pop("marks", None)
-        marks = (tuple(map(tuple, self.notches)), _clean(self.notch_radius)) if self.method == "notch" else ()
+        marks = (tuple(map(tuple, self.notches)), clean_float(self.notch_radius)) if self.method == "notch" else ()
         if shown.get("marks") != marks:  # the notch rings are drawn over the cached spectrum
             self.p_spectrum.show(_with_notch_rings(shown["spectrum"], *marks) if marks else shown["spectrum"])
             shown["marks"] = marks
@@ -520,7 +517,7 @@ class FilterDesigner(WidgetBase):
                 self.profile.value = line_plot_svg(
                     env["frequencies"],
                     env["profile"],
-                    marker=_clean(self.cutoff),
+                    marker=clean_float(self.cutoff),
                     width=_PANEL_WIDTH - 10,
                     x_label="radial frequency (cycles/pixel)",
                 )

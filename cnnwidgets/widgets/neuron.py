@@ -17,7 +17,7 @@ import traitlets as T
 
 from ..engine import neurons
 from ..engine.calls import Call, Recipe, Step
-from ._base import WidgetBase
+from ._base import WidgetBase, clean_float, param
 from ._panels import ImagePanel, RunButtons, figure_png
 from ._plots import line_plot_svg
 
@@ -37,9 +37,7 @@ _FORMULAS = {
 }
 
 
-def _clean(value: float) -> float:
-    """A slider's float with 12 significant digits, so ``0.049999999999999996`` runs and reads as ``0.05``."""
-    return float(f"{float(value):.12g}")
+_SLIDER = {"continuous_update": True, "layout": {"width": "320px"}, "style": {"description_width": "70px"}}
 
 
 def _n(value: float) -> str:
@@ -103,19 +101,42 @@ class NeuronPlayground(WidgetBase):
         The engine calls that reproduce ``data``, ``neuron`` and ``history``.
     """
 
-    dataset = T.Enum(neurons.TOY_DATA, "xor")
-    points = T.Int(200)
-    noise = T.Float(0.1)
-    seed = T.Int(0)
-    w1 = T.Float(1.0)
-    w2 = T.Float(1.0)
-    bias = T.Float(0.0)
-    activation = T.Enum(neurons.ACTIVATIONS, "sigmoid")
-    layers = T.Int(1)
-    units = T.Int(8)
-    mlp_activation = T.Enum(("tanh", "relu", "sigmoid"), "tanh")
-    epochs = T.Int(300)
-    lr = T.Float(0.05)
+    dataset = param(
+        T.Enum(neurons.TOY_DATA, "xor"),
+        W.Dropdown,
+        feeds=neurons.toy_data,
+        keyword="kind",
+        description="data",
+        layout={"width": "200px"},
+    )
+    points = param(T.Int(200))
+    noise = param(T.Float(0.1), W.FloatSlider, feeds=neurons.toy_data, min=0.0, max=0.5, step=0.02, **_SLIDER)
+    seed = param(T.Int(0), W.IntText, feeds=(neurons.toy_data, neurons.train_mlp), layout={"width": "160px"})
+    w1 = param(T.Float(1.0), W.FloatSlider, description="w₁", min=-5, max=5, step=0.1, **_SLIDER)
+    w2 = param(T.Float(1.0), W.FloatSlider, description="w₂", min=-5, max=5, step=0.1, **_SLIDER)
+    bias = param(T.Float(0.0), W.FloatSlider, feeds=neurons.neuron, description="b", min=-5, max=5, step=0.1, **_SLIDER)
+    activation = param(T.Enum(neurons.ACTIVATIONS, "sigmoid"), W.Dropdown, feeds=neurons.neuron, style=_SLIDER["style"])
+    layers = param(T.Int(1), W.IntSlider, min=1, max=3, **_SLIDER)
+    units = param(T.Int(8), W.IntSlider, min=1, max=16, **_SLIDER)
+    mlp_activation = param(
+        T.Enum(("tanh", "relu", "sigmoid"), "tanh"),
+        W.Dropdown,
+        feeds=neurons.train_mlp,
+        keyword="activation",
+        description="activation",
+        style=_SLIDER["style"],
+    )
+    epochs = param(T.Int(300), W.BoundedIntText, feeds=neurons.train_mlp, min=1, max=5000, layout={"width": "160px"})
+    lr = param(
+        T.Float(0.05),
+        W.FloatSlider,
+        feeds=neurons.train_mlp,
+        min=0.005,
+        max=0.5,
+        step=0.005,
+        readout_format=".3f",
+        **_SLIDER,
+    )
     running = T.Bool(False)
 
     _NEURON_TRAITS = ("dataset", "points", "noise", "seed", "w1", "w2", "bias", "activation")
@@ -124,27 +145,14 @@ class NeuronPlayground(WidgetBase):
     def __init__(self, **kwargs):
         self._history = None
         self._trainer = None
-        slider = dict(continuous_update=True, layout=W.Layout(width="320px"), style={"description_width": "70px"})
-
-        c_data = W.Dropdown(options=list(neurons.TOY_DATA), description="data", layout=W.Layout(width="200px"))
-        c_data.add_class("cnnw-neuron-data")
-        c_noise = W.FloatSlider(min=0.0, max=0.5, step=0.02, description="noise", **slider)
-        c_seed = W.IntText(description="seed", layout=W.Layout(width="160px"))
-        c_w1 = W.FloatSlider(min=-5, max=5, step=0.1, description="w₁", **slider)
-        c_w2 = W.FloatSlider(min=-5, max=5, step=0.1, description="w₂", **slider)
-        c_bias = W.FloatSlider(min=-5, max=5, step=0.1, description="b", **slider)
-        c_w1.add_class("cnnw-neuron-w1")
-        c_act = W.Dropdown(options=list(neurons.ACTIVATIONS), description="activation", style=slider["style"])
+        c = self.make_controls()
+        c["dataset"].add_class("cnnw-neuron-data")
+        c["w1"].add_class("cnnw-neuron-w1")
         self.formula = W.HTML("")
         self.formula.add_class("cnnw-neuron-formula")
         self.neuron_panel = ImagePanel("one neuron: decision boundary z = 0", width=_PANEL_WIDTH)
         self.neuron_panel.add_class("cnnw-neuron-panel")
 
-        c_layers = W.IntSlider(min=1, max=3, description="layers", **slider)
-        c_units = W.IntSlider(min=1, max=16, description="units", **slider)
-        c_mact = W.Dropdown(options=["tanh", "relu", "sigmoid"], description="activation", style=slider["style"])
-        c_epochs = W.BoundedIntText(min=1, max=5000, description="epochs", layout=W.Layout(width="160px"))
-        c_lr = W.FloatSlider(min=0.005, max=0.5, step=0.005, description="lr", readout_format=".3f", **slider)
         self._buttons = RunButtons("neuron", self.start, self.stop)
         self.mlp_panel = ImagePanel("MLP: press Start", width=_PANEL_WIDTH)
         self.mlp_panel.add_class("cnnw-neuron-mlp")
@@ -153,39 +161,24 @@ class NeuronPlayground(WidgetBase):
         self.mlp_info = W.HTML("")
         self.mlp_info.add_class("cnnw-neuron-mlp-info")
 
-        for control, trait in (
-            (c_data, "dataset"),
-            (c_noise, "noise"),
-            (c_seed, "seed"),
-            (c_w1, "w1"),
-            (c_w2, "w2"),
-            (c_bias, "bias"),
-            (c_act, "activation"),
-            (c_layers, "layers"),
-            (c_units, "units"),
-            (c_mact, "mlp_activation"),
-            (c_epochs, "epochs"),
-            (c_lr, "lr"),
-        ):
-            self.bind(control, trait)
-
         neuron_box = W.VBox(
-            [W.HTML("<b>one neuron, two inputs</b>"), c_w1, c_w2, c_bias, c_act, self.formula, self.neuron_panel]
+            [W.HTML("<b>one neuron, two inputs</b>"), c["w1"], c["w2"], c["bias"], c["activation"], self.formula]
+            + [self.neuron_panel]
         )
         mlp_box = W.VBox(
             [
                 W.HTML("<b>multilayer perceptron</b>: 2 inputs → hidden layers → 1 output"),
-                c_layers,
-                c_units,
-                c_mact,
-                W.HBox([c_epochs, self._buttons.start, self._buttons.stop]),
-                c_lr,
+                c["layers"],
+                c["units"],
+                c["mlp_activation"],
+                W.HBox([c["epochs"], self._buttons.start, self._buttons.stop]),
+                c["lr"],
                 self.mlp_info,
                 self.mlp_panel,
                 self.loss_curve,
             ]
         )
-        top = W.HBox([c_data, c_noise, c_seed])
+        top = W.HBox([c["dataset"], c["noise"], c["seed"]])
         super().__init__([top, W.HBox([neuron_box, mlp_box])], show_code=True)
         self.add_class("cnnw-neuron-playground")
         self.set_traits_from(kwargs)
@@ -195,17 +188,14 @@ class NeuronPlayground(WidgetBase):
 
     # ----------------------------------------------------------------- engine calls
     def data_call(self) -> Call:
-        return Call(
-            neurons.toy_data, data=int(self.points), kind=self.dataset, noise=_clean(self.noise), seed=self.seed
-        )
+        return Call(neurons.toy_data, data=int(self.points), **self.keywords(neurons.toy_data))
 
     def neuron_call(self) -> Call:
         return Call(
             neurons.neuron,
             data="data",
-            weights=[_clean(self.w1), _clean(self.w2)],
-            bias=_clean(self.bias),
-            activation=self.activation,
+            weights=[clean_float(self.w1), clean_float(self.w2)],
+            **self.keywords(neurons.neuron),
         )
 
     def mlp_call(self) -> Call:
@@ -213,10 +203,7 @@ class NeuronPlayground(WidgetBase):
             neurons.train_mlp,
             data="data",
             hidden=[int(self.units)] * int(self.layers),
-            activation=self.mlp_activation,
-            epochs=int(self.epochs),
-            lr=_clean(self.lr),
-            seed=int(self.seed),
+            **self.keywords(neurons.train_mlp),
         )
 
     def recipe(self) -> Recipe:
