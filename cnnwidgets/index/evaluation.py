@@ -177,22 +177,39 @@ def distortion_set(
     dict
         ``{absolute path: sample name}`` for every file written.
     """
-    from PIL import Image
-
     from ..datasets import sample
-    from ..io import load_image, resize_to_fit, to_uint8
+    from ..io import load_image, to_uint8
 
     rng = np.random.default_rng(seed)
+    originals = ((name, _reduced(load_image(to_uint8(sample(name)), mode="rgb"), size)) for name in samples)
+    copies = ((name, f"{name}_{kind}.png", _distort(img, kind, rng)) for name, img in originals for kind in distortions)
+    return _write_labelled(folder, copies)
+
+
+def _reduced(img: np.ndarray, size: int) -> np.ndarray:
+    """``img`` reduced to at most ``size`` pixels on a side (itself when it is smaller)."""
+    from ..io import resize_to_fit
+
+    return resize_to_fit(img, size) if max(img.shape[:2]) > size else img
+
+
+def _write_labelled(folder, files) -> dict:
+    """Write ``(label, file name, RGB uint8 H×W×3 image)`` triples to ``folder/<label>/<file name>`` as PNG.
+
+    Returns
+    -------
+    dict
+        ``{absolute path: label}`` for every file written.
+    """
+    from PIL import Image
+
     folder = Path(folder).expanduser()
     out = {}
-    for name in samples:
-        img = load_image(to_uint8(sample(name)), mode="rgb")
-        img = resize_to_fit(img, size) if max(img.shape[:2]) > size else img
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for kind in distortions:
-            path = (folder / name / f"{name}_{kind}.png").resolve()
-            Image.fromarray(_distort(img, kind, rng)).save(path)
-            out[str(path)] = name
+    for label, name, img in files:
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        path = (folder / label / name).resolve()
+        Image.fromarray(img).save(path)
+        out[str(path)] = label
     return out
 
 
@@ -260,23 +277,15 @@ def class_word_set(folder, *, per_class: int = 16, size: int = 256, seed: int = 
     dict
         ``{absolute path: class word}`` for every file written.
     """
-    from PIL import Image
-
-    from ..io import load_image, resize_to_fit
+    from ..io import load_image
 
     rng = np.random.default_rng(seed)
-    folder = Path(folder).expanduser()
-    out = {}
-    for word, files in (sources or CLASS_WORD_SOURCES).items():
-        photos = []
-        for package, name in files:
-            img = load_image(_source_file(package, name), mode="rgb")
-            photos.append(resize_to_fit(img, size) if max(img.shape[:2]) > size else img)
-        (folder / word).mkdir(parents=True, exist_ok=True)
-        for n in range(per_class):
-            photo = photos[n % len(photos)]
-            img = photo if n < len(photos) else _augment(photo, rng)
-            path = (folder / word / f"img_{n:03d}.png").resolve()
-            Image.fromarray(img).save(path)
-            out[str(path)] = word
-    return out
+
+    def files():
+        for word, sources_of_word in (sources or CLASS_WORD_SOURCES).items():
+            photos = [_reduced(load_image(_source_file(*src), mode="rgb"), size) for src in sources_of_word]
+            for n in range(per_class):
+                photo = photos[n % len(photos)]
+                yield word, f"img_{n:03d}.png", photo if n < len(photos) else _augment(photo, rng)
+
+    return _write_labelled(folder, files())
