@@ -23,11 +23,11 @@ def test_switching_layer_changes_the_mosaic(lab, page):
     assert after != before
 
     # 64 of 144 maps in 8 columns of 56 px tiles (+1 px gaps): click the centre of tile 10 (row 1, column 2)
+    # (the element's own click scrolls it into view first: the notebook may have scrolled past it)
     mosaic = page.wait_for_selector(MOSAIC)
+    mosaic.scroll_into_view_if_needed()
     box = mosaic.bounding_box()
-    page.mouse.click(
-        box["x"] + (2 * 57 + 28) / after[0] * box["width"], box["y"] + (57 + 28) / after[1] * box["height"]
-    )
+    mosaic.click(position={"x": (2 * 57 + 28) / after[0] * box["width"], "y": (57 + 28) / after[1] * box["height"]})
     page.wait_for_selector(".cnnw-layer-visualizer .cnnw-panel :text('map 10')", timeout=60_000)
     lab.wait_idle(page)
     assert lab.errors(page) == []
