@@ -10,6 +10,10 @@ them (:meth:`ClassHierarchy.class_weights`), and the hypernym path of a label (:
 "horse" names ``n02374451``, above "sorrel". A word with several noun senses in the hierarchy ("crane": the bird
 and the machine) names each, weighted by how often WordNet's SemCor tags that sense relative to the word's most
 frequent sense: ``(count + 1) / (max count + 1)``.
+
+Inside a multi-word class name a word names the class only as the name's head (:func:`compound_parts`,
+:class:`CompoundNames`): a *horse cart* is a cart, not a horse; a *beach wagon* is a car, which "car" finds through
+WordNet and "beach" does not find at all.
 """
 
 from __future__ import annotations
@@ -23,13 +27,108 @@ import numpy as np
 
 from ..engine.text import tokenize
 
-__all__ = ["ClassHierarchy", "default_hierarchy", "DATA_FILE"]
+__all__ = ["ClassHierarchy", "CompoundNames", "compound_parts", "word_forms", "default_hierarchy", "DATA_FILE"]
 
 DATA_FILE = "imagenet_hierarchy.json.gz"
 MAX_PHRASE = 5
 """Longest lemma, in words, looked for in a query."""
 
 _SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"), ("ies", "y"))
+
+
+def word_forms(word: str, plurals: dict | None = None) -> list[str]:
+    """``word`` and the lemmas it may be the plural of (an irregular plural's lemma, then each regular suffix
+    taken off: candidates, not all of them words).
+
+    Parameters
+    ----------
+    word : str
+        One word as :func:`cnnwidgets.engine.text.tokenize` writes it.
+    plurals : dict, optional
+        Irregular plural → lemma (:attr:`ClassHierarchy.plurals`).
+
+    Examples
+    --------
+    >>> word_forms("carts")
+    ['carts', 'cart']
+    >>> word_forms("horses")
+    ['horses', 'hors', 'horse']
+    >>> word_forms("geese", {"geese": "goose"})
+    ['geese', 'goose']
+    """
+    forms = [word, (plurals or {}).get(word)] + [word[: -len(s)] + r for s, r in _SUFFIXES if word.endswith(s)]
+    if word.endswith("s") and not word.endswith("ss"):
+        forms.append(word[:-1])
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+def compound_parts(name: str) -> tuple[list[str], list[str]]:
+    """The words of a class name split into its modifiers and its head, the last word: a "horse cart" is a cart.
+
+    Words joined by hyphens are one word ("four-poster" is all head).
+
+    Examples
+    --------
+    >>> compound_parts("horse cart")
+    (['horse'], ['cart'])
+    >>> compound_parts("German short-haired pointer")
+    (['german', 'short', 'haired'], ['pointer'])
+    >>> compound_parts("four-poster")
+    ([], ['four', 'poster'])
+
+    Returns
+    -------
+    (list of str, list of str)
+        The tokens (:func:`cnnwidgets.engine.text.tokenize`) of the modifiers and of the head.
+    """
+    *modifiers, head = str(name).split() or [""]
+    return [t for word in modifiers for t in tokenize(word)], tokenize(head)
+
+
+class CompoundNames:
+    """Names of classes as compounds: which names the words of a query meet only as a modifier.
+
+    A query word names a class through the class's WordNet synonyms and hypernyms (:class:`ClassHierarchy`) and,
+    inside a multi-word name, only as its head: "cart" names a *horse cart*, "horse" does not; "beach" does not
+    name a *beach wagon* (a car, which "car" finds through WordNet).
+
+    Parameters
+    ----------
+    names : sequence of str
+        Class names (tag labels).
+    plurals : dict, optional
+        Irregular plural → lemma, so that "geese" meets the modifier "goose".
+    """
+
+    def __init__(self, names, *, plurals: dict | None = None):
+        self.names = [str(n) for n in names]
+        self.plurals = dict(plurals or {})
+        self._modifying: dict[str, set] = {}  # word form → indices of the names it modifies
+        self._heading: dict[str, set] = {}  # word form → indices of the names whose head holds it
+        for n, name in enumerate(self.names):
+            modifiers, head = compound_parts(name)
+            for words, table in ((modifiers, self._modifying), (head, self._heading)):
+                for form in {f for w in words for f in word_forms(w, self.plurals)}:
+                    table.setdefault(form, set()).add(n)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def modified(self, text: str) -> np.ndarray:
+        """Which names a word of ``text`` meets as a modifier while no word of ``text`` is in their head.
+
+        Returns
+        -------
+        numpy.ndarray
+            bool, shape (len(names),): True for the names that ``text`` must not match through their words
+            ("beach" → *beach wagon*); "beach wagon" itself, or "wagon", leaves *beach wagon* False.
+        """
+        forms = {f for w in tokenize(text) for f in word_forms(w, self.plurals)}
+        modifying = set().union(*(self._modifying.get(f, ()) for f in forms))
+        heading = set().union(*(self._heading.get(f, ()) for f in forms))
+        out = np.zeros(len(self.names), bool)
+        out[sorted(modifying - heading)] = True
+        return out
 
 
 class ClassHierarchy:
@@ -49,6 +148,8 @@ class ClassHierarchy:
         Class labels in class order (the models' ImageNet category names).
     wnids : tuple of str
         WordNet ID per class.
+    plurals : dict
+        WordNet's irregular plurals: plural → lemma.
     """
 
     def __init__(self, data: dict):
@@ -59,7 +160,7 @@ class ClassHierarchy:
         self.class_of = {label: n for n, label in enumerate(self.labels)}
         self.synsets = data["synsets"]
         self._senses = data["senses"]
-        self._plurals = data.get("plurals", {})
+        self.plurals = data.get("plurals", {})
         self._longest = max((k.count(" ") + 1 for k in self._senses), default=1)
         self._below_cache: dict | None = None
 
@@ -162,11 +263,8 @@ class ClassHierarchy:
     # ------------------------------------------------------------------ words
     def _lookup(self, words: list[str]) -> list | None:
         *head, last = words
-        forms = [last, self._plurals.get(last)] + [last[: -len(s)] + r for s, r in _SUFFIXES if last.endswith(s)]
-        if last.endswith("s") and not last.endswith("ss"):
-            forms.append(last[:-1])
-        for form in forms:
-            senses = self._senses.get(" ".join([*head, form])) if form else None
+        for form in word_forms(last, self.plurals):
+            senses = self._senses.get(" ".join([*head, form]))
             if senses:
                 top = max(count for _, count in senses)
                 return [(s, (count + 1.0) / (top + 1.0)) for s, count in senses]

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import checks
+from ..engine.text import tokenize
 from ..io import load_image
 from . import vectors
 from .build import DESCRIPTORS, TOPK_TAGS, metric
+from .hierarchy import CompoundNames, compound_parts
 from .rerank import RERANKERS
 from .rows import ImageRow, RowTable
 
@@ -147,8 +149,23 @@ class TextVectors:
         return TextVectors(texts, self.get(texts))
 
 
+_MODIFIER = ""
+"""The BM25 term of a tag label's modifier word: it counts in the document's length, and no query word is it."""
+
+
+def _label_terms(label: str) -> list[str]:
+    """The BM25 terms of a tag label: its head's words, and :data:`_MODIFIER` for each modifier word."""
+    modifiers, head = compound_parts(label)
+    return [_MODIFIER] * len(modifiers) + head
+
+
 class TextScorer:
     """Text score of every row: BM25 over captions, file names and tags, MiniLM similarity, and class words.
+
+    A word of the query meets a tag label only as the label's head ("cart" meets *horse cart*; "horse" and "beach"
+    meet neither *horse cart* nor *beach wagon*): the modifiers of a label are no BM25 terms, and a label that the
+    query meets only through a modifier gives no MiniLM similarity (:class:`~cnnwidgets.index.hierarchy.CompoundNames`).
+    Synonyms and hypernyms come through the ``hierarchy`` part.
 
     Parameters
     ----------
@@ -164,9 +181,19 @@ class TextScorer:
         from ..engine.text import BM25
 
         text_vectors = TextVectors() if text_vectors is None else text_vectors
-        stem = os.path.basename  # the file name without its extension, as Path.stem (faster for many rows)
-        docs = [" ".join([r.caption or "", os.path.splitext(stem(r.path))[0], *[t for t, _ in r.tags]]) for r in rows]
         labels = sorted({t for r in rows for t, _ in r.tags})
+        plurals = hierarchy.plurals if hierarchy is not None else None
+        self.compounds = CompoundNames(labels, plurals=plurals)
+        label_terms = {label: _label_terms(label) for label in labels}
+        stem = os.path.basename  # the file name without its extension, as Path.stem (faster for many rows)
+        docs = [
+            [
+                *tokenize(r.caption or ""),
+                *tokenize(os.path.splitext(stem(r.path))[0]),
+                *[term for t, _ in r.tags for term in label_terms[t]],
+            ]
+            for r in rows
+        ]
         cap_rows = [n for n, r in enumerate(rows) if r.caption]
         self.tags = [r.tags for r in rows]
         self.bm25 = BM25(docs)
@@ -214,8 +241,8 @@ class TextScorer:
         """The parts of the text score, each float64 of shape (N,) in [0, 1].
 
         ``keyword``: BM25 divided by its maximum (0 when no word occurs). ``semantic``: the highest MiniLM cosine
-        between the query and the caption or a tag label, clipped to [0, 1]. ``hierarchy``:
-        :meth:`hierarchy_scores`.
+        between the query and the caption or a tag label (not one the query meets only through a modifier), clipped
+        to [0, 1]. ``hierarchy``: :meth:`hierarchy_scores`.
         """
         from ..engine.text import embed_text
 
@@ -225,7 +252,8 @@ class TextScorer:
         q = embed_text(text)
         sem = np.full(n, -1.0)
         if self.tag_label.shape[1]:
-            lsim = np.append(self.label_vecs @ q, -1.0)  # the last entry for "no tag" (-1)
+            lsim = np.where(self.compounds.modified(text), -1.0, self.label_vecs @ q)
+            lsim = np.append(lsim, -1.0)  # the last entry for "no tag" (-1)
             sem = lsim[self.tag_label].max(axis=1).astype(np.float64)
         if len(self.cap_rows):
             sem[self.cap_rows] = np.maximum(sem[self.cap_rows], self.cap_vecs @ q)

@@ -173,3 +173,61 @@ def test_class_word_set_names_files_without_their_class_word(tmp_path):
     assert sorted(set(labels.values())) == sorted(CLASS_WORD_SOURCES) and len(labels) == 4 * len(CLASS_WORD_SOURCES)
     assert all(Path(p).exists() and labels[p] not in Path(p).name for p in labels)
     assert all(default_hierarchy().senses(word) for word in CLASS_WORD_SOURCES)  # every word names a synset
+
+
+def test_compound_names_split_into_modifiers_and_head():
+    from cnnwidgets.index.hierarchy import CompoundNames, compound_parts, word_forms
+
+    assert compound_parts("horse cart") == (["horse"], ["cart"])
+    assert compound_parts("beach wagon") == (["beach"], ["wagon"])
+    assert compound_parts("German short-haired pointer") == (["german", "short", "haired"], ["pointer"])
+    assert compound_parts("four-poster") == ([], ["four", "poster"]) and compound_parts("tabby") == ([], ["tabby"])
+    assert (
+        word_forms("carts") == ["carts", "cart"]
+        and "horse" in word_forms("horses")
+        and word_forms("geese", {"geese": "goose"})[1] == "goose"
+    )
+    names = CompoundNames(["horse cart", "beach wagon", "sorrel", "sports car"])
+    assert names.modified("beach").tolist() == [False, True, False, False]
+    assert names.modified("horses on a beach").tolist() == [True, True, False, False]
+    assert names.modified("sport").tolist() == [False, False, False, True]
+    assert not names.modified("horse cart").any() and not names.modified("wagon").any()
+    assert not names.modified("car").any() and not names.modified("xyzzy").any()
+
+
+def _compound_index():
+    tags = [
+        [("beach wagon", 0.9)],
+        [("seashore", 0.7), ("sandbar", 0.2)],
+        [("horse cart", 0.9)],
+        [("sorrel", 0.9)],
+        [("horse cart", 0.5), ("sorrel", 0.4)],  # a cart and its horse
+        [("sports car", 0.7), ("convertible", 0.2)],
+        [("beach wagon", 0.6)],
+    ]
+    captions = ["", "", "", "", "", "", "parked by the beach"]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(len(tags), 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    paths = [f"/photos/img{n}.jpg" for n in range(len(tags))]
+    index = ImageIndex(descriptors=("cnn",), progress=False)
+    index.add_vectors(paths, {"cnn": x}, tags=tags, captions=captions)
+    return index, paths
+
+
+def test_a_compound_name_is_found_by_its_head_and_hypernyms_not_by_its_modifier():
+    index, paths = _compound_index()
+    cars = [h.path for h in index.search(text="car", k=3)]
+    assert paths[0] in cars and paths[5] in cars  # a beach wagon is a car (WordNet), a sports car too
+    assert index.search(text="car", k=7)[cars.index(paths[0])].scores["hierarchy"] == pytest.approx(0.9)
+    beach = {h.path: h for h in index.search(text="beach", k=7)}
+    assert beach[paths[0]].score == 0.0  # only a beach wagon: nothing about a beach
+    assert beach[paths[6]].scores["keyword"] > 0  # a caption's words match anywhere
+    assert [h.path for h in index.search(text="beach", k=2)] == [paths[6], paths[1]]
+    carts = [h.path for h in index.search(text="cart", k=2)]
+    assert set(carts) == {paths[2], paths[4]} and index.search(text="cart", k=1)[0].scores["keyword"] == 1.0
+    horses = {h.path: h for h in index.search(text="horses", k=7)}
+    assert horses[paths[2]].score == 0.0  # a horse cart alone is no horse
+    assert [h.path for h in index.search(text="horse", k=2)] == [paths[3], paths[4]]  # the cart with its sorrel
+    assert {h.path for h in index.search(text="beach wagon", k=2)} == {paths[0], paths[6]}
+    assert index.search(text="wagon", k=1)[0].scores["keyword"] == 1.0
