@@ -16,7 +16,7 @@ import traitlets as T
 from ..engine import enhance
 from ..engine.calls import IMAGE, NO_DATA, Call, Recipe, RecipeCache, Step
 from ..io import resize_to_fit, to_float, to_uint8
-from ._base import WidgetBase, clean_float
+from ._base import WidgetBase, clean_float, param
 from ._inputs import ImageSource, load_source
 from ._panels import ImagePanel
 from ._plots import html_table, line_plot_svg
@@ -35,6 +35,9 @@ RESPONSES = (
 _DISPLAY_SIDE = 300  # long side of the PNGs sent to the browser: one image pixel per CSS pixel of a panel
 _PANEL_WIDTH = 300
 _MASK_SIDE = 300  # long side of the displayed mask
+
+
+_SLIDER = {"continuous_update": True, "layout": {"width": "420px"}, "style": {"description_width": "80px"}}
 
 
 def _with_notch_rings(spectrum_u8, centers, radius):
@@ -114,48 +117,129 @@ class FilterDesigner(WidgetBase):
     """
 
     image = ImageSource()
-    method = T.Enum(METHODS, "frequency")
-    shape = T.Enum(enhance.FILTER_SHAPES, "butterworth")
-    highpass = T.Bool(False)
-    band = T.Bool(False)
-    cutoff = T.Float(0.1)
-    order = T.Float(2.0)
-    width = T.Float(0.05)
-    size = T.Int(3)
-    weights = T.List([[1, 1, 1], [1, 3, 1], [1, 1, 1]])
-    max_size = T.Int(7)
-    notches = T.List([])
-    notch_radius = T.Float(0.02)
-    notch_order = T.Float(2.0)
-    gamma_low = T.Float(0.5)
-    gamma_high = T.Float(1.5)
-    homomorphic_cutoff = T.Float(0.05)
-    sharpness = T.Float(1.0)
-    noise = T.Enum(("none",) + enhance.NOISE_KINDS, "none")
-    noise_amount = T.Float(0.05)
-    seed = T.Int(0)
+    method = param(T.Enum(METHODS, "frequency"))
+    # frequency filters
+    shape = param(T.Enum(enhance.FILTER_SHAPES, "butterworth"), W.ToggleButtons, feeds=enhance.frequency_filter)
+    highpass = param(T.Bool(False), feeds=enhance.frequency_filter)
+    band = param(T.Bool(False))
+    cutoff = param(
+        T.Float(0.1),
+        W.FloatSlider,
+        feeds=enhance.frequency_filter,
+        min=0.005,
+        max=0.5,
+        step=0.005,
+        readout_format=".3f",
+        **_SLIDER,
+    )
+    order = param(T.Float(2.0), W.FloatSlider, feeds=enhance.frequency_filter, min=0.5, max=10.0, step=0.5, **_SLIDER)
+    width = param(
+        T.Float(0.05),
+        W.FloatSlider,
+        feeds=enhance.frequency_filter,
+        description="band width",
+        min=0.005,
+        max=0.5,
+        step=0.005,
+        readout_format=".3f",
+        **_SLIDER,
+    )
+    # median filters
+    size = param(T.Int(3), W.IntSlider, feeds=enhance.median, description="window", min=1, max=15, step=2, **_SLIDER)
+    weights = param(T.List([[1, 1, 1], [1, 3, 1], [1, 1, 1]]))
+    max_size = param(
+        T.Int(7), W.IntSlider, feeds=enhance.adaptive_median, description="max window", min=3, max=15, step=2, **_SLIDER
+    )
+    # notch and homomorphic filters
+    notches = param(T.List([]))
+    notch_radius = param(
+        T.Float(0.02),
+        W.FloatSlider,
+        feeds=enhance.notch_filter,
+        keyword="radius",
+        description="radius",
+        min=0.005,
+        max=0.1,
+        step=0.005,
+        readout_format=".3f",
+        **_SLIDER,
+    )
+    notch_order = param(
+        T.Float(2.0),
+        W.FloatSlider,
+        feeds=enhance.notch_filter,
+        keyword="order",
+        description="order",
+        min=0.5,
+        max=10.0,
+        step=0.5,
+        **_SLIDER,
+    )
+    gamma_low = param(
+        T.Float(0.5),
+        W.FloatSlider,
+        feeds=enhance.homomorphic_filter,
+        description="γL",
+        min=0.0,
+        max=1.0,
+        step=0.05,
+        **_SLIDER,
+    )
+    gamma_high = param(
+        T.Float(1.5),
+        W.FloatSlider,
+        feeds=enhance.homomorphic_filter,
+        description="γH",
+        min=1.0,
+        max=3.0,
+        step=0.05,
+        **_SLIDER,
+    )
+    homomorphic_cutoff = param(
+        T.Float(0.05),
+        W.FloatSlider,
+        feeds=enhance.homomorphic_filter,
+        keyword="cutoff",
+        description="cutoff",
+        min=0.005,
+        max=0.5,
+        step=0.005,
+        readout_format=".3f",
+        **_SLIDER,
+    )
+    sharpness = param(
+        T.Float(1.0),
+        W.FloatSlider,
+        feeds=enhance.homomorphic_filter,
+        description="c",
+        min=0.1,
+        max=5.0,
+        step=0.1,
+        **_SLIDER,
+    )
+    # noise
+    noise = param(T.Enum(("none",) + enhance.NOISE_KINDS, "none"), W.Dropdown)
+    noise_amount = param(
+        T.Float(0.05),
+        W.FloatSlider,
+        feeds=enhance.add_noise,
+        keyword="amount",
+        description="amount",
+        min=0.0,
+        max=0.5,
+        step=0.01,
+        **_SLIDER,
+    )
+    seed = param(T.Int(0), W.IntText, feeds=enhance.add_noise, layout={"width": "200px"})
     preview_side = T.Int(1024)
     metrics = T.Dict({})
-
-    _FILTER_TRAITS = (
-        "method",
-        "shape",
-        "highpass",
-        "band",
-        "cutoff",
-        "order",
-        "width",
-        "size",
-        "weights",
-        "max_size",
-    ) + ("notches", "notch_radius", "notch_order", "gamma_low", "gamma_high", "homomorphic_cutoff", "sharpness")
-    _NOISE_TRAITS = ("noise", "noise_amount", "seed")
 
     def __init__(self, image=None, **kwargs):
         self.source = None  # the loaded full-resolution image
         # (preview, step cache, display cache), swapped as one so a running render never mixes images
         self._state = (None, RecipeCache(), {})
         self._build_controls()
+        self.observe(self._controls_changed, names=self.parameters())
         panels = W.HBox([self.p_input, self.p_spectrum, W.VBox([self.p_mask, self.profile]), self.p_result])
         top = W.HBox([self.upload, self.full_button, self.info])
         super().__init__([top, panels, self.tabs])
@@ -189,16 +273,9 @@ class FilterDesigner(WidgetBase):
         self.upload = self._upload_control(self._on_upload)
         self.full_button = self._full_resolution_button()
 
-        slider = dict(continuous_update=True, layout=W.Layout(width="420px"), style={"description_width": "80px"})
-        c_shape = W.ToggleButtons(options=list(enhance.FILTER_SHAPES), description="shape")
+        c = self.make_controls()
         c_response = W.ToggleButtons(options=[r[0] for r in RESPONSES], description="response")
-        c_cutoff = W.FloatSlider(min=0.005, max=0.5, step=0.005, readout_format=".3f", description="cutoff", **slider)
-        c_order = W.FloatSlider(min=0.5, max=10.0, step=0.5, description="order", **slider)
-        c_width = W.FloatSlider(
-            min=0.005, max=0.5, step=0.005, readout_format=".3f", description="band width", **slider
-        )
-        c_cutoff.add_class("cnnw-fd-cutoff")
-        self.bind(c_shape, "shape")
+        c["cutoff"].add_class("cnnw-fd-cutoff")
         self.bind(
             c_response,
             ("highpass", "band"),
@@ -206,10 +283,7 @@ class FilterDesigner(WidgetBase):
             to_control=lambda w: next(r[0] for r in RESPONSES if r[1:] == (w.highpass, w.band)),
             from_control=lambda v: next({"highpass": hp, "band": band} for n, hp, band in RESPONSES if n == v),
         )
-        self.bind(c_cutoff, "cutoff")
-        self.bind(c_order, "order")
-        self.bind(c_width, "width")
-        freq_box = W.VBox([c_shape, c_response, c_cutoff, c_order, c_width])
+        freq_box = W.VBox([c["shape"], c_response, c["cutoff"], c["order"], c["width"]])
 
         c_method = W.Dropdown(
             options=[
@@ -219,8 +293,6 @@ class FilterDesigner(WidgetBase):
             ],
             description="filter",
         )
-        c_size = W.IntSlider(min=1, max=15, step=2, description="window", **slider)
-        c_max = W.IntSlider(min=3, max=15, step=2, description="max window", **slider)
         c_ksize = W.Dropdown(options=[3, 5, 7], description="kernel")
         self.weight_grid = W.GridBox(layout=W.Layout(grid_gap="2px"))
         self.bind(
@@ -239,22 +311,14 @@ class FilterDesigner(WidgetBase):
                 {} if len(self.weights) == k else {"weights": enhance.center_weighted_kernel(k, 3).tolist()}
             ),
         )
-        self.bind(c_size, "size")
-        self.bind(c_max, "max_size")
         self._weights_box = W.VBox(
             [W.HTML("<b>weighted-median weights</b> (edit the grid)"), c_ksize, self.weight_grid]
         )
-        spatial_box = W.VBox([c_method, c_size, self._weights_box, c_max])
+        spatial_box = W.VBox([c_method, c["size"], self._weights_box, c["max_size"]])
 
-        c_noise = W.Dropdown(options=["none"] + list(enhance.NOISE_KINDS), description="noise")
-        c_noise.add_class("cnnw-fd-noise")
-        c_amount = W.FloatSlider(min=0.0, max=0.5, step=0.01, description="amount", **slider)
-        c_seed = W.IntText(description="seed", layout=W.Layout(width="200px"))
+        c["noise"].add_class("cnnw-fd-noise")
         self.metrics_view = W.HTML("")
-        self.bind(c_noise, "noise")
-        self.bind(c_amount, "noise_amount")
-        self.bind(c_seed, "seed")
-        noise_box = W.VBox([c_noise, c_amount, c_seed, self.metrics_view])
+        noise_box = W.VBox([c["noise"], c["noise_amount"], c["seed"], self.metrics_view])
 
         c_spectral = W.ToggleButtons(options=list(_SPECTRUM_METHODS), description="filter")
         c_spectral.add_class("cnnw-fd-spectral-method")
@@ -265,42 +329,30 @@ class FilterDesigner(WidgetBase):
             to_control=lambda w: w.method if w.method in _SPECTRUM_METHODS else c_spectral.value,
             from_control=lambda v: {"method": v},
         )
-        c_radius = W.FloatSlider(min=0.005, max=0.1, step=0.005, readout_format=".3f", description="radius", **slider)
-        c_radius.add_class("cnnw-fd-notch-radius")
-        c_norder = W.FloatSlider(min=0.5, max=10.0, step=0.5, description="order", **slider)
+        c["notch_radius"].add_class("cnnw-fd-notch-radius")
         c_clear = W.Button(description="clear notches", layout=W.Layout(width="140px"))
         c_clear.on_click(lambda _: setattr(self, "notches", []))
         self.notch_info = W.HTML("")
         self.notch_info.add_class("cnnw-fd-notch-info")
-        self.bind(c_radius, "notch_radius")
-        self.bind(c_norder, "notch_order")
         self._notch_box = W.VBox(
             [
                 W.HTML(
                     "click on the <b>spectrum</b> to place a notch pair (its mirror is added); click near one to remove it"
                 ),
-                c_radius,
-                c_norder,
+                c["notch_radius"],
+                c["notch_order"],
                 c_clear,
                 self.notch_info,
             ]
         )
-        c_glow = W.FloatSlider(min=0.0, max=1.0, step=0.05, description="γL", **slider)
-        c_ghigh = W.FloatSlider(min=1.0, max=3.0, step=0.05, description="γH", **slider)
-        c_ghigh.add_class("cnnw-fd-gamma-high")
-        c_hcut = W.FloatSlider(min=0.005, max=0.5, step=0.005, readout_format=".3f", description="cutoff", **slider)
-        c_sharp = W.FloatSlider(min=0.1, max=5.0, step=0.1, description="c", **slider)
-        self.bind(c_glow, "gamma_low")
-        self.bind(c_ghigh, "gamma_high")
-        self.bind(c_hcut, "homomorphic_cutoff")
-        self.bind(c_sharp, "sharpness")
+        c["gamma_high"].add_class("cnnw-fd-gamma-high")
         self._homomorphic_box = W.VBox(
             [
                 W.HTML("H(f) = (γH − γL)(1 − exp(−c f² / cutoff²)) + γL on log(1 + image)"),
-                c_glow,
-                c_ghigh,
-                c_hcut,
-                c_sharp,
+                c["gamma_low"],
+                c["gamma_high"],
+                c["homomorphic_cutoff"],
+                c["sharpness"],
             ]
         )
         spectral_box = W.VBox([c_spectral, self._notch_box, self._homomorphic_box])
@@ -395,7 +447,6 @@ class FilterDesigner(WidgetBase):
         note = "" if (ph, pw) == (h, w) else f" — preview {pw}×{ph}; “Full resolution” computes the full image"
         self.info.value = f"<span style='font-size:12px'>image {w}×{h}{html.escape(note)}</span>"
 
-    @T.observe(*_FILTER_TRAITS, *_NOISE_TRAITS)
     def _controls_changed(self, change):
         self._update_enabled()
         self.request_update()
@@ -415,35 +466,17 @@ class FilterDesigner(WidgetBase):
     def filter_call(self, data: str = IMAGE) -> Call:
         """The engine call of the active filter, on the variable ``data``."""
         if self.method == "frequency":
-            kw = dict(
-                shape=self.shape, highpass=self.highpass, cutoff=clean_float(self.cutoff), order=clean_float(self.order)
-            )
-            if self.band:
-                kw["width"] = clean_float(self.width)
+            kw = self.keywords(enhance.frequency_filter)
+            if not self.band:
+                del kw["width"]
             return Call(enhance.frequency_filter, data=data, **kw)
-        if self.method == "median":
-            return Call(enhance.median, data=data, size=int(self.size))
         if self.method == "weighted_median":
             return Call(enhance.weighted_median, [list(map(int, r)) for r in self.weights], data=data)
         if self.method == "notch":
             centers = [[clean_float(fy), clean_float(fx)] for fy, fx in self.notches]
-            return Call(
-                enhance.notch_filter,
-                data=data,
-                centers=centers,
-                radius=clean_float(self.notch_radius),
-                order=clean_float(self.notch_order),
-            )
-        if self.method == "homomorphic":
-            return Call(
-                enhance.homomorphic_filter,
-                data=data,
-                cutoff=clean_float(self.homomorphic_cutoff),
-                gamma_low=clean_float(self.gamma_low),
-                gamma_high=clean_float(self.gamma_high),
-                sharpness=clean_float(self.sharpness),
-            )
-        return Call(enhance.adaptive_median, data=data, max_size=int(self.max_size))
+            return Call(enhance.notch_filter, data=data, centers=centers, **self.keywords(enhance.notch_filter))
+        fn = {"median": enhance.median, "adaptive_median": enhance.adaptive_median}.get(self.method)
+        return Call(fn or enhance.homomorphic_filter, data=data, **self.keywords(fn or enhance.homomorphic_filter))
 
     def recipe(self) -> Recipe:
         """Noise (when chosen), the spectrum, the active filter and the pictures drawn from them: what ``result``,
@@ -456,7 +489,7 @@ class FilterDesigner(WidgetBase):
         """
         steps, data = [], IMAGE
         if self.noise != "none":
-            noise = Call(enhance.add_noise, kind=self.noise, amount=clean_float(self.noise_amount), seed=int(self.seed))
+            noise = Call(enhance.add_noise, kind=self.noise, **self.keywords(enhance.add_noise))
             steps.append(Step("noisy", noise))
             data = "noisy"
         steps.append(Step("spectrum", Call(enhance.spectrum, data=data, mean_over_channels=True)))

@@ -17,8 +17,10 @@ def test_clicking_the_spectrum_places_a_notch_and_changes_the_result(lab, page):
     spectrum_before = pixels(page, SPECTRUM_IMG)
 
     # the periodic noise sits at (fy, fx) = (0.1, 0.15) cycles per pixel: 0.5 + f of the way across the spectrum
-    box = page.wait_for_selector(SPECTRUM_IMG, state="visible").bounding_box()
-    page.mouse.click(box["x"] + (0.5 + 0.15) * box["width"], box["y"] + (0.5 + 0.1) * box["height"])
+    spectrum = page.wait_for_selector(SPECTRUM_IMG, state="visible")
+    spectrum.scroll_into_view_if_needed()
+    box = spectrum.bounding_box()
+    spectrum.click(position={"x": (0.5 + 0.15) * box["width"], "y": (0.5 + 0.1) * box["height"]})
     wait_pixels_change(page, RESULT_IMG, result_before)
     wait_pixels_change(page, SPECTRUM_IMG, spectrum_before)  # the rings of the notch pair
     page.wait_for_selector(".cnnw-fd-notch-info :text('1 notch pair')")

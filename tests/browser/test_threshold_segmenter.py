@@ -47,6 +47,7 @@ def test_histogram_click_and_drag_change_the_mask(lab, page):
     widget_screenshot(page, ".cnnw-threshold-segmenter", "threshold_segmenter.png")
 
     # click at 15 % of the histogram: a low threshold, so more foreground (brighter mask)
+    canvas.scroll_into_view_if_needed()  # page coordinates below reach only what is in view
     box = canvas.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.click(box["x"] + 0.15 * box["width"], y)
