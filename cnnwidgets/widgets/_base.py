@@ -62,7 +62,7 @@ _STATUS_COLOURS = {
     "plain": "var(--jp-ui-font-color1, #333)",
 }
 
-__all__ = ["WidgetBase", "in_kernel", "param", "clean_float"]
+__all__ = ["WidgetBase", "in_kernel", "param", "slider", "clean_float"]
 
 
 def clean_float(value: float) -> float:
@@ -97,6 +97,26 @@ def param(trait: T.TraitType, control=None, *, feeds=(), keyword: str | None = N
     """
     feeds = feeds if isinstance(feeds, tuple) else (feeds,)
     return trait.tag(parameter=next(_DECLARED), control=control, control_options=options, feeds=feeds, keyword=keyword)
+
+
+def slider(default: float, low: float, high: float, step: float | None = None, **declaration) -> T.TraitType:
+    """A parameter shown as a slider: :func:`param` of an ``Int`` trait and ``IntSlider`` for an int ``default``,
+    of a ``Float`` trait and ``FloatSlider`` otherwise, from ``low`` to ``high`` in steps of ``step``; steps finer
+    than 0.01 read out with three decimals.
+
+    Parameters
+    ----------
+    default, low, high, step : float
+        The trait's default; the control's ``min``, ``max`` and ``step`` (None: the control's default step).
+    **declaration
+        ``feeds``, ``keyword`` and the control's other options, as in :func:`param`.
+    """
+    whole = isinstance(default, int) and not isinstance(default, bool)
+    trait, control = (T.Int(default), W.IntSlider) if whole else (T.Float(default), W.FloatSlider)
+    bounds = {"min": low, "max": high} | ({} if step is None else {"step": step})
+    if not whole and step is not None and step < 0.01:
+        declaration.setdefault("readout_format", ".3f")
+    return param(trait, control, **bounds, **declaration)
 
 
 def in_kernel() -> bool:

@@ -16,7 +16,7 @@ import traitlets as T
 from ..engine import enhance
 from ..engine.calls import IMAGE, NO_DATA, Call, Recipe, RecipeCache, Step
 from ..io import resize_to_fit, to_float, to_uint8
-from ._base import WidgetBase, clean_float, param
+from ._base import WidgetBase, clean_float, param, slider
 from ._inputs import ImageSource, load_source
 from ._panels import ImagePanel
 from ._plots import html_table, line_plot_svg
@@ -38,6 +38,11 @@ _MASK_SIDE = 300  # long side of the displayed mask
 
 
 _SLIDER = {"continuous_update": True, "layout": {"width": "420px"}, "style": {"description_width": "80px"}}
+
+
+def _slider(*bounds, **declaration):
+    """:func:`~cnnwidgets.widgets._base.slider` in this widget's width."""
+    return slider(*bounds, **_SLIDER | declaration)
 
 
 def _with_notch_rings(spectrum_u8, centers, radius):
@@ -122,114 +127,26 @@ class FilterDesigner(WidgetBase):
     shape = param(T.Enum(enhance.FILTER_SHAPES, "butterworth"), W.ToggleButtons, feeds=enhance.frequency_filter)
     highpass = param(T.Bool(False), feeds=enhance.frequency_filter)
     band = param(T.Bool(False))
-    cutoff = param(
-        T.Float(0.1),
-        W.FloatSlider,
-        feeds=enhance.frequency_filter,
-        min=0.005,
-        max=0.5,
-        step=0.005,
-        readout_format=".3f",
-        **_SLIDER,
-    )
-    order = param(T.Float(2.0), W.FloatSlider, feeds=enhance.frequency_filter, min=0.5, max=10.0, step=0.5, **_SLIDER)
-    width = param(
-        T.Float(0.05),
-        W.FloatSlider,
-        feeds=enhance.frequency_filter,
-        description="band width",
-        min=0.005,
-        max=0.5,
-        step=0.005,
-        readout_format=".3f",
-        **_SLIDER,
-    )
+    cutoff = _slider(0.1, 0.005, 0.5, 0.005, feeds=enhance.frequency_filter)
+    order = _slider(2.0, 0.5, 10.0, 0.5, feeds=enhance.frequency_filter)
+    width = _slider(0.05, 0.005, 0.5, 0.005, feeds=enhance.frequency_filter, description="band width")
     # median filters
-    size = param(T.Int(3), W.IntSlider, feeds=enhance.median, description="window", min=1, max=15, step=2, **_SLIDER)
+    size = _slider(3, 1, 15, 2, feeds=enhance.median, description="window")
     weights = param(T.List([[1, 1, 1], [1, 3, 1], [1, 1, 1]]))
-    max_size = param(
-        T.Int(7), W.IntSlider, feeds=enhance.adaptive_median, description="max window", min=3, max=15, step=2, **_SLIDER
-    )
+    max_size = _slider(7, 3, 15, 2, feeds=enhance.adaptive_median, description="max window")
     # notch and homomorphic filters
     notches = param(T.List([]))
-    notch_radius = param(
-        T.Float(0.02),
-        W.FloatSlider,
-        feeds=enhance.notch_filter,
-        keyword="radius",
-        description="radius",
-        min=0.005,
-        max=0.1,
-        step=0.005,
-        readout_format=".3f",
-        **_SLIDER,
+    notch_radius = _slider(0.02, 0.005, 0.1, 0.005, feeds=enhance.notch_filter, keyword="radius", description="radius")
+    notch_order = _slider(2.0, 0.5, 10.0, 0.5, feeds=enhance.notch_filter, keyword="order", description="order")
+    gamma_low = _slider(0.5, 0.0, 1.0, 0.05, feeds=enhance.homomorphic_filter, description="γL")
+    gamma_high = _slider(1.5, 1.0, 3.0, 0.05, feeds=enhance.homomorphic_filter, description="γH")
+    homomorphic_cutoff = _slider(
+        0.05, 0.005, 0.5, 0.005, feeds=enhance.homomorphic_filter, keyword="cutoff", description="cutoff"
     )
-    notch_order = param(
-        T.Float(2.0),
-        W.FloatSlider,
-        feeds=enhance.notch_filter,
-        keyword="order",
-        description="order",
-        min=0.5,
-        max=10.0,
-        step=0.5,
-        **_SLIDER,
-    )
-    gamma_low = param(
-        T.Float(0.5),
-        W.FloatSlider,
-        feeds=enhance.homomorphic_filter,
-        description="γL",
-        min=0.0,
-        max=1.0,
-        step=0.05,
-        **_SLIDER,
-    )
-    gamma_high = param(
-        T.Float(1.5),
-        W.FloatSlider,
-        feeds=enhance.homomorphic_filter,
-        description="γH",
-        min=1.0,
-        max=3.0,
-        step=0.05,
-        **_SLIDER,
-    )
-    homomorphic_cutoff = param(
-        T.Float(0.05),
-        W.FloatSlider,
-        feeds=enhance.homomorphic_filter,
-        keyword="cutoff",
-        description="cutoff",
-        min=0.005,
-        max=0.5,
-        step=0.005,
-        readout_format=".3f",
-        **_SLIDER,
-    )
-    sharpness = param(
-        T.Float(1.0),
-        W.FloatSlider,
-        feeds=enhance.homomorphic_filter,
-        description="c",
-        min=0.1,
-        max=5.0,
-        step=0.1,
-        **_SLIDER,
-    )
+    sharpness = _slider(1.0, 0.1, 5.0, 0.1, feeds=enhance.homomorphic_filter, description="c")
     # noise
     noise = param(T.Enum(("none",) + enhance.NOISE_KINDS, "none"), W.Dropdown)
-    noise_amount = param(
-        T.Float(0.05),
-        W.FloatSlider,
-        feeds=enhance.add_noise,
-        keyword="amount",
-        description="amount",
-        min=0.0,
-        max=0.5,
-        step=0.01,
-        **_SLIDER,
-    )
+    noise_amount = _slider(0.05, 0.0, 0.5, 0.01, feeds=enhance.add_noise, keyword="amount", description="amount")
     seed = param(T.Int(0), W.IntText, feeds=enhance.add_noise, layout={"width": "200px"})
     preview_side = T.Int(1024)
     metrics = T.Dict({})

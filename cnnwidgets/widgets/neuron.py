@@ -17,7 +17,7 @@ import traitlets as T
 
 from ..engine import neurons
 from ..engine.calls import Call, Recipe, Step
-from ._base import WidgetBase, clean_float, param
+from ._base import WidgetBase, clean_float, param, slider
 from ._panels import ImagePanel, RunButtons, figure_png
 from ._plots import line_plot_svg
 
@@ -38,6 +38,11 @@ _FORMULAS = {
 
 
 _SLIDER = {"continuous_update": True, "layout": {"width": "320px"}, "style": {"description_width": "70px"}}
+
+
+def _slider(*bounds, **declaration):
+    """:func:`~cnnwidgets.widgets._base.slider` in this widget's width."""
+    return slider(*bounds, **_SLIDER | declaration)
 
 
 def _n(value: float) -> str:
@@ -110,14 +115,14 @@ class NeuronPlayground(WidgetBase):
         layout={"width": "200px"},
     )
     points = param(T.Int(200))
-    noise = param(T.Float(0.1), W.FloatSlider, feeds=neurons.toy_data, min=0.0, max=0.5, step=0.02, **_SLIDER)
+    noise = _slider(0.1, 0.0, 0.5, 0.02, feeds=neurons.toy_data)
     seed = param(T.Int(0), W.IntText, feeds=(neurons.toy_data, neurons.train_mlp), layout={"width": "160px"})
-    w1 = param(T.Float(1.0), W.FloatSlider, description="w₁", min=-5, max=5, step=0.1, **_SLIDER)
-    w2 = param(T.Float(1.0), W.FloatSlider, description="w₂", min=-5, max=5, step=0.1, **_SLIDER)
-    bias = param(T.Float(0.0), W.FloatSlider, feeds=neurons.neuron, description="b", min=-5, max=5, step=0.1, **_SLIDER)
+    w1 = _slider(1.0, -5, 5, 0.1, description="w₁")
+    w2 = _slider(1.0, -5, 5, 0.1, description="w₂")
+    bias = _slider(0.0, -5, 5, 0.1, feeds=neurons.neuron, description="b")
     activation = param(T.Enum(neurons.ACTIVATIONS, "sigmoid"), W.Dropdown, feeds=neurons.neuron, style=_SLIDER["style"])
-    layers = param(T.Int(1), W.IntSlider, min=1, max=3, **_SLIDER)
-    units = param(T.Int(8), W.IntSlider, min=1, max=16, **_SLIDER)
+    layers = _slider(1, 1, 3)
+    units = _slider(8, 1, 16)
     mlp_activation = param(
         T.Enum(("tanh", "relu", "sigmoid"), "tanh"),
         W.Dropdown,
@@ -127,16 +132,7 @@ class NeuronPlayground(WidgetBase):
         style=_SLIDER["style"],
     )
     epochs = param(T.Int(300), W.BoundedIntText, feeds=neurons.train_mlp, min=1, max=5000, layout={"width": "160px"})
-    lr = param(
-        T.Float(0.05),
-        W.FloatSlider,
-        feeds=neurons.train_mlp,
-        min=0.005,
-        max=0.5,
-        step=0.005,
-        readout_format=".3f",
-        **_SLIDER,
-    )
+    lr = _slider(0.05, 0.005, 0.5, 0.005, feeds=neurons.train_mlp)
     running = T.Bool(False)
 
     _NEURON_TRAITS = ("dataset", "points", "noise", "seed", "w1", "w2", "bias", "activation")

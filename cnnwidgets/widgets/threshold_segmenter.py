@@ -14,7 +14,7 @@ import traitlets as T
 from ..engine import segment
 from ..engine.calls import Call, Computed, Recipe, RecipeCache, Ref, Step
 from ..io import resize_to_fit, to_jpeg_bytes
-from ._base import WidgetBase, param
+from ._base import WidgetBase, param, slider
 from ._inputs import ImageSource, load_source
 from ._panels import ImagePanel
 from .browser_widgets import ClickImage, HistogramView
@@ -103,57 +103,27 @@ class ThresholdSegmenter(WidgetBase):
     mode = T.Enum(MODES, "global")
     # global
     method = param(T.Enum(GLOBAL_CHOICES, "otsu"), W.Dropdown, layout=_SMALL)
-    value = param(T.Float(128.0), W.FloatSlider, description="threshold", min=0, max=255, step=1, layout=_WIDE)
+    value = slider(128.0, 0, 255, 1, description="threshold", layout=_WIDE)
     invert = param(T.Bool(False), W.Checkbox, description="invert (foreground dark)")
-    classes = param(T.Int(3), W.IntSlider, feeds=segment.threshold_values, min=2, max=5, layout=_SMALL)
+    classes = slider(3, 2, 5, feeds=segment.threshold_values, layout=_SMALL)
     # local
-    local_method = param(
-        T.Enum(segment.LOCAL_METHODS, "sauvola"),
-        W.Dropdown,
-        description="method",
-        layout=_SMALL,
-    )
-    window = param(T.Int(25), W.IntSlider, feeds=segment.local_threshold, min=3, max=151, step=2, layout=_SMALL)
-    k = param(T.Float(0.2), W.FloatSlider, feeds=segment.local_threshold, min=-1.0, max=1.0, step=0.01, layout=_SMALL)
-    offset = param(T.Float(0.0), W.FloatSlider, feeds=segment.local_threshold, min=-50, max=50, step=0.5, layout=_SMALL)
+    local_method = param(T.Enum(segment.LOCAL_METHODS, "sauvola"), W.Dropdown, description="method", layout=_SMALL)
+    window = slider(25, 3, 151, 2, feeds=segment.local_threshold, layout=_SMALL)
+    k = slider(0.2, -1.0, 1.0, 0.01, feeds=segment.local_threshold, layout=_SMALL)
+    offset = slider(0.0, -50, 50, 0.5, feeds=segment.local_threshold, layout=_SMALL)
     # edges
-    edge_method = param(
-        T.Enum(segment.EDGE_METHODS, "sobel"),
-        W.Dropdown,
-        description="operator",
-        layout=_SMALL,
-    )
-    sigma = param(
-        T.Float(1.0),
-        W.FloatSlider,
-        feeds=(segment.edges, segment.watershed),
-        description="σ smoothing",
-        min=0,
-        max=8,
-        step=0.1,
-        layout=_SMALL,
-    )
-    edge_threshold = param(
-        T.Float(0.05),
-        W.FloatSlider,
-        feeds=segment.edge_mask,
-        keyword="threshold",
-        description="threshold",
-        min=0,
-        max=1,
-        step=0.005,
-        readout_format=".3f",
-        layout=_SMALL,
+    edge_method = param(T.Enum(segment.EDGE_METHODS, "sobel"), W.Dropdown, description="operator", layout=_SMALL)
+    sigma = slider(1.0, 0, 8, 0.1, feeds=(segment.edges, segment.watershed), description="σ smoothing", layout=_SMALL)
+    edge_threshold = slider(
+        0.05, 0, 1, 0.005, feeds=segment.edge_mask, keyword="threshold", description="threshold", layout=_SMALL
     )
     low = param(T.Float(None, allow_none=True))  # Canny's thresholds: a box each, where 0 stands for None
     high = param(T.Float(None, allow_none=True))
     # regions
     region_method = param(T.Enum(REGION_METHODS, "grow"), W.Dropdown, description="method", layout=_SMALL)
     seeds = param(T.List([]))
-    tolerance = param(T.Float(20.0), W.FloatSlider, feeds=segment.region_grow, min=0, max=128, step=0.5, layout=_SMALL)
-    clusters = param(
-        T.Int(3), W.IntSlider, feeds=segment.kmeans_regions, description="k-means k", min=1, max=12, layout=_SMALL
-    )
+    tolerance = slider(20.0, 0, 128, 0.5, feeds=segment.region_grow, layout=_SMALL)
+    clusters = slider(3, 1, 12, feeds=segment.kmeans_regions, description="k-means k", layout=_SMALL)
     kmeans_seed = param(T.Int(0), feeds=segment.kmeans_regions, keyword="seed")
     preview_side = T.Int(512)
     threshold = T.Float(None, allow_none=True, read_only=True)
