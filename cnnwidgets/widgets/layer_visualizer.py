@@ -19,7 +19,7 @@ from ..engine import layers as L
 from ..engine import models as M
 from ..engine.calls import IMAGE, Call, Literal, Recipe, RecipeCache, Ref, Step
 from ..io import to_png_bytes
-from ._base import WidgetBase
+from ._base import WidgetBase, param
 from ._inputs import ImageSource, load_source
 from ._panels import ImagePanel, figure_png
 from .browser_widgets import ClickImage
@@ -75,13 +75,13 @@ class LayerVisualizer(WidgetBase):
     ``cam`` (:class:`cnnwidgets.engine.layers.GradCAM`) and ``overlay``.
     """
 
-    model = T.Unicode("efficientnet_lite0")
-    layer = T.Unicode("")
+    model = param(T.Unicode("efficientnet_lite0"))  # its menu and the layer's are bound in __init__
+    layer = param(T.Unicode(""))
     image = ImageSource()
-    channel = T.Int(0)
-    per_map = T.Bool(True)
-    max_maps = T.Int(64)
-    topk = T.Int(5)
+    channel = param(T.Int(0))
+    per_map = param(T.Bool(True), W.Checkbox, feeds=L.tile, description="normalise each map", indent=False)
+    max_maps = param(T.Int(64), feeds=L.tile)
+    topk = param(T.Int(5), feeds=L.top_classes, keyword="k")
 
     def __init__(self, image=None, *, model: str = "efficientnet_lite0", **kwargs):
         self.check_keywords(kwargs)
@@ -99,7 +99,6 @@ class LayerVisualizer(WidgetBase):
         self._c_sample = W.Dropdown(
             options=["—"] + list_samples(), value="—", description="sample", layout=W.Layout(width="220px")
         )
-        self._c_permap = W.Checkbox(value=True, description="normalise each map", indent=False)
         upload = self._upload_control(self._uploaded)
 
         self.input_panel = ImagePanel("input (as the model sees it)", width=224)
@@ -114,7 +113,7 @@ class LayerVisualizer(WidgetBase):
         self.hist.add_class("cnnw-lv-histogram")
         self.bars.add_class("cnnw-topk")
 
-        controls = W.HBox([self._c_model, self._c_layer, self._c_sample, upload, self._c_permap])
+        controls = W.HBox([self._c_model, self._c_layer, self._c_sample, upload])
         left = W.VBox([self._mosaic_title, self.mosaic])
         right = W.VBox([self.map_panel, self.kernel_panel])
         bottom = W.HBox([self.input_panel, self.cam_panel, W.VBox([self.bars, self.hist])])
@@ -130,9 +129,10 @@ class LayerVisualizer(WidgetBase):
             to_control=lambda w: w.layer if w.layer in c_layer.options else c_layer.value,
             from_control=lambda v: {"layer": v} if v else {},
         )
-        self.bind(self._c_permap, "per_map")
+        controls.children += (self.make_controls()["per_map"],)
         self._c_sample.observe(self._sample_picked, names="value")
         self.mosaic.observe(self._mosaic_clicked, names="click")
+        self.observe(self._changed, names=[*self.parameters(), "image"])
 
         with self.hold_trait_notifications():
             self.set_traits_from(kwargs)
@@ -165,7 +165,6 @@ class LayerVisualizer(WidgetBase):
             raise T.TraitError(f"{proposal['trait'].name} must be ≥ 1, got {proposal['value']}")
         return proposal["value"]
 
-    @T.observe("model", "layer", "image", "channel", "per_map", "max_maps", "topk")
     def _changed(self, change):
         if change["name"] == "image":
             self._array_key = None
@@ -212,13 +211,13 @@ class LayerVisualizer(WidgetBase):
             Step("activation", Call(L.layer_output, layer, data="forward")),
             Step("maps", Call(L.as_maps, data="activation")),
         ]
-        steps.append(Step("mosaic", Call(L.tile, data="maps", per_map=self.per_map, max_maps=self.max_maps)))
+        steps.append(Step("mosaic", Call(L.tile, data="maps", **self.keywords(L.tile))))
         if L.layer_kind(net.get_submodule(layer)) == "conv":
             steps.append(Step("kernels", Call(L.kernels, layer, data="model")))
             steps.append(Step("kernel_mosaic", Call(L.kernel_mosaic, data="kernels")))
         steps += [
             Step("histogram", Call(L.histogram, data="activation", bins=_HISTOGRAM_BINS)),
-            Step("topk", Call(L.top_classes, Ref("forward.logits"), data="model", k=self.topk)),
+            Step("topk", Call(L.top_classes, Ref("forward.logits"), data="model", **self.keywords(L.top_classes))),
             Step("cam", Call(L.grad_cam, Ref(IMAGE), data="model")),
             Step("overlay", Call(L.heatmap_overlay, Ref("cam.heatmap"), data="cam.image", alpha=_CAM_ALPHA)),
         ]
