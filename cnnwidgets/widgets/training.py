@@ -15,7 +15,7 @@ import traitlets as T
 from .. import datasets
 from ..engine import models, train
 from ..engine.calls import NO_DATA, Call, Literal, Recipe, Ref, Step
-from ._base import WidgetBase
+from ._base import WidgetBase, param
 from ._inputs import TraitTypeError, TraitValueError, describe
 from ._panels import ImagePanel, RunButtons, figure_png
 
@@ -126,13 +126,23 @@ class TrainingDashboard(WidgetBase):
         The engine call that reproduces the run.
     """
 
-    epochs = T.Int(4)
-    lr = T.Float(5e-3)
-    batch_size = T.Int(32)
-    seed = T.Int(0)
-    val = T.Float(0.2)
-    schedule = T.Enum(("cosine", "constant"), "cosine")
-    threads = T.Int(1, allow_none=True)
+    epochs = param(T.Int(4), W.BoundedIntText, feeds=train.fit, min=1, max=500, layout={"width": "150px"})
+    lr = param(
+        T.Float(5e-3),
+        W.FloatLogSlider,
+        feeds=train.fit,
+        min=-4,
+        max=-0.5,
+        step=0.1,
+        readout_format=".1e",
+        continuous_update=False,
+        layout={"width": "300px"},
+    )
+    batch_size = param(T.Int(32), feeds=train.fit)
+    seed = param(T.Int(0), feeds=(models.create_model, train.fit))
+    val = param(T.Float(0.2), feeds=train.fit)  # 0: no validation split
+    schedule = param(T.Enum(("cosine", "constant"), "cosine"), feeds=train.fit)
+    threads = param(T.Int(1, allow_none=True), feeds=train.fit)
     running = T.Bool(False)
 
     def __init__(self, model="tiny_cnn", dataset="digits", **kwargs):
@@ -162,16 +172,6 @@ class TrainingDashboard(WidgetBase):
         self.model = None if self._net_name is not None else model
         self._initial_state = None if self._net_name is not None else copy.deepcopy(model.state_dict())
 
-        self._epochs_ctl = W.BoundedIntText(min=1, max=500, description="epochs", layout=W.Layout(width="150px"))
-        self._lr_ctl = W.FloatLogSlider(
-            min=-4,
-            max=-0.5,
-            step=0.1,
-            description="lr",
-            readout_format=".1e",
-            continuous_update=False,
-            layout=W.Layout(width="300px"),
-        )
         self._buttons = RunButtons("train", self.start, self.stop)
         self._bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="220px"))
         self._metrics = W.HTML("")
@@ -180,12 +180,12 @@ class TrainingDashboard(WidgetBase):
         self.curves.add_class("cnnw-train-curves")
         self.confusion = ImagePanel("confusion matrix", width=300)
         self.confusion.add_class("cnnw-train-confusion")
-        controls = W.HBox([self._epochs_ctl, self._lr_ctl, self._buttons.start, self._buttons.stop, self._bar])
+        controls = W.HBox([self._buttons.start, self._buttons.stop, self._bar])
         super().__init__([controls, self._metrics, W.HBox([self.curves, self.confusion])], show_code=True, **kwargs)
         self.add_class("cnnw-training")
-        self.bind(self._epochs_ctl, "epochs")
-        self.bind(self._lr_ctl, "lr")
-        self.observe(self._update_code, names=["epochs", "lr", "batch_size", "seed", "val", "schedule", "threads"])
+        made = self.make_controls()
+        controls.children = (made["epochs"], made["lr"], *controls.children)
+        self.observe(self._update_code, names=self.parameters())
         self._update_code()
         if self._net_name is not None:
             self._run(train_it=False)  # a bad name fails here, not at the first Start
@@ -194,14 +194,10 @@ class TrainingDashboard(WidgetBase):
 
     # ----------------------------------------------------------------- code and model
     def _fit_kwargs(self) -> dict:
-        return {
-            "epochs": int(self.epochs),
-            "lr": float(self.lr),
-            "batch_size": int(self.batch_size),
-            "seed": int(self.seed),
-            "val": float(self.val) if self.val > 0 else None,
-            "schedule": "cosine" if self.schedule == "cosine" else None,
-            "threads": None if self.threads is None else int(self.threads),
+        kw = self.keywords(train.fit)
+        return kw | {
+            "val": kw["val"] if kw["val"] > 0 else None,
+            "schedule": "cosine" if kw["schedule"] == "cosine" else None,
         }
 
     def _model_kwargs(self) -> dict:
@@ -217,7 +213,12 @@ class TrainingDashboard(WidgetBase):
         if self._set_name is not None:
             steps.append(Step("dataset", Call(getattr(datasets, self._set_name), data=NO_DATA)))
         if self._net_name is not None:
-            make = Call(models.create_model, data=Literal(self._net_name), **self._model_kwargs(), seed=int(self.seed))
+            make = Call(
+                models.create_model,
+                data=Literal(self._net_name),
+                **self._model_kwargs(),
+                **self.keywords(models.create_model),
+            )
             steps.append(Step("model", make))
         steps.append(Step("history", Call(train.fit, Ref("dataset"), data="model", **self._fit_kwargs())))
         return Recipe(tuple(steps))
