@@ -14,8 +14,10 @@ import traitlets as T
 
 from ..engine import layers as L
 from ..engine.calls import Call, Recipe, Step
-from ._base import WidgetBase
+from ._base import WidgetBase, param, slider
 from ._panels import figure_png
+
+_NARROW = {"width": "140px"}
 
 __all__ = ["ConvolutionPlayground", "parse_grid", "format_grid"]
 
@@ -100,40 +102,49 @@ class ConvolutionPlayground(WidgetBase):
     and ``pool`` (:class:`cnnwidgets.engine.layers.PoolSteps`).
     """
 
-    image = T.List(T.List(T.Float()), default_value=DEFAULT_IMAGE)
-    kernel = T.List(T.List(T.Float()), default_value=DEFAULT_KERNEL)
-    stride = T.Int(1)
-    padding = T.Int(0)
-    step = T.Int(0)
-    activation = T.Enum(sorted(L.ACTIVATIONS), default_value="relu")
-    alpha = T.Float(0.25)
-    x = T.Float(-1.0)
-    pool_input = T.List(T.List(T.Float()), default_value=DEFAULT_POOL_INPUT)
-    pool_mode = T.Enum(["max", "mean", "stochastic"], default_value="max")
-    pool_size = T.Int(2)
-    seed = T.Int(0)
-    pool_step = T.Int(0)
+    # grids and window steps: their text boxes and sliders are bound in __init__
+    image = param(T.List(T.List(T.Float()), default_value=DEFAULT_IMAGE))
+    kernel = param(T.List(T.List(T.Float()), default_value=DEFAULT_KERNEL))
+    stride = param(T.Int(1), W.BoundedIntText, feeds=L.conv2d_steps, min=1, max=4, layout=_NARROW)
+    padding = param(T.Int(0), W.BoundedIntText, feeds=L.conv2d_steps, min=0, max=3, layout=_NARROW)
+    step = param(T.Int(0))
+    activation = param(T.Enum(sorted(L.ACTIVATIONS), default_value="relu"), W.Dropdown)
+    alpha = slider(0.25, 0.0, 2.0, 0.05)
+    x = slider(-1.0, -5, 5, 0.1)
+    pool_input = param(T.List(T.List(T.Float()), default_value=DEFAULT_POOL_INPUT))
+    pool_mode = param(
+        T.Enum(["max", "mean", "stochastic"], default_value="max"),
+        W.Dropdown,
+        feeds=L.pool2d_steps,
+        keyword="mode",
+        description="pooling",
+    )
+    pool_size = param(
+        T.Int(2),
+        W.BoundedIntText,
+        feeds=L.pool2d_steps,
+        keyword="size",
+        description="size",
+        min=1,
+        max=4,
+        layout=_NARROW,
+    )
+    seed = param(T.Int(0), W.BoundedIntText, feeds=L.pool2d_steps, min=0, max=10**6, layout={"width": "160px"})
+    pool_step = param(T.Int(0))
 
     def __init__(self, **kwargs):
         self._t_image = W.Text(description="image", layout=W.Layout(width="340px"), continuous_update=False)
         self._t_kernel = W.Text(description="kernel", layout=W.Layout(width="340px"), continuous_update=False)
-        self._s_stride = W.BoundedIntText(value=1, min=1, max=4, description="stride", layout=W.Layout(width="140px"))
-        self._s_padding = W.BoundedIntText(value=0, min=0, max=3, description="padding", layout=W.Layout(width="140px"))
+        c = self.make_controls()
         self._s_step = W.IntSlider(value=0, min=0, max=3, description="step")
         self._s_step.add_class("cnnw-conv-step")
         self.conv_view = W.HTML()
         self.conv_view.add_class("cnnw-conv-view")
 
-        self._d_act = W.Dropdown(options=sorted(L.ACTIVATIONS), value="relu", description="activation")
-        self._s_alpha = W.FloatSlider(value=0.25, min=0.0, max=2.0, step=0.05, description="alpha")
-        self._s_x = W.FloatSlider(value=-1.0, min=-5, max=5, step=0.1, description="x")
         self.act_plot = W.Image(format="png", layout=W.Layout(width="360px"))
         self.act_view = W.HTML()
 
         self._t_pool = W.Text(description="map", layout=W.Layout(width="340px"), continuous_update=False)
-        self._d_pool = W.Dropdown(options=["max", "mean", "stochastic"], value="max", description="pooling")
-        self._s_psize = W.BoundedIntText(value=2, min=1, max=4, description="size", layout=W.Layout(width="140px"))
-        self._s_seed = W.BoundedIntText(value=0, min=0, max=10**6, description="seed", layout=W.Layout(width="160px"))
         self._s_pstep = W.IntSlider(value=0, min=0, max=3, description="window")
         self.pool_view = W.HTML()
         self.pool_view.add_class("cnnw-pool-view")
@@ -141,13 +152,13 @@ class ConvolutionPlayground(WidgetBase):
         conv_tab = W.VBox(
             [
                 W.HBox([self._t_image, self._t_kernel]),
-                W.HBox([self._s_stride, self._s_padding, self._s_step]),
+                W.HBox([c["stride"], c["padding"], self._s_step]),
                 self.conv_view,
             ]
         )
-        act_tab = W.VBox([W.HBox([self._d_act, self._s_alpha, self._s_x]), W.HBox([self.act_plot, self.act_view])])
+        act_tab = W.VBox([W.HBox([c["activation"], c["alpha"], c["x"]]), W.HBox([self.act_plot, self.act_view])])
         pool_tab = W.VBox(
-            [W.HBox([self._t_pool, self._d_pool]), W.HBox([self._s_psize, self._s_seed, self._s_pstep]), self.pool_view]
+            [W.HBox([self._t_pool, c["pool_mode"]]), W.HBox([c["pool_size"], c["seed"], self._s_pstep]), self.pool_view]
         )
         self.tabs = W.Tab([conv_tab, act_tab, pool_tab])
         for i, t in enumerate(("convolution", "activation", "pooling")):
@@ -162,19 +173,9 @@ class ConvolutionPlayground(WidgetBase):
                 to_control=lambda w, t=trait: format_grid(getattr(w, t)),
                 from_control=lambda v, t=trait: {t: parse_grid(v, name=t)},
             )
-        for control, trait in (
-            (self._s_stride, "stride"),
-            (self._s_padding, "padding"),
-            (self._d_act, "activation"),
-            (self._s_alpha, "alpha"),
-            (self._s_x, "x"),
-            (self._d_pool, "pool_mode"),
-            (self._s_psize, "pool_size"),
-            (self._s_seed, "seed"),
-        ):
-            self.bind(control, trait)
         for control, trait in ((self._s_step, "step"), (self._s_pstep, "pool_step")):
             self.bind(control, trait, to_control=lambda w, c=control, t=trait: _within_max(c, getattr(w, t)))
+        self.observe(self._changed, names=self.parameters())
         self.set_traits_from(kwargs)
         if not kwargs:
             self.request_update()
@@ -209,21 +210,6 @@ class ConvolutionPlayground(WidgetBase):
             raise T.TraitError(f"{proposal['trait'].name} must be a non-empty rectangular list of rows")
         return grid
 
-    @T.observe(
-        "image",
-        "kernel",
-        "stride",
-        "padding",
-        "step",
-        "activation",
-        "alpha",
-        "x",
-        "pool_input",
-        "pool_mode",
-        "pool_size",
-        "seed",
-        "pool_step",
-    )
     def _changed(self, change):
         if change["name"] in ("image", "kernel", "stride", "padding", "pool_input", "pool_size"):
             n_conv, n_pool = self._counts()
@@ -238,8 +224,8 @@ class ConvolutionPlayground(WidgetBase):
     def recipe(self) -> Recipe:
         """Convolution, activation of its output, and pooling: what ``result`` and ``code`` come from."""
         alpha = {"alpha": self.alpha} if self.activation in ("prelu", "elu") else {}
-        conv = Call(L.conv2d_steps, self.kernel, data=self.image, stride=self.stride, padding=self.padding)
-        pool = Call(L.pool2d_steps, data=self.pool_input, size=self.pool_size, mode=self.pool_mode, seed=self.seed)
+        conv = Call(L.conv2d_steps, self.kernel, data=self.image, **self.keywords(L.conv2d_steps))
+        pool = Call(L.pool2d_steps, data=self.pool_input, **self.keywords(L.pool2d_steps))
         return Recipe(
             (
                 Step("conv", conv),
