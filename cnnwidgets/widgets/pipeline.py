@@ -21,13 +21,14 @@ import traitlets as T
 from ..engine import pipeline as P
 from ..engine.calls import Call, Ref
 from ..io import resize_to_fit, to_jpeg_bytes, to_uint8
-from ._base import WidgetBase
+from ._base import WidgetBase, param
 from ._inputs import TraitTypeError, TraitValueError, check_image, describe, load_source
 from ._panels import ImagePanel
 from .browser_widgets import Gallery
 from .filter_designer import FilterDesigner
 from .threshold_segmenter import ThresholdSegmenter
 
+_BOX = {"width": "180px"}
 __all__ = ["Pipeline"]
 
 _THUMB = 220
@@ -88,12 +89,14 @@ class Pipeline(WidgetBase):
     their traits (``pipeline.enhancer.cutoff = 0.2``, ``pipeline.segmenter.method = "li"``) to change a stage.
     """
 
-    enhance_on = T.Bool(True)
-    min_area = T.Int(20)
-    margin = T.Int(8)
-    model = T.Unicode("efficientnet_lite0")
-    topk = T.Int(3)
-    region = T.Int(0)
+    enhance_on = param(T.Bool(True), W.Checkbox, description="enhance first", indent=False)
+    min_area = param(
+        T.Int(20), W.BoundedIntText, feeds=P.find_regions, description="min area", min=1, max=100_000, layout=_BOX
+    )
+    margin = param(T.Int(8), W.BoundedIntText, feeds=P.find_regions, min=0, max=200, layout=_BOX)
+    model = param(T.Unicode("efficientnet_lite0"), feeds=P.recognise)
+    topk = param(T.Int(3), feeds=P.recognise, keyword="k")
+    region = param(T.Int(0))
 
     def __init__(self, image=None, *, index=None, work_side: int = 512, show_code: bool = False, **kwargs):
         self.check_keywords(kwargs)
@@ -114,11 +117,8 @@ class Pipeline(WidgetBase):
 
         self.enhancer = FilterDesigner(self.working_image)
         self.segmenter = ThresholdSegmenter(self.working_image, preview_side=max(self.working_image.shape[:2]))
-        self.enhancer.observe(self._stage_changed, names=["method", "shape", "highpass", "band", "cutoff", "order"])
-        self.enhancer.observe(self._stage_changed, names=["width", "size", "weights", "max_size"])
-        seg_traits = ["mode", "method", "value", "invert", "classes", "local_method", "window", "k", "offset"]
-        seg_traits += ["region_method", "seeds", "tolerance", "clusters", "kmeans_seed"]
-        self.segmenter.observe(self._stage_changed, names=seg_traits)
+        self.enhancer.observe(self._stage_changed, names=self.enhancer.parameters())
+        self.segmenter.observe(self._stage_changed, names=[*self.segmenter.parameters(), "mode"])
 
         self.p_input = ImagePanel("input", width=_THUMB, format="jpeg")
         self.p_enhanced = ImagePanel("enhanced", width=_THUMB, format="jpeg")
@@ -143,13 +143,8 @@ class Pipeline(WidgetBase):
         self.region_info = W.HTML("")
         self.region_info.add_class("cnnw-pl-region-info")
 
-        c_enhance_on = W.Checkbox(description="enhance first", indent=False)
         c_seg_mode = W.ToggleButtons(options=list(_SEGMENT_MODES), description="segment by")
-        c_min_area = W.BoundedIntText(min=1, max=100_000, description="min area", layout=W.Layout(width="180px"))
-        c_margin = W.BoundedIntText(min=0, max=200, description="margin", layout=W.Layout(width="180px"))
-        self.bind(c_enhance_on, "enhance_on")
-        self.bind(c_min_area, "min_area")
-        self.bind(c_margin, "margin")
+        c = self.make_controls()
         seg = self.segmenter
         seg.bind(
             c_seg_mode,
@@ -172,15 +167,16 @@ class Pipeline(WidgetBase):
 
         rows = W.VBox(
             [
-                row("1 · enhance", W.VBox([c_enhance_on, self.enhancer.tabs]), self.p_input, self.p_enhanced),
+                row("1 · enhance", W.VBox([c["enhance_on"], self.enhancer.tabs]), self.p_input, self.p_enhanced),
                 row("2 · segment", seg_controls, self.p_mask),
-                row("3 · regions", W.VBox([c_min_area, c_margin]), self.p_regions),
+                row("3 · regions", W.VBox([c["min_area"], c["margin"]]), self.p_regions),
                 row("4 · recognise", self.regions_gallery, W.VBox([self.region_panel, self.region_info])),
                 *([row("5 · retrieve", W.HTML("click a region above"), self.retrieval_gallery)] if index else []),
             ]
         )
         super().__init__([rows], show_code=show_code)
         self.add_class("cnnw-pipeline")
+        self.observe(self._stage_changed, names=self.parameters())
         self.set_traits_from(kwargs)
         self._ready = True
         self.p_input.show(self._rgb(self.working_image))
@@ -190,10 +186,6 @@ class Pipeline(WidgetBase):
     def _stage_changed(self, change=None):
         if getattr(self, "_ready", False) and not self.is_quiet():
             self.request_update()
-
-    @T.observe("enhance_on", "min_area", "margin", "model", "topk", "region")
-    def _changed(self, change):
-        self._stage_changed()
 
     def _show_mode_row(self, change=None):
         for mode, box in self._mode_rows.items():
@@ -208,8 +200,8 @@ class Pipeline(WidgetBase):
     def engine_pipeline(self) -> P.Pipeline:
         """The :class:`cnnwidgets.engine.pipeline.Pipeline` of the current controls (sharing one stage cache)."""
         p = self._engine.replaced("enhance", call=self.enhancer.filter_call(), enabled=self.enhance_on)
-        p = p.replaced("regions", call=Call(P.find_regions, Ref("image"), margin=self.margin, min_area=self.min_area))
-        p = p.replaced("recognise", call=Call(P.recognise, model=self.model, k=self.topk))
+        p = p.replaced("regions", call=Call(P.find_regions, Ref("image"), **self.keywords(P.find_regions)))
+        p = p.replaced("recognise", call=Call(P.recognise, **self.keywords(P.recognise)))
         if self.index is not None:
             p = p.replaced("retrieve", region=self.region)
         return p
