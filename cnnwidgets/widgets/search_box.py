@@ -13,7 +13,7 @@ import traitlets as T
 
 from ..engine.calls import Call, Recipe, Ref, Step
 from ..index.image_index import MODES, ImageIndex
-from ._base import WidgetBase
+from ._base import WidgetBase, param
 from ._inputs import TraitTypeError, TraitValueError, describe
 from ._panels import ImagePanel
 from .browser_widgets import Gallery
@@ -55,10 +55,17 @@ class SearchBox(WidgetBase):
     Clicking a result sets ``image_path`` to it, clears ``text`` and searches again ("more like this").
     """
 
-    text = T.Unicode("")
-    mode = T.Enum(MODES, default_value="auto")
-    k = T.Int(12)
-    image_path = T.Unicode("")
+    text = param(
+        T.Unicode(""),
+        W.Text,
+        description="",
+        placeholder="words, e.g. 'kitten' — Enter to search",
+        continuous_update=False,
+        layout={"width": "320px"},
+    )
+    mode = param(T.Enum(MODES, default_value="auto"), W.Dropdown, layout={"width": "180px"})
+    k = param(T.Int(12), W.BoundedIntText, min=1, max=100, layout={"width": "120px"})
+    image_path = param(T.Unicode(""))
     results = T.List()
 
     def __init__(self, index, *, text: str = "", mode: str = "auto", k: int = 12, thumb_side: int = 160):
@@ -72,16 +79,9 @@ class SearchBox(WidgetBase):
         self.query_image = None
         self.thumb_side = thumb_side
         self._thumbs = {}
-        self._text = W.Text(
-            placeholder="words, e.g. 'kitten' — Enter to search",
-            continuous_update=False,
-            layout=W.Layout(width="320px"),
-        )
-        self._text.add_class("cnnw-search-text")
-        self._mode = W.Dropdown(options=list(MODES), description="mode", layout=W.Layout(width="180px"))
-        self._mode.add_class("cnnw-search-mode")
-        self._k = W.BoundedIntText(min=1, max=100, description="k", layout=W.Layout(width="120px"))
-        self._k.add_class("cnnw-search-k")
+        c = self.make_controls()
+        for name in ("text", "mode", "k"):
+            c[name].add_class(f"cnnw-search-{name}")
         self._button = W.Button(description="Search", button_style="primary", layout=W.Layout(width="90px"))
         self._button.add_class("cnnw-search-button")
         self._clear = W.Button(description="Clear image", layout=W.Layout(width="110px"))
@@ -92,20 +92,17 @@ class SearchBox(WidgetBase):
         self.gallery.add_class("cnnw-search-gallery")
         super().__init__(
             [
-                W.HBox([self._text, self._button, self._mode, self._k]),
+                W.HBox([c["text"], self._button, c["mode"], c["k"]]),
                 W.HBox([upload, self._clear, self._query_panel]),
                 self.gallery,
             ],
             show_code=True,
         )
         self.add_class("cnnw-searchbox")
-        self.bind(self._text, "text")
-        self.bind(self._mode, "mode")
-        self.bind(self._k, "k")
         self._button.on_click(lambda _: self.request_update())
         self._clear.on_click(lambda _: self.clear_image())
         self.gallery.observe(self._on_click, names="clicked")
-        self.observe(self._changed, names=["text", "mode", "k", "image_path"])
+        self.observe(self._changed, names=self.parameters())
         with self.quiet():
             self.text, self.mode = text, mode
             self.k = int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
