@@ -240,7 +240,7 @@ class ImageFolder:
     """
 
     def __init__(self, root, *, mode: str = "rgb", max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True):
-        from .io import _open_header
+        from .io import open_header
 
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
@@ -262,7 +262,7 @@ class ImageFolder:
                 data = p.read_bytes()
                 if not data:
                     raise ImageLoadError(p, "file is empty (zero bytes)")
-                _open_header(data, p, max_pixels)
+                open_header(data, p, max_pixels)
             except ImageLoadError as exc:
                 self.skipped.append((p, exc.reason))
                 continue

@@ -48,19 +48,20 @@ class ImageLoadError(ValueError):
 
     def __init__(self, source, reason: str, *, name: str | None = None):
         self.source = describe_source(source)
-        self.reason = _clip(" ".join(str(reason).split()), 160)
+        self.reason = clip_text(" ".join(str(reason).split()), 160)
         self.name = name
         super().__init__(f"{name + ': ' if name else ''}{self.source}: {self.reason}")
 
 
-def _clip(text: str, limit: int) -> str:
+def clip_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, the last of them "…" where it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe_source(source) -> str:
     """A short human-readable name for an image source, used in error messages."""
     if isinstance(source, str) and source.startswith("<"):
-        return _clip(source, 120)
+        return clip_text(source, 120)
     if isinstance(source, (str, os.PathLike)):
         text = str(source)
         if "\n" in text or len(text) > 4096:  # not a path: its start, quoted
@@ -77,7 +78,7 @@ def describe_source(source) -> str:
         return f"<torch tensor: shape {tuple(source.shape)}, dtype {source.dtype}>"
     name = getattr(source, "name", None)
     if isinstance(name, (str, os.PathLike)):
-        return describe_source(name) if not str(name).startswith("<") else _clip(str(name), 120)
+        return describe_source(name) if not str(name).startswith("<") else clip_text(str(name), 120)
     if hasattr(source, "read"):
         return f"<file object {type(source).__name__}>"
     return f"<{type(source).__name__}>"
@@ -118,7 +119,7 @@ def load_image(source, *, mode: str = "rgb", max_pixels: int | None = DEFAULT_MA
         shape or dtype, or more pixels than ``max_pixels``.
     """
     if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {_clip(repr(mode), 60)}")
+        raise ValueError(f"mode must be one of {_MODES}, got {clip_text(repr(mode), 60)}")
     if mode == "opaque":
         arr = load_image(source, mode="keep", max_pixels=max_pixels)
         return load_image(arr, mode="rgb") if arr.ndim == 3 and arr.shape[2] == 4 else arr
@@ -175,7 +176,7 @@ def _check_pixels(source, size, max_pixels):
         )
 
 
-def _open_header(data: bytes, source, max_pixels):
+def open_header(data: bytes, source, max_pixels):
     """Open an image lazily (header only) with our own pixel limit instead of Pillow's global one."""
     with _PIL_LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
@@ -197,7 +198,7 @@ def _open_header(data: bytes, source, max_pixels):
 def _decode_bytes(data: bytes, mode: str, source, max_pixels) -> np.ndarray:
     if len(data) == 0:
         raise ImageLoadError(source, "file is empty (zero bytes)")
-    img = _open_header(data, source, max_pixels)
+    img = open_header(data, source, max_pixels)
     if _is_16bit_color_png(data) or (img.format == "TIFF" and img.mode in ("RGB", "RGBA") and _tiff_is_16bit(img)):
         arr = _decode_with_opencv(data, source)
         return _convert_array(arr, mode, source)

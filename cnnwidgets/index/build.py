@@ -53,7 +53,7 @@ def _shared_model(name: str):
     return shared_model(name, pretrained=True)
 
 
-def _describing_model(name: str):
+def describing_model(name: str):
     """What computes the CNN descriptor and tags of ``name``: the shared CNN when this process has it, else its
     recorded ONNX Runtime export, which starts without timm or the torch model
     (:func:`cnnwidgets.engine.models.shared_runner`)."""

@@ -112,7 +112,7 @@ class IndexBatch:
         """The CNN (from the process-wide model cache, or its recorded ONNX Runtime export: see
         :func:`cnnwidgets.engine.models.shared_runner`)."""
         if self._model is None:
-            self._model = building._describing_model(self.model_name)
+            self._model = building.describing_model(self.model_name)
         return self._model
 
     def describe(self, decoded: building.DecodedBatch) -> DescribedBatch:

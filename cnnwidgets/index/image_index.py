@@ -9,7 +9,7 @@ import numpy as np
 from . import build as building
 from . import executors, persist, storage, vectors
 from . import search as searching
-from .build import DESCRIPTORS, _describing_model, read_captions
+from .build import DESCRIPTORS, describing_model, read_captions
 from .rows import NO_FINGERPRINT, Fingerprint, ImageRow, RowTable
 from .search import DEFAULT_WEIGHTS, MODES, TEXT_WEIGHTS, Hit
 from .storage import IndexLoadError
@@ -219,7 +219,7 @@ class ImageIndex:
         """What describes images with the CNN, for queries as for builds: the shared CNN when this process has it,
         else its recorded ONNX Runtime export (:func:`cnnwidgets.engine.models.shared_runner`)."""
         if self._model is None:
-            self._model = _describing_model(self.model_name)
+            self._model = describing_model(self.model_name)
         return self._model
 
     def describe_images(self, images: list, *, descriptors=None, with_tags: bool = True) -> tuple[dict, list]:

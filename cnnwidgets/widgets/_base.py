@@ -51,7 +51,7 @@ import ipywidgets as W
 import traitlets as T
 
 from ..io import load_image
-from ._inputs import MAX_MESSAGE, TraitTypeError, TraitValueError, _clip, _short_repr, _short_trait_error
+from ._inputs import MAX_MESSAGE, TraitTypeError, TraitValueError, clip_text, short_repr, short_trait_error
 
 # Status line colours: JupyterLab's theme variables (so the line reads in light and dark themes), with fallbacks
 # for front ends without them.
@@ -180,7 +180,7 @@ class WidgetBase(W.VBox):
         except (TraitTypeError, TraitValueError):
             raise
         except (T.TraitError, TypeError, ValueError) as exc:  # Enum's check of an array raises a ValueError
-            short = _short_trait_error(self, name, value, exc)
+            short = short_trait_error(self, name, value, exc)
             if short is None:
                 raise
             raise short from None
@@ -195,7 +195,7 @@ class WidgetBase(W.VBox):
         except (TraitTypeError, TraitValueError):
             raise
         except T.TraitError as exc:
-            raise TraitValueError(_clip(f"{type(self).__name__}: {exc}", MAX_MESSAGE)) from None
+            raise TraitValueError(clip_text(f"{type(self).__name__}: {exc}", MAX_MESSAGE)) from None
 
     @classmethod
     def check_keywords(cls, kwargs) -> None:
@@ -205,7 +205,7 @@ class WidgetBase(W.VBox):
                 names = [n for n in cls.class_trait_names() if not n.startswith("_")]
                 close = difflib.get_close_matches(str(key), names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {_short_repr(key)}{hint}")
+                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {short_repr(key)}{hint}")
 
     def set_traits_from(self, kwargs, *, hold: bool = True) -> None:
         """Set constructor keywords as traits (checked with :meth:`check_keywords` first).

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import traitlets as T
 
-from ..io import ImageLoadError, load_image
+from ..io import ImageLoadError, clip_text, load_image
 
 __all__ = ["TraitTypeError", "TraitValueError", "ImageSource", "describe", "check_image", "load_source", "MAX_MESSAGE"]
 
@@ -28,16 +28,12 @@ class TraitValueError(T.TraitError, ValueError):
     """A widget argument or trait value of the right type but not allowed (a choice not offered, a bad shape)."""
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _short_repr(value, limit: int = 40) -> str:
+def short_repr(value, limit: int = 40) -> str:
     """``repr`` of a str or number, cut to about ``limit`` characters (a long value is cut before repr)."""
     if isinstance(value, str) and len(value) > limit:
         return repr(value[:limit]) + f"… ({len(value)} characters)"
     try:
-        return _clip(repr(value), limit)
+        return clip_text(repr(value), limit)
     except ValueError:  # an int too long to print
         return f"<{type(value).__name__}>"
 
@@ -55,11 +51,11 @@ def describe(value) -> str:
     if mod.startswith("torch") and hasattr(value, "shape"):
         return f"a torch tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
     if isinstance(value, np.generic):
-        return f"the numpy {value.dtype} {_short_repr(value.item())}"
+        return f"the numpy {value.dtype} {short_repr(value.item())}"
     if isinstance(value, (int, float, complex)):
-        return f"the {type(value).__name__} {_short_repr(value)}"
+        return f"the {type(value).__name__} {short_repr(value)}"
     if isinstance(value, str):
-        return f"the str {_short_repr(value)}"
+        return f"the str {short_repr(value)}"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"{type(value).__name__} of length {len(value)}"
     if isinstance(value, (list, tuple, dict, set, frozenset)):
@@ -67,8 +63,10 @@ def describe(value) -> str:
     if mod.startswith("PIL") and hasattr(value, "mode") and hasattr(value, "size"):
         return f"a PIL image, mode {value.mode}, size {value.size}"
     if isinstance(value, os.PathLike):
-        return f"the path {_short_repr(os.fspath(value))}"
-    return _clip(f"an object of type {mod + '.' if mod and mod != 'builtins' else ''}{type(value).__qualname__}", 80)
+        return f"the path {short_repr(os.fspath(value))}"
+    return clip_text(
+        f"an object of type {mod + '.' if mod and mod != 'builtins' else ''}{type(value).__qualname__}", 80
+    )
 
 
 def _path_exists(value) -> bool | None:
@@ -113,11 +111,11 @@ def check_image(value, *, name: str = "image", owner: str = "", samples: bool = 
     if isinstance(value, (str, os.PathLike)):
         exists = _path_exists(value)
         if exists is None:
-            raise TraitValueError(_clip(f"{label}: {got} is a folder, not an image file", MAX_MESSAGE))
+            raise TraitValueError(clip_text(f"{label}: {got} is a folder, not an image file", MAX_MESSAGE))
         if not exists and not (samples and _is_sample(value)):
             what = "no such file or sample name" if samples else "no such file"
             hint = "; see cnnwidgets.datasets.list_samples()" if samples else ""
-            raise TraitValueError(_clip(f"{label}: {what}: {got}{hint}", MAX_MESSAGE))
+            raise TraitValueError(clip_text(f"{label}: {what}: {got}{hint}", MAX_MESSAGE))
         return
     if isinstance(value, (bytes, bytearray, memoryview)):
         if len(value) == 0:
@@ -151,7 +149,7 @@ def check_image(value, *, name: str = "image", owner: str = "", samples: bool = 
     if hasattr(value, "read"):
         return
     kinds = _IMAGE_KINDS if samples else _IMAGE_KINDS.replace(", a sample name", "")
-    raise TraitTypeError(_clip(f"{label}: expected {kinds}; got {got}", MAX_MESSAGE))
+    raise TraitTypeError(clip_text(f"{label}: expected {kinds}; got {got}", MAX_MESSAGE))
 
 
 def load_source(value, *, mode: str = "keep", name: str = "image") -> np.ndarray:
@@ -197,7 +195,7 @@ def _in_range_error(trait, value) -> bool:
     return isinstance(value, int) if isinstance(trait, T.Int) else isinstance(value, (int, float))
 
 
-def _short_trait_error(obj, name: str, value, exc: Exception):
+def short_trait_error(obj, name: str, value, exc: Exception):
     """A short :class:`TraitTypeError` / :class:`TraitValueError` for ``exc``, raised by setting ``obj.name``; None
     when the error did not come from that trait (an observer's own error passes unchanged)."""
     trait = obj.traits().get(name)
@@ -212,10 +210,10 @@ def _short_trait_error(obj, name: str, value, exc: Exception):
     except Exception:  # the trait's own check refused the value
         got = describe(value)
         if isinstance(trait, T.Enum):
-            choices = _clip(", ".join(repr(v) for v in trait.values), 160)
+            choices = clip_text(", ".join(repr(v) for v in trait.values), 160)
             kinds = {type(v) for v in trait.values}
             cls = TraitValueError if type(value) in kinds else TraitTypeError
-            return cls(_clip(f"{label} must be one of {choices}; got {got}", MAX_MESSAGE))
+            return cls(clip_text(f"{label} must be one of {choices}; got {got}", MAX_MESSAGE))
         klass = getattr(trait, "klass", None)
         if isinstance(klass, type) and isinstance(value, klass):  # a list (dict, …) with a wrong element
             orig = str(exc)
@@ -223,17 +221,17 @@ def _short_trait_error(obj, name: str, value, exc: Exception):
             if label in orig and "\n" not in orig and "array(" not in orig and len(orig) < MAX_MESSAGE:
                 return TraitTypeError(orig)
             return TraitTypeError(
-                f"{label}: an element of {got} has the wrong type (expected {_clip(trait.info(), 80)})"
+                f"{label}: an element of {got} has the wrong type (expected {clip_text(trait.info(), 80)})"
             )
         cls = (
             TraitValueError if isinstance(trait, (T.Int, T.Float)) and _in_range_error(trait, value) else TraitTypeError
         )
-        info = _clip(trait.info().replace("a unicode string", "a str"), 120)
+        info = clip_text(trait.info().replace("a unicode string", "a str"), 120)
         hint = " (pass array.tolist())" if isinstance(value, np.ndarray) and isinstance(trait, T.List) else ""
-        return cls(_clip(f"{label} must be {info}; got {got}{hint}", MAX_MESSAGE))
+        return cls(clip_text(f"{label} must be {info}; got {got}{hint}", MAX_MESSAGE))
     validators = getattr(obj, "_trait_validators", {})
     # the type is right, so a @validate refused the value
     if isinstance(exc, T.TraitError) and (name in validators or hasattr(obj, f"_{name}_validate")):
         msg = str(exc)
-        return TraitValueError(_clip(msg if name in msg else f"{label}: {msg}", MAX_MESSAGE))
+        return TraitValueError(clip_text(msg if name in msg else f"{label}: {msg}", MAX_MESSAGE))
     return None

@@ -41,10 +41,10 @@ def _data_url(rgb: np.ndarray, side: int = 120) -> str:
 
 
 def _hit_item(hit) -> dict:
-    from .search_box import _thumb
+    from .search_box import thumbnail_url
 
     try:
-        thumb = _thumb(hit.path, 120)
+        thumb = thumbnail_url(hit.path, 120)
     except (ValueError, OSError):  # moved or deleted since it was indexed
         thumb = ""
     name = hit.path.replace("\\", "/").rsplit("/", 1)[-1]

@@ -21,7 +21,7 @@ from .browser_widgets import Gallery
 __all__ = ["SearchBox", "Gallery"]
 
 
-def _thumb(path: str, side: int = 160) -> str:
+def thumbnail_url(path: str, side: int = 160) -> str:
     from ..io import load_image, resize_to_fit, to_jpeg_bytes
 
     img = load_image(path, mode="rgb")
@@ -201,7 +201,7 @@ class SearchBox(WidgetBase):
     def _item(self, hit) -> dict:
         if hit.path not in self._thumbs:
             try:
-                self._thumbs[hit.path] = _thumb(hit.path, self.thumb_side)
+                self._thumbs[hit.path] = thumbnail_url(hit.path, self.thumb_side)
             except (ValueError, OSError):  # moved or deleted since it was indexed: show the entry without a picture
                 self._thumbs[hit.path] = ""
 

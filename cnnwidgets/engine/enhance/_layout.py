@@ -24,7 +24,7 @@ _CHUNK_ELEMENTS = _xp.CHUNK_ELEMENTS
 # ============================================================================ layouts
 
 
-class _Layout:
+class Layout:
     """Converts an image to an N×C×H×W view and back to the caller's kind and layout.
 
     Refuses what is not an image: another type, another number of dimensions, no pixels, complex or object
@@ -101,23 +101,23 @@ def _to_float32(x):
     return to_float(x)
 
 
-def _float_planes(layout: _Layout):
+def float_planes(layout: Layout):
     """The image as a float32 N×C×H×W array where it is computed (integers scaled to [0, 1])."""
     return _to_float32(layout.planes())
 
 
-def _map_planes(image, fn, *, name="image"):
+def map_planes(image, fn, *, name="image"):
     """Apply ``fn`` (float32 array …×H×W → same shape, in its own namespace) to every plane; small images in one
     batch.
 
     Large images go one plane at a time and land in a preallocated output, so a 24-megapixel
     RGB photo never holds more than one float plane's FFT at once.
     """
-    layout = _Layout(image, name)
+    layout = Layout(image, name)
     h, w = layout.hw
     nc = int(np.prod(layout.image.shape)) // (h * w)
     if h * w * nc <= _PLANE_BY_PLANE_PIXELS or nc == 1:
-        return layout.restore(fn(_float_planes(layout)))
+        return layout.restore(fn(float_planes(layout)))
     src = layout.nchw()
     n, c = src.shape[:2]
     if layout.torch:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _xp, checks
-from ._layout import _float_planes, _Layout, _map_planes
-from .masks import _MASKS, _check_params, _is_number, _radial_grid, _rfft_mask
+from ._layout import Layout, float_planes, map_planes
+from .masks import MASK_CACHE, check_params, radial_grid, rfft_mask
 
 # ============================================================================ frequency filters
 
@@ -52,18 +52,18 @@ def frequency_filter(image, *, shape="butterworth", highpass=False, cutoff=0.1, 
     With ``shape="butterworth"`` the result equals
     ``skimage.filters.butterworth(image, cutoff_frequency_ratio=cutoff, high_pass=highpass, order=order, channel_axis=…)``.
     """
-    _check_params(shape, cutoff, order, width)
+    check_params(shape, cutoff, order, width)
     params = (shape, bool(highpass), float(cutoff), float(order), None if width is None else float(width))
     if isinstance(image, Fourier):
         h, w = image.hw
         spec = image.spectrum
-        return image.layout.restore(_irfft2(spec * _rfft_mask(h, w, params, spec), (h, w)))
+        return image.layout.restore(_irfft2(spec * rfft_mask(h, w, params, spec), (h, w)))
 
     def run(x):
         h, w = x.shape[-2:]
-        return _irfft2(_rfft2(x) * _rfft_mask(h, w, params, x), (h, w))
+        return _irfft2(_rfft2(x) * rfft_mask(h, w, params, x), (h, w))
 
-    return _map_planes(image, run)
+    return map_planes(image, run)
 
 
 _AXES = (-2, -1)
@@ -93,9 +93,9 @@ class Fourier:
     """
 
     def __init__(self, image):
-        self.layout = _Layout(image)
+        self.layout = Layout(image)
         self.hw = self.layout.hw
-        self.spectrum = _rfft2(_float_planes(self.layout))
+        self.spectrum = _rfft2(float_planes(self.layout))
         self.layout.image = None  # only the layout is needed to restore results; do not keep the pixels
 
 
@@ -135,7 +135,7 @@ def spectrum(image, *, mean_over_channels: bool = False):
         f = _xp.fft(xp)
         return xp.log1p(f.fftshift(xp.abs(f.fftn(x, axes=_AXES)), axes=_AXES))
 
-    out = _map_planes(image, run)
+    out = map_planes(image, run)
     if mean_over_channels and out.ndim == 3:
         return out.mean(axis=2) if isinstance(out, np.ndarray) else out.mean(dim=0)
     return out
@@ -189,10 +189,10 @@ def notch_filter(image, *, centers, radius=0.02, order=2.0):
                         m *= 1.0 / (1.0 + np.power(radius * radius / d2, order))
             return _xp.like(m.astype(np.float32), x)
 
-        mask = _MASKS.get((key, h, w, _xp.device_key(x)), build)
+        mask = MASK_CACHE.get((key, h, w, _xp.device_key(x)), build)
         return _irfft2(_rfft2(x) * mask, (h, w))
 
-    return _map_planes(image, run)
+    return map_planes(image, run)
 
 
 def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sharpness=1.0, rescale=True):
@@ -226,7 +226,7 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
         For parameters out of their bounds, and with ``rescale=False`` when ``exp(·) − 1`` exceeds float32
         (large gains on large values); the rescaled result is computed without overflow.
     """
-    if not (_is_number(cutoff) and 0 < cutoff <= 0.5):
+    if not (checks.is_number(cutoff) and 0 < cutoff <= 0.5):
         raise ValueError(f"cutoff must satisfy 0 < cutoff <= 0.5, got {checks.short(cutoff)}")
     checks.number("gamma_low", gamma_low, lo=0, hi=100)
     checks.number("gamma_high", gamma_high, lo=0, hi=100)
@@ -237,12 +237,12 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
         h, w = x.shape[-2:]
 
         def build():
-            f2 = _radial_grid(h, w, True) ** 2
+            f2 = radial_grid(h, w, True) ** 2
             m = (gamma_high - gamma_low) * (1.0 - np.exp(-sharpness * f2 / cutoff**2)) + gamma_low
             return _xp.like(m.astype(np.float32), x)
 
         xp = _xp.namespace(x)
-        mask = _MASKS.get((key, h, w, _xp.device_key(x)), build)
+        mask = MASK_CACHE.get((key, h, w, _xp.device_key(x)), build)
         z = _irfft2(_rfft2(xp.log1p(xp.clip(x, min=0))) * mask, (h, w))
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is handled below (NumPy warns)
             y = xp.expm1(z)
@@ -262,4 +262,4 @@ def homomorphic_filter(image, *, cutoff=0.05, gamma_low=0.5, gamma_high=1.5, sha
             )
         return y
 
-    return _map_planes(image, run)
+    return map_planes(image, run)

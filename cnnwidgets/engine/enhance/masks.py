@@ -16,7 +16,7 @@ from ._layout import _MASK_CACHE_BYTES, FILTER_SHAPES
 _is_number = checks.is_number
 
 
-def _check_params(shape, cutoff, order, width):
+def check_params(shape, cutoff, order, width):
     checks.choice("shape", shape, FILTER_SHAPES)
     if not _is_number(cutoff) or not (0 < cutoff <= 0.5):
         raise ValueError(
@@ -86,7 +86,7 @@ def radial_profile(freq, *, shape="butterworth", highpass=False, cutoff=0.1, ord
     numpy.ndarray
         float64 gains in [0, 1], the shape of ``freq``.
     """
-    _check_params(shape, cutoff, order, width)
+    check_params(shape, cutoff, order, width)
     f = np.abs(checks.numbers_array("freq", freq, dtype=np.float64))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if width is None:
@@ -137,21 +137,21 @@ class _MaskCache:
             self.bytes = 0
 
 
-_MASKS = _MaskCache(_MASK_CACHE_BYTES)
+MASK_CACHE = _MaskCache(_MASK_CACHE_BYTES)
 
 
 def clear_cache():
     """Forget the cached FFT masks (they are rebuilt on demand)."""
-    _MASKS.clear()
+    MASK_CACHE.clear()
 
 
-def _radial_grid(h, w, half: bool):
+def radial_grid(h, w, half: bool):
     fy = np.fft.fftfreq(h)[:, None]
     fx = (np.fft.rfftfreq(w) if half else np.fft.fftfreq(w))[None, :]
     return np.sqrt(fy * fy + fx * fx)
 
 
-def _rfft_mask(h, w, params: tuple, like):
+def rfft_mask(h, w, params: tuple, like):
     """The cached float32 mask for the real FFT of an H×W plane (shape H × (W//2+1)), in ``like``'s namespace and
     on its device."""
 
@@ -164,11 +164,11 @@ def _rfft_mask(h, w, params: tuple, like):
             m = _butterworth(fy * fy + fx * fx, order, highpass)
         else:
             m = radial_profile(
-                _radial_grid(h, w, True), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
+                radial_grid(h, w, True), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
             )
         return _xp.like(m.astype(np.float32), like)
 
-    return _MASKS.get(("radial", h, w, params, _xp.device_key(like)), build)
+    return MASK_CACHE.get(("radial", h, w, params, _xp.device_key(like)), build)
 
 
 def frequency_mask(shape_hw, *, shape="butterworth", highpass=False, cutoff=0.1, order=2.0, width=None, centered=True):
@@ -193,9 +193,9 @@ def frequency_mask(shape_hw, *, shape="butterworth", highpass=False, cutoff=0.1,
     h, w = (int(v) for v in shape_hw)
     if h < 1 or w < 1:
         raise ValueError(f"shape_hw must be two positive sizes, got {shape_hw!r}")
-    _check_params(shape, cutoff, order, width)
+    check_params(shape, cutoff, order, width)
     m = radial_profile(
-        _radial_grid(h, w, False), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
+        radial_grid(h, w, False), shape=shape, highpass=highpass, cutoff=cutoff, order=order, width=width
     )
     m = m.astype(np.float32)
     return np.fft.fftshift(m) if centered else m

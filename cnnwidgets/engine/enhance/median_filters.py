@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _xp, checks
 from ..kinds import to_float
-from ._layout import _CHUNK_ELEMENTS, _Layout
+from ._layout import _CHUNK_ELEMENTS, Layout
 
 # the unfolded-window reduction (the torch path of the medians on a GPU, and of the weighted median everywhere)
 _torch_window_reduce = _xp.window_reduce
@@ -18,7 +18,7 @@ _torch_window_reduce = _xp.window_reduce
 # ============================================================================ median filters
 
 
-def _odd(size, name):
+def odd_window(size, name):
     if not checks.is_integer(size) or size < 1 or size % 2 == 0:
         raise ValueError(f"{name} must be an odd positive integer (window side in pixels), got {checks.short(size)}")
     return int(size)
@@ -43,8 +43,8 @@ def median(image, *, size=3):
     numpy.ndarray or torch.Tensor
         Same shape, dtype and kind as the input.
     """
-    k = _odd(size, "size")
-    layout = _Layout(image)
+    k = odd_window(size, "size")
+    layout = Layout(image)
     if k == 1:
         return image.clone() if layout.torch else np.array(layout.image, copy=True)
     if not layout.torch and layout.target is None:
@@ -62,7 +62,7 @@ def center_weighted_kernel(size=3, center=3):
     numpy.ndarray
         size×size int64.
     """
-    k = _odd(size, "size")
+    k = odd_window(size, "size")
     checks.integer("center", center, lo=1)
     w = np.ones((k, k), np.int64)
     w[k // 2, k // 2] = center
@@ -109,7 +109,7 @@ def weighted_median(image, weights):
         Same shape, dtype and kind as the input.
     """
     w = _check_weights(weights)
-    layout = _Layout(image)
+    layout = Layout(image)
     x = layout.planes()
     xp = _xp.namespace(x)
     flat = _xp.like(w.reshape(-1), x)
@@ -146,10 +146,10 @@ def adaptive_median(image, *, max_size=7):
     numpy.ndarray or torch.Tensor
         Same shape, dtype and kind as the input.
     """
-    smax = _odd(max_size, "max_size")
+    smax = odd_window(max_size, "max_size")
     if smax < 3:
         raise ValueError(f"max_size must be at least 3, got {max_size!r}")
-    layout = _Layout(image)
+    layout = Layout(image)
     x = layout.planes()
     xp = _xp.namespace(x)
     z = _work(x)
@@ -204,7 +204,7 @@ def median_combination(image, *, sizes=(3, 5, 7), coefficients=None):
     """
     if not isinstance(sizes, (list, tuple, np.ndarray)):
         raise ValueError(f"sizes must be a sequence of odd window sides, got {checks.short(sizes)}")
-    sizes = [_odd(s, "sizes[]") for s in sizes]
+    sizes = [odd_window(s, "sizes[]") for s in sizes]
     if not sizes:
         raise ValueError("sizes: give at least one window size")
     if coefficients is None:

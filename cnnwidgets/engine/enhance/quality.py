@@ -8,9 +8,8 @@ import numpy as np
 
 from .. import _xp, checks
 from ..kinds import to_float
-from ._layout import NOISE_KINDS, _float_planes, _Layout
-from .masks import _is_number
-from .median_filters import _odd
+from ._layout import NOISE_KINDS, Layout, float_planes
+from .median_filters import odd_window
 
 # ============================================================================ noise and metrics
 
@@ -41,20 +40,22 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
-    if not _is_number(amount) or amount < 0:
+    if not checks.is_number(amount) or amount < 0:
         raise ValueError(f"amount must be a number >= 0, got {amount!r}")
     if kind == "salt_and_pepper" and amount > 1:
         raise ValueError(f"amount is a fraction of pixels for salt_and_pepper (0 … 1), got {amount!r}")
     if seed is not None:
         checks.integer("seed", seed, lo=0, hi=2**63 - 1)
     if not (
-        isinstance(frequency, (tuple, list, np.ndarray)) and len(frequency) == 2 and all(map(_is_number, frequency))
+        isinstance(frequency, (tuple, list, np.ndarray))
+        and len(frequency) == 2
+        and all(map(checks.is_number, frequency))
     ):
         raise ValueError(f"frequency must be (fy, fx), two finite numbers, got {checks.short(frequency)}")
-    layout = _Layout(image)
+    layout = Layout(image)
     # past this the clipped result no longer changes, and amount × N(0, 1) stays finite in float32 (0 × inf is NaN)
     amount = min(float(amount), 1e30)
-    x = _float_planes(layout)
+    x = float_planes(layout)
     xp = _xp.namespace(x)
     rng = np.random.default_rng(None if seed is None else int(seed))
     n, c, h, w = x.shape
@@ -77,7 +78,7 @@ def add_noise(image, *, kind="gaussian", amount=0.05, seed=None, frequency=(0.1,
 def _metric_pair(image_true, image_test, data_range):
     if data_range is not None:
         checks.number("data_range", data_range, lo=0, lo_open=True)
-    a, b = _Layout(image_true, "image_true"), _Layout(image_test, "image_test")
+    a, b = Layout(image_true, "image_true"), Layout(image_test, "image_test")
     if tuple(a.image.shape) != tuple(b.image.shape):
         raise ValueError(
             f"image_true and image_test must have the same shape, got {tuple(a.image.shape)} and {tuple(b.image.shape)}"
@@ -142,7 +143,7 @@ def ssim(image_true, image_test, *, data_range=None, win_size=7):
     float
         In [−1, 1]; 1 for identical images.
     """
-    win = _odd(win_size, "win_size")
+    win = odd_window(win_size, "win_size")
     if win < 3:
         raise ValueError(f"win_size must be at least 3 (the sample covariance needs two pixels), got {win_size!r}")
     x, y, r = _metric_pair(image_true, image_test, data_range)

@@ -20,11 +20,6 @@ _LUMA = (0.299, 0.587, 0.114)
 # ----------------------------------------------------------------------------- input handling
 
 
-_is_torch = kinds.is_torch
-_numpy = kinds.to_numpy
-_like = kinds.like
-
-
 def as_gray(image, *, name: str = "image") -> np.ndarray:
     """The gray version of an image, in its own units.
 
@@ -44,8 +39,8 @@ def as_gray(image, *, name: str = "image") -> np.ndarray:
     ValueError
         If the shape is not an image's, or the data hold NaN or infinity.
     """
-    torch_in = _is_torch(image)
-    arr = _numpy(image, name)
+    torch_in = kinds.is_torch(image)
+    arr = kinds.to_numpy(image, name)
     if arr.dtype.kind == "f":
         checks.finite(name, arr)  # before the colour conversion, which would spread NaN with a warning
     if torch_in and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):

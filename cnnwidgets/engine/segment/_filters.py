@@ -9,7 +9,7 @@ from .. import _xp
 # ----------------------------------------------------------------------------- backends
 
 
-def _gauss_kernel(sigma: float, truncate: float = 4.0, order: int = 0) -> np.ndarray:
+def gauss_kernel(sigma: float, truncate: float = 4.0, order: int = 0) -> np.ndarray:
     radius = int(truncate * float(sigma) + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     phi = np.exp(-0.5 * (x / sigma) ** 2)
@@ -21,7 +21,7 @@ def _gauss_kernel(sigma: float, truncate: float = 4.0, order: int = 0) -> np.nda
     raise ValueError(order)
 
 
-def _backend(image=None):
+def choose_backend(image=None):
     """Where the convolutions of ``image`` run: ``"opencv"`` (NumPy on the CPU) or a torch device (a GPU).
 
     :func:`cnnwidgets.device.compute_device` decides; a tensor on the CPU is convolved by OpenCV too (it is
@@ -31,7 +31,7 @@ def _backend(image=None):
     return "opencv" if dev is None or dev.type == "cpu" else dev
 
 
-def _on(x: np.ndarray, backend, dtype: str = "float32"):
+def on_backend(x: np.ndarray, backend, dtype: str = "float32"):
     """``x`` as the backend computes it: a contiguous NumPy array for ``"opencv"``, else a torch tensor on the
     backend's device (``"torch"``: :func:`cnnwidgets.device.get_device`)."""
     x = np.ascontiguousarray(x, dtype=getattr(np, dtype))
@@ -44,9 +44,9 @@ def _on(x: np.ndarray, backend, dtype: str = "float32"):
     return _xp.to_device(x, backend)
 
 
-def _separable(x: np.ndarray, ky: np.ndarray, kx: np.ndarray, *, backend="torch") -> np.ndarray:
+def separable(x: np.ndarray, ky: np.ndarray, kx: np.ndarray, *, backend="torch") -> np.ndarray:
     """Convolve with ky along rows and kx along columns, scipy "reflect" (symmetric) borders; float64 out."""
-    return _xp.to_numpy(_xp.sep_correlate(_on(x, backend, "float64"), ky[::-1], kx[::-1], "symmetric"))
+    return _xp.to_numpy(_xp.sep_correlate(on_backend(x, backend, "float64"), ky[::-1], kx[::-1], "symmetric"))
 
 
 # convolution kernels, written as correlation weights (flipped from the convolution kernels)
@@ -54,7 +54,7 @@ _SMOOTH = {"sobel": np.array([1, 2, 1]) / 4, "prewitt": np.full(3, 1 / 3), "scha
 _DERIV = np.array([-1.0, 0.0, 1.0])  # correlation form of scikit-image's convolution kernel [1, 0, -1]
 
 
-def _gradient_kernels(method: str) -> np.ndarray:
+def gradient_kernels(method: str) -> np.ndarray:
     if method == "roberts":
         # scikit-image's 2×2 Roberts kernels, flipped for correlation, placed at the lower-right of a 3×3 window
         pos = np.zeros((3, 3))
@@ -66,7 +66,7 @@ def _gradient_kernels(method: str) -> np.ndarray:
     return np.stack([np.outer(_DERIV, s), np.outer(s, _DERIV)])
 
 
-def _float_image(gray: np.ndarray) -> np.ndarray:
+def float_image(gray: np.ndarray) -> np.ndarray:
     """scikit-image's ``img_as_float``: integers scaled to [0, 1] (signed to [-1, 1]), floats kept."""
     if gray.dtype.kind == "f":
         return gray

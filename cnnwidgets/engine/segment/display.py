@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import checks
-from ._base import _is_torch, _numpy
+from ..kinds import is_torch, to_numpy
 
 # ----------------------------------------------------------------------------- display
 
@@ -34,8 +34,8 @@ def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) 
     """
     from ...io import to_uint8
 
-    arr = _numpy(image)
-    if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
+    arr = to_numpy(image)
+    if is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
         raise ValueError(f"image must be H×W or H×W×C with C in 1, 3, 4; got shape {arr.shape}")
@@ -48,7 +48,7 @@ def overlay(image, mask_or_labels, *, alpha: float = 0.45, color=(255, 40, 40)) 
     if base.ndim == 2:
         base = np.repeat(base[..., None], 3, axis=2)
     base = base[..., :3]
-    lab = _numpy(mask_or_labels, "mask_or_labels")
+    lab = to_numpy(mask_or_labels, "mask_or_labels")
     if lab.shape != base.shape[:2]:
         raise ValueError(f"mask_or_labels has shape {lab.shape}, the image {base.shape[:2]}")
     import cv2
@@ -85,7 +85,7 @@ def mask_stats(mask, *, connectivity: int = 2) -> dict:
     """
     import cv2
 
-    m = checks.numbers_array("mask", _numpy(mask, "mask"))
+    m = checks.numbers_array("mask", to_numpy(mask, "mask"))
     if m.ndim != 2:
         raise ValueError(f"mask must be H×W, got shape {m.shape}")
     checks.choice("connectivity", connectivity, (1, 2))

@@ -6,8 +6,9 @@ import numpy as np
 
 from .. import _xp, checks
 from ..calls import pixel_lengths
-from ._base import EDGE_METHODS, GRADIENT_METHODS, _is_torch, _like, _numpy, as_gray
-from ._filters import _backend, _float_image, _gauss_kernel, _gradient_kernels, _on
+from ..kinds import is_torch, like, to_numpy
+from ._base import EDGE_METHODS, GRADIENT_METHODS, as_gray
+from ._filters import choose_backend, float_image, gauss_kernel, gradient_kernels, on_backend
 
 #: Largest ``sigma`` of :func:`edges` (its Gaussian has 8 sigma + 1 taps).
 MAX_SIGMA = 100.0
@@ -29,7 +30,7 @@ def zero_crossings(response, *, threshold: float = 0.0):
     numpy.ndarray or torch.Tensor of bool, H×W
     """
     threshold = checks.number("threshold", threshold)
-    r = checks.numbers_array("response", _numpy(response, "response")).astype(np.float64, copy=False)
+    r = checks.numbers_array("response", to_numpy(response, "response")).astype(np.float64, copy=False)
     if r.ndim != 2:
         raise ValueError(f"response must be H×W, got shape {r.shape}")
     out = np.zeros(r.shape, bool)
@@ -41,7 +42,7 @@ def zero_crossings(response, *, threshold: float = 0.0):
         (np.s_[1:, :], np.s_[:-1, :]),
     ):
         out[a] |= pos[a] & (r[b] < 0) & (r[a] - r[b] > threshold)
-    return _like(out, response)
+    return like(out, response)
 
 
 @pixel_lengths(sigma="length")
@@ -107,19 +108,19 @@ def edges(
         from skimage.feature import canny
 
         out = canny(gray, sigma=1.0 if sigma is None else sigma, low_threshold=low, high_threshold=high)
-        return _like(out, image)
+        return like(out, image)
     want_edges = output == "edges" or (output == "auto" and method in ("laplace", "log"))
     if method == "log":
         sigma = 2.0 if sigma is None else sigma
         if sigma < 0.1:
             raise ValueError(f"sigma must be ≥ 0.1 for the Laplacian of Gaussian, got {sigma}")
     with np.errstate(over="ignore", invalid="ignore"):  # checked below
-        resp = _edge_response(gray, method, float(sigma or 0.0), backend=_backend(image))
+        resp = _edge_response(gray, method, float(sigma or 0.0), backend=choose_backend(image))
     if not np.isfinite(resp).all():
         raise ValueError(f"image: values up to {float(np.abs(gray).max()):.3g} overflow the float32 edge response")
     if not want_edges:
-        return _like(resp, image)
-    return _like(edge_mask(resp, method, threshold=threshold), image)
+        return like(resp, image)
+    return like(edge_mask(resp, method, threshold=threshold), image)
 
 
 def _scaled_gray(image) -> np.ndarray:
@@ -130,11 +131,11 @@ def _scaled_gray(image) -> np.ndarray:
     65535 times those of the same image in gray).
     """
     gray = as_gray(image)
-    dtype = np.dtype(str(image.dtype).removeprefix("torch.")) if _is_torch(image) else np.asarray(image).dtype
+    dtype = np.dtype(str(image.dtype).removeprefix("torch.")) if is_torch(image) else np.asarray(image).dtype
     if gray.dtype.kind == "f" and dtype.kind in "ui":
         info = np.iinfo(dtype)
         gray = gray / info.max if dtype.kind == "u" else np.maximum(gray / info.max, -1.0)
-    return _float_image(gray)
+    return float_image(gray)
 
 
 def edge_mask(response, method: str = "sobel", *, threshold: float = 0.0):
@@ -159,7 +160,7 @@ def edge_mask(response, method: str = "sobel", *, threshold: float = 0.0):
             f"method must be one of {tuple(m for m in EDGE_METHODS if m != 'canny')}, got {checks.short(method)}"
         )
     threshold = checks.number("threshold", threshold)
-    resp = checks.numbers_array("response", _numpy(response, "response"))
+    resp = checks.numbers_array("response", to_numpy(response, "response"))
     if resp.ndim != 2:
         raise ValueError(f"response must be H×W, got shape {resp.shape}")
     if method in GRADIENT_METHODS:
@@ -172,7 +173,7 @@ def edge_mask(response, method: str = "sobel", *, threshold: float = 0.0):
         out = resp > t
     else:
         out = zero_crossings(resp, threshold=threshold)
-    return _like(out, response)
+    return like(out, response)
 
 
 _LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=np.float64)
@@ -184,15 +185,15 @@ def _edge_response(gray: np.ndarray, method: str, sigma: float, *, backend) -> n
     ``backend``: ``"opencv"`` (NumPy, the faster path on a CPU), ``"torch"`` (the configured device) or a torch
     device; the computation is the same, in that namespace (:mod:`cnnwidgets.engine._xp`).
     """
-    x = _on(gray, backend)
+    x = on_backend(gray, backend)
     xp = _xp.namespace(x)
     if method == "log":
-        g0, g2 = _gauss_kernel(sigma), _gauss_kernel(sigma, order=2)
+        g0, g2 = gauss_kernel(sigma), gauss_kernel(sigma, order=2)
         return _xp.to_numpy(_xp.sep_correlate(x, g2, g0) + _xp.sep_correlate(x, g0, g2))
     if sigma > 0:
-        k = _gauss_kernel(sigma)
+        k = gauss_kernel(sigma)
         x = _xp.sep_correlate(x, k, k)
     if method == "laplace":
         return _xp.to_numpy(_xp.correlate(x, _LAPLACE))
-    gx, gy = (_xp.correlate(x, k) for k in _gradient_kernels(method))
+    gx, gy = (_xp.correlate(x, k) for k in gradient_kernels(method))
     return _xp.to_numpy(xp.sqrt((gx * gx + gy * gy) / 2))

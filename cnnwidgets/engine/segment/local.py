@@ -6,8 +6,9 @@ import numpy as np
 
 from .. import _xp, checks
 from ..calls import pixel_lengths
-from ._base import LOCAL_METHODS, _like, as_gray
-from ._filters import _backend, _gauss_kernel, _on, _separable
+from ..kinds import like
+from ._base import LOCAL_METHODS, as_gray
+from ._filters import choose_backend, gauss_kernel, on_backend, separable
 
 # ----------------------------------------------------------------------------- local thresholds
 
@@ -17,7 +18,7 @@ MAX_WINDOW = 4095
 
 def _local_mean_std(x: np.ndarray, w: int, *, backend):
     """Mean and standard deviation over w×w windows, mirror-padded without repeating the edge."""
-    t = _on(x, backend, "float64")
+    t = on_backend(x, backend, "float64")
     m = _xp.to_numpy(_xp.box_mean(t, w, "reflect101"))
     m2 = _xp.to_numpy(_xp.box_mean(t * t, w, "reflect101"))
     return m, np.sqrt(np.clip(m2 - m * m, 0, None))
@@ -72,7 +73,7 @@ def local_threshold(
         r = checks.number("r", r, lo=0, lo_open=True)
     gray = as_gray(image)
     x = gray.astype(np.float64)
-    backend = _backend(image)
+    backend = choose_backend(image)
     if method in ("niblack", "sauvola"):
         m, s = _local_mean_std(x, window, backend=backend)
         if method == "niblack":
@@ -92,10 +93,10 @@ def local_threshold(
 
         out = ndi.median_filter(x, size=window, mode="reflect") - offset
     elif method == "mean":
-        out = _xp.to_numpy(_xp.box_mean(_on(x, backend, "float64"), window, "symmetric")) - offset
+        out = _xp.to_numpy(_xp.box_mean(on_backend(x, backend, "float64"), window, "symmetric")) - offset
     else:
-        kern = _gauss_kernel((window - 1) / 6.0)
-        out = _separable(x, kern, kern, backend=backend) - offset
+        kern = gauss_kernel((window - 1) / 6.0)
+        out = separable(x, kern, kern, backend=backend) - offset
     if not np.isfinite(out).all():  # k · std or std / r past float64 (huge k, tiny r, the int64 range)
         raise ValueError(f"k={k!r}, offset={offset!r} and r={r!r} make the threshold surface overflow float64")
-    return _like(out, image)
+    return like(out, image)

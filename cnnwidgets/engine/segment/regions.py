@@ -7,7 +7,8 @@ from array_api_compat import device as array_device
 
 from .. import _xp, checks
 from ..calls import pixel_lengths
-from ._base import _is_torch, _like, _numpy, as_gray
+from ..kinds import is_torch, like, to_numpy
+from ._base import as_gray
 from .edge_maps import edges
 
 # ----------------------------------------------------------------------------- regions
@@ -19,8 +20,8 @@ def _seed_list(seeds, shape, name="seeds") -> list[tuple[int, int]]:
 
 def _pixels(image) -> np.ndarray:
     """H×W or H×W×C NumPy pixels of an image (torch C×H×W moved to channels last), numbers without NaN/inf."""
-    arr = _numpy(image)
-    if _is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
+    arr = to_numpy(image)
+    if is_torch(image) and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim not in (2, 3):
         raise ValueError(f"image must be H×W or H×W×C, got shape {arr.shape}")
@@ -67,7 +68,7 @@ def region_grow(image, seeds, *, tolerance: float = 10.0, connectivity: int = 2)
         _, comp = cv2.connectedComponents(near.view(np.uint8), connectivity=4 if connectivity == 1 else 8)
         region = (comp == comp[y0, x0]) & (labels == 0)
         labels[region] = i + 1
-    return _like(labels, image)
+    return like(labels, image)
 
 
 @pixel_lengths(markers="points", sigma="length")
@@ -102,7 +103,7 @@ def watershed(image, markers=None, *, sigma: float = 1.0, compactness: float = 0
     if markers is None:
         m, _ = ndi.label(grad <= np.quantile(grad, marker_quantile))
     else:
-        m = markers if not _is_torch(markers) else markers.detach().cpu().numpy()
+        m = markers if not is_torch(markers) else markers.detach().cpu().numpy()
         m = checks.numbers_array("markers", m)
         if m.shape == gray.shape and m.dtype.kind in "iub":
             if m.dtype.kind != "b" and (m.min() < 0 or m.max() > np.iinfo(np.int32).max):
@@ -117,7 +118,7 @@ def watershed(image, markers=None, *, sigma: float = 1.0, compactness: float = 0
                 if m[y, x] == 0:
                     m[y, x] = i + 1
     labels = sk_watershed(grad, m, compactness=compactness).astype(np.int32)
-    return _like(labels, image)
+    return like(labels, image)
 
 
 def kmeans_regions(image, clusters: int = 3, seed: int = 0):
@@ -209,7 +210,7 @@ def kmeans_colors(image, k: int = 3, seed: int = 0, *, max_iter: int = 50, sampl
     C = xp.take(C, xp.argsort(xp.mean(C, axis=1)), axis=0)
     labels = _nearest(_xp.to_device(pixels, dev), C)
     labels = _xp.to_numpy(labels).astype(np.int32).reshape(h, w)
-    return _like(labels, image), _xp.to_numpy(C).astype(np.float32, copy=False)
+    return like(labels, image), _xp.to_numpy(C).astype(np.float32, copy=False)
 
 
 def _nearest(X, C, chunk: int = 1 << 18):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import checks
-from ._base import GLOBAL_METHODS, _like, _numpy, as_gray, histogram
+from ..kinds import like, to_numpy
+from ._base import GLOBAL_METHODS, as_gray, histogram
 
 #: Most histogram bins of the multi-level Otsu search (its cost grows with their square).
 MAX_MULTIOTSU_BINS = 1024
@@ -270,11 +271,11 @@ def threshold(image, method_or_value="otsu", *, invert: bool = False, **options)
             f"method_or_value must be a method name, a number or a threshold surface, got {method_or_value!r}"
         )
     else:
-        t = checks.numbers_array("method_or_value", _numpy(method_or_value, "method_or_value"))
+        t = checks.numbers_array("method_or_value", to_numpy(method_or_value, "method_or_value"))
         if t.shape != gray.shape:
             raise ValueError(f"threshold surface has shape {t.shape}, the image {gray.shape}")
     mask = gray <= t if invert else gray > t
-    return _like(mask, image)
+    return like(mask, image)
 
 
 def threshold_classes(image, thresholds):
@@ -298,7 +299,7 @@ def threshold_classes(image, thresholds):
     if np.any(np.diff(t) < 0):
         raise ValueError(f"thresholds must be increasing, got {checks.short(thresholds)}")
     gray = as_gray(image)
-    return _like(np.digitize(gray, t, right=True).astype(np.int32), image)
+    return like(np.digitize(gray, t, right=True).astype(np.int32), image)
 
 
 def auto_thresholds(image, methods=GLOBAL_METHODS, *, nbins: int = 256) -> dict:
@@ -352,4 +353,4 @@ def threshold_each(image, thresholds: dict, *, invert: bool = False) -> dict:
     values = {m: checks.number(f"thresholds[{m!r}]", t) for m, t in thresholds.items() if t is not None}
     gray = as_gray(image)
     masks = {m: threshold(gray, t, invert=invert) for m, t in values.items()}
-    return {m: _like(v, image) for m, v in masks.items()}
+    return {m: like(v, image) for m, v in masks.items()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import _is_tensor, as_imageset
+from .data import as_imageset, is_tensor
 from .descriptors import DescriptorClassifier, fit_svm
 
 __all__ = ["BoVWClassifier", "bovw_classifier"]
@@ -81,7 +81,7 @@ class BoVWClassifier(DescriptorClassifier):
 def _descriptors(image, detector, image_size, grid, max_features) -> np.ndarray:
     from ..features import local_features
 
-    arr = image.cpu() if _is_tensor(image) else image
+    arr = image.cpu() if is_tensor(image) else image
     return local_features(arr, kind=detector, max_features=max_features, side=image_size, enlarge=True, grid=grid)
 
 

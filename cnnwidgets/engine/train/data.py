@@ -21,7 +21,7 @@ from ...datasets import ImageSet
 __all__ = ["as_imageset", "split", "split_indices", "input_batch", "labelled_tensors"]
 
 
-def _is_tensor(x) -> bool:
+def is_tensor(x) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "dtype") and hasattr(x, "shape")
 
 
@@ -76,7 +76,7 @@ def as_imageset(dataset, *, name: str = "dataset") -> ImageSet:
         labels, classes = np.asarray(dataset.labels), tuple(dataset.classes)
     elif isinstance(dataset, tuple) and len(dataset) == 2:
         images, labels = dataset
-        labels = np.asarray(labels.cpu() if _is_tensor(labels) else labels)
+        labels = np.asarray(labels.cpu() if is_tensor(labels) else labels)
         classes = None
     elif _is_torch_dataset(dataset):
         items = [dataset[i] for i in range(len(dataset))]
@@ -105,7 +105,7 @@ def as_imageset(dataset, *, name: str = "dataset") -> ImageSet:
 
 
 def _take(images, idx):
-    if isinstance(images, np.ndarray) or _is_tensor(images):
+    if isinstance(images, np.ndarray) or is_tensor(images):
         return images[idx]
     return [images[i] for i in idx]
 
@@ -178,9 +178,9 @@ def input_batch(images, model=None):
     """
     import torch
 
-    if _is_tensor(images) and images.is_floating_point():
+    if is_tensor(images) and images.is_floating_point():
         return images.detach().to("cpu", torch.float32)
-    if isinstance(images, list) and images and _is_tensor(images[0]) and images[0].is_floating_point():
+    if isinstance(images, list) and images and is_tensor(images[0]) and images[0].is_floating_point():
         return torch.stack([x.detach().to("cpu", torch.float32) for x in images])
     if model is not None and _model_config(model) is not None:
         from .. import models
@@ -189,7 +189,7 @@ def input_batch(images, model=None):
         return models.preprocess(batch, model).detach().to("cpu", torch.float32)
     from ...io import to_float
 
-    arrs = [np.asarray(to_float(np.asarray(x.cpu() if _is_tensor(x) else x))) for x in images]
+    arrs = [np.asarray(to_float(np.asarray(x.cpu() if is_tensor(x) else x))) for x in images]
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1:
         raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import _is_tensor, as_imageset
+from .data import as_imageset, is_tensor
 
 __all__ = [
     "DescriptorClassifier",
@@ -84,7 +84,7 @@ def make_svm(*, kernel: str = "linear", C: float = 1.0, seed: int = 0):
 
 
 def _as_list(images) -> list:
-    return [im.cpu() if _is_tensor(im) else im for im in images]
+    return [im.cpu() if is_tensor(im) else im for im in images]
 
 
 class DescriptorClassifier:
