@@ -286,14 +286,18 @@ class ThresholdSegmenter(WidgetBase):
 
     def _state_for(self, source, gray_full, auto) -> _ImageState:
         preview = resize_to_fit(source, max(16, int(self.preview_side)))
-        counts, centers = segment.histogram(gray_full)
-        width = float(centers[1] - centers[0]) if len(centers) > 1 else 1.0
-        with self.hist.hold_sync():
-            self.hist.counts = counts.tolist()
-            self.hist.lo = float(centers[0]) - width / 2
-            self.hist.hi = float(centers[-1]) + width / 2
         scale = preview.shape[0] / source.shape[0]
         return _ImageState(source, gray_full, preview, segment.as_gray(preview), scale, auto, RecipeCache(6))
+
+    def _draw_histogram(self, counts, centers, lines):
+        """The full image's histogram (the recipe's ``histogram`` step) with the thresholds as lines."""
+        width = float(centers[1] - centers[0]) if len(centers) > 1 else 1.0
+        with self.hist.hold_sync():
+            if self.hist.counts != (listed := counts.tolist()):
+                self.hist.counts = listed
+            self.hist.lo = float(centers[0]) - width / 2
+            self.hist.hi = float(centers[-1]) + width / 2
+            self.hist.lines = lines
 
     def _histogram_picked(self, change):
         v = change["new"]
@@ -345,16 +349,15 @@ class ThresholdSegmenter(WidgetBase):
         inv = {"invert": True} if self.invert else {}
         mode = self.mode
         if mode == "global":
+            histogram = Step("histogram", self._auto(d, "histogram", Call(segment.histogram)))
             if self.method == "multiotsu":
                 levels = Call(segment.threshold_values, "multiotsu", **self.keywords(segment.threshold_values))
-                ts = self._auto(d, ("multiotsu", self.classes), levels)
-                return Recipe(
-                    (Step("thresholds", ts), Step("result", Call(segment.threshold_classes, Ref("thresholds"))))
-                )
+                ts = Step("thresholds", self._auto(d, ("multiotsu", self.classes), levels))
+                return Recipe((histogram, ts, Step("result", Call(segment.threshold_classes, Ref("thresholds")))))
             if self.method == "fixed":
-                return Recipe.of(Call(segment.threshold, float(self.value), **inv))
-            t = self._auto(d, self.method, Call(segment.threshold_value, self.method))
-            return Recipe((Step("threshold", t), Step("result", Call(segment.threshold, Ref("threshold"), **inv))))
+                return Recipe((histogram, Step("result", Call(segment.threshold, float(self.value), **inv))))
+            t = Step("threshold", self._auto(d, self.method, Call(segment.threshold_value, self.method)))
+            return Recipe((histogram, t, Step("result", Call(segment.threshold, Ref("threshold"), **inv))))
         if mode == "local":
             surface = Call(segment.local_threshold, self.local_method, **self.keywords(segment.local_threshold))
             return Recipe((Step("surface", surface), Step("result", Call(segment.threshold, Ref("surface"), **inv))))
@@ -394,7 +397,7 @@ class ThresholdSegmenter(WidgetBase):
         stats = {}
         if self.mode == "global":
             lines = [float(t) for t in np.atleast_1d(env.get("threshold", env.get("thresholds", self.value)))]
-            self.hist.lines = lines
+            self._draw_histogram(*env["histogram"], lines)
             self.set_trait("threshold", lines[0])
             if result.dtype == bool:
                 stats = segment.mask_stats(result)
