@@ -20,7 +20,7 @@ from .preprocessing import (
     split_batch,
 )
 from .registry import model_config
-from .runtime import inference_model, resolve_backend
+from .runtime import inference_model, prefers_int8, resolve_backend
 
 __all__ = ["classify", "embed", "embed_and_classify", "CPU_FORWARD_CHUNK"]
 
@@ -54,7 +54,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def classify(model, images, *, topk: int = 5, fuse_bn: bool = True, backend: str = "auto"):
+def classify(model, images, *, topk: int = 5, fuse_bn: bool = True, backend: str = "auto", precision: str = "fp32"):
     """Top-k class predictions.
 
     Parameters
@@ -72,6 +72,8 @@ def classify(model, images, *, topk: int = 5, fuse_bn: bool = True, backend: str
     backend : {"auto", "onnx", "torch"}
         Where the forward pass runs (see :mod:`cnnwidgets.engine.models.runtime`): ``"auto"`` uses ONNX Runtime
         for an eval-mode CPU model without hooks, torch otherwise.
+    precision : {"fp32", "bf16", "int8", "auto"}
+        As for :func:`embed`.
 
     Returns
     -------
@@ -83,15 +85,16 @@ def classify(model, images, *, topk: int = 5, fuse_bn: bool = True, backend: str
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
     cfg = model_config(model)
     items, is_batch = split_batch(images)
+    prec = _precision(precision, model, backend)
     apply_thread_policy()
-    ort_model = resolve_backend(backend, model)
+    ort_model = resolve_backend(backend, model, precision=prec)
     x = preprocess(items, model)
     if ort_model is not None:
         logits = np.concatenate([ort_model.run(c)[1] for c in x.split(CPU_FORWARD_CHUNK)])
         probs = _softmax(logits)
     else:
-        run = inference_model(model, fuse_bn)
-        with torch.inference_mode():
+        run = inference_model(model, fuse_bn and prec == "fp32")
+        with torch.inference_mode(), autocast(x.device, prec):
             logits = _chunked(run, x, x.device)
             probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
     out = _top_labels(probs, cfg.get("labels"), topk)
@@ -130,9 +133,12 @@ def embed(
         in chunks of at most 8 (their activations stay in cache); results are the same up to float rounding.
     progress : bool or None
         tqdm.auto progress bar; None shows it when there are more than 4 batches.
-    precision : {"fp32", "bf16", "auto"}
-        ``"bf16"``: bfloat16 autocast; ``"auto"``: bf16 where :func:`bf16_supported` says the
-        device is fast at it, fp32 elsewhere. For efficientnet_lite0 on photographs, bf16
+    precision : {"fp32", "bf16", "int8", "auto"}
+        ``"bf16"``: bfloat16 autocast; ``"int8"``: the model's int8 ONNX Runtime export (static QDQ
+        quantization, checked against fp32 on first use and refused with the reason below the bar:
+        :mod:`cnnwidgets.engine.models.quantize`); ``"auto"``: int8 where the CPU has VNNI/AMX and a one-off
+        timing shows it faster (:func:`~cnnwidgets.engine.models.runtime.prefers_int8`), else bf16 where
+        :func:`bf16_supported` says the device is fast at it, fp32 elsewhere. For efficientnet_lite0 on photographs, bf16
         embeddings stay within cosine similarity 0.99 of fp32 for more than 99 % of images (worst
         seen 0.984 over 1,000 camera-size files) and nearest neighbours keep their order up to
         near-ties (tested); flat synthetic patterns can fall to ≈ 0.97, so fp32 is the default.
@@ -173,15 +179,16 @@ def embed_and_classify(
     workers: int | None = None,
     fuse_bn: bool = True,
     backend: str = "auto",
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, list]:
-    """:func:`embed` and :func:`classify` of many images from one forward pass each (fp32).
+    """:func:`embed` and :func:`classify` of many images from one forward pass each.
 
     Parameters
     ----------
     model : torch.nn.Module
     images : sequence of images, N×H×W(×C) array or N×C×H×W tensor
     topk : int
-    batch_size, progress, workers, fuse_bn, backend
+    batch_size, progress, workers, fuse_bn, backend, precision
         As for :func:`embed`.
 
     Returns
@@ -191,9 +198,18 @@ def embed_and_classify(
     """
     if not isinstance(topk, (int, np.integer)) or topk < 1:
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
-    args = (batch_size, progress, "fp32", True, workers, fuse_bn, backend)  # fp32, channels-last
+    args = (batch_size, progress, precision, True, workers, fuse_bn, backend)  # channels-last
     feats, logits = _forward_all(model, images, *args, with_logits=True, desc="embed+tags")
     return feats, _top_labels(_softmax(logits), model_config(model).get("labels"), topk)
+
+
+def _precision(precision: str, model, backend: str) -> str:
+    """``precision`` resolved for ``model``: "fp32", "bf16" or "int8" ("auto": int8 where :func:`prefers_int8`)."""
+    device = model_device(model)
+    prec = resolve_precision(precision, device)
+    if precision == "auto" and device.type == "cpu" and prefers_int8(model, backend):
+        return "int8"
+    return prec
 
 
 def _forward_all(
@@ -208,7 +224,7 @@ def _forward_all(
     if not items:
         raise ValueError("embed: no images given")
     device = model_device(model)
-    prec = resolve_precision(precision, device)
+    prec = _precision(precision, model, backend)
     apply_thread_policy()
     ort_model = resolve_backend(backend, model, precision=prec)
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]

@@ -40,12 +40,12 @@ log = logging.getLogger(__name__)
 KEEP_FILES = 16  # exports kept in the cache folder, the least recently used deleted beyond it
 
 _stats_lock = threading.Lock()
-stats = {"exports": 0, "loads": 0}
-"""How many ONNX files were exported and how many sessions were loaded from files (tests read it)."""
+stats = {"exports": 0, "loads": 0, "quantized": 0}
+"""How many ONNX files were exported, int8 files quantized, and sessions loaded from files (tests read it)."""
 
 
 def count(event: str) -> None:
-    """Add one to ``stats[event]`` (``"exports"`` or ``"loads"``)."""
+    """Add one to ``stats[event]`` (``"exports"``, ``"quantized"`` or ``"loads"``)."""
     with _stats_lock:
         stats[event] += 1
 

@@ -1,4 +1,5 @@
-"""Numeric precision of inference: whether bfloat16 is fast on a device, and the autocast context for a precision."""
+"""Numeric precision of inference: the precisions, whether bfloat16 is fast on a device, and the autocast context
+for a precision."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from cnnwidgets.device import get_device
 
-__all__ = ["bf16_supported", "autocast", "resolve_precision"]
+__all__ = ["PRECISIONS", "bf16_supported", "autocast", "resolve_precision"]
 
 
 def bf16_supported(device=None) -> bool:
@@ -38,13 +39,20 @@ def autocast(device: torch.device, precision: str):
         return torch.autocast(device.type, enabled=False)
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    raise ValueError(f"precision {precision!r} has no torch autocast (int8 runs on ONNX Runtime)")
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"fp32"`` or ``"bf16"`` for ``precision`` on ``device`` (``"auto"``: bf16 where :func:`bf16_supported`)."""
+    """``"fp32"``, ``"bf16"`` or ``"int8"`` for ``precision`` on ``device`` (``"auto"``: bf16 where
+    :func:`bf16_supported`, else fp32; whether int8 is faster is :func:`~cnnwidgets.engine.models.runtime.prefers_int8`'s
+    question, asked where the model is known)."""
     if precision == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    if precision == "int8" and torch.device(device).type != "cpu":
+        raise ValueError(f"precision 'int8' runs on the CPU (ONNX Runtime's int8 kernels); the model is on {device}")
     return precision

@@ -15,7 +15,11 @@ The caches (each a :class:`ModelCache`):
 * shared models (:func:`shared_model`): created by name, shared by the widgets, the index and the learning functions;
 * BatchNorm-folded copies for torch inference (:func:`fold_bn`), one per model object;
 * ONNX Runtime sessions (:func:`onnx_model`), one per model object;
-* ONNX Runtime sessions of pretrained models from their recorded exports (:func:`pretrained_onnx`), one per name.
+* ONNX Runtime sessions of pretrained models from their recorded exports (:func:`pretrained_onnx`), one per name;
+* int8 ONNX Runtime sessions (:func:`int8_model`), one per fp32 export.
+
+``precision="int8"`` runs the int8 model of the fp32 export (:mod:`.quantize`); ``precision="auto"`` picks it only
+where :func:`prefers_int8`.
 
 Exports live in ``<cache>/onnx/`` (:func:`cnnwidgets.cache.cache_dir`; read-only shared caches are read first when
 they hold the file), exported once per model weights (:mod:`.onnx_export`) and kept, with their digests and the
@@ -30,15 +34,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from cnnwidgets.cache import CACHE_ENV_VAR, cache_dir, find, private_dir
 from cnnwidgets.device import get_device
 
-from . import onnx_export
+from . import onnx_export, quantize
 from .builders import pretrained_file
 from .fuse import folded_copy
 from .model_cache import ModelCache
@@ -68,8 +74,10 @@ __all__ = [
     "clear_sessions",
     "fold_bn",
     "inference_model",
+    "int8_model",
     "onnx_model",
     "onnxruntime_available",
+    "prefers_int8",
     "pretrained_onnx",
     "resolve_backend",
     "shared_model",
@@ -90,6 +98,7 @@ _SHARED = ModelCache(maxsize=2)  # key: (name, weights, device)
 _FOLDED = ModelCache(maxsize=8)  # key: id(model); version: weights fingerprint; None: nothing to fold
 _SESSIONS = ModelCache(maxsize=4)  # key: id(model); version: weights fingerprint; value: OnnxModel or the reason
 _PRETRAINED = ModelCache(maxsize=4)  # key: registry name; version: (record key, record file's inode and size)
+_INT8 = ModelCache(maxsize=4)  # key: the fp32 export's path; value: the int8 OnnxModel or the refusal
 _KEYS: dict = {}  # (name, weights path, size, mtime, inode) -> pretrained key, computed once per process
 
 
@@ -97,6 +106,7 @@ def clear_sessions() -> None:
     """Forget every ONNX Runtime session (the files stay)."""
     _SESSIONS.clear()
     _PRETRAINED.clear()
+    _INT8.clear()
     _KEYS.clear()
 
 
@@ -224,8 +234,8 @@ def resolve_backend(backend: str, model: nn.Module, *, precision: str = "fp32") 
     backend : {"auto", "onnx", "torch"}
     model : torch.nn.Module or OnnxModel
         From :func:`create_model`, :func:`shared_runner` or :func:`pretrained_onnx`.
-    precision : {"fp32", "bf16"}
-        Already resolved; bf16 runs in torch.
+    precision : {"fp32", "bf16", "int8"}
+        Already resolved; bf16 runs in torch, int8 on the int8 export (:func:`int8_model`).
 
     Returns
     -------
@@ -236,10 +246,17 @@ def resolve_backend(backend: str, model: nn.Module, *, precision: str = "fp32") 
     ValueError
         For an unknown ``backend``, or a torch-only request for an ONNX Runtime model.
     OnnxUnavailable
-        For ``backend="onnx"`` when the model cannot run on ONNX Runtime.
+        For ``backend="onnx"``, or int8, when the model cannot run on ONNX Runtime.
+    cnnwidgets.engine.models.quantize.Int8Refused
+        For int8, when the int8 model disagrees with fp32 beyond the bar.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    if precision == "int8":
+        if backend == "torch":
+            raise ValueError("precision 'int8' runs on ONNX Runtime; backend='torch' cannot run it")
+        fp32 = model if isinstance(model, OnnxModel) else resolve_backend("onnx", model)
+        return int8_model(fp32, model_config(model))
     if isinstance(model, OnnxModel):
         if backend == "torch":
             raise ValueError(
@@ -261,6 +278,66 @@ def resolve_backend(backend: str, model: nn.Module, *, precision: str = "fp32") 
         raise OnnxUnavailable(f"{_label(model)}: {reason}")
     log.info("running %s in torch: %s", _label(model), reason)
     return None
+
+
+# ---------------------------------------------------------------------------------------------- int8
+def int8_model(fp32: OnnxModel, cfg: dict) -> OnnxModel:
+    """The int8 model of the checked fp32 export ``fp32``, made once per export (:func:`quantize.int8_of`) in the
+    cache folder.
+
+    Raises
+    ------
+    cnnwidgets.engine.models.quantize.Int8Refused
+        When it disagrees with fp32 beyond the bar, or cannot be made or saved (the reason is the message).
+    """
+    found = _INT8.get(str(fp32.path), lambda: _int8(fp32, cfg))
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def _int8(fp32: OnnxModel, cfg: dict):
+    try:
+        private_dir("onnx")
+        found = quantize.int8_of(fp32, cfg, cache_dir() / "onnx")
+    except quantize.Int8Refused as exc:
+        log.warning("%s: int8 refused: %s", fp32.path.name, exc)
+        return exc
+    except OSError as exc:  # a read-only home or a full disk
+        return quantize.Int8Refused(f"int8 export not saved ({first_line(exc)})")
+    log.info("%s: int8 agrees with fp32: %s", fp32.path.name, found.figures)
+    return found
+
+
+def prefers_int8(model, backend: str = "auto") -> bool:
+    """Whether ``precision="auto"`` runs ``model`` in int8: only where the CPU has VNNI or AMX
+    (:func:`quantize.int8_capable`), the int8 model passed its check, and a one-off timing (median of 5 interleaved
+    runs of a batch of 8, once per export) shows it faster than the fp32 export. The choice and its reason are logged."""
+    if backend == "torch" or not quantize.int8_capable():
+        return False
+    try:
+        fp32 = model if isinstance(model, OnnxModel) else resolve_backend("onnx", model)
+        int8 = int8_model(fp32, model_config(model))
+    except (OnnxUnavailable, ValueError) as exc:  # Int8Refused is a ValueError
+        log.info("precision auto: fp32 (%s)", first_line(exc))
+        return False
+    if getattr(int8, "faster", None) is None:
+        x = np.random.default_rng(0).standard_normal((8, *model_config(model)["input_size"])).astype(np.float32)
+        times = {fp32: [], int8: []}
+        for _ in range(6):
+            for m, t in times.items():
+                start = time.perf_counter()
+                m.run(x)
+                t.append(time.perf_counter() - start)
+        fp32_s, int8_s = (float(np.median(t[1:])) for t in times.values())  # the first run warms up
+        int8.faster = int8_s < fp32_s
+        log.info(
+            "precision auto: %s (batch of 8: int8 %.1f ms, fp32 %.1f ms)",
+            "int8" if int8.faster else "fp32",
+            int8_s * 1e3,
+            fp32_s * 1e3,
+        )
+    return int8.faster
 
 
 # ---------------------------------------------------------------------------------------------- ONNX sessions
