@@ -33,8 +33,13 @@ Cases (one JSON line each):
   the same run: ``skimage.feature.hog`` / ``graycomatrix`` + ``graycoprops`` on the same input, and GIST's FFT
   against the direct spatial convolution of the same bank (``scipy.signal.convolve2d``, 2 images). Then
   leave-one-out precision@10 and mAP of each on the distortion set (6 samples × 8 versions, 192 px).
+* int8: the CPU's int8 flags; efficientnet_lite0's fp32 and int8 ONNX Runtime sessions on batches of 8 and 32
+  class-word photos (median of 7 interleaved runs each); the first-use cost of the int8 model (quantization and
+  check, in an empty folder); on the class-word set, top-1 label agreement, top-10 neighbour overlap and
+  precision@10 of fp32 and int8 embeddings; and ``ImageIndex.build`` of ``--images`` (1,000) photos with fp32 and
+  with int8 (2 interleaved builds each, the faster kept; images per second).
 
-Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,rerank,latency,descriptors]
+Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,rerank,latency,descriptors,int8]
 [--images 1000] [--memory-n 100000] [--descriptor-images 32]``. On a shared machine, ``OMP_NUM_THREADS=1`` keeps OpenBLAS's threads
 from competing with other processes on the small matrices of re-ranking.
 """
@@ -491,6 +496,89 @@ def descriptors(work: Path, n: int):
         )
 
 
+def int8(work: Path, n: int):
+    import tempfile
+
+    from cnnwidgets.engine.models import embed_and_classify, model_config, quantize, shared_model
+    from cnnwidgets.engine.models import runtime as rt
+    from cnnwidgets.engine.models.onnx_files import OnnxModel
+    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.index.evaluation import class_word_set
+    from cnnwidgets.io import load_image
+
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    emit({"case": "int8", "cpu_flags": sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})})
+    model = shared_model("efficientnet_lite0")
+    cfg = model_config(model)
+    fp32 = rt.resolve_backend("onnx", model)
+    with tempfile.TemporaryDirectory() as folder:  # first use: quantize and check
+        t = time.perf_counter()
+        fresh = quantize.int8_of(fp32, cfg, Path(folder))
+        first_use_s = time.perf_counter() - t
+    int8_model = rt.int8_model(fp32, cfg)
+    emit({"case": "int8", "what": "first use", "seconds": round(first_use_s, 1), "check": fresh.figures})
+
+    labels = class_word_set(work / "words")
+    paths = sorted(labels)
+    x = quantize._batch([load_image(p, mode="rgb") for p in paths[:32]], cfg)
+    for batch in (8, 32):
+        times = {"fp32": [], "int8": []}
+        for _ in range(8):
+            for name, m in (("fp32", fp32), ("int8", int8_model)):
+                t = time.perf_counter()
+                OnnxModel.run(m, x[:batch])
+                times[name].append(time.perf_counter() - t)
+        ms = {k: float(np.median(v[1:])) * 1e3 for k, v in times.items()}
+        emit(
+            {
+                "case": "int8",
+                "what": f"forward, batch {batch}",
+                "fp32_ms": round(ms["fp32"], 1),
+                "int8_ms": round(ms["int8"], 1),
+                "speedup": round(ms["fp32"] / ms["int8"], 2),
+            }
+        )
+
+    f32, t32 = embed_and_classify(model, paths, topk=1)
+    f8, t8 = embed_and_classify(model, paths, topk=1, precision="int8")
+    words = np.array([labels[p] for p in paths])
+
+    def nearest(f):
+        s = f @ f.T
+        np.fill_diagonal(s, -np.inf)
+        return np.argsort(-s, axis=1)[:, :10]
+
+    n32, n8 = nearest(f32), nearest(f8)
+    emit(
+        {
+            "case": "int8",
+            "what": "class-word set",
+            "images": len(paths),
+            "top1_agreement": round(float(np.mean([a[0][0] == b[0][0] for a, b in zip(t32, t8)])), 3),
+            "top10_overlap": round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(n32, n8)])), 3),
+            "precision@10_fp32": round(float(np.mean(words[n32] == words[:, None])), 3),
+            "precision@10_int8": round(float(np.mean(words[n8] == words[:, None])), 3),
+            "mean_cosine": round(float((f32 * f8).sum(axis=1).mean()), 4),
+        }
+    )
+
+    make_folder(work / "photos", n)
+    best = {}
+    for _ in range(2):
+        for precision in ("fp32", "int8"):
+            t = time.perf_counter()
+            index = ImageIndex.build(work / "photos", progress=False, precision=precision)
+            best[precision] = min(best.get(precision, np.inf), time.perf_counter() - t)
+    emit(
+        {
+            "case": "int8",
+            "what": f"ImageIndex.build of {len(index)} photos (cnn + color + tags)",
+            **{f"{k}_images_per_s": round(len(index) / v, 1) for k, v in best.items()},
+            "speedup": round(best["fp32"] / best["int8"], 2),
+        }
+    )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default="quality,throughput,memory")
@@ -515,6 +603,8 @@ def main(argv=None):
                 latency(work)
             elif case == "descriptors":
                 descriptors(work, args.descriptor_images)
+            elif case == "int8":
+                int8(work, args.images)
             else:
                 raise SystemExit(f"unknown case {case!r}")
     finally:

@@ -171,7 +171,7 @@ def learn_vocabularies(files, kinds, *, size: int, sample: int = 200, seed: int 
 
 
 def describe_images(
-    images: list, names, *, model, color_bins, vocabularies: dict, with_tags: bool = True
+    images: list, names, *, model, color_bins, vocabularies: dict, with_tags: bool = True, precision: str = "fp32"
 ) -> tuple[dict, list]:
     """Descriptor vectors and top-5 tags of decoded images.
 
@@ -189,6 +189,8 @@ def describe_images(
         ``{"sift" / "orb": Vocabulary}`` for the bag-of-visual-words descriptors.
     with_tags : bool
         Classify the images; otherwise every image's tags are ``[]``.
+    precision : {"fp32", "bf16", "int8", "auto"}
+        Of the CNN (:func:`cnnwidgets.engine.models.embed`).
 
     Returns
     -------
@@ -200,12 +202,12 @@ def describe_images(
     out = {}
     tags = None
     if with_tags and images and "cnn" in names:
-        out["cnn"], tags = features.cnn_with_tags(images, model=model, topk=TOPK_TAGS)
+        out["cnn"], tags = features.cnn_with_tags(images, model=model, topk=TOPK_TAGS, precision=precision)
     for name in names:
         if name in out:
             continue
         if name == "cnn":
-            out[name] = features.cnn(images, model=model)
+            out[name] = features.cnn(images, model=model, precision=precision)
         elif name == "color":
             out[name] = features.color_histogram(images, bins=color_bins)
         elif name == "moments":
@@ -225,7 +227,11 @@ def describe_images(
         else:
             out[name] = features.orb_bovw(images, vocabulary=vocabularies[name])
     if tags is None:
-        tags = models.classify(model, images, topk=TOPK_TAGS) if with_tags and images else [[] for _ in images]
+        tags = (
+            models.classify(model, images, topk=TOPK_TAGS, precision=precision)
+            if with_tags and images
+            else [[] for _ in images]
+        )
     return out, [[(str(t), float(p)) for t, p in row] for row in tags]
 
 

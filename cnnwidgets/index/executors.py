@@ -91,9 +91,11 @@ class IndexBatch:
         with_tags: bool = True,
         min_side: int = building.DECODE_SIDE,
         decode_threads: int | None = None,
+        precision: str = "fp32",
     ):
         self.descriptors = tuple(descriptors)
         self.model_name = str(model)
+        self.precision = str(precision)
         self.color_bins = tuple(int(b) for b in color_bins)
         self.vocabularies = dict(vocabularies or {})
         self.with_tags = bool(with_tags)
@@ -127,6 +129,7 @@ class IndexBatch:
                 color_bins=self.color_bins,
                 vocabularies=self.vocabularies,
                 with_tags=self.with_tags,
+                precision=self.precision,
             )
         return out
 

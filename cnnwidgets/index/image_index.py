@@ -17,6 +17,16 @@ from .storage import IndexLoadError
 __all__ = ["ImageIndex", "Hit", "DESCRIPTORS", "MODES", "DEFAULT_WEIGHTS", "TEXT_WEIGHTS", "read_captions"]
 
 
+def _checked_precision(precision) -> str:
+    if precision == "fp32":  # the default needs no torch import
+        return precision
+    from ..engine.models.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    return str(precision)
+
+
 class ImageIndex:
     """Images searchable by text, colour, local features, CNN features, their fusion, or class-narrowed CNN search.
 
@@ -58,6 +68,7 @@ class ImageIndex:
         color_bins=(8, 4, 4),
         vocabulary_size: int = 256,
         progress: bool = True,
+        precision: str = "fp32",
     ):
         bad = [d for d in descriptors if d not in DESCRIPTORS]
         if bad or not descriptors:
@@ -72,6 +83,7 @@ class ImageIndex:
         self.options = {
             "color_bins": [int(b) for b in (color_bins if not isinstance(color_bins, int) else (color_bins,) * 3)],
             "vocabulary_size": int(vocabulary_size),
+            "precision": _checked_precision(precision),
         }
         self.progress = progress
         self.gpu = faiss_gpu_available()
@@ -102,6 +114,7 @@ class ImageIndex:
         vocabulary_size: int = 256,
         progress: bool = True,
         executor="local",
+        precision: str = "fp32",
     ) -> ImageIndex:
         """Index the images in a folder (recursively) or a list of paths.
 
@@ -133,6 +146,9 @@ class ImageIndex:
             Show a tqdm progress bar.
         executor : {"local", "ray"} or executor object
             Where the images are described (see :meth:`add` and :mod:`cnnwidgets.index.executors`).
+        precision : {"fp32", "int8", "bf16", "auto"}
+            Of the CNN (:func:`cnnwidgets.engine.models.embed`): "int8" runs its checked int8 ONNX Runtime export
+            (:mod:`cnnwidgets.engine.models.quantize`). Recorded with the index: image queries use the same.
 
         Returns
         -------
@@ -146,6 +162,7 @@ class ImageIndex:
             color_bins=color_bins,
             vocabulary_size=vocabulary_size,
             progress=progress,
+            precision=precision,
         )
         index.add(source, captions=captions, executor=executor)
         if path is not None:
@@ -235,6 +252,7 @@ class ImageIndex:
             color_bins=self.options["color_bins"],
             vocabularies=self.vocabularies,
             with_tags=with_tags,
+            precision=self.options["precision"],
         )
 
     # ------------------------------------------------------------------ growing and shrinking
@@ -284,6 +302,7 @@ class ImageIndex:
             model=self.model_name,
             color_bins=self.options["color_bins"],
             vocabularies=self.vocabularies,
+            precision=self.options["precision"],
         )
 
     def _stored_sha1(self, path: str) -> str | None:

@@ -81,7 +81,8 @@ def save(index, path) -> Path:
             "metrics": {n: metric(n) for n in index.descriptors},
             "index_type": index.index_type,
             "index_types": index.index_types,
-            "options": index.options,
+            # fp32, the default, is not written: an index saved before precision was recorded saves back the same
+            "options": {k: v for k, v in index.options.items() if (k, v) != ("precision", "fp32")},
             "next_id": int(index.next_id),
             "skipped": [list(s) for s in index.skipped],
             **extra,
@@ -171,7 +172,8 @@ def open_folder(root: Path) -> tuple[dict, Path]:
 
 
 def options_from_manifest(manifest: dict) -> dict:
-    """Keyword arguments of :class:`ImageIndex` (descriptors, model, index type, colour bins, vocabulary size)."""
+    """Keyword arguments of :class:`ImageIndex` (descriptors, model, index type, colour bins, vocabulary size, CNN
+    precision: fp32 for an index saved before it was recorded)."""
     options = manifest["options"]
     return {
         "descriptors": tuple(manifest["descriptors"]),
@@ -179,6 +181,7 @@ def options_from_manifest(manifest: dict) -> dict:
         "index_type": manifest["index_type"],
         "color_bins": tuple(options.get("color_bins", (8, 4, 4))),
         "vocabulary_size": options.get("vocabulary_size", 256),
+        "precision": options.get("precision", "fp32"),
     }
 
 

@@ -130,3 +130,22 @@ def test_auto_picks_int8_only_on_a_vnni_cpu_where_it_times_faster(cache, lite0, 
     want = M.embed(lite0, sorted(photos)[:2], precision="int8" if choice else "fp32")
     if choice or not M.bf16_supported():
         np.testing.assert_allclose(f, want, atol=1e-5)
+
+
+def test_an_int8_index_records_its_precision_and_queries_with_it(cache, image_folder, tmp_path, capsys):
+    from cnnwidgets.cli import main
+    from cnnwidgets.index import ImageIndex
+
+    root, labels = image_folder(samples=("chelsea", "coffee", "rocket"), distortions=("original", "rot90", "crop"))
+    assert main(["index", str(root), "--index", str(tmp_path / "idx"), "--precision", "int8", "--quiet"]) == 0
+    assert "indexed 9 images" in capsys.readouterr().out
+    index = ImageIndex.load(tmp_path / "idx")
+    assert index.options["precision"] == "int8"
+    fp32 = ImageIndex.build(root, descriptors=("cnn",), progress=False)
+    for path in sorted(labels)[:3]:
+        hit = index.search(image=path, mode="cnn", k=1)[0]
+        assert hit.path == path and hit.score == pytest.approx(1.0, abs=1e-4)  # the query ran int8 too
+        ours, theirs = (ix.faiss["cnn"].reconstruct(int(ix.rows.get(path).id)) for ix in (index, fp32))
+        assert 0.9 < float(ours @ theirs) < 0.99999  # int8, near fp32
+    with pytest.raises(ValueError, match="precision='int4'"):
+        ImageIndex(precision="int4")

@@ -486,7 +486,9 @@ def orb_bovw(image, *, vocabulary: Vocabulary, max_features: int = 300) -> np.nd
     return _bovw_images(image, vocabulary, "orb", max_features)
 
 
-def cnn(image, *, model, batch_size: int = 32, progress=None, backend: str = "auto") -> np.ndarray:
+def cnn(
+    image, *, model, batch_size: int = 32, progress=None, backend: str = "auto", precision: str = "fp32"
+) -> np.ndarray:
     """Global CNN embedding from :func:`cnnwidgets.engine.models.embed`.
 
     Parameters
@@ -499,6 +501,8 @@ def cnn(image, *, model, batch_size: int = 32, progress=None, backend: str = "au
     progress : bool or None
     backend : {"auto", "onnx", "torch"}
         ONNX Runtime or torch (see :mod:`cnnwidgets.engine.models.runtime`).
+    precision : {"fp32", "bf16", "int8", "auto"}
+        As for :func:`cnnwidgets.engine.models.embed`.
 
     Returns
     -------
@@ -511,14 +515,19 @@ def cnn(image, *, model, batch_size: int = 32, progress=None, backend: str = "au
         model = models.shared_model(model)
     single = not _many(image)
     out = models.embed(
-        model, [image] if single else list(image), batch_size=batch_size, progress=progress, backend=backend
+        model,
+        [image] if single else list(image),
+        batch_size=batch_size,
+        progress=progress,
+        backend=backend,
+        precision=precision,
     )
     out = np.ascontiguousarray(out, dtype=np.float32)
     return out[0] if single else out
 
 
 def cnn_with_tags(
-    images, *, model, topk: int = 5, batch_size: int = 32, progress=None, backend: str = "auto"
+    images, *, model, topk: int = 5, batch_size: int = 32, progress=None, backend: str = "auto", precision="fp32"
 ) -> tuple[np.ndarray, list]:
     """CNN embeddings and top-k class predictions of a list of images from one forward pass each.
 
@@ -536,6 +545,7 @@ def cnn_with_tags(
     batch_size : int
     progress : bool or None
     backend : {"auto", "onnx", "torch"}
+    precision : {"fp32", "bf16", "int8", "auto"}
 
     Returns
     -------
@@ -550,7 +560,7 @@ def cnn_with_tags(
     if isinstance(model, str):
         model = models.shared_model(model)
     vecs, tags = models.embed_and_classify(
-        model, images, topk=topk, batch_size=batch_size, progress=progress, backend=backend
+        model, images, topk=topk, batch_size=batch_size, progress=progress, backend=backend, precision=precision
     )
     return np.ascontiguousarray(vecs, dtype=np.float32), tags
 

@@ -44,6 +44,7 @@ from .pretrained import (
     efficientnet_lite_weights_path,
     imagenet_labels,
 )
+from .quantize import Int8Refused
 from .registry import create_model, list_models, model_config, register_model
 from .runtime import BACKENDS, ModelCache, OnnxUnavailable, cache_dir, shared_model, shared_runner
 from .runtime import fold_bn as _fold_bn  # noqa: F401  (bench/bench_cnn.py times it)
@@ -64,6 +65,7 @@ __all__ = [
     "embed_and_classify",
     "BACKENDS",
     "OnnxUnavailable",
+    "Int8Refused",
     "cache_dir",
     "bf16_supported",
     "efficientnet_lite0_weights_path",
