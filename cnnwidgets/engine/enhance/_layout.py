@@ -16,9 +16,9 @@ NOISE_KINDS = ("gaussian", "salt_and_pepper", "speckle", "periodic")
 #: Images with more pixels than this are filtered one channel at a time to bound peak memory.
 _PLANE_BY_PLANE_PIXELS = 4_000_000
 #: Budget of the FFT-mask cache in bytes.
-_MASK_CACHE_BYTES = 256 * 2**20
+MASK_CACHE_BYTES = 256 * 2**20
 #: Elements per chunk in the window filters that unfold their windows (the weighted median; medians on a GPU).
-_CHUNK_ELEMENTS = _xp.CHUNK_ELEMENTS
+CHUNK_ELEMENTS = _xp.CHUNK_ELEMENTS
 
 
 # ============================================================================ layouts

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _xp, checks
-from ._layout import _MASK_CACHE_BYTES, FILTER_SHAPES
+from ._layout import FILTER_SHAPES, MASK_CACHE_BYTES
 
 # ============================================================================ masks
 
@@ -137,7 +137,7 @@ class _MaskCache:
             self.bytes = 0
 
 
-MASK_CACHE = _MaskCache(_MASK_CACHE_BYTES)
+MASK_CACHE = _MaskCache(MASK_CACHE_BYTES)
 
 
 def clear_cache():

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _xp, checks
 from ..kinds import to_float
-from ._layout import _CHUNK_ELEMENTS, Layout
+from ._layout import CHUNK_ELEMENTS, Layout
 
 # the unfolded-window reduction (the torch path of the medians on a GPU, and of the weighted median everywhere)
 _torch_window_reduce = _xp.window_reduce
@@ -122,7 +122,7 @@ def weighted_median(image, weights):
         pos = xp.sum(xp.astype(cum <= rank, xp.int64), axis=-1, keepdims=True)
         return xp.take_along_axis(vals, pos, axis=-1)[..., 0]
 
-    y = _xp.window_reduce(x, w.shape[0], w.shape[1], reduce, chunk_elements=_CHUNK_ELEMENTS)
+    y = _xp.window_reduce(x, w.shape[0], w.shape[1], reduce, chunk_elements=CHUNK_ELEMENTS)
     return layout.restore(y)
 
 

@@ -85,8 +85,7 @@ def _record_path(path: Path) -> Path:
 
 
 def _batch(images, cfg) -> np.ndarray:
-    c = cfg["input_size"][0]
-    arrays = [load_at_input_size(img if c == 3 else img.mean(axis=2).astype(np.uint8), cfg) for img in images]
+    arrays = [load_at_input_size(img, cfg) for img in images]
     return normalised_batch(np.stack(arrays), cfg, torch.device("cpu")).numpy()
 
 
@@ -178,14 +177,16 @@ def _quantize(fp32_path: Path, out: Path, calibration: np.ndarray) -> None:
 
 
 def _read(path: Path, fp32_digest: str, config) -> OnnxModel:
-    """The checked int8 model recorded at ``path``; raises :class:`Int8Refused` with a recorded refusal, ValueError
-    or OSError when there is no usable record."""
+    """The checked int8 model recorded at ``path``, with its check's ``figures``; raises :class:`Int8Refused` with a
+    recorded refusal, ValueError, KeyError or OSError when there is no usable record."""
     record = json.loads(_record_path(path).read_text(encoding="utf-8"))
     if record.get("recipe") != RECIPE or record.get("fp32_digest") != fp32_digest:
         raise ValueError("the record is of another fp32 export or recipe")
     if record.get("refused"):
         raise Int8Refused(record["refused"])
-    return checked_onnx(path, config=config)
+    found = checked_onnx(path, config=config)
+    found.figures = record["figures"]
+    return found
 
 
 def int8_of(fp32: OnnxModel, cfg: dict, folder: Path) -> OnnxModel:
@@ -217,7 +218,6 @@ def int8_of(fp32: OnnxModel, cfg: dict, folder: Path) -> OnnxModel:
     config = getattr(fp32, "cnnw_config", None)
     try:
         found = _read(path, fp32_digest, config)
-        found.figures = json.loads(_record_path(path).read_text(encoding="utf-8"))["figures"]
         count("loads")
         return found
     except Int8Refused:
