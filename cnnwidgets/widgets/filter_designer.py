@@ -7,6 +7,7 @@ holds the filtered image and ``code`` the engine calls that reproduce it.
 
 from __future__ import annotations
 
+import functools
 import html
 
 import ipywidgets as W
@@ -39,10 +40,7 @@ _MASK_SIDE = 300  # long side of the displayed mask
 
 _SLIDER = {"continuous_update": True, "layout": {"width": "420px"}, "style": {"description_width": "80px"}}
 
-
-def _slider(*bounds, **declaration):
-    """:func:`~cnnwidgets.widgets._base.slider` in this widget's width."""
-    return slider(*bounds, **_SLIDER | declaration)
+_slider = functools.partial(slider, **_SLIDER)  # a slider in this widget's width (a call's options win)
 
 
 def _with_notch_rings(spectrum_u8, centers, radius):

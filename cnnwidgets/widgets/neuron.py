@@ -7,6 +7,7 @@ MLP on a background thread (inside a kernel) and redraws its boundary and loss c
 
 from __future__ import annotations
 
+import functools
 import html
 import threading
 import time
@@ -39,10 +40,7 @@ _FORMULAS = {
 
 _SLIDER = {"continuous_update": True, "layout": {"width": "320px"}, "style": {"description_width": "70px"}}
 
-
-def _slider(*bounds, **declaration):
-    """:func:`~cnnwidgets.widgets._base.slider` in this widget's width."""
-    return slider(*bounds, **_SLIDER | declaration)
+_slider = functools.partial(slider, **_SLIDER)  # a slider in this widget's width (a call's options win)
 
 
 def _n(value: float) -> str:

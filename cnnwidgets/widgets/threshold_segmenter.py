@@ -293,8 +293,7 @@ class ThresholdSegmenter(WidgetBase):
         """The full image's histogram (the recipe's ``histogram`` step) with the thresholds as lines."""
         width = float(centers[1] - centers[0]) if len(centers) > 1 else 1.0
         with self.hist.hold_sync():
-            if self.hist.counts != (listed := counts.tolist()):
-                self.hist.counts = listed
+            self.hist.counts = counts.tolist()  # unchanged counts send nothing (traitlets compares)
             self.hist.lo = float(centers[0]) - width / 2
             self.hist.hi = float(centers[-1]) + width / 2
             self.hist.lines = lines
