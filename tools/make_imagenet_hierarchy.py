@@ -1,7 +1,8 @@
 """Write ``cnnwidgets/data/imagenet_hierarchy.json.gz``: the ImageNet-1k classes in WordNet 3.0.
 
 For each of the 1,000 classes, in the models' class order: its WordNet ID, the label the models give it
-(torchvision's ImageNet category names), its lemmas and every hypernym up to the root (``entity``). Alongside:
+(torchvision's ImageNet category names), its lemmas, its gloss (WordNet's definition, without the quoted examples)
+and every hypernym up to the root (``entity``). Alongside:
 every synset met on the way (lemmas and direct hypernyms), the noun senses of each lemma with their SemCor tag
 counts (to weight ambiguous words), and the irregular plurals of those lemmas.
 
@@ -30,14 +31,18 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "cnnwidgets" / "data" / "imagenet_hierarchy.json.gz"
 
 
-def read_nouns(wordnet: Path) -> dict:
-    """``{offset: (lemmas, hypernym offsets)}`` from ``data.noun``; hypernyms include instance hypernyms."""
-    synsets = {}
+def read_nouns(wordnet: Path) -> tuple[dict, dict]:
+    """``{offset: (lemmas, hypernym offsets)}`` and ``{offset: gloss}`` from ``data.noun``.
+
+    Hypernyms include instance hypernyms; a gloss is the definition without its quoted examples.
+    """
+    synsets, glosses = {}, {}
     with open(wordnet / "data.noun", encoding="utf-8") as f:
         for line in f:
             if line.startswith("  "):  # licence header
                 continue
-            fields = line.split(" | ")[0].split()
+            head, _, gloss = line.partition(" | ")
+            fields = head.split()
             offset, n_words = fields[0], int(fields[3], 16)
             lemmas = [fields[4 + 2 * i].replace("_", " ") for i in range(n_words)]
             lemmas = [lemma.split("(")[0] for lemma in lemmas]  # adjective markers such as "(a)" never occur in nouns
@@ -49,7 +54,8 @@ def read_nouns(wordnet: Path) -> dict:
                 if symbol in ("@", "@i") and pos == "n":
                     hypernyms.append(target)
             synsets[offset] = (lemmas, hypernyms)
-    return synsets
+            glosses[offset] = gloss.split('; "')[0].strip().rstrip(";").strip()
+    return synsets, glosses
 
 
 def read_sense_counts(wordnet: Path) -> dict:
@@ -79,7 +85,7 @@ def ancestors(offset: str, synsets: dict) -> list:
 
 def build(wordnet: Path, wnids: list, labels: list) -> dict:
     """The hierarchy as a JSON-ready dict (see the module docstring)."""
-    nouns = read_nouns(wordnet)
+    nouns, glosses = read_nouns(wordnet)
     counts = read_sense_counts(wordnet)
     classes, used = [], {}
     for index, (wnid, label) in enumerate(zip(wnids, labels)):
@@ -93,6 +99,7 @@ def build(wordnet: Path, wnids: list, labels: list) -> dict:
                 "wnid": wnid,
                 "label": label,
                 "lemmas": nouns[offset][0],
+                "gloss": glosses[offset],
                 "hypernyms": ["n" + s for s in up],
             }
         )

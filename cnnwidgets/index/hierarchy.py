@@ -2,9 +2,10 @@
 
 The data file ``cnnwidgets/data/imagenet_hierarchy.json.gz`` (written by ``tools/make_imagenet_hierarchy.py``
 from WordNet 3.0; licence in ``cnnwidgets/data/WORDNET_LICENSE``) holds, for each class in the models' class
-order, its WordNet ID, its label, its lemmas and all its hypernyms up to the root. :class:`ClassHierarchy` reads
-it and answers: which synsets does a word or phrase name (:meth:`ClassHierarchy.senses`), which classes lie below
-them (:meth:`ClassHierarchy.class_weights`), and the hypernym path of a label (:meth:`ClassHierarchy.path`).
+order, its WordNet ID, its label, its lemmas, its gloss (WordNet's definition) and all its hypernyms up to the
+root. :class:`ClassHierarchy` reads it and answers: which synsets does a word or phrase name
+(:meth:`ClassHierarchy.senses`), which classes lie below them (:meth:`ClassHierarchy.class_weights`), the hypernym
+path of a label (:meth:`ClassHierarchy.path`) and what a class is, in words (:meth:`ClassHierarchy.gloss`).
 
 "dog" names one synset (``n02084071``, the domestic dog), below which lie the 118 dog breeds of ImageNet-1k;
 "horse" names ``n02374451``, above "sorrel". A word with several noun senses in the hierarchy ("crane": the bird
@@ -197,6 +198,17 @@ class ClassHierarchy:
     def lemmas(self, wnid: str) -> list[str]:
         """The lemmas of synset ``wnid`` (spaces between words)."""
         return list(self.synsets[wnid]["lemmas"])
+
+    def gloss(self, label: str) -> str | None:
+        """WordNet's definition of class ``label``; ``None`` for unknown labels and hierarchies written without glosses.
+
+        Examples
+        --------
+        >>> default_hierarchy().gloss("beaker")
+        'a flatbottomed jar made of glass or plastic; used for chemistry'
+        """
+        n = self.class_of.get(label)
+        return None if n is None else self.data["classes"][n].get("gloss")
 
     def hypernyms(self, label: str) -> list[str]:
         """WordNet IDs of every hypernym of class ``label`` up to the root, nearest first; ``[]`` for unknown labels."""

@@ -107,7 +107,7 @@ def similarity(name: str, raw: np.ndarray) -> np.ndarray:
 
 
 class TextVectors:
-    """MiniLM embeddings of texts (tag labels and captions), each distinct text embedded once.
+    """MiniLM embeddings of texts (tag labels, their glosses and captions), each distinct text embedded once.
 
     Saved with the index, so that the first text query after :meth:`ImageIndex.load` embeds only the query.
 
@@ -204,6 +204,8 @@ class TextScorer:
         for r, tg in enumerate(self.tags):
             self.tag_label[r, : len(tg)] = [self.labels[t] for t, _ in tg]
         self.label_vecs = text_vectors.get(labels)
+        glosses = [hierarchy.gloss(label) if hierarchy is not None else None for label in labels]
+        self.gloss_vecs = text_vectors.get([g or label for g, label in zip(glosses, labels)])
         self.cap_rows = np.array(cap_rows, np.int64)
         self.cap_vecs = text_vectors.get([rows[n].caption for n in cap_rows])
         self.hierarchy = hierarchy
@@ -241,8 +243,11 @@ class TextScorer:
         """The parts of the text score, each float64 of shape (N,) in [0, 1].
 
         ``keyword``: BM25 divided by its maximum (0 when no word occurs). ``semantic``: the highest MiniLM cosine
-        between the query and the caption or a tag label (not one the query meets only through a modifier), clipped
-        to [0, 1]. ``hierarchy``: :meth:`hierarchy_scores`.
+        between the query and the caption or a tag (not one the query meets only through a modifier), clipped to
+        [0, 1]; a tag's cosine is the mean of the query's cosines with its label and with its WordNet gloss
+        (:meth:`ClassHierarchy.gloss`; the label twice when it has none), so that a query that names no class
+        ("kitchen", "music") still meets the tags whose definitions are about it. ``hierarchy``:
+        :meth:`hierarchy_scores`.
         """
         from ..engine.text import embed_text
 
@@ -252,7 +257,8 @@ class TextScorer:
         q = embed_text(text)
         sem = np.full(n, -1.0)
         if self.tag_label.shape[1]:
-            lsim = np.where(self.compounds.modified(text), -1.0, self.label_vecs @ q)
+            lsim = (self.label_vecs @ q + self.gloss_vecs @ q) / 2
+            lsim = np.where(self.compounds.modified(text), -1.0, lsim)
             lsim = np.append(lsim, -1.0)  # the last entry for "no tag" (-1)
             sem = lsim[self.tag_label].max(axis=1).astype(np.float64)
         if len(self.cap_rows):

@@ -127,9 +127,11 @@ def test_hierarchy_and_text_vectors_are_stored_and_not_recomputed_after_load(tmp
     before = index.search(text="dog", k=6)
     root = index.save(tmp_path / "idx")
     manifest = json.loads((root / "manifest.json").read_text())
-    assert (
-        manifest["format_version"] == storage.FORMAT_VERSION and manifest["text_vectors"]["count"] == 10
-    )  # 10 distinct labels
+    labels = {t for tags in index.tags for t, _ in tags}
+    glosses = {index.hierarchy.gloss(t) for t in labels}
+    assert len(labels) == 10 and None not in glosses and len(glosses) == 10
+    assert manifest["format_version"] == storage.FORMAT_VERSION
+    assert manifest["text_vectors"]["count"] == 20  # 10 distinct labels and their glosses
     assert {"hierarchy.json.gz", "text_vectors.npy", "text_vectors.json"} <= set(manifest["files"])
 
     embedded = []
