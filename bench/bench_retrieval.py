@@ -19,6 +19,13 @@ Cases (one JSON line each):
   each, from 10 bundled photos and augmentations; no captions, file names without class words); precision@10 of
   each class word as a text query with the WordNet hierarchy part and without it (``weights={"hierarchy": 0}``),
   and the same with tags cut to a depth of 1, 3, 5, 10 and 20 labels (to choose the stored depth).
+* everyday: the held-out photos (:func:`cnnwidgets.index.evaluation.everyday_word_set`: 20 ImageNet validation
+  photos that ship with foolbox 3.3.4, 16 images each with augmentations; no captions): precision@10 and mAP of
+  each everyday word (:data:`~cnnwidgets.index.evaluation.EVERYDAY_WORDS`) and each concept word with no class
+  (:data:`~cnnwidgets.index.evaluation.CONCEPT_WORDS`) as text queries, with glosses and hierarchy, without
+  glosses, and without either; the same for places and activities over one row per ImageNet class
+  (:data:`~cnnwidgets.index.evaluation.CONCEPT_CLASSES`) and for the class-word set; the first text query after
+  ``ImageIndex.load`` (median of 7 loads). Needs ``pip install --no-deps foolbox==3.3.4``.
 * rerank: leave-one-out precision@10 and mAP of the image modes on the distortion set and the class-word set,
   without re-ranking and with each re-ranker ("qe", "diffusion", "kreciprocal").
 * latency: a 1,000-image index (synthetic 1280-d vectors in 20 clusters, 5 tags per image drawn from the
@@ -36,10 +43,10 @@ Cases (one JSON line each):
 * int8: the CPU's int8 flags; efficientnet_lite0's fp32 and int8 ONNX Runtime sessions on batches of 8 and 32
   class-word photos (median of 7 interleaved runs each); the first-use cost of the int8 model (quantization and
   check, in an empty folder); on the class-word set, top-1 label agreement, top-10 neighbour overlap and
-  precision@10 of fp32 and int8 embeddings; and ``ImageIndex.build`` of ``--images`` (1,000) photos with fp32 and
+  precision@10 of fp32 and int8 embeddings; top-1 agreement on the held-out photos of the everyday case; and ``ImageIndex.build`` of ``--images`` (1,000) photos with fp32 and
   with int8 (2 interleaved builds each, the faster kept; images per second).
 
-Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,rerank,latency,descriptors,int8]
+Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,everyday,rerank,latency,descriptors,int8]
 [--images 1000] [--memory-n 100000] [--descriptor-images 32]``. On a shared machine, ``OMP_NUM_THREADS=1`` keeps OpenBLAS's threads
 from competing with other processes on the small matrices of re-ranking.
 """
@@ -255,6 +262,98 @@ def hierarchy(work: Path):
         cut = ImageIndex.from_vectors(index.paths, {"cnn": x}, tags=tags)
         for name, weights in (("with hierarchy", None), ("without hierarchy", {"hierarchy": 0.0})):
             emit({"case": "hierarchy", "text": name, "tag_depth": depth, **_text_quality(cut, labels, weights=weights)})
+
+
+def _without_glosses(hierarchy):
+    """The same hierarchy with no glosses: text search as it was before glosses."""
+    from cnnwidgets.index.hierarchy import ClassHierarchy
+
+    classes = [{k: v for k, v in c.items() if k != "gloss"} for c in hierarchy.data["classes"]]
+    return ClassHierarchy({**hierarchy.data, "classes": classes})
+
+
+def _word_table(index, groups, queries: dict) -> dict:
+    """Precision@10 and AP of each query word (``{word: groups it should find}``) under three text scorers.
+
+    ``now``: glosses and hierarchy; ``no glosses``: the hierarchy without glosses; ``neither``: that, with the
+    hierarchy part off (the text search before issue 24's predecessors).
+    """
+    from cnnwidgets.index.evaluation import average_precision
+    from cnnwidgets.index.search import TextScorer
+
+    plain = _without_glosses(index.hierarchy)
+    scorers = {
+        "now": (TextScorer(index.rows, text_vectors=index.text_vectors, hierarchy=index.hierarchy), None),
+        "no glosses": (TextScorer(index.rows, text_vectors=index.text_vectors, hierarchy=plain), None),
+        "neither": (TextScorer(index.rows, text_vectors=index.text_vectors, hierarchy=plain), {"hierarchy": 0.0}),
+    }
+    groups = np.asarray(groups)
+    out = {}
+    for name, (scorer, weights) in scorers.items():
+        p10, ap = {}, {}
+        for word, wanted in queries.items():
+            relevant = np.isin(groups[np.argsort(-scorer.scores(word, weights=weights), kind="stable")], wanted)
+            p10[word] = round(float(relevant[:10].mean()), 2)
+            ap[word] = average_precision(relevant)
+        out[name] = {
+            "precision@10": p10,
+            "mean_precision@10": round(float(np.mean(list(p10.values()))), 3),
+            "lowest": min(p10.values()),
+            "mAP": round(float(np.mean(list(ap.values()))), 3),
+        }
+    return out
+
+
+def everyday(work: Path):
+    from cnnwidgets.engine.text import embed_text
+    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.index.evaluation import (
+        CLASS_WORD_SOURCES,
+        CONCEPT_CLASSES,
+        CONCEPT_WORDS,
+        EVERYDAY_WORDS,
+        class_word_set,
+        everyday_word_set,
+    )
+    from cnnwidgets.index.hierarchy import default_hierarchy
+
+    labels = everyday_word_set(work / "everyday")
+    index = ImageIndex.build(work / "everyday", descriptors=("cnn",), progress=False)
+    groups = [labels[p] for p in index.paths]
+    for name, queries in (("everyday words", EVERYDAY_WORDS), ("concept words", CONCEPT_WORDS)):
+        for scorer, table in _word_table(index, groups, queries).items():
+            emit({"case": "everyday", "set": name, "images": len(index), "text": scorer, **table})
+
+    classes = list(default_hierarchy().labels)
+    rows = ImageIndex.from_vectors(
+        [f"/classes/{n:04d}.png" for n in range(len(classes))],
+        {"cnn": np.eye(len(classes), 8, dtype=np.float32)},
+        tags=[[(label, 0.9)] for label in classes],
+    )
+    for scorer, table in _word_table(rows, classes, CONCEPT_CLASSES).items():
+        emit({"case": "everyday", "set": "concept classes (one row per ImageNet class)", "text": scorer, **table})
+
+    words = class_word_set(work / "words")
+    dev = ImageIndex.build(work / "words", descriptors=("cnn",), progress=False)
+    dev_words = {w: (w,) for w in CLASS_WORD_SOURCES}
+    for scorer, table in _word_table(dev, [words[p] for p in dev.paths], dev_words).items():
+        emit({"case": "everyday", "set": "class-word set (where the rules were made)", "text": scorer, **table})
+
+    root = index.save(work / "everyday_index")
+    embed_text("warm up")  # MiniLM in memory, as in a session that searched before
+    times = []
+    for _ in range(7):
+        loaded = ImageIndex.load(root, progress=False)
+        t = time.perf_counter()
+        loaded.search(text="music", mode="text", k=10)
+        times.append(time.perf_counter() - t)
+    emit(
+        {
+            "case": "everyday",
+            "what": "first text query after load (median of 7 loads)",
+            "ms": round(float(np.median(times)) * 1e3, 1),
+        }
+    )
 
 
 def rerank(work: Path):
@@ -562,6 +661,29 @@ def int8(work: Path, n: int):
         }
     )
 
+    try:
+        from cnnwidgets.index.evaluation import everyday_word_set
+
+        held = everyday_word_set(work / "held_out")
+    except FileNotFoundError as e:
+        emit({"case": "int8", "what": "held-out photos", "skipped": str(e)})
+    else:
+        held_paths = sorted(held)
+        _, h32 = embed_and_classify(model, held_paths, topk=1)
+        _, h8 = embed_and_classify(model, held_paths, topk=1, precision="int8")
+        same = np.array([a[0][0] == b[0][0] for a, b in zip(h32, h8)])
+        photo = np.array([p.endswith("img_000.png") for p in held_paths])
+        emit(
+            {
+                "case": "int8",
+                "what": "held-out photos (20 ImageNet validation photos of foolbox, 16 views each)",
+                "top1_agreement_all_views": round(float(same.mean()), 3),
+                "views": len(same),
+                "top1_agreement_photos": round(float(same[photo].mean()), 3),
+                "photos": int(photo.sum()),
+            }
+        )
+
     make_folder(work / "photos", n)
     best = {}
     for _ in range(2):
@@ -605,6 +727,8 @@ def main(argv=None):
                 descriptors(work, args.descriptor_images)
             elif case == "int8":
                 int8(work, args.images)
+            elif case == "everyday":
+                everyday(work)
             else:
                 raise SystemExit(f"unknown case {case!r}")
     finally:

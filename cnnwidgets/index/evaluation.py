@@ -11,9 +11,14 @@ __all__ = [
     "average_precision",
     "distortion_set",
     "class_word_set",
+    "everyday_word_set",
     "DISTORTIONS",
     "DISTORTION_SAMPLES",
     "CLASS_WORD_SOURCES",
+    "EVERYDAY_SOURCES",
+    "EVERYDAY_WORDS",
+    "CONCEPT_WORDS",
+    "CONCEPT_CLASSES",
 ]
 
 DISTORTIONS = ("original", "rot90", "rot25", "crop", "scale", "stretch", "noise", "hue")
@@ -226,11 +231,23 @@ Every word names a WordNet synset above ImageNet classes; "person" is the hard c
 person classes (scuba diver, groom, ballplayer), and none of them is what these photos show."""
 
 
-def _source_file(package: str, name: str) -> Path:
-    import importlib
+_DATA_FOLDERS = {
+    "skimage": "data",
+    "sklearn": "datasets/images",
+    "matplotlib": "mpl-data/sample_data",
+    "foolbox": "data",
+}
 
-    folder = {"skimage": "data", "sklearn": "datasets/images", "matplotlib": "mpl-data/sample_data"}[package]
-    return Path(importlib.import_module(package).__file__).parent / folder / name
+
+def _source_file(package: str, name: str) -> Path:
+    """The bundled photo ``name`` of ``package``, found without importing the package."""
+    from importlib.util import find_spec
+
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        pin = " --no-deps foolbox==3.3.4" if package == "foolbox" else f" {package}"
+        raise FileNotFoundError(f"the photo {name} ships with {package}, which is not installed: pip install{pin}")
+    return Path(list(spec.submodule_search_locations)[0]) / _DATA_FOLDERS[package] / name
 
 
 def _augment(img: np.ndarray, rng) -> np.ndarray:
@@ -289,3 +306,124 @@ def class_word_set(folder, *, per_class: int = 16, size: int = 256, seed: int = 
                 yield word, f"img_{n:03d}.png", photo if n < len(photos) else _augment(photo, rng)
 
     return _write_labelled(folder, files())
+
+
+EVERYDAY_SOURCES = {
+    label: (("foolbox", f"imagenet_{n:02d}_{cls}.jpg"),)
+    for n, (label, cls) in enumerate(
+        [
+            ("bull mastiff", 243), ("folding chair", 559), ("beaker", 438), ("buckeye", 990), ("strawberry", 949),
+            ("thatch", 853), ("jeep", 609), ("jeep 2", 609), ("yurt", 915), ("bottlecap", 455), ("drum", 541),
+            ("Loafer", 630), ("prayer rug", 741), ("cannon", 471), ("spoonbill", 129), ("goose", 99),
+            ("dalmatian", 251), ("bald eagle", 22), ("leafhopper", 317), ("dung beetle", 305),
+        ]
+    )
+}  # fmt: skip
+"""The held-out photos: the 20 ImageNet validation photos that ship with foolbox 3.3.4 (``foolbox/data``), by
+their ImageNet label (two show jeeps). The models never trained on them, and no rule of the text search was made
+on them."""
+
+EVERYDAY_WORDS = {
+    "dog": ("bull mastiff", "dalmatian"),
+    "bird": ("spoonbill", "goose", "bald eagle"),
+    "insect": ("leafhopper", "dung beetle"),
+    "car": ("jeep", "jeep 2"),
+    "fruit": ("strawberry", "buckeye"),
+    "chair": ("folding chair",),
+    "shoe": ("Loafer",),
+    "drum": ("drum",),
+    "rug": ("prayer rug",),
+    "gun": ("cannon",),
+}
+"""The everyday word for each group of :data:`EVERYDAY_SOURCES` (and the photos it should find): the word a
+person would type, a WordNet hypernym (or the label) of each class. Beaker, thatch, yurt and bottlecap are left
+as distractors."""
+
+CONCEPT_WORDS = {
+    "music": ("drum",),
+    "war": ("cannon",),
+    "army": ("cannon",),
+    "soldier": ("cannon",),
+    "chemistry": ("beaker",),
+    "laboratory": ("beaker",),
+    "religion": ("prayer rug",),
+    "prayer": ("prayer rug",),
+    "pet": ("bull mastiff", "dalmatian"),
+    "dessert": ("strawberry",),
+}
+"""Words that name no ImageNet class and no hypernym of the photos' classes, with the photos of
+:data:`EVERYDAY_SOURCES` that they are about."""
+
+CONCEPT_CLASSES = {
+    "kitchen": (
+        "stove", "microwave", "refrigerator", "dishwasher", "toaster", "frying pan", "wok", "Dutch oven", "Crock Pot",
+        "espresso maker", "coffeepot", "teapot", "mixing bowl", "spatula", "ladle", "can opener", "corkscrew",
+        "waffle iron", "plate rack", "strainer", "measuring cup", "wooden spoon", "pitcher", "saltshaker", "caldron",
+        "potpie",
+    ),
+    "music": (
+        "acoustic guitar", "electric guitar", "banjo", "violin", "cello", "harp", "grand piano", "upright", "drum",
+        "steel drum", "maraca", "gong", "chime", "marimba", "accordion", "harmonica", "sax", "trombone",
+        "French horn", "cornet", "oboe", "bassoon", "flute", "panpipe", "ocarina", "organ", "drumstick",
+        "microphone", "iPod", "cassette player", "tape player", "CD player", "loudspeaker",
+    ),
+    "ocean": (
+        "seashore", "sandbar", "coral reef", "grey whale", "killer whale", "great white shark", "tiger shark",
+        "hammerhead", "sea lion", "starfish", "jellyfish", "sea anemone", "sea urchin", "sea cucumber", "sea snake",
+        "sea slug", "conch", "liner", "container ship", "submarine", "lifeboat", "schooner", "wreck", "scuba diver",
+        "snorkel", "dugong", "loggerhead", "leatherback turtle", "puffer", "eel", "spiny lobster", "anemone fish",
+        "coho", "barracouta", "rock beauty", "lionfish", "chiton", "drilling platform",
+    ),
+    "sport": (
+        "basketball", "volleyball", "soccer ball", "rugby ball", "tennis ball", "golf ball", "ping-pong ball",
+        "baseball", "football helmet", "racket", "golfcart", "ski", "dumbbell", "barbell", "balance beam",
+        "horizontal bar", "parallel bars", "punching bag", "scoreboard", "ballplayer", "puck", "croquet ball",
+        "bobsled", "swimming trunks", "running shoe", "sweatshirt", "jersey", "tricycle", "mountain bike", "canoe",
+        "paddle",
+    ),
+    "farm": (
+        "ox", "hog", "ram", "tractor", "harvester", "thresher", "plow", "barn", "hay", "corn", "ear", "hen", "cock",
+        "water buffalo", "oxcart", "sorrel", "goose", "worm fence", "picket fence", "horse cart", "pickup",
+        "rapeseed", "bee",
+    ),
+    "office": (
+        "desk", "desktop computer", "monitor", "computer keyboard", "mouse", "laptop", "notebook", "file",
+        "photocopier", "printer", "binder", "envelope", "fountain pen", "ballpoint", "rubber eraser",
+        "pencil sharpener", "paper towel", "screen", "typewriter keyboard", "space bar", "modem", "hard disc",
+        "web site",
+    ),
+    "winter": (
+        "ski", "snowmobile", "snowplow", "bobsled", "dogsled", "mitten", "ski mask", "alp", "cardigan", "sweatshirt",
+        "Arctic fox", "ptarmigan", "Eskimo dog", "Siberian husky", "malamute", "wool", "stole", "fur coat",
+    ),
+    "school": (
+        "school bus", "notebook", "binder", "pencil box", "pencil sharpener", "rubber eraser", "ballpoint",
+        "fountain pen", "library", "academic gown", "mortarboard", "backpack", "slide rule", "abacus", "desk",
+        "book jacket", "comic book",
+    ),
+    "baby": ("crib", "cradle", "bassinet", "diaper", "bib", "teddy", "pinwheel", "bonnet", "toyshop"),
+    "bathroom": (
+        "bathtub", "tub", "shower curtain", "shower cap", "toilet seat", "toilet tissue", "washbasin",
+        "soap dispenser", "medicine chest", "bath towel", "lotion", "sunscreen", "hair spray", "plunger",
+        "hand blower",
+    ),
+}  # fmt: skip
+"""Places and activities that ImageNet-1k has no class for, each with the classes (torchvision's labels) that a
+person would call about it, written down before any measurement. Used on an index of one row per class, tagged
+with its own label (``bench/bench_retrieval.py --cases everyday``)."""
+
+
+def everyday_word_set(folder, *, per_class: int = 16, size: int = 256, seed: int = 0) -> dict:
+    """Write the held-out photos of :data:`EVERYDAY_SOURCES` and their augmentations: ``folder/<label>/img_<n>.png``.
+
+    As :func:`class_word_set` (``per_class`` images per photo: the photo and its crops, mirrors, rotations,
+    scalings and colour changes), from the ImageNet validation photos that ship with foolbox 3.3.4
+    (``pip install --no-deps foolbox==3.3.4``; the package is only read, never imported). Query words and the
+    labels they should find: :data:`EVERYDAY_WORDS`, :data:`CONCEPT_WORDS`.
+
+    Returns
+    -------
+    dict
+        ``{absolute path: ImageNet label of the photo}`` for every file written.
+    """
+    return class_word_set(folder, per_class=per_class, size=size, seed=seed, sources=EVERYDAY_SOURCES)
