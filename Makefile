@@ -101,7 +101,9 @@ test-notebooks: install-test
 test-browser: install-test chromium
 	CNNWIDGETS_REQUIRE_BROWSER=1 $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
+# bench_retrieval's held-out photos (--cases everyday) ship with foolbox, read as files, never imported.
 bench: install
+	$(PIP) install --quiet --no-deps foolbox==3.3.4
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:

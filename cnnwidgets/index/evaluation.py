@@ -239,10 +239,18 @@ _DATA_FOLDERS = {
 }
 
 
+_DEBIAN_FOLDERS = {"opencv-doc": "/usr/share/doc/opencv-doc/examples/data"}
+
+
 def _source_file(package: str, name: str) -> Path:
-    """The bundled photo ``name`` of ``package``, found without importing the package."""
+    """The bundled photo ``name`` of a Python or Debian ``package``, found without importing the package."""
     from importlib.util import find_spec
 
+    if package in _DEBIAN_FOLDERS:
+        path = Path(_DEBIAN_FOLDERS[package]) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"the photo {name} ships with Debian's {package}: apt-get install {package}")
+        return path
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         pin = " --no-deps foolbox==3.3.4" if package == "foolbox" else f" {package}"
@@ -318,26 +326,40 @@ EVERYDAY_SOURCES = {
             ("dalmatian", 251), ("bald eagle", 22), ("leafhopper", 317), ("dung beetle", 305),
         ]
     )
+} | {
+    label: (("opencv-doc", name),)
+    for label, name in [
+        ("soccer player", "messi5.jpg"), ("basketball players", "basketball1.png"), ("palace", "home.jpg"),
+        ("hotel", "building.jpg"), ("old street", "leuvenA.jpg"), ("city from the air", "aero1.jpg"),
+        ("cut fruits", "fruits.jpg"), ("orange", "orange.jpg"), ("apple", "apple.jpg"), ("small dog", "chicky_512.png"),
+        ("baboon", "baboon.jpg"), ("butterfly", "butterfly.jpg"), ("car in traffic", "licenseplate_motion.jpg"),
+        ("squirrel", "squirrel_cls.jpg"), ("potted aloe", "aloeL.jpg"), ("starry night", "starry_night.jpg"),
+    ]
 }  # fmt: skip
-"""The held-out photos: the 20 ImageNet validation photos that ship with foolbox 3.3.4 (``foolbox/data``), by
-their ImageNet label (two show jeeps). The models never trained on them, and no rule of the text search was made
-on them."""
+"""The held-out photos, by what they show: the 20 ImageNet validation photos that ship with foolbox 3.3.4
+(``foolbox/data``, named by their ImageNet label; two show jeeps) and 16 photos of OpenCV's samples that ship
+with Debian's ``opencv-doc`` (``/usr/share/doc/opencv-doc/examples/data``). The models never trained on the
+first, and no rule of the text search was made on any of them."""
 
 EVERYDAY_WORDS = {
-    "dog": ("bull mastiff", "dalmatian"),
+    "dog": ("bull mastiff", "dalmatian", "small dog"),
     "bird": ("spoonbill", "goose", "bald eagle"),
-    "insect": ("leafhopper", "dung beetle"),
-    "car": ("jeep", "jeep 2"),
-    "fruit": ("strawberry", "buckeye"),
+    "insect": ("leafhopper", "dung beetle", "butterfly"),
+    "car": ("jeep", "jeep 2", "car in traffic"),
+    "fruit": ("strawberry", "buckeye", "cut fruits", "orange", "apple"),
     "chair": ("folding chair",),
     "shoe": ("Loafer",),
     "drum": ("drum",),
     "rug": ("prayer rug",),
     "gun": ("cannon",),
+    "person": ("soccer player", "basketball players"),
+    "building": ("palace", "hotel", "old street"),
+    "monkey": ("baboon",),
+    "plant": ("potted aloe",),
 }
-"""The everyday word for each group of :data:`EVERYDAY_SOURCES` (and the photos it should find): the word a
-person would type, a WordNet hypernym (or the label) of each class. Beaker, thatch, yurt and bottlecap are left
-as distractors."""
+"""The everyday word for groups of :data:`EVERYDAY_SOURCES` (and the photos it should find): the word a person
+would type for what the photo shows. Beaker, thatch, yurt, bottlecap, squirrel, the city and the painting are
+only distractors here."""
 
 CONCEPT_WORDS = {
     "music": ("drum",),
@@ -350,6 +372,10 @@ CONCEPT_WORDS = {
     "prayer": ("prayer rug",),
     "pet": ("bull mastiff", "dalmatian"),
     "dessert": ("strawberry",),
+    "football": ("soccer player",),
+    "city": ("city from the air", "old street"),
+    "painting": ("starry night",),
+    "street": ("old street",),
 }
 """Words that name no ImageNet class and no hypernym of the photos' classes, with the photos of
 :data:`EVERYDAY_SOURCES` that they are about."""
@@ -418,8 +444,9 @@ def everyday_word_set(folder, *, per_class: int = 16, size: int = 256, seed: int
 
     As :func:`class_word_set` (``per_class`` images per photo: the photo and its crops, mirrors, rotations,
     scalings and colour changes), from the ImageNet validation photos that ship with foolbox 3.3.4
-    (``pip install --no-deps foolbox==3.3.4``; the package is only read, never imported). Query words and the
-    labels they should find: :data:`EVERYDAY_WORDS`, :data:`CONCEPT_WORDS`.
+    (``pip install --no-deps foolbox==3.3.4``; the package is only read, never imported) and OpenCV's sample
+    photos of Debian's ``opencv-doc`` (``apt-get install opencv-doc``). Query words and the groups they should
+    find: :data:`EVERYDAY_WORDS`, :data:`CONCEPT_WORDS`.
 
     Returns
     -------
