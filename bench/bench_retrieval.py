@@ -20,12 +20,14 @@ Cases (one JSON line each):
   each class word as a text query with the WordNet hierarchy part and without it (``weights={"hierarchy": 0}``),
   and the same with tags cut to a depth of 1, 3, 5, 10 and 20 labels (to choose the stored depth).
 * everyday: the held-out photos (:func:`cnnwidgets.index.evaluation.everyday_word_set`: 20 ImageNet validation
-  photos that ship with foolbox 3.3.4, 16 images each with augmentations; no captions): precision@10 and mAP of
-  each everyday word (:data:`~cnnwidgets.index.evaluation.EVERYDAY_WORDS`) and each concept word with no class
+  photos that ship with foolbox 3.3.4 and 16 OpenCV sample photos of Debian's opencv-doc, 16 images each with
+  augmentations; no captions): precision@10 and mAP of each everyday word
+  (:data:`~cnnwidgets.index.evaluation.EVERYDAY_WORDS`) and each concept word with no class
   (:data:`~cnnwidgets.index.evaluation.CONCEPT_WORDS`) as text queries, with glosses and hierarchy, without
   glosses, and without either; the same for places and activities over one row per ImageNet class
   (:data:`~cnnwidgets.index.evaluation.CONCEPT_CLASSES`) and for the class-word set; the first text query after
-  ``ImageIndex.load`` (median of 7 loads). Needs ``pip install --no-deps foolbox==3.3.4``.
+  ``ImageIndex.load`` (median of 7 loads). Needs ``pip install --no-deps foolbox==3.3.4`` and
+  ``apt-get install opencv-doc``.
 * rerank: leave-one-out precision@10 and mAP of the image modes on the distortion set and the class-word set,
   without re-ranking and with each re-ranker ("qe", "diffusion", "kreciprocal").
 * latency: a 1,000-image index (synthetic 1280-d vectors in 20 clusters, 5 tags per image drawn from the
@@ -676,7 +678,7 @@ def int8(work: Path, n: int):
         emit(
             {
                 "case": "int8",
-                "what": "held-out photos (20 ImageNet validation photos of foolbox, 16 views each)",
+                "what": "held-out photos (36 photos of foolbox and opencv-doc, 16 views each)",
                 "top1_agreement_all_views": round(float(same.mean()), 3),
                 "views": len(same),
                 "top1_agreement_photos": round(float(same[photo].mean()), 3),
