@@ -233,3 +233,56 @@ def test_a_compound_name_is_found_by_its_head_and_hypernyms_not_by_its_modifier(
     assert [h.path for h in index.search(text="horse", k=2)] == [paths[3], paths[4]]  # the cart with its sorrel
     assert {h.path for h in index.search(text="beach wagon", k=2)} == {paths[0], paths[6]}
     assert index.search(text="wagon", k=1)[0].scores["keyword"] == 1.0
+
+
+def test_every_class_has_its_wordnet_gloss(hierarchy):
+    assert hierarchy.gloss("drum").startswith("a musical percussion instrument")
+    assert hierarchy.gloss("tabby") and hierarchy.gloss("no such class") is None
+    assert all(hierarchy.gloss(label) and '"' not in hierarchy.gloss(label) for label in hierarchy.labels)
+
+
+def test_a_word_with_no_class_meets_tags_through_their_glosses(hierarchy):
+    """'chemistry' and 'music' name no class and no hypernym: the glosses of beaker and drum lead to them."""
+    from cnnwidgets.engine.text import embed_text
+    from cnnwidgets.index.search import TextScorer
+
+    labels = ["beaker", "drum", "cannon", "strawberry", "Loafer", "spoonbill"]
+    x = np.eye(len(labels), 8, dtype=np.float32)
+    index = ImageIndex.from_vectors(
+        [f"/p/{n}.png" for n in range(len(labels))], {"cnn": x}, tags=[[(t, 0.9)] for t in labels]
+    )
+    plain = ClassHierarchy(
+        {**hierarchy.data, "classes": [{k: v for k, v in c.items() if k != "gloss"} for c in hierarchy.data["classes"]]}
+    )
+    without = TextScorer(index.rows, hierarchy=plain)
+    for word, label in (("chemistry", "beaker"), ("music", "drum")):
+        assert not hierarchy.senses(word) or not index.text_scorer.hierarchy_scores(word)[0].any()
+        hit = index.search(text=word, k=1)[0]
+        assert hit.tags[0][0] == label and hit.scores["keyword"] == 0.0
+        n = labels.index(label)
+        q = embed_text(word)
+        label_cos, gloss_cos = embed_text([label, hierarchy.gloss(label)]) @ q
+        assert hit.scores["semantic"] == pytest.approx((label_cos + gloss_cos) / 2, abs=1e-5)
+        assert without.parts(word)["semantic"][n] == pytest.approx(label_cos, abs=1e-5)  # without glosses: the label
+
+
+def test_the_evaluation_sets_name_real_labels_and_groups():
+    from cnnwidgets.engine.models import imagenet_labels
+    from cnnwidgets.index import evaluation
+
+    assert {c for cs in evaluation.CONCEPT_CLASSES.values() for c in cs} <= set(imagenet_labels())
+    groups = set(evaluation.EVERYDAY_SOURCES)
+    assert all(set(g) <= groups for g in (*evaluation.EVERYDAY_WORDS.values(), *evaluation.CONCEPT_WORDS.values()))
+
+
+def test_a_missing_photo_package_is_named_with_its_install_command(monkeypatch, tmp_path):
+    import importlib.util
+
+    from cnnwidgets.index import evaluation
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps foolbox==3\.3\.4"):
+        evaluation.everyday_word_set(tmp_path / "set")
+    monkeypatch.setattr(evaluation, "_DEBIAN_FOLDERS", {"opencv-doc": str(tmp_path / "none")})
+    with pytest.raises(FileNotFoundError, match="apt-get install opencv-doc"):
+        evaluation._source_file("opencv-doc", "messi5.jpg")
