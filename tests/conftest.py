@@ -1,3 +1,4 @@
+import atexit
 import contextlib
 import os
 import secrets
@@ -12,8 +13,11 @@ import pytest
 
 # Tests compute on the CPU unless CNNWIDGETS_DEVICE says otherwise, with few threads on small machines.
 os.environ.setdefault("CNNWIDGETS_DEVICE", "cpu")
-# ONNX exports go to a folder of this test session, never to the user's cache.
-os.environ.setdefault("CNNWIDGETS_CACHE_DIR", tempfile.mkdtemp(prefix="cnnwidgets-test-cache-"))
+# ONNX exports go to a folder of this test session, never to the user's cache; the session removes it at exit
+# (pytest-xdist's workers inherit it from the process that made it).
+if "CNNWIDGETS_CACHE_DIR" not in os.environ:
+    os.environ["CNNWIDGETS_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnwidgets-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CNNWIDGETS_CACHE_DIR"], ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
