@@ -17,11 +17,6 @@ from cnnwidgets.engine.models.runtime import fold_bn
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return M.create_model("efficientnet_lite0", device="cpu")
-
-
 @pytest.fixture
 def no_network(monkeypatch):
     def refuse(*args, **kwargs):

@@ -19,11 +19,6 @@ pytest.importorskip("onnxruntime")
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "horse", "camera")
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return M.create_model("efficientnet_lite0", device="cpu")
-
-
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """An empty export folder and no sessions in memory."""

@@ -176,11 +176,6 @@ def _variants(img, n, seed):
     return out
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return models.create_model("efficientnet_lite0", device="cpu")
-
-
 def test_transfer_learn_on_a_folder(tmp_path, lite0):
     for cls, name in (("cat", "chelsea"), ("cup", "coffee"), ("rocket", "rocket")):
         (tmp_path / cls).mkdir()
