@@ -148,7 +148,8 @@ class ImageIndex:
             Where the images are described (see :meth:`add` and :mod:`cnnwidgets.index.executors`).
         precision : {"fp32", "int8", "bf16", "auto"}
             Of the CNN (:func:`cnnwidgets.engine.models.embed`): "int8" runs its checked int8 ONNX Runtime export
-            (:mod:`cnnwidgets.engine.models.quantize`). Recorded with the index: image queries use the same.
+            (:mod:`cnnwidgets.engine.models.quantize`); "auto" is decided once, on this machine (:attr:`precision`).
+            Recorded with the index: image queries and later additions use the same.
 
         Returns
         -------
@@ -239,6 +240,17 @@ class ImageIndex:
             self._model = describing_model(self.model_name)
         return self._model
 
+    @property
+    def precision(self) -> str:
+        """The CNN's precision for every image this index describes: ``"auto"`` is decided here, once (int8 where
+        :func:`~cnnwidgets.engine.models.runtime.prefers_int8`), and recorded, so that one index never mixes
+        fp32 and int8 vectors, whatever the CPUs of the processes (or Ray workers) that describe its images."""
+        if self.options["precision"] == "auto":
+            from ..engine.models.runtime import prefers_int8
+
+            self.options["precision"] = "int8" if prefers_int8(self.model) else "fp32"
+        return self.options["precision"]
+
     def describe_images(self, images: list, *, descriptors=None, with_tags: bool = True) -> tuple[dict, list]:
         """Descriptor vectors (dict name → float32 N×D) and top-5 tags for a list of loaded images.
 
@@ -252,7 +264,7 @@ class ImageIndex:
             color_bins=self.options["color_bins"],
             vocabularies=self.vocabularies,
             with_tags=with_tags,
-            precision=self.options["precision"],
+            precision=self.precision,
         )
 
     # ------------------------------------------------------------------ growing and shrinking
@@ -302,7 +314,7 @@ class ImageIndex:
             model=self.model_name,
             color_bins=self.options["color_bins"],
             vocabularies=self.vocabularies,
-            precision=self.options["precision"],
+            precision=self.precision,
         )
 
     def _stored_sha1(self, path: str) -> str | None:

@@ -149,3 +149,22 @@ def test_an_int8_index_records_its_precision_and_queries_with_it(cache, image_fo
         assert 0.9 < float(ours @ theirs) < 0.99999  # int8, near fp32
     with pytest.raises(ValueError, match="precision='int4'"):
         ImageIndex(precision="int4")
+
+
+@pytest.mark.parametrize("faster", [True, False])
+def test_auto_is_decided_once_for_the_whole_index(cache, image_folder, tmp_path, monkeypatch, faster):
+    """Workers never decide "auto" themselves: the index records int8 or fp32 before it describes any image."""
+    from cnnwidgets.index import ImageIndex, executors
+
+    root, _ = image_folder(samples=("chelsea", "coffee"), distortions=("original", "rot90"))
+    asked = []
+    monkeypatch.setattr(B, "prefers_int8", lambda model, backend="auto": asked.append(model) or faster)
+    sent = []
+    real = executors.IndexBatch.__init__
+    monkeypatch.setattr(
+        executors.IndexBatch, "__init__", lambda self, **kw: sent.append(kw["precision"]) or real(self, **kw)
+    )
+    index = ImageIndex.build(root, descriptors=("cnn",), progress=False, precision="auto", path=tmp_path / "idx")
+    want = "int8" if faster else "fp32"
+    assert index.options["precision"] == want and len(asked) == 1 and set(sent) == {want}
+    assert ImageIndex.load(tmp_path / "idx").options["precision"] == want
