@@ -301,7 +301,7 @@ def _int8(fp32: OnnxModel, cfg: dict):
         private_dir("onnx")
         found = quantize.int8_of(fp32, cfg, cache_dir() / "onnx")
     except quantize.Int8Refused as exc:
-        log.warning("%s: int8 refused: %s", fp32.path.name, exc)
+        log.info("%s: int8 refused: %s", fp32.path.name, exc)  # precision="int8" raises it; "auto" takes fp32
         return exc
     except OSError as exc:  # a read-only home or a full disk
         return quantize.Int8Refused(f"int8 export not saved ({first_line(exc)})")
