@@ -303,6 +303,26 @@ show(words.search(text="vehicle", k=6), "text: 'vehicle'")
         ),
         (
             "md",
+            """**Words with no class.** "kitchen" names no ImageNet class and no hypernym of one. What a class *is*
+comes from its WordNet gloss (*toaster*: "a kitchen appliance (usually electric) for toasting bread"): a tag's
+`semantic` score is the mean of the query's MiniLM cosines with its label and with its gloss. One made-up image
+per ImageNet class, each tagged with its own label:""",
+        ),
+        (
+            "code",
+            """
+every_class = ImageIndex.from_vectors([f"/made/up/{n}.jpg" for n in range(len(names))],
+                                      {"cnn": np.eye(len(names), 32, dtype=np.float32)},
+                                      tags=[[(label, 0.9)] for label in names])
+for hit in every_class.search(text="kitchen", k=6):
+    label = hit.tags[0][0]
+    print(f"{label:15s} {hit.scores['semantic']:.2f}  {every_class.hierarchy.gloss(label)}")
+top = {h.tags[0][0] for h in every_class.search(text="kitchen", k=10)}
+assert top & {"toaster", "microwave", "dishwasher", "stove"}
+""",
+        ),
+        (
+            "md",
             """
 ## Re-ranking: query expansion, diffusion, k-reciprocal
 `search(image=..., rerank=...)` re-ranks with the stored vectors: `"qe"` adds the query's 5 nearest neighbours
