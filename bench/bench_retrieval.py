@@ -25,7 +25,8 @@ Cases (one JSON line each):
   (:data:`~cnnwidgets.index.evaluation.EVERYDAY_WORDS`) and each concept word with no class
   (:data:`~cnnwidgets.index.evaluation.CONCEPT_WORDS`) as text queries, with glosses and hierarchy, without
   glosses, and without either; the same for places and activities over one row per ImageNet class
-  (:data:`~cnnwidgets.index.evaluation.CONCEPT_CLASSES`) and for the class-word set; the first text query after
+  (:data:`~cnnwidgets.index.evaluation.CONCEPT_CLASSES`) and for the class-word set; image search on the held-out
+  images (leave-one-out mAP, "cnn" and k-reciprocal); the first text query after
   ``ImageIndex.load`` (median of 7 loads). Needs ``pip install --no-deps foolbox==3.3.4`` and
   ``apt-get install opencv-doc``.
 * rerank: leave-one-out precision@10 and mAP of the image modes on the distortion set and the class-word set,
@@ -325,6 +326,17 @@ def everyday(work: Path):
     for name, queries in (("everyday words", EVERYDAY_WORDS), ("concept words", CONCEPT_WORDS)):
         for scorer, table in _word_table(index, groups, queries).items():
             emit({"case": "everyday", "set": name, "images": len(index), "text": scorer, **table})
+
+    from cnnwidgets.index import evaluate
+
+    image = evaluate(index, labels, modes=["cnn"], rerank=["kreciprocal"])
+    emit(
+        {
+            "case": "everyday",
+            "set": "image search, leave-one-out (relevant: the views of the same photo)",
+            **{mode: {k: round(v, 3) for k, v in r.items() if k != "queries"} for mode, r in image.items()},
+        }
+    )
 
     classes = list(default_hierarchy().labels)
     rows = ImageIndex.from_vectors(
