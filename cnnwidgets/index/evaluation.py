@@ -237,9 +237,8 @@ _DATA_FOLDERS = {
     "matplotlib": "mpl-data/sample_data",
     "foolbox": "data",
 }
-
-
 _DEBIAN_FOLDERS = {"opencv-doc": "/usr/share/doc/opencv-doc/examples/data"}
+_PIP_INSTALL = {"foolbox": "--no-deps foolbox==3.3.4"}  # only its data files are read
 
 
 def _source_file(package: str, name: str) -> Path:
@@ -253,8 +252,8 @@ def _source_file(package: str, name: str) -> Path:
         return path
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        pin = " --no-deps foolbox==3.3.4" if package == "foolbox" else f" {package}"
-        raise FileNotFoundError(f"the photo {name} ships with {package}, which is not installed: pip install{pin}")
+        install = _PIP_INSTALL.get(package, package)
+        raise FileNotFoundError(f"the photo {name} ships with {package}, which is not installed: pip install {install}")
     return Path(list(spec.submodule_search_locations)[0]) / _DATA_FOLDERS[package] / name
 
 

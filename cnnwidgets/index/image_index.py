@@ -479,8 +479,8 @@ class ImageIndex:
 
         ``keyword`` part: BM25 divided by its maximum over the index (0 when no word matches). ``semantic`` part:
         the highest cosine similarity between the query's MiniLM embedding and the image's caption or any of its
-        top-5 predicted labels (for a label, the mean of its cosine and its WordNet gloss's). ``hierarchy`` part: for the query's words that name WordNet synsets ("dog",
-        "bird", "vehicle"), the summed probability of the image's tags whose classes lie below them (0 for every
+        top-5 predicted labels (for a label, the mean of its cosine and its WordNet gloss's). ``hierarchy`` part:
+        for the query's words that name WordNet synsets ("dog", "bird", "vehicle"), the summed probability of the image's tags whose classes lie below them (0 for every
         image when no word names one). Result: ``w_keyword * keyword + w_semantic * semantic + w_hierarchy *
         hierarchy`` (default weights 0.5 each, :data:`TEXT_WEIGHTS`).
 

@@ -98,7 +98,8 @@ HIERARCHY = "hierarchy.json.gz"
 
 
 def _save_text_data(index, gen: Path) -> dict:
-    """Write the class hierarchy and the MiniLM embeddings of every tag label, its gloss and caption; their manifest entries.
+    """Write the class hierarchy and the MiniLM embeddings of every tag label, its gloss and every caption; their
+    manifest entries.
 
     The embeddings are left out when the MiniLM package is not installed (they are then computed at the first
     text query, as for an index of format 1).
@@ -107,9 +108,11 @@ def _save_text_data(index, gen: Path) -> dict:
 
     (gen / HIERARCHY).write_bytes(index.hierarchy.to_bytes())
     extra = {"hierarchy": {"file": HIERARCHY, "classes": len(index.hierarchy)}}
-    labels = {t for r in index.rows for t, _ in r.tags}
-    glosses = {index.hierarchy.gloss(t) or t for t in labels}
-    texts = sorted(labels | glosses | {r.caption for r in index.rows if r.caption})
+    from .search import gloss_texts
+
+    labels = sorted({t for r in index.rows for t, _ in r.tags})
+    glosses = gloss_texts(labels, index.hierarchy)
+    texts = sorted({*labels, *glosses} | {r.caption for r in index.rows if r.caption})
     try:
         stored = index.text_vectors.subset(texts)
     except ImportError:

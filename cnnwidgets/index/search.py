@@ -149,6 +149,13 @@ class TextVectors:
         return TextVectors(texts, self.get(texts))
 
 
+def gloss_texts(labels, hierarchy) -> list[str]:
+    """What is embedded for each tag label's gloss: WordNet's definition (:meth:`ClassHierarchy.gloss`), or the
+    label itself when it has none (no hierarchy, an unknown label, a hierarchy saved without glosses)."""
+    glosses = [hierarchy.gloss(label) if hierarchy is not None else None for label in labels]
+    return [g or label for g, label in zip(glosses, labels)]
+
+
 _MODIFIER = ""
 """The BM25 term of a tag label's modifier word: it counts in the document's length, and no query word is it."""
 
@@ -204,8 +211,7 @@ class TextScorer:
         for r, tg in enumerate(self.tags):
             self.tag_label[r, : len(tg)] = [self.labels[t] for t, _ in tg]
         self.label_vecs = text_vectors.get(labels)
-        glosses = [hierarchy.gloss(label) if hierarchy is not None else None for label in labels]
-        self.gloss_vecs = text_vectors.get([g or label for g, label in zip(glosses, labels)])
+        self.gloss_vecs = text_vectors.get(gloss_texts(labels, hierarchy))
         self.cap_rows = np.array(cap_rows, np.int64)
         self.cap_vecs = text_vectors.get([rows[n].caption for n in cap_rows])
         self.hierarchy = hierarchy
