@@ -57,9 +57,20 @@ def test_searches_of_an_old_index(old, expected):
     for mode, want in expected["hits"].items():
         _same_hits(index.search(image=q, mode=mode, k=5), want)
     # the text score gained the hierarchy part (format 2) and glosses in its semantic part: the old text search
-    # ranks the same images, with other scores
+    # ranks the same images; without both, it scores them as before
     old_text = index.search(text="coffee", k=3, weights={"hierarchy": 0.0})
     _same_hits(old_text, expected["text_hits"], same_scores=False)
+    from cnnwidgets.index.hierarchy import ClassHierarchy
+    from cnnwidgets.index.search import TextScorer
+
+    data = index.hierarchy.data
+    plain = ClassHierarchy({**data, "classes": [{k: v for k, v in c.items() if k != "gloss"} for c in data["classes"]]})
+    scores = TextScorer(index.rows, text_vectors=index.text_vectors, hierarchy=plain).scores(
+        "coffee", weights={"hierarchy": 0.0}
+    )
+    row = {r.path: n for n, r in enumerate(index.rows)}
+    want = expected["text_hits"]
+    assert [float(scores[row[w["path"]]]) for w in want] == [pytest.approx(w["score"], abs=1e-5) for w in want]
 
 
 def test_an_old_index_saves_back_the_same_files(old, tmp_path):
