@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 import stat
 import sys
 import tempfile
@@ -147,7 +148,9 @@ def connect(ray, address: str | None = None, *, num_cpus: int | None = None):
     failure = None
     with _stderr_kept() as kept:
         try:
-            ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+            failure = _token_refused(address)
+            if failure is None:
+                ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
         except Exception as exc:
             failure = exc
     if failure is not None:  # what Ray printed is in kept.text once the block has ended
@@ -157,8 +160,33 @@ def connect(ray, address: str | None = None, *, num_cpus: int | None = None):
     return ray
 
 
+def _token_refused(address: str) -> BaseException | None:
+    """Ask the cluster's GCS once whether it takes this process's token, before ``ray.init`` (which retries a
+    refused token for about 20 s): Ray's ``AuthenticationError`` when it refuses it, else None. Only a
+    ``host:port`` address that accepts a TCP connection within a second is asked; anything else is left to
+    ``ray.init``."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host:
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+            pass
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except (OSError, ValueError, ImportError):
+        return None
+    try:
+        GcsClient(address=address)
+    except AuthenticationError as exc:
+        return exc
+    except Exception:  # anything else: ray.init tries again and says what went wrong
+        return None
+    return None
+
+
 def _refusal(address: str, exc: BaseException, said: str) -> str:
     """The one-line reason a connection to ``address`` failed, from the exception and what Ray printed."""
+    said = f"{said}\n{exc}"
     if "InvalidAuthToken" in said or "Unauthenticated" in said:
         if token_available():
             return f"the Ray cluster at {address} refused this process's token: {TOKEN_FIX}"
