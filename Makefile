@@ -37,9 +37,12 @@ $(VENV)/.stamp-labext: $(LABEXT_SRC) $(VENV)/.stamp-install
 	$(VENV)/bin/jupyter labextension list 2>&1 | grep -E "cnnwidgets .*enabled.*OK"
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
+# The test set-up installs torch and the package with its test extras in one editable build (a second one costs
+# 16 s), and so also stands for the plain install.
+$(VENV)/.stamp-test: pyproject.toml | $(PY)
+	$(PIP) install --quiet $(TORCH)
 	$(PIP) install --quiet -e ".[test,ray]"
-	touch $@
+	touch $(VENV)/.stamp-install $@
 
 # JupyterHub's proxy for tests/browser/test_jupyterhub.py, from the npm registry like the extension's build tools.
 CHP_VERSION := 5.3.0
