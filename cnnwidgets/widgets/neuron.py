@@ -133,11 +133,9 @@ class NeuronPlayground(WidgetBase):
     lr = _slider(0.05, 0.005, 0.5, 0.005, feeds=neurons.train_mlp)
     running = T.Bool(False)
 
-    _NEURON_TRAITS = ("dataset", "points", "noise", "seed", "w1", "w2", "bias", "activation")
-    _MLP_TRAITS = ("layers", "units", "mlp_activation", "epochs", "lr")
-
     def __init__(self, **kwargs):
         self._history = None
+        self._pictured = None  # the data and neuron calls the pictures show
         self._trainer = None
         c = self.make_controls()
         c["dataset"].add_class("cnnw-neuron-data")
@@ -176,8 +174,7 @@ class NeuronPlayground(WidgetBase):
         super().__init__([top, W.HBox([neuron_box, mlp_box])], show_code=True)
         self.add_class("cnnw-neuron-playground")
         self.set_traits_from(kwargs)
-        self.observe(self.request_update, names=list(self._NEURON_TRAITS))
-        self.observe(self._mlp_settings_changed, names=list(self._MLP_TRAITS))
+        self.observe(self._parameter_changed, names=self.parameters())
         self.request_update()
 
     # ----------------------------------------------------------------- engine calls
@@ -209,8 +206,13 @@ class NeuronPlayground(WidgetBase):
     def _update_code(self):
         self.code = self.recipe().code(result=False)
 
-    def _mlp_settings_changed(self, change=None):
-        self._update_code()
+    def _parameter_changed(self, change=None):
+        """Redraw when the data's or the neuron's call changed; a parameter that reaches only the MLP's training
+        changes the code, and the pictures stay."""
+        if (self.data_call(), self.neuron_call()) != self._pictured:
+            self.request_update()
+        else:
+            self._update_code()
 
     # ----------------------------------------------------------------- the neuron
     def _render(self):
@@ -223,13 +225,11 @@ class NeuronPlayground(WidgetBase):
         title = f"accuracy {out.accuracy:.2f} — a = f(w·x + b)"
         self.neuron_panel.image.value = figure_png(boundary_figure(surface, extent, data, title=title, boundary=level))
         self.formula.value = self._formula_html(data, out)
-        history = self._history if self._history is not None and self._history[0] == self._data_key() else None
+        history = self._history if self._history is not None and self._history[0] == self.data_call() else None
+        self._pictured = (self.data_call(), self.neuron_call())
         self._data = data
         self._update_code()
         self.result = {"data": data, "neuron": out, "history": None if history is None else history[1]}
-
-    def _data_key(self):
-        return (self.dataset, int(self.points), float(self.noise), int(self.seed))
 
     def _formula_html(self, data, out) -> str:
         w1, w2, b = float(self.w1), float(self.w2), float(self.bias)
@@ -267,7 +267,8 @@ class NeuronPlayground(WidgetBase):
     def _train(self):
         try:
             self.wait()
-            key, data = self._data_key(), self.data_call().apply(None)
+            key = self.data_call()
+            data = key.apply(None)
             call = self.mlp_call()
             grid, extent = neurons.grid_points(data, resolution=_GRID)
             losses, last_draw = [], [0.0]
@@ -305,7 +306,7 @@ class NeuronPlayground(WidgetBase):
                 + f": {len(history.losses)} epochs in {history.seconds:.1f} s, accuracy {history.accuracy:.3f}"
             )
             result = dict(self.result or {})
-            if key == self._data_key():
+            if key == self.data_call():
                 result["history"] = history
             self.result = result
         except Exception as exc:  # shown to the user; the widget keeps working

@@ -53,6 +53,17 @@ def test_start_trains_the_mlp_on_xor(w):
     assert w.result["neuron"].accuracy < 0.8
 
 
+def test_mlp_settings_change_the_code_and_not_the_pictures(w):
+    redrawn = []
+    w.observe(redrawn.append, names="result")
+    before = w.neuron_panel.image.value
+    w.lr, w.units, w.layers, w.epochs, w.mlp_activation = 0.1, 5, 2, 40, "relu"
+    assert redrawn == [] and w.neuron_panel.image.value is before
+    assert "hidden=[5, 5]" in w.code and "epochs=40" in w.code and "lr=0.1," in w.code and "'relu'" in w.code
+    w.w2 = -2.0
+    assert len(redrawn) == 1 and w.neuron_panel.image.value != before and "weights=[1.0, -2.0]" in w.code
+
+
 def test_changing_data_drops_the_old_history_and_errors_show(w):
     w.epochs = 20
     w.start()
