@@ -8,7 +8,6 @@ import pytest
 from cnnwidgets.datasets import sample
 from cnnwidgets.engine import layers as L
 from cnnwidgets.engine import models as M
-from cnnwidgets.io import load_image
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,7 @@ def test_code_reproduces_the_view(widget):
     w.per_map = True
 
 
-def test_new_image_and_errors_in_status(widget, counted):
+def test_new_image_and_errors_in_status(widget, counted, drop):
     w = widget
     w.image = "coffee"
     w.wait()
@@ -108,7 +107,7 @@ def test_new_image_and_errors_in_status(widget, counted):
     w.model = "efficientnet_lite0"
     w.wait()
     assert w.status.startswith("efficientnet_lite0")
-    w._uploaded(load_image(sample("camera")))
+    drop(w, sample("camera"), "camera.png")
     w.wait()
     assert w.result["cam"].image.shape == (224, 224, 3)
     w.image = b"not an image"
