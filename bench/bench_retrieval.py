@@ -46,8 +46,9 @@ Cases (one JSON line each):
 * int8: the CPU's int8 flags; efficientnet_lite0's fp32 and int8 ONNX Runtime sessions on batches of 8 and 32
   class-word photos (median of 7 interleaved runs each); the first-use cost of the int8 model (quantization and
   check, in an empty folder); on the class-word set, top-1 label agreement, top-10 neighbour overlap and
-  precision@10 of fp32 and int8 embeddings; top-1 agreement on the held-out photos of the everyday case; and ``ImageIndex.build`` of ``--images`` (1,000) photos with fp32 and
-  with int8 (2 interleaved builds each, the faster kept; images per second).
+  precision@10 of fp32 and int8 embeddings; top-1 agreement on the held-out photos of the everyday case; and
+  ``ImageIndex.build`` of ``--images`` (1,000) photos with fp32 and with int8 (2 interleaved builds each, the
+  faster kept; images per second).
 
 Usage: ``python bench/bench_retrieval.py [--cases quality,throughput,memory,hierarchy,everyday,rerank,latency,descriptors,int8]
 [--images 1000] [--memory-n 100000] [--descriptor-images 32]``. On a shared machine, ``OMP_NUM_THREADS=1`` keeps OpenBLAS's threads
@@ -267,24 +268,16 @@ def hierarchy(work: Path):
             emit({"case": "hierarchy", "text": name, "tag_depth": depth, **_text_quality(cut, labels, weights=weights)})
 
 
-def _without_glosses(hierarchy):
-    """The same hierarchy with no glosses: text search as it was before glosses."""
-    from cnnwidgets.index.hierarchy import ClassHierarchy
-
-    classes = [{k: v for k, v in c.items() if k != "gloss"} for c in hierarchy.data["classes"]]
-    return ClassHierarchy({**hierarchy.data, "classes": classes})
-
-
 def _word_table(index, groups, queries: dict) -> dict:
     """Precision@10 and AP of each query word (``{word: groups it should find}``) under three text scorers.
 
     ``now``: glosses and hierarchy; ``no glosses``: the hierarchy without glosses; ``neither``: that, with the
-    hierarchy part off (the text search before issue 24's predecessors).
+    hierarchy part off (text search before the hierarchy).
     """
     from cnnwidgets.index.evaluation import average_precision
     from cnnwidgets.index.search import TextScorer
 
-    plain = _without_glosses(index.hierarchy)
+    plain = index.hierarchy.without_glosses()
     scorers = {
         "now": (TextScorer(index.rows, text_vectors=index.text_vectors, hierarchy=index.hierarchy), None),
         "no glosses": (TextScorer(index.rows, text_vectors=index.text_vectors, hierarchy=plain), None),
@@ -309,7 +302,7 @@ def _word_table(index, groups, queries: dict) -> dict:
 
 def everyday(work: Path):
     from cnnwidgets.engine.text import embed_text
-    from cnnwidgets.index import ImageIndex
+    from cnnwidgets.index import ImageIndex, evaluate
     from cnnwidgets.index.evaluation import (
         CLASS_WORD_SOURCES,
         CONCEPT_CLASSES,
@@ -326,8 +319,6 @@ def everyday(work: Path):
     for name, queries in (("everyday words", EVERYDAY_WORDS), ("concept words", CONCEPT_WORDS)):
         for scorer, table in _word_table(index, groups, queries).items():
             emit({"case": "everyday", "set": name, "images": len(index), "text": scorer, **table})
-
-    from cnnwidgets.index import evaluate
 
     image = evaluate(index, labels, modes=["cnn"], rerank=["kreciprocal"])
     emit(

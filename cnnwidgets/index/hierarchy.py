@@ -210,6 +210,12 @@ class ClassHierarchy:
         n = self.class_of.get(label)
         return None if n is None else self.data["classes"][n].get("gloss")
 
+    def without_glosses(self) -> ClassHierarchy:
+        """The same hierarchy without glosses: what an index saved before them holds, and how text search scored
+        then (a tag's semantic part is its label's cosine alone)."""
+        classes = [{k: v for k, v in c.items() if k != "gloss"} for c in self.data["classes"]]
+        return ClassHierarchy({**self.data, "classes": classes})
+
     def hypernyms(self, label: str) -> list[str]:
         """WordNet IDs of every hypernym of class ``label`` up to the root, nearest first; ``[]`` for unknown labels."""
         n = self.class_of.get(label)

@@ -251,9 +251,8 @@ def test_a_word_with_no_class_meets_tags_through_their_glosses(hierarchy):
     index = ImageIndex.from_vectors(
         [f"/p/{n}.png" for n in range(len(labels))], {"cnn": x}, tags=[[(t, 0.9)] for t in labels]
     )
-    plain = ClassHierarchy(
-        {**hierarchy.data, "classes": [{k: v for k, v in c.items() if k != "gloss"} for c in hierarchy.data["classes"]]}
-    )
+    plain = hierarchy.without_glosses()
+    assert plain.gloss("beaker") is None and plain.labels == hierarchy.labels and plain.synsets == hierarchy.synsets
     without = TextScorer(index.rows, hierarchy=plain)
     for word, label in (("chemistry", "beaker"), ("music", "drum")):
         assert not hierarchy.senses(word) or not index.text_scorer.hierarchy_scores(word)[0].any()

@@ -60,11 +60,9 @@ def test_searches_of_an_old_index(old, expected):
     # ranks the same images; without both, it scores them as before
     old_text = index.search(text="coffee", k=3, weights={"hierarchy": 0.0})
     _same_hits(old_text, expected["text_hits"], same_scores=False)
-    from cnnwidgets.index.hierarchy import ClassHierarchy
     from cnnwidgets.index.search import TextScorer
 
-    data = index.hierarchy.data
-    plain = ClassHierarchy({**data, "classes": [{k: v for k, v in c.items() if k != "gloss"} for c in data["classes"]]})
+    plain = index.hierarchy.without_glosses()
     scores = TextScorer(index.rows, text_vectors=index.text_vectors, hierarchy=plain).scores(
         "coffee", weights={"hierarchy": 0.0}
     )
